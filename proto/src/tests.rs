@@ -1,0 +1,262 @@
+//! Round-trip and shape-pinning tests for the wire contract.
+
+use super::*;
+use chrono::TimeZone;
+use proptest::prelude::*;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+fn t(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, h, m, 0).unwrap()
+}
+
+fn roundtrip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
+    let text = serde_json::to_string(value).unwrap();
+    let back: T = serde_json::from_str(&text).unwrap();
+    assert_eq!(&back, value, "round trip changed the value: {text}");
+}
+
+fn sample_report() -> BackupReport {
+    BackupReport {
+        backup: Some("20261126T030012Z-w1".into()),
+        artifacts: vec![Artifact {
+            engine: "sqlite".into(),
+            path: "sqlite/tracker.db.zst".into(),
+            size_bytes: 4096,
+            sha256: "ab".repeat(32),
+        }],
+        durations_secs: BTreeMap::from([("snapshot".into(), 0.5), ("total".into(), 2.0)]),
+        error: None,
+    }
+}
+
+fn sample_status() -> StatusResponse {
+    StatusResponse {
+        protocol_version: PROTOCOL_VERSION,
+        instance_id: "i-1".into(),
+        state: State::Claimed,
+        window_id: Some(WindowId::new("w-1")),
+        version: 9,
+        announce_policy: AnnouncePolicy::DeferWrites,
+        current_window: Some(WindowSpan {
+            start: t(3, 0),
+            end: t(3, 5),
+        }),
+        next_window: None,
+        lease_expires_at: Some(t(3, 1)),
+        released_window: Some(ReleasedWindow {
+            window_id: WindowId::new("w-0"),
+            lease_expires_at: t(3, 1),
+        }),
+        last_outcomes: vec![WindowOutcome {
+            window_id: WindowId::new("w-0"),
+            outcome: Outcome::Completed,
+            opened_at: t(2, 0),
+            ended_at: t(2, 1),
+            quiesced_secs: 1.5,
+            reason: None,
+            report: Some(sample_report()),
+        }],
+    }
+}
+
+#[test]
+fn every_body_round_trips() {
+    roundtrip(&sample_status());
+    roundtrip(&ClaimRequest {
+        window_id: WindowId::new("w"),
+        sidecar_id: "s".into(),
+    });
+    roundtrip(&WindowRequest {
+        window_id: WindowId::new("w"),
+    });
+    roundtrip(&LeaseResponse {
+        window_id: WindowId::new("w"),
+        lease_ttl_secs: 30.0,
+        lease_expires_at: t(3, 0),
+        window_end: t(3, 5),
+    });
+    roundtrip(&Ack {
+        window_id: WindowId::new("w"),
+        state: State::Resuming,
+    });
+    roundtrip(&CompleteRequest {
+        window_id: WindowId::new("w"),
+        report: sample_report(),
+    });
+    roundtrip(&CompleteResponse {
+        window_id: WindowId::new("w"),
+        outcome: Outcome::Failed,
+    });
+    roundtrip(&OpenWindowRequest { duration_secs: 60 });
+    roundtrip(&OpenWindowResponse {
+        window_id: WindowId::new("w"),
+        window: WindowSpan {
+            start: t(1, 0),
+            end: t(1, 1),
+        },
+    });
+    roundtrip(&AbortRequest {
+        window_id: None,
+        reason: Some("operator".into()),
+    });
+    roundtrip(&HealthResponse {
+        status: "ok".into(),
+        state: State::Idle,
+    });
+    roundtrip(&ErrorBody::new(ErrorCode::AlreadyClaimed, "x"));
+    roundtrip(&ReadinessDocument::not_ready("i", State::Idle, t(0, 0)));
+}
+
+#[test]
+fn enums_use_their_documented_names() {
+    let states = [
+        (State::Idle, "idle"),
+        (State::Draining, "draining"),
+        (State::Quiescing, "quiescing"),
+        (State::Ready, "ready"),
+        (State::Claimed, "claimed"),
+        (State::Resuming, "resuming"),
+    ];
+    for (state, name) in states {
+        assert_eq!(serde_json::to_value(state).unwrap(), json!(name));
+        assert_eq!(state.as_str(), name);
+    }
+    let outcomes = [
+        (Outcome::Completed, "completed"),
+        (Outcome::Failed, "failed"),
+        (Outcome::Expired, "expired"),
+        (Outcome::Aborted, "aborted"),
+    ];
+    for (outcome, name) in outcomes {
+        assert_eq!(serde_json::to_value(outcome).unwrap(), json!(name));
+        assert_eq!(outcome.as_str(), name);
+    }
+    for code in [
+        ErrorCode::Unauthorized,
+        ErrorCode::StaleWindow,
+        ErrorCode::WrongState,
+        ErrorCode::AlreadyClaimed,
+        ErrorCode::WindowBusy,
+        ErrorCode::InvalidRequest,
+        ErrorCode::Internal,
+    ] {
+        assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+    }
+    assert_eq!(
+        serde_json::to_value(AnnouncePolicy::DeferWrites).unwrap(),
+        json!("defer-writes")
+    );
+    assert_eq!(
+        serde_json::to_value(AnnouncePolicy::Reject).unwrap(),
+        json!("reject")
+    );
+}
+
+/// Pins the exact JSON shape of the status body: a renamed or dropped field
+/// breaks every deployed sidecar, so it must break this test first.
+#[test]
+fn status_json_shape_is_pinned() {
+    let value = serde_json::to_value(sample_status()).unwrap();
+    let expected = json!({
+        "protocol_version": 1,
+        "instance_id": "i-1",
+        "state": "claimed",
+        "window_id": "w-1",
+        "version": 9,
+        "announce_policy": "defer-writes",
+        "current_window": {"start": "2026-11-26T03:00:00Z", "end": "2026-11-26T03:05:00Z"},
+        "next_window": null,
+        "lease_expires_at": "2026-11-26T03:01:00Z",
+        "released_window": {"window_id": "w-0", "lease_expires_at": "2026-11-26T03:01:00Z"},
+        "last_outcomes": [{
+            "window_id": "w-0",
+            "outcome": "completed",
+            "opened_at": "2026-11-26T02:00:00Z",
+            "ended_at": "2026-11-26T02:01:00Z",
+            "quiesced_secs": 1.5,
+            "reason": null,
+            "report": {
+                "backup": "20261126T030012Z-w1",
+                "artifacts": [{
+                    "engine": "sqlite",
+                    "path": "sqlite/tracker.db.zst",
+                    "size_bytes": 4096,
+                    "sha256": "ab".repeat(32)
+                }],
+                "durations_secs": {"snapshot": 0.5, "total": 2.0},
+                "error": null
+            }
+        }]
+    });
+    assert_eq!(value, expected);
+}
+
+#[test]
+fn readiness_and_small_bodies_shapes_are_pinned() {
+    let doc = ReadinessDocument {
+        protocol_version: 1,
+        instance_id: "i".into(),
+        state: State::Ready,
+        ready: true,
+        window_id: Some(WindowId::new("w")),
+        window_end: Some(t(3, 5)),
+        written_at: t(3, 0),
+        pid: 42,
+    };
+    assert_eq!(
+        serde_json::to_value(&doc).unwrap(),
+        json!({"protocol_version":1,"instance_id":"i","state":"ready","ready":true,
+               "window_id":"w","window_end":"2026-11-26T03:05:00Z",
+               "written_at":"2026-11-26T03:00:00Z","pid":42})
+    );
+    assert_eq!(
+        serde_json::to_value(ClaimRequest {
+            window_id: WindowId::new("w"),
+            sidecar_id: "s".into()
+        })
+        .unwrap(),
+        json!({"window_id":"w","sidecar_id":"s"})
+    );
+    assert_eq!(
+        serde_json::to_value(ErrorBody::new(ErrorCode::Unauthorized, "m")).unwrap(),
+        json!({"code":"unauthorized","message":"m"})
+    );
+    assert_eq!(
+        serde_json::to_value(OpenWindowRequest { duration_secs: 5 }).unwrap(),
+        json!({"duration_secs":5})
+    );
+}
+
+#[test]
+fn abort_body_fields_are_optional() {
+    let body: AbortRequest = serde_json::from_str("{}").unwrap();
+    assert_eq!(body, AbortRequest::default());
+}
+
+#[test]
+fn unknown_state_is_rejected() {
+    assert!(serde_json::from_str::<State>("\"sleeping\"").is_err());
+}
+
+proptest! {
+    #[test]
+    fn reports_round_trip(
+        engine in "[a-z]{1,8}",
+        size in any::<u64>(),
+        secs in 0.0f64..1.0e6,
+        error in proptest::option::of(".{0,40}"),
+        id in "[ -~]{1,40}",
+    ) {
+        let report = BackupReport {
+            backup: Some(id.clone()),
+            artifacts: vec![Artifact { engine, path: "p".into(), size_bytes: size, sha256: "0".repeat(64) }],
+            durations_secs: BTreeMap::from([("total".to_string(), secs)]),
+            error,
+        };
+        let req = CompleteRequest { window_id: WindowId::new(id), report };
+        let text = serde_json::to_string(&req).unwrap();
+        let back: CompleteRequest = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(back, req);
+    }
+}
