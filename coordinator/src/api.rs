@@ -1,0 +1,271 @@
+//! The HTTP API under `/maintenance/v1`, as an axum [`Router`] the tracker
+//! mounts in its own server or serves on the `[maintenance] bind` address.
+//!
+//! Reads (`status`, `health`, `metrics`) are open; every `POST` needs the
+//! bearer token. Every error is a JSON [`ErrorBody`] with a stable code.
+//! Handlers only call [`Machine`](crate::machine::Machine) transitions; the
+//! runner performs the effects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Query, State as AxumState};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{Duration as ChronoDuration, Utc};
+use maintenance_proto::{
+    AbortRequest, ClaimRequest, CompleteRequest, ErrorBody, ErrorCode, HealthResponse,
+    OpenWindowRequest, OpenWindowResponse, WindowRequest, WindowSpan, API_PREFIX,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use crate::machine::Rejection;
+use crate::shared::Shared;
+
+/// Longest a long-poll may wait.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+/// Longest ad hoc window.
+const MAX_ADHOC_SECS: u64 = 86_400;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .route("/status", get(status))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/claim", post(claim))
+        .route("/heartbeat", post(heartbeat))
+        .route("/release", post(release))
+        .route("/complete", post(complete))
+        .route("/windows", post(open_window))
+        .route("/abort", post(abort))
+        .fallback(not_found)
+        .with_state(shared);
+    Router::new().nest(API_PREFIX, api)
+}
+
+/// An error answer: status code plus JSON body.
+pub(crate) struct ApiError(StatusCode, ErrorBody);
+
+impl ApiError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status = match code {
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::StaleWindow
+            | ErrorCode::WrongState
+            | ErrorCode::AlreadyClaimed
+            | ErrorCode::WindowBusy => StatusCode::CONFLICT,
+            ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, ErrorBody::new(code, message))
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        ApiError::new(r.code, r.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+async fn not_found() -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("no such endpoint; see {API_PREFIX}/status"),
+        ),
+    )
+}
+
+/// Proof that the request carried the right bearer token.
+struct Authorized;
+
+impl FromRequestParts<Arc<Shared>> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = &shared.config.token else {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "this coordinator has no token configured, so it accepts no changes; set maintenance.token_file or MAINTENANCE_TOKEN",
+            ));
+        };
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        match presented {
+            Some(p) if token.matches(p) => Ok(Authorized),
+            Some(_) => {
+                warn!(path = %parts.uri.path(), "refused a request with a wrong bearer token");
+                Err(ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "wrong bearer token; use the token from maintenance.token / token_file",
+                ))
+            }
+            None => Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "missing `Authorization: Bearer <token>` header",
+            )),
+        }
+    }
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    /// Seconds to wait for a change.
+    wait: Option<f64>,
+    /// Return as soon as the version differs from this one.
+    since: Option<u64>,
+}
+
+async fn status(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("{e}; use ?wait=SECONDS&since=VERSION"),
+        )
+    })?;
+    if let Some(wait) = query.wait {
+        if !(wait.is_finite() && wait >= 0.0) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("wait={wait}: expected a number of seconds between 0 and 300"),
+            ));
+        }
+        let wait = Duration::from_secs_f64(wait).min(MAX_WAIT);
+        let mut changes = shared.changed.subscribe();
+        let since = query.since.unwrap_or_else(|| *changes.borrow_and_update());
+        let _ = tokio::time::timeout(wait, changes.wait_for(|v| *v != since)).await;
+    }
+    Ok(Json(shared.status()).into_response())
+}
+
+async fn health(AxumState(shared): AxumState<Arc<Shared>>) -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok".into(),
+        state: shared.read(|m| m.state()),
+    })
+}
+
+async fn metrics(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(&shared),
+    )
+        .into_response()
+}
+
+async fn claim(
+    _: Authorized,
+    AxumState(shared): AxumState<Arc<Shared>>,
+    body: Bytes,
+) -> ApiResult<maintenance_proto::LeaseResponse> {
+    let req: ClaimRequest = parse_body(&body)?;
+    let ttl = shared.config.lease_ttl;
+    let lease = shared.update(|m| m.claim(&req.window_id, &req.sidecar_id, Utc::now(), ttl))?;
+    info!(window_id = %req.window_id, sidecar = %req.sidecar_id, "window claimed");
+    Ok(Json(lease))
+}
+
+async fn heartbeat(
+    _: Authorized,
+    AxumState(shared): AxumState<Arc<Shared>>,
+    body: Bytes,
+) -> ApiResult<maintenance_proto::LeaseResponse> {
+    let req: WindowRequest = parse_body(&body)?;
+    let ttl = shared.config.lease_ttl;
+    Ok(Json(shared.update(|m| {
+        m.heartbeat(&req.window_id, Utc::now(), ttl)
+    })?))
+}
+
+async fn release(
+    _: Authorized,
+    AxumState(shared): AxumState<Arc<Shared>>,
+    body: Bytes,
+) -> ApiResult<maintenance_proto::Ack> {
+    let req: WindowRequest = parse_body(&body)?;
+    let ack = shared.update(|m| m.release(&req.window_id))?;
+    info!(window_id = %req.window_id, "snapshot taken: released, tracker resuming");
+    Ok(Json(ack))
+}
+
+async fn complete(
+    _: Authorized,
+    AxumState(shared): AxumState<Arc<Shared>>,
+    body: Bytes,
+) -> ApiResult<maintenance_proto::CompleteResponse> {
+    let req: CompleteRequest = parse_body(&body)?;
+    let done = shared.update(|m| m.complete(&req.window_id, req.report, Utc::now()))?;
+    info!(window_id = %req.window_id, outcome = %done.outcome, "sidecar completed the window");
+    Ok(Json(done))
+}
+
+async fn open_window(
+    _: Authorized,
+    AxumState(shared): AxumState<Arc<Shared>>,
+    body: Bytes,
+) -> ApiResult<OpenWindowResponse> {
+    let req: OpenWindowRequest = parse_body(&body)?;
+    if req.duration_secs == 0 || req.duration_secs > MAX_ADHOC_SECS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "duration_secs={}: expected 1..={MAX_ADHOC_SECS}",
+                req.duration_secs
+            ),
+        ));
+    }
+    let now = Utc::now();
+    let span = WindowSpan {
+        start: now,
+        end: now + ChronoDuration::seconds(req.duration_secs as i64),
+    };
+    let info = shared.update(|m| m.open(span, now))?;
+    info!(window_id = %info.window_id, duration_secs = req.duration_secs, "operator opened an ad hoc window");
+    Ok(Json(OpenWindowResponse {
+        window_id: info.window_id,
+        window: span,
+    }))
+}
+
+async fn abort(
+    _: Authorized,
+    AxumState(shared): AxumState<Arc<Shared>>,
+    body: Bytes,
+) -> ApiResult<maintenance_proto::Ack> {
+    let req: AbortRequest = if body.is_empty() {
+        AbortRequest::default()
+    } else {
+        parse_body(&body)?
+    };
+    let ack = shared.update(|m| m.abort(req.window_id.as_ref(), req.reason, Utc::now()))?;
+    info!(window_id = %ack.window_id, "operator aborted the window");
+    Ok(Json(ack))
+}

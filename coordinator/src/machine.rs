@@ -1,0 +1,694 @@
+//! The window state machine, in one place.
+//!
+//! ```text
+//! idle ──open──▶ draining ──drained──▶ quiescing ──hook ok──▶ ready
+//!   ▲                                                          │ claim
+//!   │                                                          ▼
+//!   └── resumed ◀── resuming ◀── complete / release / abort ◀── claimed
+//!                        ▲        lease lost / deadline
+//!                        └──────── (from any state: abort, deadline, failure)
+//! ```
+//!
+//! Every transition is a method here that takes the current time, checks
+//! its preconditions and either changes the state or returns a [`Rejection`]
+//! and changes nothing. The machine does no I/O: the runner performs the
+//! effects (gate, hooks, readiness file) and the HTTP API calls the methods
+//! for sidecar and operator requests.
+//!
+//! A window that was *released* (snapshot taken, tracker resumed) is kept as
+//! `released` until the sidecar completes it or its lease runs out, so every
+//! window still ends with exactly one recorded outcome.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use maintenance_proto::{
+    Ack, AnnouncePolicy, BackupReport, CompleteResponse, ErrorCode, LeaseResponse, Outcome,
+    ReleasedWindow, State, WindowId, WindowOutcome, WindowSpan,
+};
+
+use crate::hooks::WindowInfo;
+
+/// How many outcomes the status keeps.
+const OUTCOMES_KEPT: usize = 20;
+
+/// A refused request: the code and an explanation naming the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Stable error code.
+    pub code: ErrorCode,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+fn reject(code: ErrorCode, message: impl Into<String>) -> Rejection {
+    Rejection {
+        code,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Claim {
+    sidecar_id: String,
+    lease_expires_at: DateTime<Utc>,
+}
+
+/// How a window is ending, once decided.
+#[derive(Debug, Clone)]
+struct Ending {
+    outcome: Outcome,
+    reason: Option<String>,
+    report: Option<BackupReport>,
+}
+
+#[derive(Debug, Clone)]
+struct ActiveWindow {
+    info: WindowInfo,
+    opened_at: DateTime<Utc>,
+    claim: Option<Claim>,
+    /// The sidecar said its snapshot is taken.
+    released: bool,
+    ending: Option<Ending>,
+}
+
+#[derive(Debug, Clone)]
+struct Released {
+    window_id: WindowId,
+    opened_at: DateTime<Utc>,
+    quiesced_secs: f64,
+    claim: Claim,
+}
+
+/// What the runner must do next for the active window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Keep going with the current phase.
+    Continue,
+    /// Stop the phase and resume the tracker.
+    Resume,
+}
+
+/// The coordinator's state. See the module docs.
+#[derive(Debug)]
+pub(crate) struct Machine {
+    instance_id: String,
+    policy: AnnouncePolicy,
+    state: State,
+    active: Option<ActiveWindow>,
+    released: Option<Released>,
+    outcomes: VecDeque<WindowOutcome>,
+    version: u64,
+    windows_opened: u64,
+    /// Windows ended since start-up, by outcome (completed, failed, expired, aborted).
+    outcome_totals: [u64; 4],
+}
+
+impl Machine {
+    pub(crate) fn new(instance_id: String, policy: AnnouncePolicy) -> Self {
+        Machine {
+            instance_id,
+            policy,
+            state: State::Idle,
+            active: None,
+            released: None,
+            outcomes: VecDeque::new(),
+            version: 1,
+            windows_opened: 0,
+            outcome_totals: [0; 4],
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub(crate) fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    pub(crate) fn policy(&self) -> AnnouncePolicy {
+        self.policy
+    }
+
+    pub(crate) fn active_window(&self) -> Option<&WindowInfo> {
+        self.active.as_ref().map(|w| &w.info)
+    }
+
+    pub(crate) fn outcomes(&self) -> impl Iterator<Item = &WindowOutcome> {
+        self.outcomes.iter()
+    }
+
+    pub(crate) fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.active
+            .as_ref()
+            .and_then(|w| w.claim.as_ref())
+            .map(|c| c.lease_expires_at)
+    }
+
+    pub(crate) fn released_window(&self) -> Option<ReleasedWindow> {
+        self.released.as_ref().map(|r| ReleasedWindow {
+            window_id: r.window_id.clone(),
+            lease_expires_at: r.claim.lease_expires_at,
+        })
+    }
+
+    fn set_state(&mut self, state: State) {
+        if self.state != state {
+            self.state = state;
+        }
+        self.version += 1;
+    }
+
+    /// Windows ended since start-up, by outcome.
+    pub(crate) fn outcome_totals(&self) -> [(Outcome, u64); 4] {
+        let t = self.outcome_totals;
+        [
+            (Outcome::Completed, t[0]),
+            (Outcome::Failed, t[1]),
+            (Outcome::Expired, t[2]),
+            (Outcome::Aborted, t[3]),
+        ]
+    }
+
+    fn record(&mut self, outcome: WindowOutcome) {
+        let slot = match outcome.outcome {
+            Outcome::Completed => 0,
+            Outcome::Failed => 1,
+            Outcome::Expired => 2,
+            Outcome::Aborted => 3,
+        };
+        self.outcome_totals[slot] += 1;
+        self.outcomes.push_front(outcome);
+        self.outcomes.truncate(OUTCOMES_KEPT);
+        self.version += 1;
+    }
+
+    fn find_outcome(&self, id: &WindowId) -> Option<&WindowOutcome> {
+        self.outcomes.iter().find(|o| &o.window_id == id)
+    }
+
+    /// Decides how the active window ends, unless already decided, and moves
+    /// to `resuming`. Returns false when there was nothing to end.
+    fn end_active(
+        &mut self,
+        outcome: Outcome,
+        reason: Option<String>,
+        report: Option<BackupReport>,
+    ) -> bool {
+        let Some(active) = self.active.as_mut() else {
+            return false;
+        };
+        if active.ending.is_some() {
+            return false;
+        }
+        active.ending = Some(Ending {
+            outcome,
+            reason,
+            report,
+        });
+        self.set_state(State::Resuming);
+        true
+    }
+
+    fn stale(&self, id: &WindowId) -> Rejection {
+        match (&self.active, self.find_outcome(id)) {
+            (_, Some(done)) => reject(
+                ErrorCode::StaleWindow,
+                format!(
+                    "window {id} already ended as {}; wait for the next window",
+                    done.outcome
+                ),
+            ),
+            (Some(active), None) => reject(
+                ErrorCode::StaleWindow,
+                format!(
+                    "window {id} is not the current window (current: {}); re-read the status",
+                    active.info.window_id
+                ),
+            ),
+            (None, None) => reject(
+                ErrorCode::StaleWindow,
+                format!("window {id} is unknown to this coordinator (instance {}); it may have restarted — re-read the status", self.instance_id),
+            ),
+        }
+    }
+
+    /// Current window matching `id` that has not started ending.
+    fn live_window(&mut self, id: &WindowId) -> Result<&mut ActiveWindow, Rejection> {
+        let stale = self.stale(id);
+        match self.active.as_mut() {
+            Some(active) if &active.info.window_id == id => {
+                if active.ending.is_some() {
+                    Err(reject(
+                        ErrorCode::StaleWindow,
+                        format!("window {id} is ending; the tracker is resuming"),
+                    ))
+                } else {
+                    Ok(active)
+                }
+            }
+            _ => Err(stale),
+        }
+    }
+
+    // ---- transitions ------------------------------------------------------
+
+    /// idle → draining. Refused while another window runs or awaits completion.
+    pub(crate) fn open(
+        &mut self,
+        span: WindowSpan,
+        now: DateTime<Utc>,
+    ) -> Result<WindowInfo, Rejection> {
+        if let Some(active) = &self.active {
+            return Err(reject(
+                ErrorCode::WindowBusy,
+                format!(
+                    "window {} is running (state {}); abort it first or wait until it ends",
+                    active.info.window_id, self.state
+                ),
+            ));
+        }
+        if let Some(released) = &self.released {
+            return Err(reject(
+                ErrorCode::WindowBusy,
+                format!(
+                    "window {} was released and still waits for the sidecar's completion; abort it first or wait",
+                    released.window_id
+                ),
+            ));
+        }
+        self.windows_opened += 1;
+        let short_instance: String = self.instance_id.chars().take(8).collect();
+        let window_id = WindowId::new(format!(
+            "{}-{}-{}",
+            span.start.format("%Y%m%dT%H%M%SZ"),
+            short_instance,
+            self.windows_opened
+        ));
+        let info = WindowInfo {
+            window_id,
+            span,
+            policy: self.policy,
+        };
+        self.active = Some(ActiveWindow {
+            info: info.clone(),
+            opened_at: now,
+            claim: None,
+            released: false,
+            ending: None,
+        });
+        self.set_state(State::Draining);
+        Ok(info)
+    }
+
+    /// draining → quiescing → ready, as the runner finishes each phase.
+    /// Returns [`Next::Resume`] when the window is already ending.
+    pub(crate) fn advance(&mut self, to: State) -> Next {
+        match &self.active {
+            Some(active) if active.ending.is_none() => {
+                debug_assert!(matches!(to, State::Quiescing | State::Ready));
+                self.set_state(to);
+                Next::Continue
+            }
+            _ => Next::Resume,
+        }
+    }
+
+    /// Whether the runner should stop the current phase and resume.
+    pub(crate) fn next(&self) -> Next {
+        match &self.active {
+            Some(active) if active.ending.is_none() => Next::Continue,
+            _ => Next::Resume,
+        }
+    }
+
+    /// ready → claimed. The same sidecar claiming again renews its lease.
+    pub(crate) fn claim(
+        &mut self,
+        id: &WindowId,
+        sidecar_id: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<LeaseResponse, Rejection> {
+        let state = self.state;
+        let active = self.live_window(id)?;
+        let lease_expires_at = now + ttl;
+        match (&mut active.claim, state) {
+            (None, State::Ready) => {
+                active.claim = Some(Claim {
+                    sidecar_id: sidecar_id.to_owned(),
+                    lease_expires_at,
+                });
+            }
+            (Some(claim), _) if claim.sidecar_id == sidecar_id => {
+                claim.lease_expires_at = lease_expires_at;
+            }
+            (Some(claim), _) => {
+                return Err(reject(
+                    ErrorCode::AlreadyClaimed,
+                    format!(
+                        "window {id} is already claimed by sidecar {:?}; only one sidecar backs up a window",
+                        claim.sidecar_id
+                    ),
+                ))
+            }
+            (None, other) => {
+                return Err(reject(
+                    ErrorCode::WrongState,
+                    format!("window {id} is {other}, not ready yet; long-poll the status and claim when it is ready"),
+                ))
+            }
+        }
+        let window_end = active.info.span.end;
+        self.set_state(State::Claimed);
+        Ok(lease(id, ttl, lease_expires_at, window_end))
+    }
+
+    /// Extends the lease of a claimed or released window.
+    pub(crate) fn heartbeat(
+        &mut self,
+        id: &WindowId,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<LeaseResponse, Rejection> {
+        let lease_expires_at = now + ttl;
+        if let Some(released) = self.released.as_mut().filter(|r| &r.window_id == id) {
+            released.claim.lease_expires_at = lease_expires_at;
+            self.version += 1;
+            return Ok(lease(id, ttl, lease_expires_at, lease_expires_at));
+        }
+        let active = self.live_window(id)?;
+        let Some(claim) = active.claim.as_mut() else {
+            return Err(reject(
+                ErrorCode::WrongState,
+                format!("window {id} is not claimed; claim it first"),
+            ));
+        };
+        claim.lease_expires_at = lease_expires_at;
+        let window_end = active.info.span.end;
+        self.version += 1;
+        Ok(lease(id, ttl, lease_expires_at, window_end))
+    }
+
+    /// claimed → resuming, with the window kept open for `complete`.
+    pub(crate) fn release(&mut self, id: &WindowId) -> Result<Ack, Rejection> {
+        let already = self.released.as_ref().is_some_and(|r| &r.window_id == id)
+            || self
+                .active
+                .as_ref()
+                .is_some_and(|a| &a.info.window_id == id && a.released);
+        if already {
+            return Ok(Ack {
+                window_id: id.clone(),
+                state: self.state,
+            });
+        }
+        let active = self.live_window(id)?;
+        if active.claim.is_none() {
+            return Err(reject(
+                ErrorCode::WrongState,
+                format!("window {id} is not claimed; claim it before releasing"),
+            ));
+        }
+        active.released = true;
+        self.set_state(State::Resuming);
+        Ok(Ack {
+            window_id: id.clone(),
+            state: State::Resuming,
+        })
+    }
+
+    /// Records the sidecar's report. Idempotent for the same window.
+    pub(crate) fn complete(
+        &mut self,
+        id: &WindowId,
+        report: BackupReport,
+        now: DateTime<Utc>,
+    ) -> Result<CompleteResponse, Rejection> {
+        let outcome = if report.error.is_some() {
+            Outcome::Failed
+        } else {
+            Outcome::Completed
+        };
+        let reason = report.error.clone();
+        if let Some(done) = self.find_outcome(id) {
+            return match done.outcome {
+                Outcome::Completed | Outcome::Failed => Ok(CompleteResponse {
+                    window_id: id.clone(),
+                    outcome: done.outcome,
+                }),
+                _ => Err(self.stale(id)),
+            };
+        }
+        if let Some(released) = self.released.take_if(|r| &r.window_id == id) {
+            self.record(WindowOutcome {
+                window_id: id.clone(),
+                outcome,
+                opened_at: released.opened_at,
+                ended_at: now,
+                quiesced_secs: released.quiesced_secs,
+                reason,
+                report: Some(report),
+            });
+            return Ok(CompleteResponse {
+                window_id: id.clone(),
+                outcome,
+            });
+        }
+        if let Some(active) = self.active.as_mut().filter(|a| &a.info.window_id == id) {
+            // Completing while the tracker is still resuming after a
+            // release: the outcome is recorded once resume finishes.
+            if active.released && active.ending.is_none() {
+                active.ending = Some(Ending {
+                    outcome,
+                    reason,
+                    report: Some(report),
+                });
+                self.version += 1;
+                return Ok(CompleteResponse {
+                    window_id: id.clone(),
+                    outcome,
+                });
+            }
+            if let Some(ending) = &active.ending {
+                if ending.report.is_some() {
+                    return Ok(CompleteResponse {
+                        window_id: id.clone(),
+                        outcome: ending.outcome,
+                    });
+                }
+            }
+        }
+        let active = self.live_window(id)?;
+        if active.claim.is_none() {
+            return Err(reject(
+                ErrorCode::WrongState,
+                format!("window {id} is not claimed; only the claiming sidecar completes it"),
+            ));
+        }
+        self.end_active(outcome, reason, Some(report));
+        Ok(CompleteResponse {
+            window_id: id.clone(),
+            outcome,
+        })
+    }
+
+    /// An operator ends the running (or released) window.
+    pub(crate) fn abort(
+        &mut self,
+        id: Option<&WindowId>,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Ack, Rejection> {
+        let reason = Some(reason.unwrap_or_else(|| "aborted by an operator".into()));
+        if let Some(released) = self
+            .released
+            .take_if(|r| id.is_none_or(|id| id == &r.window_id))
+        {
+            let window_id = released.window_id.clone();
+            self.record(WindowOutcome {
+                window_id: window_id.clone(),
+                outcome: Outcome::Aborted,
+                opened_at: released.opened_at,
+                ended_at: now,
+                quiesced_secs: released.quiesced_secs,
+                reason,
+                report: None,
+            });
+            return Ok(Ack {
+                window_id,
+                state: self.state,
+            });
+        }
+        let window_id = match (&self.active, id) {
+            (Some(active), None) => active.info.window_id.clone(),
+            (Some(active), Some(id)) if &active.info.window_id == id => id.clone(),
+            (_, Some(id)) => return Err(self.stale(id)),
+            (None, None) => {
+                return Err(reject(
+                    ErrorCode::WrongState,
+                    "no window is running; nothing to abort",
+                ))
+            }
+        };
+        let active = self.active.as_mut().expect("checked above");
+        match &mut active.ending {
+            // A released window whose tracker is still resuming.
+            None if active.released => {
+                active.ending = Some(Ending {
+                    outcome: Outcome::Aborted,
+                    reason,
+                    report: None,
+                });
+                self.version += 1;
+            }
+            None => {
+                self.end_active(Outcome::Aborted, reason, None);
+            }
+            Some(_) => {}
+        }
+        Ok(Ack {
+            window_id,
+            state: self.state,
+        })
+    }
+
+    /// The runner ends the window because something on the tracker side
+    /// went wrong (a hook failed or timed out, draining took too long).
+    pub(crate) fn fail(&mut self, outcome: Outcome, reason: String) {
+        self.end_active(outcome, Some(reason), None);
+    }
+
+    /// Applies every time-based transition due at `now`: the window's hard
+    /// deadline, a lost lease, and a released window whose lease ran out.
+    /// Returns the reasons, for logging.
+    pub(crate) fn expire_due(&mut self, now: DateTime<Utc>) -> Vec<String> {
+        let mut expired = Vec::new();
+        if let Some(released) = self.released.take_if(|r| r.claim.lease_expires_at <= now) {
+            let reason = format!(
+                "lease lost after release: sidecar {:?} sent no heartbeat or completion",
+                released.claim.sidecar_id
+            );
+            self.record(WindowOutcome {
+                window_id: released.window_id,
+                outcome: Outcome::Expired,
+                opened_at: released.opened_at,
+                ended_at: now,
+                quiesced_secs: released.quiesced_secs,
+                reason: Some(reason.clone()),
+                report: None,
+            });
+            expired.push(reason);
+        }
+        let state = self.state;
+        let Some(active) = self.active.as_ref() else {
+            return expired;
+        };
+        if active.ending.is_some() || active.released {
+            return expired;
+        }
+        let reason =
+            if let Some(claim) = active.claim.as_ref().filter(|c| c.lease_expires_at <= now) {
+                Some(format!(
+                    "lease lost: sidecar {:?} sent no heartbeat in time",
+                    claim.sidecar_id
+                ))
+            } else if now >= active.info.span.end {
+                Some(match state {
+                    State::Ready => "deadline reached: no sidecar claimed the window".to_string(),
+                    other => format!("deadline reached while {other}"),
+                })
+            } else {
+                None
+            };
+        if let Some(reason) = reason {
+            self.end_active(Outcome::Expired, Some(reason.clone()), None);
+            expired.push(reason);
+        }
+        expired
+    }
+
+    /// The next instant at which [`expire_due`](Self::expire_due) may act.
+    pub(crate) fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        let released = self.released.as_ref().map(|r| r.claim.lease_expires_at);
+        let active = self
+            .active
+            .as_ref()
+            .filter(|a| a.ending.is_none() && !a.released)
+            .map(|a| match &a.claim {
+                Some(c) => c.lease_expires_at.min(a.info.span.end),
+                None => a.info.span.end,
+            });
+        [released, active].into_iter().flatten().min()
+    }
+
+    /// resuming → idle, once the tracker serves again. Records the outcome,
+    /// or parks a released window until its completion. Returns the
+    /// recorded outcome, if any.
+    pub(crate) fn resumed(&mut self, now: DateTime<Utc>) -> Option<WindowOutcome> {
+        let active = self.active.take()?;
+        let quiesced_secs = (now - active.opened_at).num_milliseconds() as f64 / 1000.0;
+        self.set_state(State::Idle);
+        match (active.ending, active.claim) {
+            (Some(ending), _) => {
+                let outcome = WindowOutcome {
+                    window_id: active.info.window_id,
+                    outcome: ending.outcome,
+                    opened_at: active.opened_at,
+                    ended_at: now,
+                    quiesced_secs,
+                    reason: ending.reason,
+                    report: ending.report,
+                };
+                self.record(outcome.clone());
+                Some(outcome)
+            }
+            (None, Some(claim)) if active.released => {
+                self.released = Some(Released {
+                    window_id: active.info.window_id,
+                    opened_at: active.opened_at,
+                    quiesced_secs,
+                    claim,
+                });
+                None
+            }
+            (None, _) => {
+                // Unreachable by construction; record rather than lose it.
+                let outcome = WindowOutcome {
+                    window_id: active.info.window_id,
+                    outcome: Outcome::Aborted,
+                    opened_at: active.opened_at,
+                    ended_at: now,
+                    quiesced_secs,
+                    reason: Some("window ended without a decision".into()),
+                    report: None,
+                };
+                self.record(outcome.clone());
+                Some(outcome)
+            }
+        }
+    }
+}
+
+fn lease(
+    id: &WindowId,
+    ttl: Duration,
+    lease_expires_at: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+) -> LeaseResponse {
+    LeaseResponse {
+        window_id: id.clone(),
+        lease_ttl_secs: ttl.as_secs_f64(),
+        lease_expires_at,
+        window_end,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! The readiness file: the file half of the readiness signal.
+//!
+//! A sidecar watching the file's folder wakes up when it changes. The file
+//! is only a hint (the claim over HTTP is what authorises a backup), but a
+//! stale "ready" must still never be left behind, so every write is atomic
+//! (temp file, fsync, rename, fsync of the folder) and the coordinator
+//! rewrites the file at start-up and on every resume.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use maintenance_proto::ReadinessDocument;
+
+/// Writes readiness documents to one path.
+#[derive(Debug, Clone)]
+pub struct ReadinessFile {
+    path: PathBuf,
+}
+
+impl ReadinessFile {
+    /// A writer for `path`; its folder is created on first write.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ReadinessFile { path: path.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Atomically replaces the file with `doc`.
+    ///
+    /// ```
+    /// use maintenance_coordinator::ReadinessFile;
+    /// use maintenance_proto::{ReadinessDocument, State};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let file = ReadinessFile::new(dir.path().join("ready.json"));
+    /// file.write(&ReadinessDocument::not_ready("i-1", State::Idle, chrono::Utc::now())).unwrap();
+    /// assert!(!file.read().unwrap().ready);
+    /// ```
+    pub fn write(&self, doc: &ReadinessDocument) -> io::Result<()> {
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir)?;
+        let name = self
+            .path
+            .file_name()
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "ready_file has no file name")
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let body = serde_json::to_vec_pretty(doc).map_err(io::Error::other)?;
+        {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&temp)?;
+            file.write_all(&body)?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+        }
+        if let Err(e) = fs::rename(&temp, &self.path) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        File::open(&dir)?.sync_all()
+    }
+
+    /// Reads and parses the file.
+    pub fn read(&self) -> io::Result<ReadinessDocument> {
+        let text = fs::read(&self.path)?;
+        serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maintenance_proto::{State, WindowId};
+
+    #[test]
+    fn write_replaces_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = ReadinessFile::new(dir.path().join("sub/ready.json"));
+        let mut doc = ReadinessDocument::not_ready("a", State::Ready, chrono::Utc::now());
+        doc.ready = true;
+        doc.window_id = Some(WindowId::new("w-1"));
+        file.write(&doc).unwrap();
+        assert_eq!(file.read().unwrap(), doc);
+        let later = ReadinessDocument::not_ready("a", State::Idle, chrono::Utc::now());
+        file.write(&later).unwrap();
+        assert_eq!(file.read().unwrap(), later);
+        let names: Vec<_> = fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["ready.json".to_string()]);
+    }
+
+    #[test]
+    fn unwritable_location_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("not-a-dir");
+        fs::write(&blocker, "x").unwrap();
+        let file = ReadinessFile::new(blocker.join("ready.json"));
+        let doc = ReadinessDocument::not_ready("a", State::Idle, chrono::Utc::now());
+        assert!(file.write(&doc).is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! The runner: one task that drives windows through their phases and owns
+//! every effect (gate, hooks, readiness file), reading top to bottom like
+//! the protocol.
+//!
+//! HTTP handlers change the [`Machine`](crate::machine::Machine) directly
+//! (claim, release, complete, abort) and wake this task; the runner notices
+//! at its next step and performs the resume. Time-based transitions (drain
+//! and quiesce timeouts, the window deadline, lost leases) are applied here.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use maintenance_proto::{Outcome, State, WindowSpan};
+use tracing::{error, info, warn};
+
+use crate::hooks::WindowInfo;
+use crate::machine::Next;
+use crate::schedule::Schedule;
+use crate::shared::Shared;
+
+/// Longest the runner sleeps before looking at the wall clock again, so a
+/// clock step (NTP, suspend) never delays a window by more than this.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// How a bounded phase ended.
+enum Phase<T> {
+    Done(T),
+    TimedOut,
+    Interrupted,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut last_scheduled_start: Option<DateTime<Utc>> = None;
+    loop {
+        if let Some(info) = shared.read(|m| m.active_window().cloned()) {
+            run_window(&shared, info).await;
+            continue;
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let now = Utc::now();
+        for reason in shared.update(|m| m.expire_due(now)) {
+            warn!(%reason, "released window expired");
+        }
+        let scheduled = if shared.config.enabled {
+            due_or_next(&shared.config.schedule, now, last_scheduled_start)
+        } else {
+            None
+        };
+        shared.set_next_scheduled(scheduled);
+        if let Some(span) = scheduled.filter(|s| s.start <= now) {
+            last_scheduled_start = Some(span.start);
+            match shared.update(|m| m.open(span, now)) {
+                Ok(info) => info!(window_id = %info.window_id, "scheduled window is due"),
+                Err(rejection) => warn!(
+                    start = %span.start, reason = %rejection.message,
+                    "skipping scheduled window"
+                ),
+            }
+            continue;
+        }
+        let wake_at = [
+            scheduled.map(|s| s.start),
+            shared.read(|m| m.next_deadline()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        tokio::select! {
+            _ = sleep_until(wake_at) => {}
+            _ = shared.wake.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// The scheduled window to open now or next, skipping the one already run.
+fn due_or_next(
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+    last_start: Option<DateTime<Utc>>,
+) -> Option<WindowSpan> {
+    let span = schedule.current_or_next(now)?;
+    if Some(span.start) == last_start {
+        schedule.next_after(span.start)
+    } else {
+        Some(span)
+    }
+}
+
+async fn run_window(shared: &Shared, info: WindowInfo) {
+    let config = &shared.config;
+    let gate = &shared.gate;
+    let window_id = info.window_id.clone();
+    let refused_before = gate.refused_total();
+    let deferred_before = gate.deferred_total();
+    info!(
+        %window_id, start = %info.span.start, end = %info.span.end, policy = %info.policy,
+        "maintenance window opened: draining"
+    );
+
+    // draining: the gate closes; requests already admitted finish.
+    gate.close(info.policy, info.span.end.timestamp_millis());
+    match phase(shared, gate.drained(), config.drain_timeout).await {
+        Phase::Done(()) => {}
+        Phase::TimedOut => {
+            let (announces, writes) = gate.in_flight();
+            shared.update(|m| {
+                m.fail(
+                    Outcome::Expired,
+                    format!(
+                        "drain timeout: {announces} announces and {writes} writes still in flight after {:?}; raise maintenance.drain_timeout",
+                        config.drain_timeout
+                    ),
+                )
+            });
+        }
+        Phase::Interrupted => {}
+    }
+
+    // quiescing: the tracker flushes and checkpoints.
+    if shared.update(|m| m.advance(State::Quiescing)) == Next::Continue {
+        info!(%window_id, "drained: quiescing");
+        match phase(shared, shared.hooks.quiesce(&info), config.quiesce_timeout).await {
+            Phase::Done(Ok(())) => {}
+            Phase::Done(Err(e)) => {
+                shared.update(|m| m.fail(Outcome::Failed, format!("quiesce hook failed: {e}")))
+            }
+            Phase::TimedOut => shared.update(|m| {
+                m.fail(
+                    Outcome::Failed,
+                    format!(
+                        "quiesce hook did not finish within {:?}; raise maintenance.quiesce_timeout or check the database",
+                        config.quiesce_timeout
+                    ),
+                )
+            }),
+            Phase::Interrupted => {}
+        }
+    }
+
+    // ready and claimed: publish readiness, then wait for the sidecar (or the
+    // deadline, a lost lease, an abort).
+    if shared.update(|m| m.advance(State::Ready)) == Next::Continue {
+        shared.publish_readiness(Utc::now());
+        info!(%window_id, deadline = %info.span.end, "quiesced: ready for backup");
+        phase(shared, std::future::pending::<()>(), Duration::MAX).await;
+    }
+
+    // resuming: the tracker serves again, announces first.
+    shared.publish_readiness(Utc::now());
+    gate.open_announces();
+    match tokio::time::timeout(config.resume_timeout, shared.hooks.resume(&info)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            error!(%window_id, error = %e, "resume hook failed; the tracker must reopen its database itself")
+        }
+        Err(_) => {
+            error!(%window_id, timeout = ?config.resume_timeout, "resume hook timed out; writes are reopened anyway")
+        }
+    }
+    gate.open_writes();
+    let outcome = shared.update(|m| m.resumed(Utc::now()));
+    shared.publish_readiness(Utc::now());
+
+    let refused = gate.refused_total() - refused_before;
+    let deferred = gate.deferred_total() - deferred_before;
+    match outcome {
+        Some(o) => info!(
+            %window_id, outcome = %o.outcome, quiesced_secs = o.quiesced_secs, refused, deferred,
+            reason = o.reason.as_deref().unwrap_or(""),
+            backup = o.report.as_ref().and_then(|r| r.backup.as_deref()).unwrap_or(""),
+            "window ended"
+        ),
+        None => info!(
+            %window_id, refused, deferred,
+            "tracker resumed after release; waiting for the sidecar's completion"
+        ),
+    }
+}
+
+/// Runs `work` until it finishes, `limit` passes, or the window must end
+/// (a request ended it, or its deadline or lease ran out).
+async fn phase<T>(shared: &Shared, work: impl Future<Output = T>, limit: Duration) -> Phase<T> {
+    let limit = tokio::time::sleep(limit.min(Duration::from_secs(86_400 * 365)));
+    tokio::select! {
+        result = work => Phase::Done(result),
+        _ = limit => Phase::TimedOut,
+        _ = must_end(shared) => Phase::Interrupted,
+    }
+}
+
+/// Completes once the active window is ending, applying deadlines on the way.
+async fn must_end(shared: &Shared) {
+    loop {
+        let now = Utc::now();
+        let (next, deadline) = shared.update(|m| {
+            for reason in m.expire_due(now) {
+                warn!(%reason, "window expired");
+            }
+            (m.next(), m.next_deadline())
+        });
+        if next == Next::Resume {
+            return;
+        }
+        tokio::select! {
+            _ = sleep_until(deadline) => {}
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+async fn sleep_until(at: Option<DateTime<Utc>>) {
+    let wait = match at {
+        Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+        None => MAX_SLEEP,
+    };
+    tokio::time::sleep(wait.min(MAX_SLEEP)).await;
+}

@@ -1,0 +1,129 @@
+//! State shared by the runner task and the HTTP handlers.
+//!
+//! One mutex guards the [`Machine`]; every change goes through
+//! [`Shared::update`], which bumps the change counter that long-polls watch
+//! and wakes the runner. Nothing async ever runs under the lock.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use maintenance_proto::{ReadinessDocument, State, StatusResponse, WindowSpan, PROTOCOL_VERSION};
+use tokio::sync::{watch, Notify};
+
+use crate::config::MaintenanceConfig;
+use crate::gate::AnnounceGate;
+use crate::hooks::MaintenanceHooks;
+use crate::machine::Machine;
+use crate::readiness::ReadinessFile;
+
+pub(crate) struct Shared {
+    pub(crate) config: MaintenanceConfig,
+    pub(crate) gate: AnnounceGate,
+    pub(crate) hooks: Arc<dyn MaintenanceHooks>,
+    pub(crate) readiness: Option<ReadinessFile>,
+    machine: Mutex<Machine>,
+    next_scheduled: Mutex<Option<WindowSpan>>,
+    /// Carries the machine's version; long-polls wait on it.
+    pub(crate) changed: watch::Sender<u64>,
+    /// Wakes the runner after any change.
+    pub(crate) wake: Notify,
+    /// Flipped to true once on shutdown.
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: MaintenanceConfig,
+        hooks: Arc<dyn MaintenanceHooks>,
+        instance_id: String,
+    ) -> Self {
+        let readiness = config.ready_file.clone().map(ReadinessFile::new);
+        let machine = Machine::new(instance_id, config.announce_policy);
+        let (changed, _) = watch::channel(machine.version());
+        let (shutdown, _) = watch::channel(false);
+        Shared {
+            config,
+            gate: AnnounceGate::always_open(),
+            hooks,
+            readiness,
+            machine: Mutex::new(machine),
+            next_scheduled: Mutex::new(None),
+            changed,
+            wake: Notify::new(),
+            shutdown,
+        }
+    }
+
+    /// Runs `f` on the machine; if it changed anything, wakes long-polls and
+    /// the runner.
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> R {
+        let (result, changed_to) = {
+            let mut machine = self.machine.lock().unwrap_or_else(|e| e.into_inner());
+            let before = machine.version();
+            let result = f(&mut machine);
+            let after = machine.version();
+            (result, (after != before).then_some(after))
+        };
+        if let Some(version) = changed_to {
+            self.changed.send_replace(version);
+            self.wake.notify_one();
+        }
+        result
+    }
+
+    /// Reads the machine without changing it.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Machine) -> R) -> R {
+        let machine = self.machine.lock().unwrap_or_else(|e| e.into_inner());
+        f(&machine)
+    }
+
+    pub(crate) fn set_next_scheduled(&self, span: Option<WindowSpan>) {
+        *self
+            .next_scheduled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = span;
+    }
+
+    pub(crate) fn status(&self) -> StatusResponse {
+        let next_window = *self
+            .next_scheduled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.read(|m| StatusResponse {
+            protocol_version: PROTOCOL_VERSION,
+            instance_id: m.instance_id().to_owned(),
+            state: m.state(),
+            window_id: m.active_window().map(|w| w.window_id.clone()),
+            version: m.version(),
+            announce_policy: m.policy(),
+            current_window: m.active_window().map(|w| w.span),
+            next_window,
+            lease_expires_at: m.lease_expires_at(),
+            released_window: m.released_window(),
+            last_outcomes: m.outcomes().cloned().collect(),
+        })
+    }
+
+    /// Rewrites the readiness file from the machine's current state.
+    pub(crate) fn publish_readiness(&self, now: DateTime<Utc>) {
+        let Some(file) = &self.readiness else { return };
+        let doc = self.read(|m| {
+            let mut doc = ReadinessDocument::not_ready(m.instance_id(), m.state(), now);
+            if m.state() == State::Ready {
+                if let Some(window) = m.active_window() {
+                    doc.ready = true;
+                    doc.window_id = Some(window.window_id.clone());
+                    doc.window_end = Some(window.span.end);
+                }
+            }
+            doc
+        });
+        if let Err(e) = file.write(&doc) {
+            tracing::error!(
+                path = %file.path().display(),
+                error = %e,
+                "cannot write the readiness file; sidecars watching it will not wake (the HTTP status still works): check the folder exists and is writable"
+            );
+        }
+    }
+}
