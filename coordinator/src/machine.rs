@@ -284,7 +284,7 @@ impl Machine {
             ));
         }
         self.windows_opened += 1;
-        let short_instance: String = self.instance_id.chars().take(8).collect();
+        let short_instance: String = self.instance_id.chars().take(12).collect();
         let window_id = WindowId::new(format!(
             "{}-{}-{}",
             span.start.format("%Y%m%dT%H%M%SZ"),
@@ -311,7 +311,7 @@ impl Machine {
     /// Returns [`Next::Resume`] when the window is already ending.
     pub(crate) fn advance(&mut self, to: State) -> Next {
         match &self.active {
-            Some(active) if active.ending.is_none() => {
+            Some(active) if active.ending.is_none() && !active.released => {
                 debug_assert!(matches!(to, State::Quiescing | State::Ready));
                 self.set_state(to);
                 Next::Continue
@@ -323,7 +323,7 @@ impl Machine {
     /// Whether the runner should stop the current phase and resume.
     pub(crate) fn next(&self) -> Next {
         match &self.active {
-            Some(active) if active.ending.is_none() => Next::Continue,
+            Some(active) if active.ending.is_none() && !active.released => Next::Continue,
             _ => Next::Resume,
         }
     }

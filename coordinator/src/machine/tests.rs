@@ -1,1 +1,359 @@
+//! Every transition of the machine, its refusals, and its time-based ends.
+
 use super::*;
+use chrono::TimeZone;
+
+const TTL: Duration = Duration::from_secs(30);
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 3, 0, 0).unwrap() + chrono::Duration::seconds(secs)
+}
+
+fn span() -> WindowSpan {
+    WindowSpan {
+        start: at(0),
+        end: at(300),
+    }
+}
+
+fn machine() -> Machine {
+    Machine::new("instance-one".into(), AnnouncePolicy::Reject)
+}
+
+/// A machine whose window is ready, and that window's id.
+fn ready() -> (Machine, WindowId) {
+    let mut m = machine();
+    let info = m.open(span(), at(0)).unwrap();
+    assert_eq!(m.advance(State::Quiescing), Next::Continue);
+    assert_eq!(m.advance(State::Ready), Next::Continue);
+    (m, info.window_id)
+}
+
+fn claimed() -> (Machine, WindowId) {
+    let (mut m, id) = ready();
+    m.claim(&id, "sidecar-a", at(1), TTL).unwrap();
+    (m, id)
+}
+
+fn ok_report() -> BackupReport {
+    BackupReport {
+        backup: Some("b".into()),
+        ..BackupReport::default()
+    }
+}
+
+#[test]
+fn happy_path_records_completed() {
+    let (mut m, id) = claimed();
+    assert_eq!(m.state(), State::Claimed);
+    assert_eq!(m.lease_expires_at(), Some(at(31)));
+    let done = m.complete(&id, ok_report(), at(10)).unwrap();
+    assert_eq!(done.outcome, Outcome::Completed);
+    assert_eq!(m.state(), State::Resuming);
+    assert_eq!(m.next(), Next::Resume);
+    let recorded = m.resumed(at(11)).unwrap();
+    assert_eq!(recorded.outcome, Outcome::Completed);
+    assert_eq!(recorded.quiesced_secs, 11.0);
+    assert_eq!(recorded.report.unwrap().backup.as_deref(), Some("b"));
+    assert_eq!(m.state(), State::Idle);
+    assert!(m.active_window().is_none());
+    assert_eq!(m.outcome_totals()[0], (Outcome::Completed, 1));
+}
+
+#[test]
+fn window_ids_are_unique_per_occurrence_and_instance() {
+    let mut a = machine();
+    let first = a.open(span(), at(0)).unwrap().window_id;
+    a.abort(None, None, at(1)).unwrap();
+    a.resumed(at(1));
+    let second = a.open(span(), at(2)).unwrap().window_id;
+    assert_ne!(first, second);
+    let mut b = Machine::new("instance-two".into(), AnnouncePolicy::Reject);
+    let other = b.open(span(), at(0)).unwrap().window_id;
+    assert_ne!(first, other);
+}
+
+#[test]
+fn version_bumps_on_every_change() {
+    let mut m = machine();
+    let v0 = m.version();
+    let info = m.open(span(), at(0)).unwrap();
+    let v1 = m.version();
+    assert!(v1 > v0);
+    m.advance(State::Quiescing);
+    assert!(m.version() > v1);
+    let v2 = m.version();
+    assert!(m.claim(&info.window_id, "s", at(1), TTL).is_err());
+    assert_eq!(m.version(), v2, "a refused call changes nothing");
+}
+
+#[test]
+fn claim_before_ready_is_wrong_state() {
+    let mut m = machine();
+    let info = m.open(span(), at(0)).unwrap();
+    let err = m.claim(&info.window_id, "s", at(1), TTL).unwrap_err();
+    assert_eq!(err.code, ErrorCode::WrongState);
+    assert!(err.message.contains("draining"), "{}", err.message);
+    assert_eq!(m.state(), State::Draining);
+}
+
+#[test]
+fn stale_or_foreign_window_ids_are_refused_and_change_nothing() {
+    let (mut m, id) = claimed();
+    let foreign = WindowId::new("20261126T030000Z-otherins-1");
+    let before = m.version();
+    for err in [
+        m.claim(&foreign, "s", at(2), TTL).unwrap_err(),
+        m.heartbeat(&foreign, at(2), TTL).unwrap_err(),
+        m.release(&foreign).unwrap_err(),
+        m.complete(&foreign, ok_report(), at(2)).unwrap_err(),
+        m.abort(Some(&foreign), None, at(2)).unwrap_err(),
+    ] {
+        assert_eq!(err.code, ErrorCode::StaleWindow);
+    }
+    assert_eq!(m.version(), before);
+    assert_eq!(m.state(), State::Claimed);
+    assert_eq!(m.lease_expires_at(), Some(at(31)));
+    // After the window ended, its id is stale too.
+    m.abort(None, None, at(3)).unwrap();
+    m.resumed(at(3));
+    let err = m.heartbeat(&id, at(4), TTL).unwrap_err();
+    assert_eq!(err.code, ErrorCode::StaleWindow);
+    assert!(err.message.contains("aborted"), "{}", err.message);
+}
+
+#[test]
+fn second_sidecar_cannot_claim_but_the_first_may_reclaim() {
+    let (mut m, id) = claimed();
+    let err = m.claim(&id, "sidecar-b", at(2), TTL).unwrap_err();
+    assert_eq!(err.code, ErrorCode::AlreadyClaimed);
+    let lease = m.claim(&id, "sidecar-a", at(5), TTL).unwrap();
+    assert_eq!(lease.lease_expires_at, at(35));
+}
+
+#[test]
+fn heartbeat_extends_the_lease() {
+    let (mut m, id) = claimed();
+    let lease = m.heartbeat(&id, at(20), TTL).unwrap();
+    assert_eq!(lease.lease_expires_at, at(50));
+    assert!(m.expire_due(at(40)).is_empty());
+    assert_eq!(m.state(), State::Claimed);
+}
+
+#[test]
+fn lost_lease_expires_the_window() {
+    let (mut m, _) = claimed();
+    assert_eq!(m.next_deadline(), Some(at(31)));
+    let reasons = m.expire_due(at(31));
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].contains("lease lost"));
+    assert_eq!(m.state(), State::Resuming);
+    let o = m.resumed(at(32)).unwrap();
+    assert_eq!(o.outcome, Outcome::Expired);
+}
+
+#[test]
+fn no_claim_before_deadline_expires() {
+    let (mut m, _) = ready();
+    assert!(m.expire_due(at(299)).is_empty());
+    let reasons = m.expire_due(at(300));
+    assert!(reasons[0].contains("no sidecar claimed"), "{reasons:?}");
+    let o = m.resumed(at(300)).unwrap();
+    assert_eq!(o.outcome, Outcome::Expired);
+}
+
+#[test]
+fn deadline_while_claimed_expires_even_with_a_live_lease() {
+    let (mut m, id) = claimed();
+    m.heartbeat(&id, at(290), TTL).unwrap();
+    assert_eq!(m.next_deadline(), Some(at(300)));
+    let reasons = m.expire_due(at(300));
+    assert!(
+        reasons[0].contains("deadline reached while claimed"),
+        "{reasons:?}"
+    );
+    assert_eq!(m.resumed(at(300)).unwrap().outcome, Outcome::Expired);
+}
+
+#[test]
+fn deadline_while_draining_expires() {
+    let mut m = machine();
+    m.open(span(), at(0)).unwrap();
+    let reasons = m.expire_due(at(300));
+    assert!(reasons[0].contains("while draining"));
+    assert_eq!(m.advance(State::Quiescing), Next::Resume);
+}
+
+#[test]
+fn release_resumes_early_and_complete_records_later() {
+    let (mut m, id) = claimed();
+    let ack = m.release(&id).unwrap();
+    assert_eq!(ack.state, State::Resuming);
+    assert_eq!(m.next(), Next::Resume);
+    // Releasing twice is harmless.
+    assert!(m.release(&id).is_ok());
+    assert!(
+        m.resumed(at(5)).is_none(),
+        "no outcome yet: waits for complete"
+    );
+    assert_eq!(m.state(), State::Idle);
+    let released = m.released_window().unwrap();
+    assert_eq!(released.window_id, id);
+    // Heartbeats keep the released window alive past the deadline.
+    m.heartbeat(&id, at(290), TTL).unwrap();
+    assert!(m.expire_due(at(310)).is_empty());
+    // No new window while the old one awaits completion.
+    let busy = m.open(span(), at(311)).unwrap_err();
+    assert_eq!(busy.code, ErrorCode::WindowBusy);
+    let done = m.complete(&id, ok_report(), at(312)).unwrap();
+    assert_eq!(done.outcome, Outcome::Completed);
+    assert!(m.released_window().is_none());
+    let o = m.outcomes().next().unwrap();
+    assert_eq!(o.quiesced_secs, 5.0, "downtime covers the snapshot only");
+}
+
+#[test]
+fn released_window_whose_lease_runs_out_expires() {
+    let (mut m, id) = claimed();
+    m.release(&id).unwrap();
+    m.resumed(at(5));
+    assert_eq!(m.next_deadline(), Some(at(31)));
+    let reasons = m.expire_due(at(31));
+    assert!(reasons[0].contains("after release"));
+    assert_eq!(m.outcomes().next().unwrap().outcome, Outcome::Expired);
+    let err = m.complete(&id, ok_report(), at(32)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::StaleWindow);
+}
+
+#[test]
+fn complete_during_resume_after_release_is_kept() {
+    let (mut m, id) = claimed();
+    m.release(&id).unwrap();
+    let done = m.complete(&id, ok_report(), at(3)).unwrap();
+    assert_eq!(done.outcome, Outcome::Completed);
+    let o = m.resumed(at(4)).unwrap();
+    assert_eq!(o.outcome, Outcome::Completed);
+    assert!(m.released_window().is_none());
+}
+
+#[test]
+fn complete_is_idempotent() {
+    let (mut m, id) = claimed();
+    m.complete(&id, ok_report(), at(3)).unwrap();
+    // While resuming and after.
+    assert_eq!(
+        m.complete(&id, ok_report(), at(3)).unwrap().outcome,
+        Outcome::Completed
+    );
+    m.resumed(at(4));
+    let again = m.complete(&id, ok_report(), at(5)).unwrap();
+    assert_eq!(again.outcome, Outcome::Completed);
+    assert_eq!(m.outcomes().count(), 1, "recorded once");
+}
+
+#[test]
+fn report_with_error_fails_the_window() {
+    let (mut m, id) = claimed();
+    let report = BackupReport {
+        error: Some("disk full".into()),
+        ..BackupReport::default()
+    };
+    assert_eq!(
+        m.complete(&id, report, at(3)).unwrap().outcome,
+        Outcome::Failed
+    );
+    let o = m.resumed(at(3)).unwrap();
+    assert_eq!(o.outcome, Outcome::Failed);
+    assert_eq!(o.reason.as_deref(), Some("disk full"));
+}
+
+#[test]
+fn complete_without_claim_is_refused() {
+    let (mut m, id) = ready();
+    let err = m.complete(&id, ok_report(), at(3)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::WrongState);
+}
+
+#[test]
+fn abort_ends_any_phase() {
+    for phase in [
+        State::Draining,
+        State::Quiescing,
+        State::Ready,
+        State::Claimed,
+    ] {
+        let mut m = machine();
+        let info = m.open(span(), at(0)).unwrap();
+        if phase != State::Draining {
+            m.advance(State::Quiescing);
+        }
+        if matches!(phase, State::Ready | State::Claimed) {
+            m.advance(State::Ready);
+        }
+        if phase == State::Claimed {
+            m.claim(&info.window_id, "s", at(1), TTL).unwrap();
+        }
+        assert_eq!(m.state(), phase);
+        let ack = m.abort(None, Some("disk swap".into()), at(2)).unwrap();
+        assert_eq!(ack.window_id, info.window_id);
+        let o = m.resumed(at(2)).unwrap();
+        assert_eq!(o.outcome, Outcome::Aborted);
+        assert_eq!(o.reason.as_deref(), Some("disk swap"));
+    }
+}
+
+#[test]
+fn abort_of_a_released_window_records_it() {
+    let (mut m, id) = claimed();
+    m.release(&id).unwrap();
+    m.resumed(at(3));
+    m.abort(None, None, at(4)).unwrap();
+    assert_eq!(m.outcomes().next().unwrap().outcome, Outcome::Aborted);
+    assert!(m.open(span(), at(5)).is_ok());
+}
+
+#[test]
+fn abort_with_nothing_running_is_wrong_state() {
+    let mut m = machine();
+    assert_eq!(
+        m.abort(None, None, at(0)).unwrap_err().code,
+        ErrorCode::WrongState
+    );
+}
+
+#[test]
+fn hook_failure_ends_the_window_once() {
+    let mut m = machine();
+    m.open(span(), at(0)).unwrap();
+    m.advance(State::Quiescing);
+    m.fail(Outcome::Failed, "quiesce hook failed: boom".into());
+    // A later deadline does not overwrite the first decision.
+    assert!(m.expire_due(at(400)).is_empty());
+    assert_eq!(m.advance(State::Ready), Next::Resume);
+    let o = m.resumed(at(1)).unwrap();
+    assert_eq!(o.outcome, Outcome::Failed);
+    assert_eq!(o.reason.as_deref(), Some("quiesce hook failed: boom"));
+}
+
+#[test]
+fn open_while_running_is_busy() {
+    let (mut m, _) = ready();
+    assert_eq!(
+        m.open(span(), at(1)).unwrap_err().code,
+        ErrorCode::WindowBusy
+    );
+}
+
+#[test]
+fn outcomes_are_bounded_newest_first() {
+    let mut m = machine();
+    for i in 0..30 {
+        m.open(span(), at(i)).unwrap();
+        m.abort(None, Some(format!("n{i}")), at(i)).unwrap();
+        m.resumed(at(i));
+    }
+    let reasons: Vec<_> = m.outcomes().map(|o| o.reason.clone().unwrap()).collect();
+    assert_eq!(reasons.len(), OUTCOMES_KEPT);
+    assert_eq!(reasons[0], "n29");
+    assert_eq!(m.outcome_totals()[3], (Outcome::Aborted, 30));
+}
