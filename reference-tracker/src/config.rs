@@ -1,0 +1,345 @@
+//! The tracker's configuration file.
+//!
+//! It mirrors the Torrust tracker's `tracker.toml` for every key the two share
+//! (`[core.database]`, `[core.announce_policy]`, `[core.tracker_policy]`,
+//! `[[http_trackers]]`, `[health_check_api]`), so an operator sees a familiar
+//! file; unknown Torrust sections are ignored. The coordinator's
+//! `[maintenance]` table lives in the same file and is parsed by the
+//! coordinator itself from the whole text. Errors name the key, the bad value
+//! and what is allowed.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+/// Env variable whose value replaces the password of a `mysql://` URL.
+pub const PASSWORD_ENV: &str = "TRACKER_DATABASE_PASSWORD";
+
+/// Env variable overriding `[core.database] path`, named as Torrust names it.
+pub const PATH_ENV: &str = "TORRUST_TRACKER_CONFIG_OVERRIDE_CORE__DATABASE__PATH";
+
+/// Which database driver stores completed counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// `driver = "sqlite3"`: `path` is a file.
+    Sqlite3,
+    /// `driver = "mysql"`: `path` is a `mysql://` URL.
+    Mysql,
+}
+
+/// `[core.database]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// The driver.
+    pub driver: Driver,
+    /// File path (SQLite) or URL (MySQL).
+    pub path: String,
+    /// How often the write-behind buffer is flushed (`flush_interval`,
+    /// not a Torrust key; default 1 s).
+    pub flush_interval: Duration,
+}
+
+/// Everything the tracker reads from its file, except `[maintenance]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// `[core.database]`.
+    pub database: DatabaseConfig,
+    /// `[core.announce_policy] interval`, seconds.
+    pub interval: u32,
+    /// `[core.announce_policy] interval_min`, seconds.
+    pub interval_min: u32,
+    /// `[core.tracker_policy] max_peer_timeout`, seconds: a peer not heard
+    /// from for this long is dropped.
+    pub max_peer_timeout: u32,
+    /// `[[http_trackers]] bind_address`, one server each.
+    pub http_trackers: Vec<SocketAddr>,
+    /// `[health_check_api] bind_address`.
+    pub health_check: Option<SocketAddr>,
+}
+
+/// A config problem, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// Not TOML.
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    /// A key with a bad value.
+    #[error("config key `{key}`: {problem}")]
+    Key {
+        /// Dotted key path.
+        key: String,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+}
+
+fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn table<'a>(t: &'a Table, name: &str, key: &str) -> Result<Option<&'a Table>, ConfigError> {
+    match t.get(name) {
+        None => Ok(None),
+        Some(Value::Table(t)) => Ok(Some(t)),
+        Some(other) => Err(bad(
+            key,
+            format!("expected a table, found {}", other.type_str()),
+        )),
+    }
+}
+
+fn string(t: &Table, name: &str, key: &str) -> Result<Option<String>, ConfigError> {
+    match t.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(bad(key, format!("expected a string, found {other}"))),
+    }
+}
+
+fn seconds(t: &Table, name: &str, key: &str, default: u32) -> Result<u32, ConfigError> {
+    match t.get(name) {
+        None => Ok(default),
+        Some(Value::Integer(i)) if *i > 0 && *i <= u32::MAX as i64 => Ok(*i as u32),
+        Some(other) => Err(bad(
+            key,
+            format!("{other} is not allowed: expected a whole number of seconds, at least 1"),
+        )),
+    }
+}
+
+fn addr(t: &Table, name: &str, key: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match string(t, name, key)? {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            bad(
+                key,
+                format!("{s:?} is not an address: expected IP:PORT, e.g. \"0.0.0.0:7070\""),
+            )
+        }),
+    }
+}
+
+/// Parses `"1s"`, `"500ms"`, `"2m"`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+impl TrackerConfig {
+    /// Reads and parses a file.
+    pub fn load(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Self, String), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let cfg = Self::parse(&text, env)?;
+        Ok((cfg, text))
+    }
+
+    /// Parses the text of a file; `env` supplies overrides ([`PATH_ENV`]).
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let root: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+        let empty = Table::new();
+        let core = table(&root, "core", "core")?.unwrap_or(&empty);
+
+        let db = table(core, "database", "core.database")?.unwrap_or(&empty);
+        let driver = match string(db, "driver", "core.database.driver")?.as_deref() {
+            None | Some("sqlite3") => Driver::Sqlite3,
+            Some("mysql") => Driver::Mysql,
+            Some(other) => {
+                return Err(bad(
+                    "core.database.driver",
+                    format!("{other:?} is not allowed: expected \"sqlite3\" or \"mysql\""),
+                ))
+            }
+        };
+        let path = match env(PATH_ENV).filter(|p| !p.is_empty()) {
+            Some(p) => p,
+            None => string(db, "path", "core.database.path")?
+                .unwrap_or_else(|| "./storage/tracker/lib/database/sqlite3.db".to_owned()),
+        };
+        if path.is_empty() {
+            return Err(bad("core.database.path", "must not be empty"));
+        }
+        if driver == Driver::Mysql && !path.starts_with("mysql://") {
+            return Err(bad(
+                "core.database.path",
+                "with driver = \"mysql\" the path must be a URL: mysql://USER:PASSWORD@HOST:PORT/DATABASE",
+            ));
+        }
+        let flush_interval = match db.get("flush_interval") {
+            None => Duration::from_secs(1),
+            Some(Value::String(s)) => parse_duration(s).ok_or_else(|| {
+                bad(
+                    "core.database.flush_interval",
+                    format!("{s:?} is not a duration: expected e.g. \"1s\", \"500ms\", \"2m\""),
+                )
+            })?,
+            Some(Value::Integer(i)) if *i > 0 => Duration::from_secs(*i as u64),
+            Some(other) => {
+                return Err(bad(
+                    "core.database.flush_interval",
+                    format!("{other} is not a duration: expected e.g. \"1s\" or \"500ms\""),
+                ))
+            }
+        };
+
+        let ap = table(core, "announce_policy", "core.announce_policy")?.unwrap_or(&empty);
+        let interval = seconds(ap, "interval", "core.announce_policy.interval", 120)?;
+        let interval_min = seconds(ap, "interval_min", "core.announce_policy.interval_min", 120)?;
+        let tp = table(core, "tracker_policy", "core.tracker_policy")?.unwrap_or(&empty);
+        let max_peer_timeout = seconds(
+            tp,
+            "max_peer_timeout",
+            "core.tracker_policy.max_peer_timeout",
+            900,
+        )?;
+
+        let http_trackers = match root.get("http_trackers") {
+            None => vec!["0.0.0.0:7070".parse().unwrap()],
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let key = format!("http_trackers[{i}].bind_address");
+                    let t = item
+                        .as_table()
+                        .ok_or_else(|| bad(&format!("http_trackers[{i}]"), "expected a table"))?;
+                    out.push(addr(t, "bind_address", &key)?.ok_or_else(|| bad(&key, "missing"))?);
+                }
+                out
+            }
+            Some(_) => return Err(bad(
+                "http_trackers",
+                "expected an array of tables: [[http_trackers]] bind_address = \"0.0.0.0:7070\"",
+            )),
+        };
+        let health_check = match table(&root, "health_check_api", "health_check_api")? {
+            None => Some("127.0.0.1:1313".parse().unwrap()),
+            Some(t) => addr(t, "bind_address", "health_check_api.bind_address")?,
+        };
+
+        Ok(TrackerConfig {
+            database: DatabaseConfig {
+                driver,
+                path,
+                flush_interval,
+            },
+            interval,
+            interval_min,
+            max_peer_timeout,
+            http_trackers,
+            health_check,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn reads_torrust_layout_and_ignores_unknown_sections() {
+        let cfg = TrackerConfig::parse(
+            r#"
+            [metadata]
+            schema_version = "2.0.0"
+            [logging]
+            threshold = "info"
+            [core.database]
+            driver = "mysql"
+            path = "mysql://u:p@127.0.0.1:3306/t"
+            flush_interval = "250ms"
+            [core.announce_policy]
+            interval = 60
+            interval_min = 30
+            [[udp_trackers]]
+            bind_address = "0.0.0.0:6969"
+            [[http_trackers]]
+            bind_address = "127.0.0.1:7070"
+            [[http_trackers]]
+            bind_address = "127.0.0.1:7071"
+            [health_check_api]
+            bind_address = "127.0.0.1:1313"
+            [maintenance]
+            enabled = true
+            "#,
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(cfg.database.driver, Driver::Mysql);
+        assert_eq!(cfg.database.flush_interval, Duration::from_millis(250));
+        assert_eq!(
+            (cfg.interval, cfg.interval_min, cfg.max_peer_timeout),
+            (60, 30, 900)
+        );
+        assert_eq!(cfg.http_trackers.len(), 2);
+        assert_eq!(cfg.health_check, Some("127.0.0.1:1313".parse().unwrap()));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = TrackerConfig::parse("[core.database]\ndriver = \"postgres\"", no_env).unwrap_err();
+        assert!(e.to_string().contains("core.database.driver"), "{e}");
+        assert!(e.to_string().contains("postgres"), "{e}");
+        let e =
+            TrackerConfig::parse("[[http_trackers]]\nbind_address = \"nope\"", no_env).unwrap_err();
+        assert!(
+            e.to_string().contains("http_trackers[0].bind_address"),
+            "{e}"
+        );
+        let e = TrackerConfig::parse("[core.announce_policy]\ninterval = -1", no_env).unwrap_err();
+        assert!(
+            e.to_string().contains("core.announce_policy.interval"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn env_overrides_the_database_path() {
+        let cfg = TrackerConfig::parse("[core.database]\npath = \"a.db\"", |k| {
+            (k == PATH_ENV).then(|| "b.db".to_owned())
+        })
+        .unwrap();
+        assert_eq!(cfg.database.path, "b.db");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5m"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("0s"), None);
+    }
+}

@@ -1,0 +1,80 @@
+//! The `reference-tracker` binary: reads `--config FILE`, runs the tracker
+//! until SIGTERM or ctrl-c, then flushes every pending count and exits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use maintenance_coordinator::MaintenanceConfig;
+use reference_tracker::config::TrackerConfig;
+
+/// A small BitTorrent HTTP tracker (BEP 3/23/48) with maintenance windows
+/// for consistent database backups.
+#[derive(Parser, Debug)]
+#[command(name = "reference-tracker", version, about, long_about = None)]
+struct Args {
+    /// Tracker config file (Torrust `tracker.toml` layout plus a
+    /// `[maintenance]` table). See tracker.example.toml.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        env = "TORRUST_TRACKER_CONFIG_TOML_PATH",
+        default_value = "tracker.toml"
+    )]
+    config: PathBuf,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let env = |k: &str| std::env::var(k).ok();
+    let (cfg, text) = match TrackerConfig::load(&args.config, env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("reference-tracker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mconf = match MaintenanceConfig::from_tracker_toml(&text, env) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("reference-tracker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match reference_tracker::server::run(cfg, mconf, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reference-tracker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

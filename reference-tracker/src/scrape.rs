@@ -1,0 +1,65 @@
+//! `GET /scrape` (BEP 48): swarm totals for one or more torrents.
+//!
+//! Scrape only reads memory, so it stays up during a maintenance window
+//! under either policy.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery as AxumRawQuery, State};
+use axum::response::Response;
+
+use crate::bencode::{dict, Value};
+use crate::peers::InfoHash;
+use crate::query::RawQuery;
+use crate::server::{bencoded, failure, AppState};
+
+/// Most torrents answered in one scrape (as Torrust).
+pub const MAX_SCRAPE: usize = 74;
+
+/// Parses the `info_hash` parameters; the error is the `failure reason`.
+pub fn parse(query: &str) -> Result<Vec<InfoHash>, String> {
+    let q = RawQuery::parse(query)
+        .map_err(|e| format!("invalid param {}: bad percent-encoding", e.key))?;
+    let mut out = Vec::new();
+    for v in q.get_all("info_hash") {
+        let bytes: [u8; 20] = v.try_into().map_err(|_| {
+            format!(
+                "invalid param info_hash: expected 20 bytes (percent-encoded), got {}",
+                v.len()
+            )
+        })?;
+        if out.len() < MAX_SCRAPE {
+            out.push(InfoHash(bytes));
+        }
+    }
+    if out.is_empty() {
+        return Err("missing param info_hash".into());
+    }
+    Ok(out)
+}
+
+/// The handler.
+pub async fn scrape(
+    State(state): State<Arc<AppState>>,
+    AxumRawQuery(query): AxumRawQuery,
+) -> Response {
+    let hashes = match parse(query.as_deref().unwrap_or("")) {
+        Ok(h) => h,
+        Err(reason) => return failure(&reason),
+    };
+    let files = hashes
+        .into_iter()
+        .map(|h| {
+            let s = state.peers.stats(&h);
+            (
+                h.0.to_vec(),
+                dict([
+                    ("complete", Value::Int(s.complete as i64)),
+                    ("downloaded", Value::Int(s.downloaded as i64)),
+                    ("incomplete", Value::Int(s.incomplete as i64)),
+                ]),
+            )
+        })
+        .collect();
+    bencoded(dict([("files", Value::Dict(files))]))
+}

@@ -1,0 +1,195 @@
+//! Wiring: opens the database, starts the coordinator with the tracker's
+//! hooks, binds every listener and runs until shutdown, then flushes.
+//!
+//! This is the file to read for "how does a tracker embed the coordinator":
+//! besides the hooks (`hooks.rs`) and the one `admit_announce` call in
+//! `announce.rs`, everything the embedding needs happens in [`run`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use maintenance_coordinator::{AnnounceGate, Coordinator, MaintenanceConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::bencode::{dict, Value};
+use crate::config::{TrackerConfig, PASSWORD_ENV};
+use crate::hooks::TrackerHooks;
+use crate::peers::PeerStore;
+use crate::writebehind::WriteBehind;
+
+/// Any start-up or run-time failure, with its context in the text.
+pub type RunError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// Swarms and completed counts.
+    pub peers: PeerStore,
+    /// Completed counts on their way to the database.
+    pub buffer: Arc<WriteBehind>,
+    /// The coordinator's gate (or an always-open one).
+    pub gate: AnnounceGate,
+    /// `interval` sent to clients.
+    pub interval: u32,
+    /// `min interval` sent to clients.
+    pub interval_min: u32,
+}
+
+/// A 200 OK with a bencoded body.
+pub fn bencoded(v: Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        v.encode(),
+    )
+        .into_response()
+}
+
+/// A 200 OK whose bencoded body is only a `failure reason`.
+pub fn failure(reason: &str) -> Response {
+    bencoded(dict([("failure reason", Value::str(reason))]))
+}
+
+/// `GET /health_check`: `{"status":"Ok"}`, as Torrust answers. It never
+/// touches the gate, so it stays up during a window.
+pub async fn health_check() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "Ok" }))
+}
+
+/// The tracker's routes: `/announce`, `/scrape`, `/health_check`.
+pub fn tracker_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/announce", get(crate::announce::announce))
+        .route("/scrape", get(crate::scrape::scrape))
+        .route("/health_check", get(health_check))
+        .with_state(state)
+}
+
+fn announce_listening(kind: &str, addr: SocketAddr) {
+    use std::io::Write;
+    // A stable line on stdout, read by tests and scripts to learn OS-assigned ports.
+    println!("reference-tracker: {kind} listening on {addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(kind, %addr, "listening");
+}
+
+async fn bind(kind: &str, addr: SocketAddr) -> Result<TcpListener, RunError> {
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot bind {kind} on {addr}: {e}"))?;
+    announce_listening(kind, l.local_addr()?);
+    Ok(l)
+}
+
+/// Runs the tracker until `shutdown` resolves, then stops serving, flushes
+/// every pending count and closes the database.
+pub async fn run(
+    cfg: TrackerConfig,
+    mconf: MaintenanceConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    // Persistence: open, load the counts, put the write-behind buffer in front.
+    let store = crate::store::open(&cfg.database, std::env::var(PASSWORD_ENV).ok())
+        .await
+        .map_err(|e| format!("cannot open database ({:?}): {e}", cfg.database.driver))?;
+    let counts = store.load_completed().await?;
+    tracing::info!(store = %store.describe(), torrents = counts.len(), "database open");
+    let peers = PeerStore::new();
+    peers.load_completed(counts);
+    let buffer = Arc::new(WriteBehind::new(store));
+
+    // --- Embedding the coordinator: start it with our hooks, take its gate. ---
+    let coordinator = if mconf.enabled || mconf.bind.is_some() {
+        let hooks = Arc::new(TrackerHooks::new(buffer.clone()));
+        Some(Coordinator::start(mconf, hooks).await?)
+    } else {
+        None
+    };
+    let gate = coordinator
+        .as_ref()
+        .map(|c| c.gate())
+        .unwrap_or_else(AnnounceGate::always_open);
+
+    let state = Arc::new(AppState {
+        peers,
+        buffer: buffer.clone(),
+        gate: gate.clone(),
+        interval: cfg.interval,
+        interval_min: cfg.interval_min,
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = Vec::new();
+    let serve = |listener: TcpListener, router: Router, mut rx: watch::Receiver<bool>| {
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop)
+            .await
+        })
+    };
+    for addr in &cfg.http_trackers {
+        let l = bind("http_tracker", *addr).await?;
+        servers.push(serve(l, tracker_router(state.clone()), stop_rx.clone()));
+    }
+    if let Some(addr) = cfg.health_check {
+        let l = bind("health_check_api", addr).await?;
+        let r = Router::new().route("/health_check", get(health_check));
+        servers.push(serve(l, r, stop_rx.clone()));
+    }
+    if let Some(c) = &coordinator {
+        if let Some(addr) = c.config().bind {
+            // The maintenance API on its own port; it stops with `shutdown()`.
+            let l = bind("maintenance_api", addr).await?;
+            let c = c.clone();
+            tokio::spawn(async move { c.serve(l).await });
+        }
+    }
+
+    let flusher = buffer
+        .clone()
+        .spawn_flusher(gate.clone(), cfg.database.flush_interval);
+    let ttl = Duration::from_secs(cfg.max_peer_timeout as u64);
+    let expiry_state = state.clone();
+    let expiry = tokio::spawn(async move {
+        let every = (ttl / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+        loop {
+            tokio::time::sleep(every).await;
+            let gone = expiry_state.peers.expire(Instant::now(), ttl);
+            if gone > 0 {
+                tracing::debug!(gone, "expired silent peers");
+            }
+        }
+    });
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for s in servers {
+        // Long-polls may hold a connection open; do not wait for them forever.
+        let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
+    }
+    flusher.abort();
+    expiry.abort();
+    if let Some(c) = coordinator {
+        c.shutdown().await;
+    }
+    if buffer.is_quiesced() {
+        buffer.resume().await?;
+    }
+    let written = buffer.flush().await?;
+    buffer.quiesce().await?;
+    tracing::info!(flushed = written, "counts flushed, database closed");
+    Ok(())
+}

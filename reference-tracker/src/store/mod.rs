@@ -1,0 +1,75 @@
+//! Persistence of completed-download counts, behind one trait so SQLite and
+//! MySQL/MariaDB are interchangeable.
+//!
+//! The schema is the upstream Torrust tracker's `torrents(id, info_hash,
+//! completed)` table, so an existing Torrust database can be pointed at this
+//! tracker and back. The trait is shaped by the maintenance window: besides
+//! loading and writing counts, a store can be *quiesced* (flushed to its
+//! files and closed, so a backup sees consistent, untouched files) and
+//! *resumed* (reopened).
+
+pub mod mysql;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{DatabaseConfig, Driver};
+use crate::peers::InfoHash;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// MySQL/MariaDB said no.
+    #[error("mysql: {0}")]
+    Mysql(#[from] sqlx::Error),
+    /// The store is quiesced: nothing may touch the database until resume.
+    #[error("the database is closed for a maintenance window")]
+    Closed,
+    /// A row whose `info_hash` is not 40 hex characters.
+    #[error("torrents row with a malformed info_hash {0:?}")]
+    BadRow(String),
+    /// A blocking task died.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// A database holding completed counts.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Every torrent's completed count.
+    async fn load_completed(&self) -> Result<Vec<(InfoHash, u64)>, StoreError>;
+
+    /// Adds `delta` to each torrent's count (creating rows as needed), all in
+    /// one transaction: either every increment lands or none does.
+    async fn add_completed(&self, deltas: &[(InfoHash, u64)]) -> Result<(), StoreError>;
+
+    /// Makes the files consistent on disk (SQLite: `wal_checkpoint(TRUNCATE)`)
+    /// and closes the connection; until [`Store::resume`] every call returns
+    /// [`StoreError::Closed`].
+    async fn quiesce(&self) -> Result<(), StoreError>;
+
+    /// Reopens after [`Store::quiesce`]. A no-op when open.
+    async fn resume(&self) -> Result<(), StoreError>;
+
+    /// Human-readable location, with no password in it.
+    fn describe(&self) -> String;
+}
+
+/// Opens the store named by the config, creating the schema if needed.
+///
+/// `password_override` (from `TRACKER_DATABASE_PASSWORD`) replaces the
+/// password of a `mysql://` URL, so it need not be written in the file.
+pub async fn open(
+    cfg: &DatabaseConfig,
+    password_override: Option<String>,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match cfg.driver {
+        Driver::Sqlite3 => Arc::new(sqlite::SqliteStore::open(cfg.path.clone().into()).await?),
+        Driver::Mysql => Arc::new(mysql::MysqlStore::open(&cfg.path, password_override).await?),
+    })
+}
