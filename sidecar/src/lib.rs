@@ -1,1 +1,26 @@
+//! `maintenance-sidecar`: waits for a tracker's maintenance window, claims
+//! it, snapshots the databases, lets the tracker resume, then compresses,
+//! verifies, publishes and prunes backups, and reports the outcome.
+//!
+//! The binary (`src/main.rs`) is a thin clap front-end over these modules so
+//! every piece can be tested on its own.
 
+pub mod backup;
+pub mod cancel;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod compress;
+pub mod config;
+pub mod engine;
+pub mod fsutil;
+pub mod hashing;
+pub mod lease;
+pub mod manifest;
+pub mod ops;
+pub mod progress;
+pub mod retention;
+pub mod runner;
+pub mod staging;
+pub mod wake;
+pub mod webhook;

@@ -1,0 +1,227 @@
+//! One backup run, shared by `once` and `run`: snapshot every engine, let
+//! the caller release the tracker, compress, verify, publish.
+//!
+//! The caller decides what "release" means (an HTTP call in `run`, nothing
+//! in `once`) through the `after_snapshot` callback; if it fails the run
+//! stops and publishes nothing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use maintenance_proto::{Artifact, BackupReport};
+
+use crate::cancel::CancelToken;
+use crate::config::Config;
+use crate::engine::{self, Engine, EngineContext, EngineOutput};
+use crate::hashing::sha256_file;
+use crate::manifest::{Manifest, FORMAT_VERSION};
+use crate::staging::{backup_name, Staging};
+
+/// A published backup.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Its folder.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// Result of a run, successful or not, with the timings gathered so far.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The published backup, or why there is none.
+    pub result: anyhow::Result<Published>,
+    /// Phase durations in seconds.
+    pub durations_secs: BTreeMap<String, f64>,
+}
+
+impl RunResult {
+    /// The report for the coordinator's `complete`.
+    pub fn report(&self) -> BackupReport {
+        match &self.result {
+            Ok(p) => BackupReport {
+                backup: Some(p.manifest.name.clone()),
+                artifacts: p.manifest.artifacts.clone(),
+                durations_secs: self.durations_secs.clone(),
+                error: None,
+            },
+            Err(e) => BackupReport {
+                backup: None,
+                artifacts: Vec::new(),
+                durations_secs: self.durations_secs.clone(),
+                error: Some(format!("{e:#}")),
+            },
+        }
+    }
+}
+
+/// Runs one backup. `window_id` names the coordinator window (`None` for
+/// `once`); `after_snapshot` is called once every snapshot is taken.
+pub fn run(
+    cfg: &Config,
+    window_id: Option<&str>,
+    cancel: CancelToken,
+    after_snapshot: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> RunResult {
+    let mut durations = BTreeMap::new();
+    let started = Instant::now();
+    let result = run_inner(
+        cfg,
+        window_id,
+        cancel,
+        after_snapshot,
+        &mut durations,
+        started,
+    );
+    durations.insert("total".into(), started.elapsed().as_secs_f64());
+    RunResult {
+        result,
+        durations_secs: durations,
+    }
+}
+
+fn timed<T>(
+    durations: &mut BTreeMap<String, f64>,
+    phase: &str,
+    f: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let t = Instant::now();
+    let r = f();
+    *durations.entry(phase.to_owned()).or_default() += t.elapsed().as_secs_f64();
+    r
+}
+
+fn run_inner(
+    cfg: &Config,
+    window_id: Option<&str>,
+    cancel: CancelToken,
+    after_snapshot: &mut dyn FnMut() -> anyhow::Result<()>,
+    durations: &mut BTreeMap<String, f64>,
+    started: Instant,
+) -> anyhow::Result<Published> {
+    let engines = engine::from_config(cfg);
+    anyhow::ensure!(
+        !engines.is_empty(),
+        "no engine is enabled: set SQLITE_DATABASE_PATH, BACKUP_MYSQL_ENABLED/MYSQL_DATABASE or BACKUP_PATHS_FILE"
+    );
+    let started_at = Utc::now();
+    let staging = Staging::create(&cfg.backup_dir, started_at)?;
+    let ctx = EngineContext {
+        staging: staging.path().to_owned(),
+        compression: cfg.compression,
+        level: cfg.compression_level,
+        progress_every: Duration::from_secs(cfg.progress_secs),
+        cancel: cancel.clone(),
+    };
+    tracing::info!(
+        "backup started: engines [{}], staging {}",
+        names(&engines).join(", "),
+        staging.path().display()
+    );
+
+    let mut staged = Vec::new();
+    timed(durations, "snapshot", || {
+        for e in &engines {
+            let s = e
+                .snapshot(&ctx)
+                .with_context(|| format!("{} snapshot", e.name()))?;
+            staged.push(s);
+        }
+        Ok(())
+    })?;
+    tracing::info!("snapshots taken");
+    after_snapshot().context("after snapshot (release)")?;
+
+    let mut outputs: Vec<EngineOutput> = Vec::new();
+    timed(durations, "compress", || {
+        for (e, s) in engines.iter().zip(staged) {
+            cancel.check()?;
+            outputs.push(
+                e.finish(&ctx, s)
+                    .with_context(|| format!("{} compress", e.name()))?,
+            );
+        }
+        Ok(())
+    })?;
+    let artifacts = timed(durations, "verify", || verify_outputs(&outputs, &cancel))?;
+    cancel.check()?;
+
+    let name = backup_name(started_at, window_id);
+    durations.insert("total".into(), started.elapsed().as_secs_f64());
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        name: name.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        window_id: window_id.map(str::to_owned),
+        mode: if window_id.is_some() { "run" } else { "once" }.into(),
+        sidecar_id: cfg.sidecar_id.clone(),
+        engines: names(&engines),
+        artifacts,
+        missing_paths: outputs.iter().flat_map(|o| o.missing.clone()).collect(),
+        verified: true,
+        tool_versions: tool_versions(&engines),
+        durations_secs: durations.clone(),
+    };
+    manifest.save(staging.path())?;
+    let path = staging.publish(&name)?;
+    tracing::info!(
+        "backup published: {} ({} artifacts, {})",
+        path.display(),
+        manifest.artifacts.len(),
+        crate::progress::mib(manifest.total_bytes())
+    );
+    Ok(Published { path, manifest })
+}
+
+/// Re-reads every artifact from disk: its hash must match what was written
+/// and its content must pass the engine's check.
+fn verify_outputs(outputs: &[EngineOutput], cancel: &CancelToken) -> anyhow::Result<Vec<Artifact>> {
+    let mut artifacts = Vec::new();
+    for out in outputs {
+        for file in &out.artifacts {
+            cancel.check()?;
+            let (size, sha) = sha256_file(&file.path)?;
+            anyhow::ensure!(
+                size == file.size_bytes && sha == file.sha256,
+                "{}: content on disk differs from what was written",
+                file.path.display()
+            );
+            let detail = engine::check_artifact(out.engine, &file.path)
+                .with_context(|| format!("verify {}", file.path.display()))?;
+            tracing::info!("verified {}: {detail}", file.path.display());
+            artifacts.push(Artifact {
+                engine: out.engine.to_owned(),
+                path: file
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                size_bytes: file.size_bytes,
+                sha256: file.sha256.clone(),
+            });
+        }
+    }
+    Ok(artifacts)
+}
+
+fn names(engines: &[Box<dyn Engine>]) -> Vec<String> {
+    engines.iter().map(|e| e.name().to_owned()).collect()
+}
+
+fn tool_versions(engines: &[Box<dyn Engine>]) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    v.insert(
+        "maintenance-sidecar".to_owned(),
+        env!("CARGO_PKG_VERSION").to_owned(),
+    );
+    for e in engines {
+        if let Some(version) = e.tool_version() {
+            v.insert(e.name().to_owned(), version);
+        }
+    }
+    v
+}

@@ -1,0 +1,80 @@
+//! The command line: subcommands and their options (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Configuration comes from --config FILE (TOML) overlaid by environment
+variables: BACKUP_MODE, BACKUP_INTERVAL, BACKUP_RETENTION_DAYS, BACKUP_KEEP_LAST,
+BACKUP_DIR, BACKUP_COMPRESSION, BACKUP_SQLITE_ENABLED, SQLITE_DATABASE_PATH,
+BACKUP_MYSQL_ENABLED, MYSQL_HOST, MYSQL_PORT, MYSQL_DATABASE, MYSQL_USER,
+MYSQL_PASSWORD(_FILE), MYSQL_DUMP_COMMAND, BACKUP_PATHS_FILE, MAINTENANCE_URL,
+MAINTENANCE_TOKEN(_FILE), MAINTENANCE_READY_FILE, BACKUP_WEBHOOK_URL,
+BACKUP_WEBHOOK_ON_SUCCESS, BACKUP_SIDECAR_ID. See sidecar/README.md.
+
+Without a subcommand, BACKUP_MODE decides: single = once, continuous = run.
+
+Exit codes: 0 success, 1 backup/verify/restore failed, 2 usage or configuration error.";
+
+/// Backup sidecar for a tracker's maintenance window.
+#[derive(Debug, Parser)]
+#[command(name = "maintenance-sidecar", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// TOML configuration file (environment variables override its keys).
+    #[arg(long, short = 'c', global = true, env = "SIDECAR_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to do; defaults to BACKUP_MODE (single = once, continuous = run).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Autonomous loop: wait for a ready window (ready file or status
+    /// long-poll), claim it, snapshot, release, compress, verify, publish,
+    /// complete. Without a coordinator URL but with BACKUP_INTERVAL, runs an
+    /// uncoordinated backup every interval instead (the original loop).
+    Run,
+    /// One backup now, without coordination (host-cron fallback: the host
+    /// stopped the tracker). Exit code 1 on failure.
+    Once,
+    /// Re-hash every artifact of a backup and check its content.
+    Verify {
+        /// Backup folder path, name inside the backup dir, or `latest`.
+        backup: String,
+    },
+    /// Restore one artifact of a backup.
+    Restore {
+        /// Backup folder path, name inside the backup dir, or `latest`.
+        backup: String,
+        /// Which engine's artifact (sqlite, mysql, files) when there are several.
+        #[arg(long)]
+        engine: Option<String>,
+        /// Target: SQLite database file, or folder for files.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Target MySQL database (default: MYSQL_DATABASE).
+        #[arg(long)]
+        database: Option<String>,
+        /// Overwrite a non-empty target.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Table of backups: name, age, size, status.
+    List,
+    /// Apply retention (keep_days, keep_last) and sweep crashed staging folders.
+    Prune {
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Ask the coordinator to open an ad hoc maintenance window now.
+    OpenWindow {
+        /// Window length in seconds.
+        #[arg(long, default_value_t = 300)]
+        duration: u64,
+    },
+}

@@ -1,0 +1,244 @@
+//! HTTP client for the coordinator API (`/maintenance/v1`).
+//!
+//! [`Coordinators`] holds a list of endpoints so one sidecar can later
+//! coordinate a single window across several tracker instances (DESIGN
+//! section 7); today the runner drives the first. Errors are split into
+//! "unreachable" (retry with backoff) and "refused" (the coordinator said
+//! no, with a stable [`ErrorCode`]).
+
+use std::time::Duration;
+
+use maintenance_proto::{
+    Ack, BackupReport, ClaimRequest, CompleteRequest, CompleteResponse, ErrorBody, ErrorCode,
+    LeaseResponse, OpenWindowRequest, OpenWindowResponse, StatusResponse, WindowId, WindowRequest,
+    API_PREFIX,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::{CoordinatorConfig, Secret};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Network error, timeout or 5xx: worth retrying.
+    #[error("coordinator {url} unreachable: {message}")]
+    Unreachable {
+        /// The endpoint.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The coordinator refused the call (4xx with an error body).
+    #[error("coordinator {url} refused: {} ({})", body.message, body.code.as_str())]
+    Refused {
+        /// The endpoint.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The error body.
+        body: ErrorBody,
+    },
+}
+
+impl ClientError {
+    /// The error code when the coordinator refused.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Refused { body, .. } => Some(body.code),
+            ClientError::Unreachable { .. } => None,
+        }
+    }
+
+    /// True for a 409 (stale window, wrong state, claimed by another).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ClientError::Refused { status: 409, .. })
+    }
+}
+
+/// One coordinator endpoint.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    http: reqwest::Client,
+    base: String,
+    token: Option<Secret>,
+}
+
+/// Installs the process-wide TLS crypto provider (ring) once; reqwest is
+/// built without a provider of its own to avoid compiling a second one.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Coordinator {
+    /// A client for the coordinator at `base_url` (scheme://host:port).
+    pub fn new(base_url: &str, token: Option<Secret>) -> anyhow::Result<Self> {
+        install_tls_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Coordinator {
+            http,
+            base: format!("{}{API_PREFIX}", base_url.trim_end_matches('/')),
+            token,
+        })
+    }
+
+    /// The API base URL, for log lines.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    async fn decode<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T, ClientError> {
+        let status = resp.status();
+        let url = self.base.clone();
+        if status.is_success() {
+            return resp
+                .json::<T>()
+                .await
+                .map_err(|e| ClientError::Unreachable {
+                    url,
+                    message: format!("bad response body: {e}"),
+                });
+        }
+        let text = resp.text().await.unwrap_or_default();
+        if status.is_server_error() {
+            return Err(ClientError::Unreachable {
+                url,
+                message: format!("HTTP {status}: {text}"),
+            });
+        }
+        let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| {
+            ErrorBody::new(ErrorCode::InvalidRequest, format!("HTTP {status}: {text}"))
+        });
+        Err(ClientError::Refused {
+            url,
+            status: status.as_u16(),
+            body,
+        })
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            url: self.base.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let mut req = self
+            .http
+            .post(format!("{}/{path}", self.base))
+            .timeout(Duration::from_secs(15))
+            .json(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        self.decode(resp).await
+    }
+
+    /// `GET status`; with `wait`, long-polls until the version differs from
+    /// `since` or `wait` seconds pass.
+    pub async fn status(&self, wait: Option<(u64, u64)>) -> Result<StatusResponse, ClientError> {
+        let mut req = self.http.get(format!("{}/status", self.base));
+        req = match wait {
+            Some((secs, since)) => req
+                .query(&[("wait", secs), ("since", since)])
+                .timeout(Duration::from_secs(secs + 10)),
+            None => req.timeout(Duration::from_secs(10)),
+        };
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        self.decode(resp).await
+    }
+
+    /// `POST claim`.
+    pub async fn claim(
+        &self,
+        window_id: &WindowId,
+        sidecar_id: &str,
+    ) -> Result<LeaseResponse, ClientError> {
+        let body = ClaimRequest {
+            window_id: window_id.clone(),
+            sidecar_id: sidecar_id.to_owned(),
+        };
+        self.post("claim", &body).await
+    }
+
+    /// `POST heartbeat`: extends the lease.
+    pub async fn heartbeat(&self, window_id: &WindowId) -> Result<LeaseResponse, ClientError> {
+        self.post(
+            "heartbeat",
+            &WindowRequest {
+                window_id: window_id.clone(),
+            },
+        )
+        .await
+    }
+
+    /// `POST release`: snapshots taken, the tracker may resume.
+    pub async fn release(&self, window_id: &WindowId) -> Result<Ack, ClientError> {
+        self.post(
+            "release",
+            &WindowRequest {
+                window_id: window_id.clone(),
+            },
+        )
+        .await
+    }
+
+    /// `POST complete` with the report (idempotent).
+    pub async fn complete(
+        &self,
+        window_id: &WindowId,
+        report: BackupReport,
+    ) -> Result<CompleteResponse, ClientError> {
+        let body = CompleteRequest {
+            window_id: window_id.clone(),
+            report,
+        };
+        self.post("complete", &body).await
+    }
+
+    /// `POST windows`: opens an ad hoc window now (operator call).
+    pub async fn open_window(&self, duration_secs: u64) -> Result<OpenWindowResponse, ClientError> {
+        self.post("windows", &OpenWindowRequest { duration_secs })
+            .await
+    }
+}
+
+/// All configured coordinators.
+#[derive(Debug, Clone)]
+pub struct Coordinators {
+    endpoints: Vec<Coordinator>,
+}
+
+impl Coordinators {
+    /// Clients for every configured URL; errors when there is none.
+    pub fn from_config(cfg: &CoordinatorConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !cfg.urls.is_empty(),
+            "no coordinator URL configured (set MAINTENANCE_URL or coordinator.url)"
+        );
+        let endpoints = cfg
+            .urls
+            .iter()
+            .map(|u| Coordinator::new(u, cfg.token.clone()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Coordinators { endpoints })
+    }
+
+    /// The endpoint the runner drives.
+    pub fn primary(&self) -> &Coordinator {
+        &self.endpoints[0]
+    }
+
+    /// Every endpoint.
+    pub fn all(&self) -> &[Coordinator] {
+        &self.endpoints
+    }
+}

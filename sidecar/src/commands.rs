@@ -1,0 +1,147 @@
+//! The operator subcommands other than `run`, each returning the process
+//! exit code.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use crate::cancel::CancelToken;
+use crate::config::Config;
+use crate::ops::{self, restore::RestoreOptions};
+use crate::retention;
+use crate::webhook::{self, Notification};
+
+/// Exit code for a failed backup, verify or restore.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for usage and configuration errors.
+pub const EXIT_USAGE: u8 = 2;
+
+/// `once`: one uncoordinated backup, then retention.
+pub async fn once(cfg: &Config) -> ExitCode {
+    let cfg2 = cfg.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        crate::backup::run(&cfg2, None, CancelToken::new(), &mut || Ok(()))
+    })
+    .await
+    .expect("backup thread panicked");
+    let report = run.report();
+    webhook::notify(
+        &cfg.webhook,
+        &Notification {
+            event: if report.error.is_none() {
+                "backup_succeeded"
+            } else {
+                "backup_failed"
+            },
+            sidecar_id: cfg.sidecar_id.clone(),
+            mode: "once".into(),
+            window_id: None,
+            backup: report.backup.clone(),
+            error: report.error.clone(),
+            durations_secs: report.durations_secs.clone(),
+            at: Utc::now(),
+        },
+    )
+    .await;
+    match run.result {
+        Ok(p) => {
+            println!("{}", p.path.display());
+            prune_quietly(cfg);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("backup failed: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Applies retention, logging instead of failing.
+pub fn prune_quietly(cfg: &Config) {
+    match retention::plan(&cfg.backup_dir, cfg.keep_days, cfg.keep_last, Utc::now()) {
+        Ok(plan) => {
+            retention::apply(&plan);
+        }
+        Err(e) => tracing::warn!("retention: cannot scan {}: {e}", cfg.backup_dir.display()),
+    }
+}
+
+/// `prune [--dry-run]`.
+pub fn prune(cfg: &Config, dry_run: bool) -> ExitCode {
+    let plan = match retention::plan(&cfg.backup_dir, cfg.keep_days, cfg.keep_last, Utc::now()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot scan {}: {e}", cfg.backup_dir.display());
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    for (name, why) in &plan.keep {
+        println!("keep    {name} ({why})");
+    }
+    for (name, why) in &plan.skipped {
+        println!("skip    {name} (unreadable manifest: {why})");
+    }
+    let verb = if dry_run { "would remove" } else { "remove" };
+    for p in plan.delete.iter().chain(&plan.leftovers) {
+        println!("{verb} {}", p.display());
+    }
+    if !dry_run {
+        retention::apply(&plan);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `list`.
+pub fn list(cfg: &Config) -> ExitCode {
+    match ops::list::table(&cfg.backup_dir, Utc::now()) {
+        Ok(t) => {
+            print!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot list {}: {e:#}", cfg.backup_dir.display());
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// `verify <backup>`.
+pub fn verify(cfg: &Config, backup: &str) -> ExitCode {
+    let result = ops::resolve_backup(&cfg.backup_dir, backup).and_then(|d| ops::verify::verify(&d));
+    match result {
+        Ok(r) => {
+            for line in &r.ok {
+                println!("ok      {line}");
+            }
+            for line in &r.problems {
+                println!("FAILED  {line}");
+            }
+            if r.problems.is_empty() {
+                println!("backup verified");
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+        Err(e) => {
+            eprintln!("verify failed: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// `restore <backup>`.
+pub fn restore(cfg: &Config, backup: &str, opts: &RestoreOptions) -> ExitCode {
+    let result = ops::resolve_backup(&cfg.backup_dir, backup)
+        .and_then(|d| ops::restore::restore(&d, opts, &cfg.mysql));
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("restore failed: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! zstd/gzip encoders and decoders behind one small interface, plus the
+//! artifact writer (compress → hash → buffered file) every engine uses.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::config::Compression;
+use crate::hashing::HashingWriter;
+
+/// A compressing writer; call [`Encoder::finish`] to write the trailer.
+pub enum Encoder<W: Write> {
+    /// zstd frame.
+    Zstd(zstd::Encoder<'static, W>),
+    /// gzip member.
+    Gzip(flate2::write::GzEncoder<W>),
+}
+
+impl<W: Write> Encoder<W> {
+    /// Starts a compressed stream into `inner`.
+    pub fn new(kind: Compression, level: Option<i32>, inner: W) -> io::Result<Self> {
+        Ok(match kind {
+            Compression::Zstd => Encoder::Zstd(zstd::Encoder::new(inner, level.unwrap_or(3))?),
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                inner,
+                flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32),
+            )),
+        })
+    }
+
+    /// Ends the stream and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Zstd(e) => e.write(buf),
+            Encoder::Gzip(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Zstd(e) => e.flush(),
+            Encoder::Gzip(e) => e.flush(),
+        }
+    }
+}
+
+/// A decompressing reader over `inner`.
+pub fn decoder<'a, R: Read + 'a>(kind: Compression, inner: R) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match kind {
+        Compression::Zstd => Box::new(zstd::Decoder::new(inner)?),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(inner))),
+    })
+}
+
+/// Opens a compressed artifact for reading, picking the codec from its name.
+pub fn open_decoded(path: &Path) -> io::Result<Box<dyn Read>> {
+    let kind = Compression::from_path(path).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a .zst or .gz file", path.display()),
+        )
+    })?;
+    decoder(kind, File::open(path)?)
+}
+
+/// A finished artifact file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Compressed size.
+    pub size_bytes: u64,
+    /// SHA-256 of the compressed bytes.
+    pub sha256: String,
+}
+
+/// Compressed, hashed, buffered output file. Dropping it without
+/// [`ArtifactWriter::finish`] leaves a partial file the caller must remove
+/// (staging is removed as a whole on failure).
+pub struct ArtifactWriter {
+    path: PathBuf,
+    encoder: Encoder<HashingWriter<BufWriter<File>>>,
+}
+
+impl ArtifactWriter {
+    /// Creates `path` (must not exist) and starts a compressed stream.
+    pub fn create(path: &Path, kind: Compression, level: Option<i32>) -> io::Result<Self> {
+        let file = File::options().write(true).create_new(true).open(path)?;
+        let inner = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        Ok(ArtifactWriter {
+            path: path.to_owned(),
+            encoder: Encoder::new(kind, level, inner)?,
+        })
+    }
+
+    /// Ends the stream, flushes and fsyncs the file.
+    pub fn finish(self) -> io::Result<WrittenFile> {
+        let hashing = self.encoder.finish()?;
+        let (buf, size_bytes, sha256) = hashing.finish();
+        let file = buf.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(WrittenFile {
+            path: self.path,
+            size_bytes,
+            sha256,
+        })
+    }
+}
+
+impl Write for ArtifactWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.encoder.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.encoder.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_both_codecs() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [Compression::Zstd, Compression::Gzip] {
+            let path = dir.path().join(format!("x.{}", kind.extension()));
+            let mut w = ArtifactWriter::create(&path, kind, None).unwrap();
+            w.write_all(&b"hello ".repeat(1000)).unwrap();
+            let written = w.finish().unwrap();
+            assert_eq!(written.size_bytes, std::fs::metadata(&path).unwrap().len());
+            let mut out = Vec::new();
+            open_decoded(&path).unwrap().read_to_end(&mut out).unwrap();
+            assert_eq!(out, b"hello ".repeat(1000));
+            assert_eq!(
+                crate::hashing::sha256_file(&path).unwrap().1,
+                written.sha256
+            );
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The sidecar's settings: one resolved [`Config`] built from an optional
+//! TOML file overlaid by environment variables.
+//!
+//! Environment wins over the file so that a compose file written for the
+//! original backup container (`BACKUP_MODE`, `MYSQL_HOST`, ...) keeps working
+//! unchanged. Validation happens once, here, so the rest of the program can
+//! trust every field.
+
+mod env;
+mod error;
+mod file;
+mod parse;
+mod secret;
+
+use std::path::{Path, PathBuf};
+
+pub use error::ConfigError;
+pub use secret::Secret;
+
+/// Compression applied to every artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd (default): fast, good ratio, multi-GB friendly.
+    Zstd,
+    /// gzip: for tools that only know `.gz`.
+    Gzip,
+}
+
+impl Compression {
+    /// File-name suffix, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zst",
+            Compression::Gzip => "gz",
+        }
+    }
+
+    /// Guesses the compression of an artifact from its file name.
+    pub fn from_path(path: &Path) -> Option<Compression> {
+        match path.extension()?.to_str()? {
+            "zst" => Some(Compression::Zstd),
+            "gz" => Some(Compression::Gzip),
+            _ => None,
+        }
+    }
+}
+
+/// What the process does when started without a subcommand
+/// (the original container's `BACKUP_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One backup, then exit (`once`).
+    Single,
+    /// Keep running (`run`).
+    Continuous,
+}
+
+/// How to reach the coordinator(s).
+#[derive(Debug, Clone, Default)]
+pub struct CoordinatorConfig {
+    /// Base URLs (scheme, host, port; the API prefix is added). Several are
+    /// allowed for later multi-instance windows; the first one is used now.
+    pub urls: Vec<String>,
+    /// Bearer token for the mutating calls.
+    pub token: Option<Secret>,
+    /// The readiness file written by the coordinator (a wake-up hint).
+    pub ready_file: Option<PathBuf>,
+    /// Seconds one status long-poll waits on the server.
+    pub long_poll_secs: u64,
+    /// Upper bound of the retry backoff when the coordinator is unreachable.
+    pub max_backoff_secs: u64,
+}
+
+/// SQLite engine settings.
+#[derive(Debug, Clone, Default)]
+pub struct SqliteConfig {
+    /// Back up the SQLite database.
+    pub enabled: bool,
+    /// The database file.
+    pub path: Option<PathBuf>,
+}
+
+/// MySQL/MariaDB engine settings.
+#[derive(Debug, Clone)]
+pub struct MysqlConfig {
+    /// Back up the MySQL/MariaDB database.
+    pub enabled: bool,
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Database (schema) to dump.
+    pub database: Option<String>,
+    /// User name.
+    pub user: String,
+    /// Password; passed to children in `MYSQL_PWD`, never on argv.
+    pub password: Option<Secret>,
+    /// Dump program; empty means `mariadb-dump`, falling back to `mysqldump`.
+    pub dump_command: Option<String>,
+    /// Client program for restores; empty means `mariadb`, falling back to `mysql`.
+    pub client_command: Option<String>,
+}
+
+impl Default for MysqlConfig {
+    fn default() -> Self {
+        MysqlConfig {
+            enabled: false,
+            host: "127.0.0.1".into(),
+            port: 3306,
+            database: None,
+            user: "root".into(),
+            password: None,
+            dump_command: None,
+            client_command: None,
+        }
+    }
+}
+
+/// Files engine settings.
+#[derive(Debug, Clone, Default)]
+pub struct FilesConfig {
+    /// A text file listing paths, one per line (`#` comments, blanks ignored).
+    pub paths_file: Option<PathBuf>,
+}
+
+/// Webhook notification settings.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookConfig {
+    /// Where to POST the JSON notification.
+    pub url: Option<String>,
+    /// Also notify on success (failures are always notified).
+    pub notify_on_success: bool,
+}
+
+/// The resolved, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where backups are published.
+    pub backup_dir: PathBuf,
+    /// Artifact compression.
+    pub compression: Compression,
+    /// Compression level (engine default when `None`).
+    pub compression_level: Option<i32>,
+    /// Retention: keep backups younger than this many days.
+    pub keep_days: u32,
+    /// Retention: always keep this many newest backups.
+    pub keep_last: u32,
+    /// Behaviour without a subcommand.
+    pub mode: Mode,
+    /// Seconds between uncoordinated backups in continuous mode without a
+    /// coordinator (the original container's loop); 0 disables it.
+    pub interval_secs: u64,
+    /// Name sent with claims.
+    pub sidecar_id: String,
+    /// Seconds between progress log lines during long copies.
+    pub progress_secs: u64,
+    /// Coordinator connection.
+    pub coordinator: CoordinatorConfig,
+    /// SQLite engine.
+    pub sqlite: SqliteConfig,
+    /// MySQL engine.
+    pub mysql: MysqlConfig,
+    /// Files engine.
+    pub files: FilesConfig,
+    /// Notifications.
+    pub webhook: WebhookConfig,
+}
+
+impl Config {
+    /// Loads the config: the TOML file (when given) overlaid by the process
+    /// environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, anyhow::Error> {
+        let text = match path {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", p.display()))?,
+            ),
+            None => None,
+        };
+        let lookup = |k: &str| std::env::var(k).ok();
+        Ok(Config::from_sources(text.as_deref(), &lookup)?)
+    }
+
+    /// Builds the config from TOML text and an environment lookup (tests
+    /// pass a map instead of the process environment).
+    pub fn from_sources(
+        toml_text: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw = match toml_text {
+            Some(t) => file::parse(t)?,
+            None => file::RawConfig::default(),
+        };
+        let mut cfg = file::resolve(raw)?;
+        env::apply(&mut cfg, env)?;
+        validate(&cfg)?;
+        Ok(cfg)
+    }
+
+    /// True when at least one engine is enabled.
+    pub fn any_engine(&self) -> bool {
+        self.sqlite.enabled || self.mysql.enabled || self.files.paths_file.is_some()
+    }
+}
+
+fn validate(cfg: &Config) -> Result<(), ConfigError> {
+    if cfg.sqlite.enabled && cfg.sqlite.path.is_none() {
+        return Err(ConfigError::new(
+            "sqlite.path (SQLITE_DATABASE_PATH)",
+            "",
+            "the path of the SQLite database file when the SQLite backup is enabled",
+        ));
+    }
+    if cfg.mysql.enabled && cfg.mysql.database.is_none() {
+        return Err(ConfigError::new(
+            "mysql.database (MYSQL_DATABASE)",
+            "",
+            "a database name when the MySQL backup is enabled",
+        ));
+    }
+    for url in &cfg.coordinator.urls {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "coordinator.urls (MAINTENANCE_URL)",
+                url.clone(),
+                "http:// or https:// base URLs, comma-separated",
+            ));
+        }
+    }
+    if let Some(url) = &cfg.webhook.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "webhook.url (BACKUP_WEBHOOK_URL)",
+                url.clone(),
+                "an http:// or https:// URL",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

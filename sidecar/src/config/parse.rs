@@ -1,0 +1,78 @@
+//! Parsers for single configuration values, shared by the TOML and the
+//! environment sources so both reject bad values with the same words.
+
+use std::path::PathBuf;
+
+use super::{Compression, ConfigError, Mode, Secret};
+
+/// Parses a boolean the way container environments write them.
+pub fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::new(
+            key,
+            value,
+            "true/false, yes/no, on/off or 1/0",
+        )),
+    }
+}
+
+/// Parses a non-negative integer of type `T`.
+pub fn number<T: std::str::FromStr>(
+    key: &str,
+    value: &str,
+    allowed: &str,
+) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| ConfigError::new(key, value, allowed))
+}
+
+/// Parses `zstd` or `gzip`.
+pub fn compression(key: &str, value: &str) -> Result<Compression, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "zstd" | "zst" => Ok(Compression::Zstd),
+        "gzip" | "gz" => Ok(Compression::Gzip),
+        _ => Err(ConfigError::new(key, value, "zstd or gzip")),
+    }
+}
+
+/// Parses `single` or `continuous`.
+pub fn mode(key: &str, value: &str) -> Result<Mode, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "single" | "once" => Ok(Mode::Single),
+        "continuous" | "run" => Ok(Mode::Continuous),
+        _ => Err(ConfigError::new(key, value, "single or continuous")),
+    }
+}
+
+/// Parses a comma-separated URL list, dropping empty entries and trailing slashes.
+pub fn url_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// Reads a secret from a file (Docker secrets), trimming whitespace.
+pub fn secret_file(key: &str, path: &str) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(PathBuf::from(path))
+        .map_err(|e| ConfigError::new(key, path, format!("a readable file ({e})")))?;
+    let secret = Secret::new(text);
+    if secret.is_empty() {
+        return Err(ConfigError::new(
+            key,
+            path,
+            "a file holding a non-empty secret",
+        ));
+    }
+    Ok(secret)
+}
+
+/// Treats empty strings as unset.
+pub fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}

@@ -1,0 +1,99 @@
+//! Unit tests of config resolution: defaults, env overrides, error wording.
+
+use std::collections::HashMap;
+
+use super::*;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k: &str| map.get(k).cloned()
+}
+
+#[test]
+fn defaults_without_file_or_env() {
+    let cfg = Config::from_sources(None, &env_of(&[])).unwrap();
+    assert_eq!(cfg.keep_days, 7);
+    assert_eq!(cfg.keep_last, 3);
+    assert_eq!(cfg.compression, Compression::Zstd);
+    assert!(!cfg.any_engine());
+}
+
+#[test]
+fn original_container_variables_are_accepted() {
+    let env = env_of(&[
+        ("BACKUP_MODE", "single"),
+        ("BACKUP_INTERVAL", "86400"),
+        ("BACKUP_RETENTION_DAYS", "14"),
+        ("BACKUP_MYSQL_ENABLED", "true"),
+        ("BACKUP_SQLITE_ENABLED", "false"),
+        ("SQLITE_DATABASE_PATH", "/data/tracker.db"),
+        ("MYSQL_HOST", "mysql"),
+        ("MYSQL_PORT", "3307"),
+        ("MYSQL_DATABASE", "torrust"),
+        ("MYSQL_USER", "u"),
+        ("MYSQL_PASSWORD", "p"),
+        ("BACKUP_PATHS_FILE", "/config/paths.txt"),
+        ("MAINTENANCE_URL", "http://a:1/, http://b:2"),
+        ("MAINTENANCE_TOKEN", " tok \n"),
+    ]);
+    let cfg = Config::from_sources(None, &env).unwrap();
+    assert_eq!(cfg.mode, Mode::Single);
+    assert_eq!(cfg.interval_secs, 86400);
+    assert_eq!(cfg.keep_days, 14);
+    assert!(cfg.mysql.enabled);
+    assert!(!cfg.sqlite.enabled);
+    assert_eq!(cfg.mysql.port, 3307);
+    assert_eq!(cfg.mysql.password.as_ref().unwrap().expose(), "p");
+    assert_eq!(cfg.coordinator.urls, vec!["http://a:1", "http://b:2"]);
+    assert_eq!(cfg.coordinator.token.as_ref().unwrap().expose(), "tok");
+}
+
+#[test]
+fn env_overrides_file() {
+    let toml = "backup_dir = \"/x\"\nkeep_last = 5\n[sqlite]\npath = \"/db\"\n";
+    let cfg = Config::from_sources(Some(toml), &env_of(&[("BACKUP_KEEP_LAST", "9")])).unwrap();
+    assert_eq!(cfg.keep_last, 9);
+    assert!(cfg.sqlite.enabled);
+    assert_eq!(cfg.backup_dir, std::path::PathBuf::from("/x"));
+}
+
+#[test]
+fn bad_value_names_key_value_and_allowed() {
+    let err = Config::from_sources(None, &env_of(&[("BACKUP_MODE", "sometimes")])).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("BACKUP_MODE"), "{text}");
+    assert!(text.contains("sometimes"), "{text}");
+    assert!(text.contains("single or continuous"), "{text}");
+
+    let err = Config::from_sources(Some("compression = \"lz4\""), &env_of(&[])).unwrap_err();
+    assert_eq!(err.key, "compression");
+    assert_eq!(err.value, "lz4");
+}
+
+#[test]
+fn unknown_toml_key_is_rejected() {
+    let err = Config::from_sources(Some("keep_dayz = 3"), &env_of(&[])).unwrap_err();
+    assert!(err.to_string().contains("keep_dayz"), "{err}");
+}
+
+#[test]
+fn enabled_sqlite_without_path_is_an_error() {
+    let err = Config::from_sources(None, &env_of(&[("BACKUP_SQLITE_ENABLED", "yes")])).unwrap_err();
+    assert!(err.key.contains("SQLITE_DATABASE_PATH"));
+}
+
+#[test]
+fn token_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("token");
+    std::fs::write(&f, "s3cret\n").unwrap();
+    let cfg = Config::from_sources(
+        None,
+        &env_of(&[("MAINTENANCE_TOKEN_FILE", f.to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(cfg.coordinator.token.unwrap().expose(), "s3cret");
+}

@@ -1,0 +1,120 @@
+//! The backup engines behind one trait.
+//!
+//! A backup has two phases because the tracker is down only for the first:
+//! [`Engine::snapshot`] runs while the database is quiesced and must produce
+//! a consistent copy (or the finished artifact) in staging;
+//! [`Engine::finish`] runs after the coordinator was told `release` and does
+//! the slow part (compression); then [`check_artifact`] verifies each
+//! artifact's content, per engine.
+
+pub mod files;
+pub mod mysql;
+pub mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cancel::CancelToken;
+use crate::compress::WrittenFile;
+use crate::config::{Compression, Config};
+use crate::progress::CopyOptions;
+
+/// What every engine gets to work with.
+#[derive(Debug, Clone)]
+pub struct EngineContext {
+    /// The staging folder of this run.
+    pub staging: PathBuf,
+    /// Artifact compression.
+    pub compression: Compression,
+    /// Compression level.
+    pub level: Option<i32>,
+    /// Interval between progress log lines.
+    pub progress_every: Duration,
+    /// Set when the lease is lost; engines stop at the next chunk.
+    pub cancel: CancelToken,
+}
+
+impl EngineContext {
+    /// Copy options for a copy named `label`.
+    pub fn copy_options(&self, label: &str, total: Option<u64>) -> CopyOptions {
+        CopyOptions {
+            label: label.to_owned(),
+            every: self.progress_every,
+            cancel: self.cancel.clone(),
+            total,
+        }
+    }
+
+    /// Path in staging for a file called `name`.
+    pub fn staged(&self, name: &str) -> PathBuf {
+        self.staging.join(name)
+    }
+}
+
+/// Output of the snapshot phase, handed back to [`Engine::finish`].
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// An uncompressed snapshot still to be compressed (SQLite).
+    pub raw: Option<PathBuf>,
+    /// Artifacts already finished during the snapshot (streamed engines).
+    pub artifacts: Vec<WrittenFile>,
+    /// Listed paths that did not exist (files engine).
+    pub missing: Vec<String>,
+}
+
+/// Result of a finished engine.
+#[derive(Debug, Clone)]
+pub struct EngineOutput {
+    /// Engine name: `sqlite`, `mysql`, `files`.
+    pub engine: &'static str,
+    /// The verified artifacts, inside staging.
+    pub artifacts: Vec<WrittenFile>,
+    /// Listed paths that did not exist.
+    pub missing: Vec<String>,
+}
+
+/// One kind of data to back up.
+pub trait Engine: Send + Sync {
+    /// Stable name, used in artifact records.
+    fn name(&self) -> &'static str;
+
+    /// Takes the consistent copy. Runs while the tracker is quiesced, so it
+    /// should do as little as possible.
+    fn snapshot(&self, ctx: &EngineContext) -> anyhow::Result<Staged>;
+
+    /// Compresses what [`Engine::snapshot`] staged, if anything is left to
+    /// compress. Runs after release. The content check of every artifact
+    /// follows in the generic verify phase ([`check_artifact`]).
+    fn finish(&self, ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput>;
+
+    /// Version of the tool doing the work, for the manifest.
+    fn tool_version(&self) -> Option<String>;
+}
+
+/// The engines enabled in `cfg`, in backup order.
+pub fn from_config(cfg: &Config) -> Vec<Box<dyn Engine>> {
+    let mut engines: Vec<Box<dyn Engine>> = Vec::new();
+    if cfg.sqlite.enabled {
+        if let Some(path) = &cfg.sqlite.path {
+            engines.push(Box::new(sqlite::SqliteEngine::new(path.clone())));
+        }
+    }
+    if cfg.mysql.enabled {
+        engines.push(Box::new(mysql::MysqlEngine::new(cfg.mysql.clone())));
+    }
+    if let Some(paths_file) = &cfg.files.paths_file {
+        engines.push(Box::new(files::FilesEngine::new(paths_file.clone())));
+    }
+    engines
+}
+
+/// Checks the content of a published artifact of `engine` (used by
+/// `verify`); returns a short description of what was checked.
+pub fn check_artifact(engine: &str, path: &Path) -> anyhow::Result<String> {
+    match engine {
+        "sqlite" => sqlite::check_artifact(path),
+        "mysql" => mysql::check_artifact(path),
+        "files" => files::check_artifact(path),
+        other => anyhow::bail!("unknown engine {other:?} in manifest"),
+    }
+}

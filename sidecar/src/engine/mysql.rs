@@ -1,0 +1,195 @@
+//! MySQL/MariaDB engine: `mariadb-dump` (or `mysqldump`) streamed through
+//! compression straight into staging.
+//!
+//! The password reaches the child only through its `MYSQL_PWD` environment
+//! variable, never argv (argv is world-readable in `/proc`). Success needs a
+//! zero exit status *and* a stderr without error lines *and* the dump's own
+//! `-- Dump completed` trailer; anything else fails the backup, and the
+//! partial file dies with the staging folder.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+
+use anyhow::{bail, Context};
+
+use super::{Engine, EngineContext, EngineOutput, Staged};
+use crate::compress::{open_decoded, ArtifactWriter};
+use crate::config::MysqlConfig;
+use crate::progress;
+
+/// Options that make the dump consistent and complete without locking.
+pub const DUMP_OPTIONS: &[&str] = &[
+    "--single-transaction",
+    "--quick",
+    "--routines",
+    "--triggers",
+    "--no-tablespaces",
+];
+
+/// The marker the dump tools write as their last line.
+pub const TRAILER: &str = "-- Dump completed";
+
+/// Dumps one database.
+#[derive(Debug, Clone)]
+pub struct MysqlEngine {
+    cfg: MysqlConfig,
+}
+
+/// Finds the first program of `candidates` on `PATH`.
+pub fn find_program(candidates: &[&str]) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    candidates
+        .iter()
+        .find(|c| std::env::split_paths(&path).any(|d| d.join(c).is_file()))
+        .map(|c| c.to_string())
+}
+
+/// Builds a command for a MySQL tool with connection options and the
+/// password in the environment.
+pub fn tool_command(cfg: &MysqlConfig, program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("--host={}", cfg.host))
+        .arg(format!("--port={}", cfg.port))
+        .arg(format!("--user={}", cfg.user));
+    match &cfg.password {
+        Some(p) => cmd.env("MYSQL_PWD", p.expose()),
+        None => cmd.env_remove("MYSQL_PWD"),
+    };
+    cmd
+}
+
+impl MysqlEngine {
+    /// An engine for `cfg.database`.
+    pub fn new(cfg: MysqlConfig) -> Self {
+        MysqlEngine { cfg }
+    }
+
+    fn program(&self) -> anyhow::Result<String> {
+        if let Some(p) = &self.cfg.dump_command {
+            return Ok(p.clone());
+        }
+        find_program(&["mariadb-dump", "mysqldump"])
+            .context("neither mariadb-dump nor mysqldump is on PATH (set mysql.dump_command)")
+    }
+
+    fn database(&self) -> anyhow::Result<&str> {
+        self.cfg
+            .database
+            .as_deref()
+            .context("mysql.database is not set")
+    }
+
+    fn spawn(&self) -> anyhow::Result<Child> {
+        let program = self.program()?;
+        let mut cmd = tool_command(&self.cfg, &program);
+        cmd.args(DUMP_OPTIONS)
+            .arg(self.database()?)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn()
+            .with_context(|| format!("cannot start dump program {program:?}"))
+    }
+}
+
+/// Collects stderr lines in a thread (logging each), so a chatty dump can
+/// never block on a full pipe.
+fn drain_stderr(stderr: impl Read + Send + 'static) -> JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            tracing::warn!("mysql dump stderr: {line}");
+            if lines.len() < 100 {
+                lines.push(line);
+            }
+        }
+        lines
+    })
+}
+
+fn stderr_has_error(lines: &[String]) -> bool {
+    lines.iter().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("error") || l.contains("got errno") || l.contains("couldn't")
+    })
+}
+
+impl Engine for MysqlEngine {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn snapshot(&self, ctx: &EngineContext) -> anyhow::Result<Staged> {
+        let db = self.database()?.to_owned();
+        let name = format!("mysql-{db}.sql.{}", ctx.compression.extension());
+        let path = ctx.staged(&name);
+        let mut writer = ArtifactWriter::create(&path, ctx.compression, ctx.level)?;
+        let mut child = self.spawn()?;
+        let mut stdout = child.stdout.take().context("dump stdout")?;
+        let stderr = drain_stderr(child.stderr.take().context("dump stderr")?);
+        let copied = progress::copy(
+            &mut stdout,
+            &mut writer,
+            &ctx.copy_options("mysql dump", None),
+        );
+        if copied.is_err() {
+            let _ = child.kill();
+        }
+        drop(stdout);
+        let status = child.wait().context("wait for dump")?;
+        let errors = stderr.join().unwrap_or_default();
+        copied.context("stream mysql dump into staging")?;
+        if !status.success() {
+            bail!(
+                "mysql dump of {db} failed ({status}): {}",
+                errors.join(" | ")
+            );
+        }
+        if stderr_has_error(&errors) {
+            bail!("mysql dump of {db} reported errors: {}", errors.join(" | "));
+        }
+        let written = writer.finish().context("finish mysql artifact")?;
+        Ok(Staged {
+            artifacts: vec![written],
+            ..Staged::default()
+        })
+    }
+
+    fn finish(&self, _ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput> {
+        Ok(EngineOutput {
+            engine: "mysql",
+            artifacts: staged.artifacts,
+            missing: Vec::new(),
+        })
+    }
+
+    fn tool_version(&self) -> Option<String> {
+        let program = self.program().ok()?;
+        let out = Command::new(&program).arg("--version").output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+/// Decodes a dump artifact fully and checks it ends with the dump trailer.
+pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
+    let reader = BufReader::new(open_decoded(path)?);
+    let mut last = String::new();
+    let mut bytes = 0u64;
+    for line in reader.lines() {
+        let line = line.with_context(|| format!("decode {}", path.display()))?;
+        bytes += line.len() as u64 + 1;
+        if !line.trim().is_empty() {
+            last = line;
+        }
+    }
+    if !last.starts_with(TRAILER) {
+        bail!(
+            "{}: the dump is truncated (last line is not {TRAILER:?})",
+            path.display()
+        );
+    }
+    Ok(format!("decoded {bytes} bytes, dump trailer present"))
+}

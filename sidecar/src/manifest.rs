@@ -1,0 +1,77 @@
+//! `manifest.json`: the record inside every published backup folder.
+//!
+//! Retention and `list` read ages from here, never from mtimes (a restore
+//! from off-site copy or a `cp -r` resets mtimes), and `verify` re-checks
+//! the artifacts it lists.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use maintenance_proto::Artifact;
+use serde::{Deserialize, Serialize};
+
+/// Current manifest format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// File name of the manifest inside a backup folder.
+pub const FILE_NAME: &str = "manifest.json";
+
+/// Everything known about one backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// Folder name of the backup.
+    pub name: String,
+    /// When the backup started (UTC).
+    pub started_at: DateTime<Utc>,
+    /// When it was verified and ready to publish (UTC).
+    pub finished_at: DateTime<Utc>,
+    /// The coordinator window it belongs to; `None` for `once`.
+    pub window_id: Option<String>,
+    /// `once` or `run`.
+    pub mode: String,
+    /// The sidecar that made it.
+    pub sidecar_id: String,
+    /// Engines that ran.
+    pub engines: Vec<String>,
+    /// Every artifact, with size and SHA-256.
+    pub artifacts: Vec<Artifact>,
+    /// Paths from the paths file that did not exist.
+    #[serde(default)]
+    pub missing_paths: Vec<String>,
+    /// True when every artifact passed its content check before publishing.
+    pub verified: bool,
+    /// Versions of the tools involved (sidecar, sqlite, dump program).
+    #[serde(default)]
+    pub tool_versions: BTreeMap<String, String>,
+    /// Phase durations in seconds.
+    #[serde(default)]
+    pub durations_secs: BTreeMap<String, f64>,
+}
+
+impl Manifest {
+    /// Reads `dir/manifest.json`.
+    pub fn load(dir: &Path) -> anyhow::Result<Manifest> {
+        let path = dir.join(FILE_NAME);
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))
+    }
+
+    /// Writes `dir/manifest.json` and fsyncs it.
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(FILE_NAME);
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        crate::fsutil::sync_file(&path)?;
+        Ok(())
+    }
+
+    /// Total size of the artifacts.
+    pub fn total_bytes(&self) -> u64 {
+        self.artifacts.iter().map(|a| a.size_bytes).sum()
+    }
+}

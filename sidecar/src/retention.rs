@@ -1,0 +1,153 @@
+//! Retention: which backups to keep and which to delete, from manifest
+//! times (never mtimes), plus the sweep of staging folders left by crashed
+//! runs.
+//!
+//! A backup is kept when it is one of the `keep_last` newest, or younger
+//! than `keep_days`, or the newest verified one (always, whatever the
+//! settings). Folders without a readable manifest are not ours to judge and
+//! are left alone.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::manifest::Manifest;
+use crate::staging;
+
+/// One folder in the backup dir.
+#[derive(Debug)]
+pub struct BackupEntry {
+    /// Folder name.
+    pub name: String,
+    /// Folder path.
+    pub path: PathBuf,
+    /// The parsed manifest, or why it could not be read.
+    pub manifest: Result<Manifest, String>,
+}
+
+/// Lists the (non-hidden) backup folders of `root`, newest first by
+/// manifest time; folders with a broken manifest come last.
+pub fn scan(root: &Path) -> std::io::Result<Vec<BackupEntry>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let manifest = Manifest::load(&entry.path()).map_err(|e| format!("{e:#}"));
+        out.push(BackupEntry {
+            name,
+            path: entry.path(),
+            manifest,
+        });
+    }
+    out.sort_by(|a, b| match (&a.manifest, &b.manifest) {
+        (Ok(x), Ok(y)) => y.started_at.cmp(&x.started_at).then(b.name.cmp(&a.name)),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.name.cmp(&b.name),
+    });
+    Ok(out)
+}
+
+/// What a prune would do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Backups kept, with the reason.
+    pub keep: Vec<(String, &'static str)>,
+    /// Backups to delete.
+    pub delete: Vec<PathBuf>,
+    /// Leftovers of crashed runs (staging folders, verify temp files).
+    pub leftovers: Vec<PathBuf>,
+    /// Folders skipped because their manifest is unreadable.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Decides what to keep.
+pub fn plan(
+    root: &Path,
+    keep_days: u32,
+    keep_last: u32,
+    now: DateTime<Utc>,
+) -> std::io::Result<Plan> {
+    let mut plan = Plan::default();
+    let entries = scan(root)?;
+    let newest_verified = entries
+        .iter()
+        .find(|e| matches!(&e.manifest, Ok(m) if m.verified))
+        .map(|e| e.name.clone());
+    let mut rank = 0u32;
+    for e in entries {
+        let m = match &e.manifest {
+            Ok(m) => m,
+            Err(err) => {
+                plan.skipped.push((e.name, err.clone()));
+                continue;
+            }
+        };
+        rank += 1;
+        let age = now - m.started_at;
+        let reason = if Some(&e.name) == newest_verified.as_ref() {
+            Some("newest verified")
+        } else if rank <= keep_last {
+            Some("keep_last")
+        } else if age < chrono::Duration::days(i64::from(keep_days)) {
+            Some("keep_days")
+        } else {
+            None
+        };
+        match reason {
+            Some(r) => plan.keep.push((e.name, r)),
+            None => plan.delete.push(e.path),
+        }
+    }
+    plan.leftovers = leftovers(root)?;
+    Ok(plan)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn leftovers(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let crashed_staging = name.starts_with(staging::PREFIX)
+            && staging::staging_pid(&name).is_none_or(|pid| !pid_alive(pid));
+        let verify_tmp = name.starts_with(".verify-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| t.elapsed().unwrap_or_default().as_secs() > 24 * 3600)
+                .unwrap_or(false);
+        if crashed_staging || verify_tmp {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Carries out a plan; returns how many items were removed. Failures are
+/// logged and skipped.
+pub fn apply(plan: &Plan) -> usize {
+    let mut removed = 0;
+    for path in plan.delete.iter().chain(&plan.leftovers) {
+        let r = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        match r {
+            Ok(()) => {
+                tracing::info!("retention: removed {}", path.display());
+                removed += 1;
+            }
+            Err(e) => tracing::warn!("retention: cannot remove {}: {e}", path.display()),
+        }
+    }
+    removed
+}

@@ -1,0 +1,55 @@
+//! Webhook notifications: one JSON POST per backup outcome.
+//!
+//! Failures are always sent, successes only when asked. A webhook that is
+//! down is logged and otherwise ignored: a notification must never turn a
+//! good backup into a failed one.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::WebhookConfig;
+
+/// The JSON body sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    /// `backup_succeeded` or `backup_failed`.
+    pub event: &'static str,
+    /// The sidecar that sends it.
+    pub sidecar_id: String,
+    /// `once` or `run`.
+    pub mode: String,
+    /// The coordinator window, if any.
+    pub window_id: Option<String>,
+    /// The published backup's folder name.
+    pub backup: Option<String>,
+    /// Error text on failure.
+    pub error: Option<String>,
+    /// Phase durations.
+    pub durations_secs: std::collections::BTreeMap<String, f64>,
+    /// When it was sent.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Sends `n` if the config asks for it; logs and swallows any failure.
+pub async fn notify(cfg: &WebhookConfig, n: &Notification) {
+    let Some(url) = &cfg.url else { return };
+    if n.error.is_none() && !cfg.notify_on_success {
+        return;
+    }
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("webhook: cannot build HTTP client: {e}");
+            return;
+        }
+    };
+    match client.post(url).json(n).send().await {
+        Ok(r) if r.status().is_success() => tracing::info!("webhook: {} sent", n.event),
+        Ok(r) => tracing::warn!("webhook: {} answered {}", url, r.status()),
+        Err(e) => tracing::warn!("webhook: cannot reach {url}: {e}"),
+    }
+}
