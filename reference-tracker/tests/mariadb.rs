@@ -1,0 +1,156 @@
+//! The MySQL/MariaDB driver against a real server (`TEST_MARIADB_URL`):
+//! counts written behind the request path, deferred across a
+//! `defer-writes` window, persisted after resume, and loaded back after a
+//! restart. The password comes from `TRACKER_DATABASE_PASSWORD`, not the
+//! URL in the config file.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use maintenance_proto::State;
+use reference_tracker::bencode::Value;
+use sqlx::mysql::MySqlPoolOptions;
+use sqlx::{MySqlPool, Row};
+
+/// The server URL, or `None` (skip) outside CI when it is not set.
+fn server_url() -> Option<String> {
+    match std::env::var("TEST_MARIADB_URL") {
+        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("TEST_MARIADB_URL is not set, and CI requires the MariaDB tests")
+        }
+        _ => {
+            eprintln!("skipping: TEST_MARIADB_URL is not set");
+            None
+        }
+    }
+}
+
+/// `mysql://user:pass@host:port` split into the part before the password,
+/// the password, and the part after it.
+fn split_password(url: &str) -> (String, String, String) {
+    let scheme_end = url.find("://").unwrap() + 3;
+    let at = url
+        .rfind('@')
+        .expect("TEST_MARIADB_URL needs user:password@");
+    let creds = &url[scheme_end..at];
+    let (user, pass) = creds.split_once(':').unwrap_or((creds, ""));
+    (
+        format!("{}{user}", &url[..scheme_end]),
+        pass.to_owned(),
+        url[at..].to_owned(),
+    )
+}
+
+async fn completed(pool: &MySqlPool, hash: &[u8; 20]) -> Option<i64> {
+    sqlx::query("SELECT completed FROM torrents WHERE info_hash = ?")
+        .bind(hex(hash))
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+        .map(|r| r.get::<i64, _>(0))
+}
+
+async fn wait_completed(pool: &MySqlPool, hash: &[u8; 20], want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = completed(pool, hash).await;
+        if got == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "db holds {got:?}, want {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn complete_many(t: &Tracker, hash: &[u8; 20], first: u32, n: u32) {
+    for i in first..first + n {
+        let v = t
+            .announce(hash, &id20(9, i), 20_000, "&left=0&event=completed")
+            .await;
+        assert!(v.get("failure reason").is_none(), "{v:?}");
+    }
+}
+
+#[tokio::test]
+async fn mariadb_counts_survive_a_defer_writes_window_and_a_restart() {
+    let Some(server) = server_url() else { return };
+    let (before_pw, password, after_pw) = split_password(&server);
+    let db_name = format!(
+        "rt_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let admin = MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(&server)
+        .await
+        .expect("connect to TEST_MARIADB_URL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let pool = MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{server}/{db_name}"))
+        .await
+        .unwrap();
+
+    // The file carries a wrong password; the environment supplies the real one.
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(dir.path(), "defer-writes")
+        .replace("driver = \"sqlite3\"", "driver = \"mysql\"")
+        .replace(
+            &format!("path = \"{}\"", dir.path().join("tracker.db").display()),
+            &format!("path = \"{before_pw}:not-the-password{after_pw}/{db_name}\""),
+        );
+    assert!(config.contains("not-the-password"), "{config}");
+    let env = [("TRACKER_DATABASE_PASSWORD", password.as_str())];
+    let hash = id20(1, 90);
+
+    let t = start_with_env(dir.path(), &config, &env);
+    complete_many(&t, &hash, 0, 15).await;
+    wait_completed(&pool, &hash, 15).await;
+
+    t.open_window(30).await;
+    t.wait_state(State::Ready, Duration::from_secs(15)).await;
+    complete_many(&t, &hash, 15, 25).await;
+    assert_eq!(t.scraped_downloaded(&hash).await, 40);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        completed(&pool, &hash).await,
+        Some(15),
+        "written during the window"
+    );
+
+    t.abort().await;
+    t.wait_state(State::Idle, Duration::from_secs(15)).await;
+    wait_completed(&pool, &hash, 40).await;
+    t.stop();
+
+    let t = start_with_env(dir.path(), &config, &env);
+    assert_eq!(t.scraped_downloaded(&hash).await, 40);
+    let v = t
+        .announce(&hash, &id20(9, 500), 20_000, "&left=0&event=completed")
+        .await;
+    assert_eq!(v.get("complete").and_then(Value::as_int), Some(1));
+    t.stop();
+    assert_eq!(completed(&pool, &hash).await, Some(41));
+
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM torrents")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+    pool.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db_name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
