@@ -54,6 +54,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         shared.set_next_scheduled(scheduled);
         if let Some(span) = scheduled.filter(|s| s.start <= now) {
             last_scheduled_start = Some(span.start);
+            shared.set_next_scheduled(shared.config.schedule.next_after(span.start));
             match shared.update(|m| m.open(span, now)) {
                 Ok(info) => info!(window_id = %info.window_id, "scheduled window is due"),
                 Err(rejection) => warn!(

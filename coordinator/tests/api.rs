@@ -1,0 +1,713 @@
+//! Drives a real coordinator through its HTTP API on a loopback port:
+//! ad hoc windows end to end, every timeout path, authentication, fencing,
+//! long-poll wake-up and the readiness file.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maintenance_coordinator::{
+    Coordinator, HookError, MaintenanceConfig, MaintenanceHooks, ReadinessFile, WindowInfo,
+};
+use maintenance_proto::{
+    Ack, BackupReport, CompleteResponse, ErrorBody, ErrorCode, LeaseResponse, OpenWindowResponse,
+    Outcome, ReadinessDocument, State, StatusResponse, WindowId,
+};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-token-0123456789";
+
+/// Hooks that record calls and can be told to fail or hang.
+#[derive(Default)]
+struct RecordingHooks {
+    quiesce_calls: AtomicUsize,
+    resume_calls: AtomicUsize,
+    quiesce_delay: Duration,
+    quiesce_error: Option<&'static str>,
+}
+
+#[async_trait::async_trait]
+impl MaintenanceHooks for RecordingHooks {
+    async fn quiesce(&self, _w: &WindowInfo) -> Result<(), HookError> {
+        self.quiesce_calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.quiesce_delay).await;
+        match self.quiesce_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn resume(&self, _w: &WindowInfo) -> Result<(), HookError> {
+        self.resume_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct Harness {
+    coordinator: Coordinator,
+    hooks: Arc<RecordingHooks>,
+    base: String,
+    http: reqwest::Client,
+    ready_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(extra: &str, hooks: RecordingHooks) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let ready_file = dir.path().join("ready.json");
+    start_in(dir, ready_file, extra, hooks).await
+}
+
+async fn start_in(
+    dir: tempfile::TempDir,
+    ready_file: PathBuf,
+    extra: &str,
+    hooks: RecordingHooks,
+) -> Harness {
+    // Defaults for a fast test, unless `extra` sets the key itself.
+    let defaults: String = [
+        "drain_timeout = \"2s\"",
+        "quiesce_timeout = \"2s\"",
+        "lease_ttl = \"2s\"",
+    ]
+    .iter()
+    .filter(|line| !extra.contains(line.split(' ').next().unwrap()))
+    .map(|line| format!("{line}\n"))
+    .collect();
+    let text = format!(
+        "[tracker]\nname = \"ignored\"\n\n[maintenance]\nwindow = \"03:00-03:05\"\ntoken = \"{TOKEN}\"\n\
+         ready_file = {:?}\n{defaults}{extra}\n",
+        ready_file.display().to_string()
+    );
+    launch(&text, dir, ready_file, hooks).await
+}
+
+async fn launch(
+    text: &str,
+    dir: tempfile::TempDir,
+    ready_file: PathBuf,
+    hooks: RecordingHooks,
+) -> Harness {
+    let config = MaintenanceConfig::from_toml_str(text).unwrap();
+    let hooks = Arc::new(hooks);
+    let coordinator = Coordinator::start(config, hooks.clone()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = coordinator.clone();
+    tokio::spawn(async move { server.serve(listener).await.unwrap() });
+    Harness {
+        coordinator,
+        hooks,
+        base: format!("http://{addr}/maintenance/v1"),
+        http: reqwest::Client::new(),
+        ready_file,
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_with(path, body, Some(TOKEN)).await
+    }
+
+    async fn post_with(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}/{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    async fn status(&self) -> StatusResponse {
+        self.get_status("").await
+    }
+
+    async fn get_status(&self, query: &str) -> StatusResponse {
+        let resp = self
+            .http
+            .get(format!("{}/status{query}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    /// Long-polls until `pred` holds, failing after `limit`.
+    async fn wait_until(
+        &self,
+        limit: Duration,
+        pred: impl Fn(&StatusResponse) -> bool,
+    ) -> StatusResponse {
+        let deadline = Instant::now() + limit;
+        let mut status = self.status().await;
+        while !pred(&status) {
+            assert!(
+                Instant::now() < deadline,
+                "condition not reached; last status: {status:?}"
+            );
+            status = self
+                .get_status(&format!("?wait=1&since={}", status.version))
+                .await;
+        }
+        status
+    }
+
+    async fn open(&self, secs: u64) -> WindowId {
+        let (code, body) = self.post("windows", json!({"duration_secs": secs})).await;
+        assert_eq!(code, 200, "{body}");
+        let opened: OpenWindowResponse = serde_json::from_value(body).unwrap();
+        opened.window_id
+    }
+
+    async fn open_until_ready(&self, secs: u64) -> WindowId {
+        let id = self.open(secs).await;
+        self.wait_until(Duration::from_secs(5), |s| s.state == State::Ready)
+            .await;
+        id
+    }
+
+    async fn claim(&self, id: &WindowId, sidecar: &str) -> (u16, Value) {
+        self.post("claim", json!({"window_id": id, "sidecar_id": sidecar}))
+            .await
+    }
+
+    async fn last_outcome(&self) -> maintenance_proto::WindowOutcome {
+        let status = self
+            .wait_until(Duration::from_secs(10), |s| {
+                s.state == State::Idle && !s.last_outcomes.is_empty()
+            })
+            .await;
+        status.last_outcomes[0].clone()
+    }
+
+    fn ready_doc(&self) -> ReadinessDocument {
+        ReadinessFile::new(&self.ready_file).read().unwrap()
+    }
+}
+
+fn error_code(body: &Value) -> ErrorCode {
+    let err: ErrorBody = serde_json::from_value(body.clone()).unwrap();
+    assert!(!err.message.is_empty());
+    err.code
+}
+
+#[tokio::test]
+async fn ad_hoc_window_end_to_end_with_release() {
+    let h = start("", RecordingHooks::default()).await;
+    let gate = h.coordinator.gate();
+    assert!(gate.admit_announce().is_ok());
+
+    let id = h.open_until_ready(30).await;
+    let status = h.status().await;
+    assert_eq!(status.window_id.as_ref(), Some(&id));
+    assert!(status.current_window.is_some());
+    assert_eq!(h.hooks.quiesce_calls.load(Ordering::SeqCst), 1);
+
+    let doc = h.ready_doc();
+    assert!(doc.ready);
+    assert_eq!(doc.state, State::Ready);
+    assert_eq!(doc.window_id.as_ref(), Some(&id));
+    assert_eq!(doc.instance_id, status.instance_id);
+
+    let refusal = gate.admit_announce().err().expect("reject policy refuses");
+    assert!(refusal.retry_after >= Duration::from_secs(20));
+    assert!(gate.begin_write().is_none());
+
+    let (code, body) = h.claim(&id, "sidecar-a").await;
+    assert_eq!(code, 200, "{body}");
+    let lease: LeaseResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(lease.window_id, id);
+    assert_eq!(lease.lease_ttl_secs, 2.0);
+    assert_eq!(h.status().await.state, State::Claimed);
+
+    let (code, _) = h.post("heartbeat", json!({"window_id": id})).await;
+    assert_eq!(code, 200);
+    let (code, body) = h.post("release", json!({"window_id": id})).await;
+    assert_eq!(code, 200);
+    let ack: Ack = serde_json::from_value(body).unwrap();
+    assert_eq!(ack.state, State::Resuming);
+
+    // The tracker resumes right after release, before completion.
+    let status = h
+        .wait_until(Duration::from_secs(5), |s| s.state == State::Idle)
+        .await;
+    assert_eq!(status.released_window.unwrap().window_id, id);
+    assert!(gate.admit_announce().is_ok());
+    assert!(gate.begin_write().is_some());
+    assert_eq!(h.hooks.resume_calls.load(Ordering::SeqCst), 1);
+    assert!(!h.ready_doc().ready);
+
+    // Heartbeats still work while compressing; then complete.
+    let (code, _) = h.post("heartbeat", json!({"window_id": id})).await;
+    assert_eq!(code, 200);
+    let report = BackupReport {
+        backup: Some("20261126T030000Z-x".into()),
+        ..Default::default()
+    };
+    let (code, body) = h
+        .post("complete", json!({"window_id": id, "report": report}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let done: CompleteResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(done.outcome, Outcome::Completed);
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.window_id, id);
+    assert_eq!(outcome.outcome, Outcome::Completed);
+    assert_eq!(
+        outcome.report.unwrap().backup.as_deref(),
+        Some("20261126T030000Z-x")
+    );
+    assert!(h.status().await.released_window.is_none());
+
+    // Completion is idempotent.
+    let (code, body) = h
+        .post("complete", json!({"window_id": id, "report": report}))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(body["outcome"], "completed");
+    assert_eq!(h.status().await.last_outcomes.len(), 1);
+}
+
+#[tokio::test]
+async fn complete_without_release_resumes_and_records_failure() {
+    let h = start("", RecordingHooks::default()).await;
+    let id = h.open_until_ready(30).await;
+    assert_eq!(h.claim(&id, "s").await.0, 200);
+    let report = json!({"backup": null, "artifacts": [], "durations_secs": {}, "error": "mariadb-dump exited 2"});
+    let (code, body) = h
+        .post("complete", json!({"window_id": id, "report": report}))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(body["outcome"], "failed");
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Failed);
+    assert_eq!(outcome.reason.as_deref(), Some("mariadb-dump exited 2"));
+    assert!(h.coordinator.gate().admit_announce().is_ok());
+}
+
+#[tokio::test]
+async fn mutating_calls_need_the_token() {
+    let h = start("", RecordingHooks::default()).await;
+    for token in [None, Some("wrong-token-0123456789")] {
+        for path in [
+            "windows",
+            "claim",
+            "heartbeat",
+            "release",
+            "complete",
+            "abort",
+        ] {
+            let (code, body) = h.post_with(path, json!({"duration_secs": 5}), token).await;
+            assert_eq!(code, 401, "{path}: {body}");
+            assert_eq!(error_code(&body), ErrorCode::Unauthorized);
+            assert!(!body.to_string().contains(TOKEN));
+        }
+    }
+    let status = h.status().await;
+    assert_eq!(status.state, State::Idle, "nothing changed");
+    // Reads stay open.
+    let health: Value = h
+        .http
+        .get(format!("{}/health", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+}
+
+#[tokio::test]
+async fn coordinator_without_token_refuses_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = MaintenanceConfig::from_toml_str("window = \"03:00-03:05\"").unwrap();
+    let coordinator = Coordinator::start(config, Arc::new(RecordingHooks::default()))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = coordinator.clone();
+    tokio::spawn(async move { server.serve(listener).await.unwrap() });
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/maintenance/v1/windows"))
+        .bearer_auth("anything-at-all-123456")
+        .json(&json!({"duration_secs": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("no token"));
+    drop(dir);
+}
+
+#[tokio::test]
+async fn stale_foreign_and_racing_calls_get_409() {
+    let h = start("", RecordingHooks::default()).await;
+    let id = h.open_until_ready(30).await;
+    let foreign = WindowId::new("20261126T030000Z-000000000000-1");
+    for path in ["claim", "heartbeat", "release"] {
+        let (code, body) = h
+            .post(path, json!({"window_id": foreign, "sidecar_id": "s"}))
+            .await;
+        assert_eq!(code, 409, "{path}");
+        assert_eq!(error_code(&body), ErrorCode::StaleWindow);
+    }
+    assert_eq!(h.status().await.state, State::Ready, "nothing changed");
+    // Two sidecars race: exactly one wins.
+    let (a, b) = tokio::join!(h.claim(&id, "sidecar-a"), h.claim(&id, "sidecar-b"));
+    let codes = [a.0, b.0];
+    assert!(codes.contains(&200) && codes.contains(&409), "{codes:?}");
+    let loser = if a.0 == 409 { a.1 } else { b.1 };
+    assert_eq!(error_code(&loser), ErrorCode::AlreadyClaimed);
+    // A second window cannot open while one runs.
+    let (code, body) = h.post("windows", json!({"duration_secs": 5})).await;
+    assert_eq!(code, 409);
+    assert_eq!(error_code(&body), ErrorCode::WindowBusy);
+    // After the window, its id is stale.
+    h.post("abort", json!({})).await;
+    h.last_outcome().await;
+    let (code, body) = h.post("heartbeat", json!({"window_id": id})).await;
+    assert_eq!(code, 409);
+    assert_eq!(error_code(&body), ErrorCode::StaleWindow);
+}
+
+#[tokio::test]
+async fn claim_before_ready_is_wrong_state() {
+    let hooks = RecordingHooks {
+        quiesce_delay: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    let h = start("", hooks).await;
+    let id = h.open(30).await;
+    h.wait_until(Duration::from_secs(5), |s| s.state == State::Quiescing)
+        .await;
+    let (code, body) = h.claim(&id, "s").await;
+    assert_eq!(code, 409);
+    assert_eq!(error_code(&body), ErrorCode::WrongState);
+    assert!(!h.ready_doc().ready, "not ready while quiescing");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_with_json() {
+    let h = start("", RecordingHooks::default()).await;
+    for (path, body) in [
+        ("windows", json!({"duration_secs": 0})),
+        ("windows", json!({"duration_secs": 100000})),
+        ("windows", json!({"minutes": 5})),
+        ("claim", json!({"window": "x"})),
+        ("complete", json!({"window_id": "x"})),
+    ] {
+        let (code, resp) = h.post(path, body.clone()).await;
+        assert_eq!(code, 400, "{path} {body}: {resp}");
+        assert_eq!(error_code(&resp), ErrorCode::InvalidRequest);
+    }
+    let resp = h
+        .http
+        .get(format!("{}/status?wait=soon", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = h.http.get(format!("{}/nope", h.base)).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_request");
+}
+
+#[tokio::test]
+async fn long_poll_wakes_on_change() {
+    let h = Arc::new(start("", RecordingHooks::default()).await);
+    let version = h.status().await.version;
+    let poller = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            let began = Instant::now();
+            let status = h.get_status(&format!("?wait=20&since={version}")).await;
+            (status, began.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !poller.is_finished(),
+        "the poll waits while nothing changes"
+    );
+    h.open(30).await;
+    let (status, waited) = tokio::time::timeout(Duration::from_secs(5), poller)
+        .await
+        .expect("the poll returned after the change, long before its 20 s")
+        .unwrap();
+    assert!(status.version > version);
+    assert_ne!(status.state, State::Idle);
+    assert!(waited < Duration::from_secs(5));
+    // A stale `since` returns at once.
+    let began = Instant::now();
+    h.get_status(&format!("?wait=20&since={version}")).await;
+    assert!(began.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn drain_timeout_expires_the_window() {
+    let h = start("drain_timeout = \"300ms\"", RecordingHooks::default()).await;
+    let gate = h.coordinator.gate();
+    let stuck = gate.admit_announce().unwrap();
+    h.open(30).await;
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Expired);
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("drain timeout: 1 announces"),
+        "{outcome:?}"
+    );
+    assert_eq!(h.hooks.quiesce_calls.load(Ordering::SeqCst), 0);
+    drop(stuck);
+    assert!(gate.admit_announce().is_ok());
+}
+
+#[tokio::test]
+async fn quiesce_hook_error_fails_the_window() {
+    let hooks = RecordingHooks {
+        quiesce_error: Some("database is locked"),
+        ..Default::default()
+    };
+    let h = start("", hooks).await;
+    h.open(30).await;
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Failed);
+    assert_eq!(
+        outcome.reason.as_deref(),
+        Some("quiesce hook failed: database is locked")
+    );
+    assert_eq!(h.hooks.resume_calls.load(Ordering::SeqCst), 1);
+    assert!(!h.ready_doc().ready);
+    assert!(h.coordinator.gate().admit_announce().is_ok());
+}
+
+#[tokio::test]
+async fn quiesce_hook_timeout_fails_the_window() {
+    let hooks = RecordingHooks {
+        quiesce_delay: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let h = start("quiesce_timeout = \"300ms\"", hooks).await;
+    h.open(30).await;
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Failed);
+    assert!(outcome.reason.unwrap().contains("did not finish"));
+    assert_eq!(h.hooks.resume_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn deadline_cuts_a_hanging_quiesce_hook() {
+    let hooks = RecordingHooks {
+        quiesce_delay: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let h = start("quiesce_timeout = \"60s\"", hooks).await;
+    let began = Instant::now();
+    h.open(1).await;
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Expired);
+    assert!(outcome.reason.unwrap().contains("while quiescing"));
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert!(h.coordinator.gate().admit_announce().is_ok());
+}
+
+#[tokio::test]
+async fn no_claim_before_deadline_expires() {
+    let h = start("", RecordingHooks::default()).await;
+    h.open_until_ready(1).await;
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Expired);
+    assert!(outcome.reason.unwrap().contains("no sidecar claimed"));
+    assert!(!h.ready_doc().ready);
+    assert!(h.coordinator.gate().admit_announce().is_ok());
+}
+
+#[tokio::test]
+async fn lost_lease_expires_the_window() {
+    let h = start("lease_ttl = \"500ms\"", RecordingHooks::default()).await;
+    let id = h.open_until_ready(30).await;
+    assert_eq!(h.claim(&id, "s").await.0, 200);
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Expired);
+    assert!(outcome.reason.unwrap().contains("lease lost"));
+    assert!(h.coordinator.gate().admit_announce().is_ok());
+    // The sidecar learns it lost the lease.
+    let (code, _) = h.post("heartbeat", json!({"window_id": id})).await;
+    assert_eq!(code, 409);
+}
+
+#[tokio::test]
+async fn deadline_while_claimed_expires_despite_heartbeats() {
+    let h = start("lease_ttl = \"1s\"", RecordingHooks::default()).await;
+    let id = h.open_until_ready(2).await;
+    assert_eq!(h.claim(&id, "s").await.0, 200);
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(4) {
+        let (code, _) = h.post("heartbeat", json!({"window_id": id})).await;
+        if code == 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Expired);
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("deadline reached while claimed"),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn released_window_without_completion_expires() {
+    let h = start("lease_ttl = \"500ms\"", RecordingHooks::default()).await;
+    let id = h.open_until_ready(30).await;
+    assert_eq!(h.claim(&id, "s").await.0, 200);
+    assert_eq!(h.post("release", json!({"window_id": id})).await.0, 200);
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Expired);
+    assert!(outcome.reason.unwrap().contains("after release"));
+}
+
+#[tokio::test]
+async fn operator_abort_ends_the_window() {
+    let h = start("", RecordingHooks::default()).await;
+    let id = h.open_until_ready(30).await;
+    let (code, body) = h
+        .post(
+            "abort",
+            json!({"window_id": id, "reason": "replacing a disk"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Aborted);
+    assert_eq!(outcome.reason.as_deref(), Some("replacing a disk"));
+    let (code, body) = h.post("abort", json!({})).await;
+    assert_eq!(code, 409);
+    assert_eq!(error_code(&body), ErrorCode::WrongState);
+}
+
+#[tokio::test]
+async fn defer_writes_keeps_announces_open() {
+    let h = start(
+        "announce_policy = \"defer-writes\"",
+        RecordingHooks::default(),
+    )
+    .await;
+    let gate = h.coordinator.gate();
+    h.open_until_ready(30).await;
+    assert!(gate.admit_announce().is_ok());
+    assert!(gate.begin_write().is_none());
+    h.post("abort", json!({})).await;
+    h.last_outcome().await;
+    assert!(gate.begin_write().is_some());
+}
+
+#[tokio::test]
+async fn stale_ready_file_is_rewritten_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ready.json");
+    let mut stale = ReadinessDocument::not_ready("old-instance", State::Ready, chrono::Utc::now());
+    stale.ready = true;
+    stale.window_id = Some(WindowId::new("20261126T030000Z-oldinstance0-1"));
+    ReadinessFile::new(&path).write(&stale).unwrap();
+    let h = start_in(dir, path, "", RecordingHooks::default()).await;
+    let doc = h.ready_doc();
+    assert!(!doc.ready);
+    assert_eq!(doc.state, State::Idle);
+    assert_eq!(doc.instance_id, h.status().await.instance_id);
+    assert!(doc.window_id.is_none());
+}
+
+#[tokio::test]
+async fn scheduled_window_covering_now_opens_and_next_is_reported() {
+    let now = chrono::Utc::now();
+    let start = now.format("%H:%M").to_string();
+    let end = (now + chrono::Duration::minutes(2))
+        .format("%H:%M")
+        .to_string();
+    let h = start_with_window(&start, &end).await;
+    let status = h
+        .wait_until(Duration::from_secs(5), |s| s.state == State::Ready)
+        .await;
+    let current = status.current_window.unwrap();
+    assert!(current.contains(now) || current.start > now - chrono::Duration::minutes(1));
+    let next = status
+        .next_window
+        .expect("the next scheduled window is shown");
+    assert!(next.start > current.start + chrono::Duration::hours(23));
+    h.post("abort", json!({})).await;
+    let outcome = h.last_outcome().await;
+    assert_eq!(outcome.outcome, Outcome::Aborted);
+    // The same occurrence does not reopen after it ended.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.status().await.state, State::Idle);
+}
+
+async fn start_with_window(start: &str, end: &str) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let ready_file = dir.path().join("ready.json");
+    let text = format!(
+        "enabled = true\nwindow = \"{start}-{end}\"\ntoken = \"{TOKEN}\"\nready_file = {:?}\nlease_ttl = \"5s\"\n",
+        ready_file.display().to_string()
+    );
+    launch(&text, dir, ready_file, RecordingHooks::default()).await
+}
+
+#[tokio::test]
+async fn shutdown_ends_a_running_window_and_resumes() {
+    let h = start("", RecordingHooks::default()).await;
+    h.open_until_ready(30).await;
+    let gate = h.coordinator.gate();
+    assert!(gate.admit_announce().is_err());
+    h.coordinator.shutdown().await;
+    assert!(gate.admit_announce().is_ok());
+    assert_eq!(h.hooks.resume_calls.load(Ordering::SeqCst), 1);
+    assert!(!h.ready_doc().ready);
+    assert_eq!(
+        h.coordinator.status().last_outcomes[0].outcome,
+        Outcome::Aborted
+    );
+}
+
+#[tokio::test]
+async fn metrics_move_as_windows_run() {
+    let h = start("", RecordingHooks::default()).await;
+    let scrape = || async {
+        h.http
+            .get(format!("{}/metrics", h.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = scrape().await;
+    assert!(before.contains("maintenance_state{state=\"idle\"} 1"));
+    assert!(before.contains("maintenance_windows_total{outcome=\"aborted\"} 0"));
+    h.open_until_ready(30).await;
+    let _ = h.coordinator.gate().admit_announce();
+    assert!(scrape()
+        .await
+        .contains("maintenance_state{state=\"ready\"} 1"));
+    h.post("abort", json!({})).await;
+    h.last_outcome().await;
+    let after = scrape().await;
+    assert!(after.contains("maintenance_windows_total{outcome=\"aborted\"} 1"));
+    assert!(after.contains("maintenance_announces_refused_total 1"));
+}
