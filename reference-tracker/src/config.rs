@@ -343,3 +343,28 @@ mod tests {
         assert_eq!(parse_duration("0s"), None);
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../tracker.example.toml");
+        let cfg = TrackerConfig::parse(text, |_| None).unwrap();
+        assert_eq!(cfg.database.driver, Driver::Sqlite3);
+        assert_eq!(cfg.database.flush_interval, Duration::from_secs(1));
+        assert_eq!(cfg.http_trackers, vec!["0.0.0.0:7070".parse().unwrap()]);
+        // The token file does not exist here; the env override stands in.
+        let m = maintenance_coordinator::MaintenanceConfig::from_tracker_toml(text, |k| {
+            (k == "MAINTENANCE_TOKEN").then(|| "0123456789abcdef-example".to_owned())
+        })
+        .unwrap();
+        assert!(m.enabled);
+        assert_eq!(m.bind, Some("127.0.0.1:7071".parse().unwrap()));
+        assert_eq!(
+            m.announce_policy,
+            maintenance_coordinator::proto::AnnouncePolicy::DeferWrites
+        );
+    }
+}

@@ -125,6 +125,15 @@ impl WriteBehind {
                 let Some(_write) = gate.begin_write() else {
                     continue;
                 };
+                // Writes are allowed but the store is still closed: the
+                // window ended without a successful resume (say the
+                // database was down). Keep trying to reopen.
+                if self.is_quiesced() {
+                    if let Err(e) = self.resume().await {
+                        tracing::warn!(error = %e, "reopening the database failed; counts stay buffered");
+                        continue;
+                    }
+                }
                 match self.flush().await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(completions = n, "flushed completed counts"),
