@@ -25,6 +25,9 @@ start)
     fi
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
+    if [ -f "$dir/mysqld.pid" ] && kill -0 "$(cat "$dir/mysqld.pid")" 2>/dev/null; then
+        echo "MariaDB already running from $dir" >&2
+    else
     if [ ! -d "$dir/data/mysql" ]; then
         mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
             --skip-test-db --user="$(id -un)" >"$dir/install.log" 2>&1 || {
@@ -36,6 +39,7 @@ start)
         --port="$port" --bind-address=127.0.0.1 --pid-file="$dir/mysqld.pid" \
         --log-error="$dir/mysqld.log" --user="$(id -un)" --skip-name-resolve \
         --innodb-buffer-pool-size=64M >/dev/null 2>&1 &
+    fi
     for _ in $(seq 1 60); do
         if mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
             break

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: shell and config linters, then every Rust test
+# in the workspace against a throwaway MariaDB server.
+#
+# Needs: cargo, mariadb-server, mariadb-client, sqlite3, shellcheck,
+# docker-compose (parser only, no engine) and promtool. `.ci/run` installs
+# them on Debian. Set TEST_MARIADB_URL to use a server you already run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/maintenance-tests.XXXXXX")
+cleanup() {
+    scripts/test-mariadb.sh stop "$work/mariadb" || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ -z "${TEST_MARIADB_URL:-}" ]; then
+    port=${TEST_MARIADB_PORT_WANTED:-33061}
+    eval "$(scripts/test-mariadb.sh start "$work/mariadb" "$port")"
+    echo "started a throwaway MariaDB on 127.0.0.1:$port"
+fi
+export TEST_MARIADB_URL TEST_MARIADB_HOST TEST_MARIADB_PORT TEST_MARIADB_USER TEST_MARIADB_PASSWORD
+
+if [ -x scripts/lint.sh ]; then
+    scripts/lint.sh
+fi
+
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked
