@@ -1,0 +1,68 @@
+//! Command-line behaviour: help, bad configuration, exit codes.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn help_answers_and_lists_subcommands() {
+    let out = run(sidecar(None).arg("--help"));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "run",
+        "once",
+        "verify",
+        "restore",
+        "list",
+        "prune",
+        "BACKUP_MODE",
+        "Exit codes",
+    ] {
+        assert!(text.contains(word), "help lacks {word}: {text}");
+    }
+}
+
+#[test]
+fn bad_env_value_names_key_value_and_allowed() {
+    let out = run(sidecar(None)
+        .env("BACKUP_RETENTION_DAYS", "seven")
+        .arg("list"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("BACKUP_RETENTION_DAYS") && err.contains("seven") && err.contains("allowed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_config_key_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "keep_dayz = 3\n").unwrap();
+    let out = run(sidecar(Some(&cfg)).arg("list"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keep_dayz"));
+}
+
+#[test]
+fn once_without_engine_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(sidecar(None).env("BACKUP_DIR", dir.path()).arg("once"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no engine"));
+}
+
+#[test]
+fn backup_mode_single_without_subcommand_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    make_sqlite(&db, 4);
+    let out = run(sidecar(None)
+        .env("BACKUP_MODE", "single")
+        .env("BACKUP_DIR", dir.path().join("b"))
+        .env("SQLITE_DATABASE_PATH", &db));
+    assert!(out.status.success());
+    assert_eq!(published(&dir.path().join("b")).len(), 1);
+}

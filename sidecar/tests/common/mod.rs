@@ -1,0 +1,200 @@
+//! Helpers shared by the integration tests: the real binary, real SQLite
+//! files, the throwaway MariaDB from `TEST_MARIADB_*`, and assertions on the
+//! backup folder.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rusqlite::Connection;
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_maintenance-sidecar")
+}
+
+/// A sidecar command with a clean environment (no inherited BACKUP_*,
+/// MYSQL_* or MAINTENANCE_* variables) and the given config file.
+pub fn sidecar(config: Option<&Path>) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd
+}
+
+/// Runs `cmd`, printing its output for debugging, and returns it.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run maintenance-sidecar");
+    eprintln!(
+        "--- {:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Creates a SQLite database in WAL mode with the tracker's `torrents`
+/// table and `n` rows, checkpointed like a quiesced tracker leaves it.
+pub fn make_sqlite(path: &Path, n: u32) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE torrents (info_hash TEXT PRIMARY KEY, completed INTEGER NOT NULL);",
+    )
+    .unwrap();
+    let tx = conn.unchecked_transaction().unwrap();
+    for i in 0..n {
+        tx.execute(
+            "INSERT INTO torrents VALUES (?1, ?2)",
+            rusqlite::params![format!("{i:040x}"), i * 7],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+}
+
+/// All rows of `torrents`, ordered.
+pub fn sqlite_rows(path: &Path) -> Vec<(String, i64)> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT info_hash, completed FROM torrents ORDER BY info_hash")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Published backup folders (non-hidden directories) in `dir`.
+pub fn published(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Hidden staging folders in `dir`.
+pub fn staging_dirs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".staging-"))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Asserts that nothing was published in `dir`: no backup folder, no
+/// `latest` link, no staging left behind.
+pub fn assert_nothing_published(dir: &Path) {
+    assert!(published(dir).is_empty(), "published: {:?}", published(dir));
+    assert!(
+        std::fs::symlink_metadata(dir.join("latest")).is_err(),
+        "latest link exists"
+    );
+    assert!(
+        staging_dirs(dir).is_empty(),
+        "staging left: {:?}",
+        staging_dirs(dir)
+    );
+}
+
+/// Connection settings of the throwaway MariaDB.
+#[derive(Debug, Clone)]
+pub struct Maria {
+    pub host: String,
+    pub port: String,
+    pub user: String,
+    pub password: String,
+}
+
+/// The test MariaDB from the environment; `None` (after a skip message)
+/// when unset outside CI; panics when unset in CI.
+pub fn maria() -> Option<Maria> {
+    let url = match std::env::var("TEST_MARIADB_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!("TEST_MARIADB_URL is not set in CI: start scripts/test-mariadb.sh");
+            }
+            eprintln!("skipped: TEST_MARIADB_URL is not set (see scripts/test-mariadb.sh)");
+            return None;
+        }
+    };
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    // mysql://user:password@host:port
+    let rest = url.trim_start_matches("mysql://");
+    let (cred, addr) = rest
+        .split_once('@')
+        .expect("TEST_MARIADB_URL user:pass@host:port");
+    let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
+    let addr = addr.split('/').next().unwrap();
+    let (host, port) = addr.split_once(':').unwrap_or((addr, "3306"));
+    Some(Maria {
+        host: get("TEST_MARIADB_HOST").unwrap_or_else(|| host.to_owned()),
+        port: get("TEST_MARIADB_PORT").unwrap_or_else(|| port.to_owned()),
+        user: get("TEST_MARIADB_USER").unwrap_or_else(|| user.to_owned()),
+        password: get("TEST_MARIADB_PASSWORD").unwrap_or_else(|| password.to_owned()),
+    })
+}
+
+impl Maria {
+    /// Runs SQL with the `mariadb` client (password in env); returns stdout.
+    pub fn sql(&self, sql: &str) -> String {
+        let out = Command::new("mariadb")
+            .args([
+                &format!("--host={}", self.host),
+                &format!("--port={}", self.port),
+                &format!("--user={}", self.user),
+                "-N",
+                "-B",
+                "-e",
+                sql,
+            ])
+            .env("MYSQL_PWD", &self.password)
+            .output()
+            .expect("run mariadb client");
+        assert!(
+            out.status.success(),
+            "sql failed: {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A `[mysql]` TOML section for database `db` (password via env in tests).
+    pub fn toml(&self, db: &str) -> String {
+        format!(
+            "[mysql]\nenabled = true\nhost = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{db}\"\n",
+            self.host, self.port, self.user
+        )
+    }
+}
+
+/// A unique database name for one test.
+pub fn unique_db(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}

@@ -1,0 +1,221 @@
+//! `once`, `verify`, `restore` and `list` with real SQLite files, through
+//! the real binary.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn config(dir: &Path, db: &Path, extra: &str) -> std::path::PathBuf {
+    let cfg = dir.join("sidecar.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "backup_dir = \"{}\"\n{extra}\n[sqlite]\npath = \"{}\"\n",
+            dir.join("backups").display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn round_trip(compression: &str, ext: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 5000);
+    let cfg = config(dir.path(), &db, &format!("compression = \"{compression}\""));
+
+    let out = run(sidecar(Some(&cfg)).arg("once"));
+    assert!(out.status.success());
+    let backups = published(&dir.path().join("backups"));
+    assert_eq!(backups.len(), 1);
+    let name = backups[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(name.ends_with("-once"), "{name}");
+    assert!(backups[0]
+        .join(format!("sqlite-tracker.db.{ext}"))
+        .is_file());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(backups[0].join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["verified"], true);
+    assert_eq!(manifest["format_version"], 1);
+    assert_eq!(manifest["artifacts"][0]["engine"], "sqlite");
+    assert_eq!(
+        std::fs::read_link(dir.path().join("backups/latest")).unwrap(),
+        Path::new(&name)
+    );
+
+    let out = run(sidecar(Some(&cfg)).args(["verify", "latest"]));
+    assert!(out.status.success());
+
+    let restored = dir.path().join("restored.db");
+    let out = run(sidecar(Some(&cfg))
+        .args(["restore", "latest", "--to"])
+        .arg(&restored));
+    assert!(out.status.success());
+    assert_eq!(sqlite_rows(&restored), sqlite_rows(&db));
+    assert_eq!(sqlite_rows(&restored).len(), 5000);
+}
+
+#[test]
+fn sqlite_backup_restore_gives_same_rows_zstd() {
+    round_trip("zstd", "zst");
+}
+
+#[test]
+fn sqlite_backup_restore_gives_same_rows_gzip() {
+    round_trip("gzip", "gz");
+}
+
+#[test]
+fn sqlite_with_unchecked_wal_uses_backup_api_and_keeps_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 10);
+    // A second connection commits into the WAL and is kept open so the WAL
+    // is not checkpointed into the main file.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0; INSERT INTO torrents VALUES ('late', 99);")
+        .unwrap();
+    let cfg = config(dir.path(), &db, "");
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    drop(conn);
+    let restored = dir.path().join("restored.db");
+    assert!(run(sidecar(Some(&cfg))
+        .args(["restore", "latest", "--to"])
+        .arg(&restored))
+    .status
+    .success());
+    let rows = sqlite_rows(&restored);
+    assert_eq!(rows.len(), 11);
+    assert!(rows.contains(&("late".into(), 99)));
+}
+
+#[test]
+fn restore_refuses_to_overwrite_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 3);
+    let cfg = config(dir.path(), &db, "");
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+
+    let target = dir.path().join("live.db");
+    make_sqlite(&target, 1);
+    let before = std::fs::read(&target).unwrap();
+    let out = run(sidecar(Some(&cfg))
+        .args(["restore", "latest", "--to"])
+        .arg(&target));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&target).unwrap(), before, "target changed");
+
+    let out = run(sidecar(Some(&cfg))
+        .args(["restore", "latest", "--force", "--to"])
+        .arg(&target));
+    assert!(out.status.success());
+    assert_eq!(sqlite_rows(&target).len(), 3);
+}
+
+#[test]
+fn verify_detects_a_corrupted_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 2000);
+    let cfg = config(dir.path(), &db, "");
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    let backup = &published(&dir.path().join("backups"))[0];
+    let artifact = backup.join("sqlite-tracker.db.zst");
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&artifact, bytes).unwrap();
+
+    let out = run(sidecar(Some(&cfg)).args(["verify"]).arg(backup));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("FAILED") && stdout.contains("sha256"),
+        "{stdout}"
+    );
+
+    // A restore of the corrupted artifact is refused too.
+    let out = run(sidecar(Some(&cfg))
+        .args(["restore", "latest", "--to"])
+        .arg(dir.path().join("x.db")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.path().join("x.db").exists());
+}
+
+#[test]
+fn list_shows_backups_with_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 1);
+    let cfg = config(dir.path(), &db, "");
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    let out = run(sidecar(Some(&cfg)).arg("list"));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("NAME") && stdout.contains("verified (latest)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn missing_database_fails_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("absent.db");
+    let cfg = config(dir.path(), &db, "");
+    let out = run(sidecar(Some(&cfg)).arg("once"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_nothing_published(&dir.path().join("backups"));
+}
+
+#[test]
+fn files_engine_archives_listed_paths_and_reports_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(etc.join("sub")).unwrap();
+    std::fs::write(etc.join("tracker.toml"), "a = 1\n").unwrap();
+    std::fs::write(etc.join("sub/x"), "x").unwrap();
+    let paths = dir.path().join("paths.txt");
+    std::fs::write(
+        &paths,
+        format!(
+            "# config\n\n{}\n{}\n",
+            etc.display(),
+            dir.path().join("nope").display()
+        ),
+    )
+    .unwrap();
+    let out = run(sidecar(None)
+        .env("BACKUP_DIR", dir.path().join("backups"))
+        .env("BACKUP_PATHS_FILE", &paths)
+        .arg("once"));
+    assert!(out.status.success());
+    let backup = &published(&dir.path().join("backups"))[0];
+    let manifest = std::fs::read_to_string(backup.join("manifest.json")).unwrap();
+    assert!(manifest.contains("nope"), "{manifest}");
+    let to = dir.path().join("restored");
+    let out = run(sidecar(None)
+        .env("BACKUP_DIR", dir.path().join("backups"))
+        .args(["restore", "latest", "--to"])
+        .arg(&to));
+    assert!(out.status.success());
+    let rel = etc.strip_prefix("/").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(to.join(rel).join("tracker.toml")).unwrap(),
+        "a = 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.join(rel).join("sub/x")).unwrap(),
+        "x"
+    );
+}
