@@ -197,3 +197,100 @@ async fn defer_writes_answers_everything_and_loses_no_count() {
     t.stop();
     assert_eq!(sqlite_counts(&db).get(&hex(&hash)).copied(), Some(60));
 }
+
+#[tokio::test]
+async fn sidecar_claim_and_release_resume_the_tracker_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    let t = start(dir.path(), &sqlite_config(dir.path(), "reject"));
+    let hash = id20(1, 80);
+    complete_many(&t, &hash, 0, 3).await;
+
+    t.open_window(30).await;
+    let st = t.wait_state(State::Ready, STATE_TIMEOUT).await;
+    let window_id = st.window_id.unwrap();
+    let (code, body) = t
+        .post_api(
+            "claim",
+            serde_json::json!({"window_id": window_id, "sidecar_id": "test"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(t.status().await.state, State::Claimed);
+
+    // What a sidecar does while it holds the lease: copy the quiesced file.
+    let copy_dir = tempfile::tempdir().unwrap();
+    check_copy(&db, copy_dir.path(), &hash, 3);
+    let v = t.announce(&hash, &id20(9, 50), 7000, "&left=0").await;
+    assert!(v.get("failure reason").is_some(), "{v:?}");
+
+    // Release ("snapshot taken"): the tracker serves again before `complete`.
+    let (code, body) = t
+        .post_api("release", serde_json::json!({"window_id": window_id}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    t.wait_state(State::Idle, STATE_TIMEOUT).await;
+    let v = t
+        .announce(&hash, &id20(9, 50), 7000, "&left=0&event=completed")
+        .await;
+    assert!(v.get("failure reason").is_none(), "{v:?}");
+    eventually(Duration::from_secs(10), "4 counts in the db", || {
+        sqlite_counts(&db).get(&hex(&hash)).copied() == Some(4)
+    })
+    .await;
+    let (code, body) = t
+        .post_api(
+            "complete",
+            serde_json::json!({"window_id": window_id, "report": {"artifacts": [], "durations_secs": {}}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let outcome = &t.status().await.last_outcomes[0];
+    assert_eq!(outcome.outcome, maintenance_proto::Outcome::Completed);
+    t.stop();
+}
+
+#[tokio::test]
+async fn a_lost_lease_resumes_the_tracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(dir.path(), &sqlite_config(dir.path(), "reject"));
+    t.open_window(60).await;
+    let st = t.wait_state(State::Ready, STATE_TIMEOUT).await;
+    let (code, body) = t
+        .post_api(
+            "claim",
+            serde_json::json!({"window_id": st.window_id.unwrap(), "sidecar_id": "silent"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    // No heartbeat: the 2 s lease runs out long before the 60 s window.
+    t.wait_state(State::Idle, Duration::from_secs(10)).await;
+    let v = t.announce(&id20(1, 81), &id20(9, 1), 7000, "&left=0").await;
+    assert!(v.get("failure reason").is_none(), "{v:?}");
+    let outcome = &t.status().await.last_outcomes[0];
+    assert_eq!(outcome.outcome, maintenance_proto::Outcome::Expired);
+    t.stop();
+}
+
+#[tokio::test]
+async fn sigterm_during_a_window_persists_deferred_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    let t = start(dir.path(), &sqlite_config(dir.path(), "defer-writes"));
+    let hash = id20(1, 82);
+    complete_many(&t, &hash, 0, 4).await;
+    t.open_window(60).await;
+    t.wait_state(State::Ready, STATE_TIMEOUT).await;
+    complete_many(&t, &hash, 4, 9).await;
+    t.stop();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    assert_eq!(sqlite_counts(&db).get(&hex(&hash)).copied(), Some(13));
+    let ready: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("ready.json")).unwrap()).unwrap();
+    assert_eq!(ready["ready"], serde_json::json!(false), "{ready}");
+}

@@ -231,6 +231,23 @@ impl Tracker {
         assert!(code.is_success(), "abort: {code} {body}");
     }
 
+    /// POSTs a JSON body to a maintenance API call with the token and
+    /// returns the status code and body.
+    pub async fn post_api(&self, call: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .client
+            .post(self.api(call))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (code, json)
+    }
+
     /// Polls the status until `want`, or panics after `timeout`.
     pub async fn wait_state(&self, want: State, timeout: Duration) -> StatusResponse {
         let deadline = Instant::now() + timeout;
