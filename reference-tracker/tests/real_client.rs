@@ -1,0 +1,55 @@
+//! A real BitTorrent client library (libtorrent, through its Debian Python
+//! binding `python3-libtorrent`) announces to the real binary: a seeder and
+//! a leecher find each other only through the tracker, transfer a file, and
+//! scrape then reports the completion. Skipped when the binding is missing.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// A Python interpreter that can import libtorrent.
+fn python_with_libtorrent() -> Option<&'static str> {
+    ["/usr/bin/python3", "python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import libtorrent"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test]
+async fn libtorrent_seeder_and_leecher_meet_through_the_tracker() {
+    let Some(python) = python_with_libtorrent() else {
+        eprintln!("skipping: python3-libtorrent is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    let t = start(dir.path(), &sqlite_config(dir.path(), "defer-writes"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/libtorrent_smoke.py");
+    let url = format!("http://{}", t.http);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python).arg(script).arg(url).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "libtorrent smoke test failed ({:?}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("scrape reports the completion"), "{stdout}");
+    t.stop();
+    // The completion reached the database (libtorrent 2 makes hybrid
+    // torrents, so it may announce under the v1 and the v2 hash).
+    let counts = sqlite_counts(&db);
+    assert!(
+        !counts.is_empty() && counts.values().all(|&n| n == 1),
+        "{counts:?}"
+    );
+}
