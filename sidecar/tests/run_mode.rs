@@ -1,0 +1,317 @@
+//! `run` against the real coordinator (`maintenance-coordinator`) embedded
+//! in this test process with a real SQLite database: an ad hoc window ends
+//! with a published, verified backup and outcome `completed`; a sidecar
+//! SIGKILLed mid-backup publishes nothing and the window expires; a sidecar
+//! started before its coordinator keeps retrying and then backs up.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use maintenance_coordinator::{
+    Coordinator, HookError, MaintenanceConfig, MaintenanceHooks, WindowInfo,
+};
+use maintenance_proto::{Outcome, State, WindowId, WindowOutcome};
+use maintenance_sidecar::config::Secret;
+
+const TOKEN: &str = "0123456789abcdef-sidecar-test-token";
+
+/// The tracker's side: checkpoint on quiesce, count resumes.
+struct CheckpointHooks {
+    db: PathBuf,
+    resumed: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl MaintenanceHooks for CheckpointHooks {
+    async fn quiesce(&self, _window: &WindowInfo) -> Result<(), HookError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open(db)?;
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+            Ok::<_, rusqlite::Error>(())
+        })
+        .await??;
+        Ok(())
+    }
+
+    async fn resume(&self, _window: &WindowInfo) -> Result<(), HookError> {
+        self.resumed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A scheduled window twelve hours away, so only ad hoc windows run.
+fn far_window() -> String {
+    let start = chrono::Utc::now() + chrono::Duration::hours(12);
+    let end = start + chrono::Duration::minutes(5);
+    format!("{}-{}", start.format("%H:%M"), end.format("%H:%M"))
+}
+
+struct Tracker {
+    coordinator: Coordinator,
+    hooks: Arc<CheckpointHooks>,
+    url: String,
+}
+
+async fn start_tracker(dir: &Path, db: &Path, listener: tokio::net::TcpListener) -> Tracker {
+    let text = format!(
+        "enabled = true\nwindow = \"{}\"\ntoken = \"{TOKEN}\"\nlease_ttl = \"2s\"\ndrain_timeout = \"1s\"\nready_file = \"{}\"\n",
+        far_window(),
+        dir.join("ready/ready.json").display()
+    );
+    std::fs::create_dir_all(dir.join("ready")).unwrap();
+    let config = MaintenanceConfig::from_toml_str(&text).unwrap();
+    let hooks = Arc::new(CheckpointHooks {
+        db: db.to_owned(),
+        resumed: AtomicU32::new(0),
+    });
+    let coordinator = Coordinator::start(config, hooks.clone()).await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let server = coordinator.clone();
+    tokio::spawn(async move { server.serve(listener).await });
+    Tracker {
+        coordinator,
+        hooks,
+        url: format!("http://{addr}"),
+    }
+}
+
+fn spawn_sidecar(dir: &Path, db: &Path, url: &str, extra: &[(&str, &str)]) -> Child {
+    let log = std::fs::File::create(dir.join("sidecar.log")).unwrap();
+    let mut cmd = sidecar(None);
+    cmd.arg("run")
+        .env("MAINTENANCE_URL", url)
+        .env("MAINTENANCE_TOKEN", TOKEN)
+        .env("MAINTENANCE_READY_FILE", dir.join("ready/ready.json"))
+        .env("SQLITE_DATABASE_PATH", db)
+        .env("BACKUP_DIR", dir.join("backups"))
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn sidecar")
+}
+
+fn sidecar_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("sidecar.log")).unwrap_or_default()
+}
+
+async fn open_window(url: &str) -> WindowId {
+    let client =
+        maintenance_sidecar::client::Coordinator::new(url, Some(Secret::new(TOKEN))).unwrap();
+    client.open_window(60).await.expect("open window").window_id
+}
+
+async fn wait_outcome(
+    c: &Coordinator,
+    id: &WindowId,
+    limit: Duration,
+    dir: &Path,
+) -> WindowOutcome {
+    let t = Instant::now();
+    loop {
+        if let Some(o) = c
+            .status()
+            .last_outcomes
+            .into_iter()
+            .find(|o| &o.window_id == id)
+        {
+            return o;
+        }
+        assert!(
+            t.elapsed() < limit,
+            "no outcome for {id} after {limit:?}; status {:?}\nsidecar log:\n{}",
+            c.status(),
+            sidecar_log(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("sidecar did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_backs_up_an_ad_hoc_window_and_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 700);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = start_tracker(dir.path(), &db, listener).await;
+    let child = spawn_sidecar(dir.path(), &db, &tracker.url, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id = open_window(&tracker.url).await;
+    let outcome = wait_outcome(
+        &tracker.coordinator,
+        &id,
+        Duration::from_secs(30),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(
+        outcome.outcome,
+        Outcome::Completed,
+        "{outcome:?}\n{}",
+        sidecar_log(dir.path())
+    );
+    let report = outcome.report.expect("report");
+    assert!(report.error.is_none());
+    assert_eq!(report.artifacts.len(), 1);
+    assert!(report.durations_secs.contains_key("snapshot"));
+    let name = report.backup.expect("backup name");
+    assert!(name.ends_with(id.as_str()), "{name} vs {id}");
+    assert_eq!(tracker.coordinator.status().state, State::Idle);
+    assert!(tracker.hooks.resumed.load(Ordering::SeqCst) >= 1);
+
+    let backups = dir.path().join("backups");
+    assert_eq!(published(&backups), vec![backups.join(&name)]);
+    let log = sidecar_log(dir.path());
+    assert!(
+        log.contains("claimed window") && log.contains("released window"),
+        "{log}"
+    );
+
+    let status = terminate(child);
+    assert!(status.success(), "sidecar exit {status}");
+
+    let out = run(sidecar(None)
+        .env("BACKUP_DIR", &backups)
+        .args(["verify", &name]));
+    assert!(out.status.success());
+    let restored = dir.path().join("restored.db");
+    let out = run(sidecar(None)
+        .env("BACKUP_DIR", &backups)
+        .args(["restore", &name, "--to"])
+        .arg(&restored));
+    assert!(out.status.success());
+    assert_eq!(sqlite_rows(&restored), sqlite_rows(&db));
+    tracker.coordinator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_killed_mid_backup_publishes_nothing_and_the_window_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 100);
+    // A "dump" that hangs keeps the sidecar mid-backup after the SQLite
+    // snapshot, while the window is still claimed.
+    let slow = dir.path().join("slow-dump.sh");
+    std::fs::write(&slow, "#!/bin/sh\nsleep 5\n").unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = start_tracker(dir.path(), &db, listener).await;
+    let mut child = spawn_sidecar(
+        dir.path(),
+        &db,
+        &tracker.url,
+        &[
+            ("BACKUP_MYSQL_ENABLED", "true"),
+            ("MYSQL_DATABASE", "tracker"),
+            ("MYSQL_DUMP_COMMAND", slow.to_str().unwrap()),
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = open_window(&tracker.url).await;
+
+    let backups = dir.path().join("backups");
+    let t = Instant::now();
+    while !(tracker.coordinator.status().state == State::Claimed
+        && !staging_dirs(&backups).is_empty())
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "never claimed: {}",
+            sidecar_log(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let outcome = wait_outcome(
+        &tracker.coordinator,
+        &id,
+        Duration::from_secs(15),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(outcome.outcome, Outcome::Expired, "{outcome:?}");
+    assert_eq!(
+        tracker.coordinator.status().state,
+        State::Idle,
+        "tracker did not resume"
+    );
+    assert!(tracker.hooks.resumed.load(Ordering::SeqCst) >= 1);
+    assert!(
+        published(&backups).is_empty(),
+        "published: {:?}",
+        published(&backups)
+    );
+    assert!(std::fs::symlink_metadata(backups.join("latest")).is_err());
+
+    // The crashed run's staging folder is swept by the next prune.
+    assert!(!staging_dirs(&backups).is_empty());
+    assert!(run(sidecar(None).env("BACKUP_DIR", &backups).arg("prune"))
+        .status
+        .success());
+    assert!(staging_dirs(&backups).is_empty());
+    tracker.coordinator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_started_before_its_coordinator_retries_then_backs_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 10);
+    // Reserve a port, free it, and point the sidecar at it while nothing listens.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("http://{addr}");
+    let child = spawn_sidecar(dir.path(), &db, &url, &[]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        sidecar_log(dir.path()).contains("unreachable"),
+        "{}",
+        sidecar_log(dir.path())
+    );
+    assert!(published(&dir.path().join("backups")).is_empty());
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let tracker = start_tracker(dir.path(), &db, listener).await;
+    let id = open_window(&url).await;
+    let outcome = wait_outcome(
+        &tracker.coordinator,
+        &id,
+        Duration::from_secs(30),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(outcome.outcome, Outcome::Completed, "{outcome:?}");
+    assert_eq!(published(&dir.path().join("backups")).len(), 1);
+    terminate(child);
+    tracker.coordinator.shutdown().await;
+}
