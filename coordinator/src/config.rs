@@ -319,18 +319,7 @@ impl MaintenanceConfig {
             })?),
         };
 
-        let token = match (raw.string("token")?, raw.string("token_file")?) {
-            (Some(_), Some(_)) if env("MAINTENANCE_TOKEN").is_none() => {
-                return Err(invalid(
-                    "token",
-                    "<redacted>",
-                    "set either token or token_file, not both",
-                ))
-            }
-            (Some(token), _) => Some(token),
-            (None, Some(path)) => Some(read_token_file(Path::new(&path))?),
-            (None, None) => None,
-        };
+        let token = raw.token()?;
         let token = match token {
             Some(t) if t.len() < MIN_TOKEN_LEN => {
                 return Err(invalid(
@@ -432,6 +421,32 @@ impl<E: Fn(&str) -> Option<String>> RawSection<'_, E> {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(invalid(key, other, "a string in double quotes")),
+        }
+    }
+
+    /// The token, by precedence: `MAINTENANCE_TOKEN`, `MAINTENANCE_TOKEN_FILE`,
+    /// then the file's `token` or `token_file` (not both).
+    fn token(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(token) = self.override_of("token") {
+            return Ok(Some(token));
+        }
+        if let Some(path) = self.override_of("token_file") {
+            return read_token_file(Path::new(&path)).map(Some);
+        }
+        let text = |key: &str| match self.section.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid(key, "<redacted>", "a string in double quotes")),
+        };
+        match (text("token")?, text("token_file")?) {
+            (Some(_), Some(_)) => Err(invalid(
+                "token",
+                "<redacted>",
+                "set either token or token_file, not both",
+            )),
+            (Some(token), None) => Ok(Some(token)),
+            (None, Some(path)) => read_token_file(Path::new(&path)).map(Some),
+            (None, None) => Ok(None),
         }
     }
 
@@ -610,6 +625,22 @@ mod tests {
         );
         assert_eq!(config.announce_policy, AnnouncePolicy::DeferWrites);
         assert!(config.token.unwrap().matches(b"from-the-environment-123"));
+    }
+
+    #[test]
+    fn token_file_from_environment_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "docker-secret-0123456789\n").unwrap();
+        let text = format!("window = \"03:00-03:05\"\n{TOKEN}");
+        let config = MaintenanceConfig::from_toml_str_with_env(&text, |k| {
+            (k == "MAINTENANCE_TOKEN_FILE").then(|| path.display().to_string())
+        })
+        .unwrap();
+        assert!(config.token.unwrap().matches(b"docker-secret-0123456789"));
+        let both = format!("{TOKEN}token_file = \"/x\"\n");
+        let message = err(&both);
+        assert!(message.contains("not both"), "{message}");
     }
 
     #[test]
