@@ -319,6 +319,13 @@ mod tests {
             e.to_string().contains("http_trackers[0].bind_address"),
             "{e}"
         );
+        let e = TrackerConfig::parse(
+            "[core.database]\ndriver = \"mysql\"\npath = \"t.db\"",
+            no_env,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("core.database.path"), "{e}");
+        assert!(e.to_string().contains("mysql://"), "{e}");
         let e = TrackerConfig::parse("[core.announce_policy]\ninterval = -1", no_env).unwrap_err();
         assert!(
             e.to_string().contains("core.announce_policy.interval"),

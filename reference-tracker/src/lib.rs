@@ -7,6 +7,8 @@
 //! and completed counts persisted behind a write-behind buffer in the
 //! upstream Torrust `torrents` table, on SQLite or MySQL/MariaDB.
 
+#![warn(missing_docs)]
+
 pub mod announce;
 pub mod bencode;
 pub mod config;
