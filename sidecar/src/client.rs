@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use maintenance_proto::{
-    Ack, BackupReport, ClaimRequest, CompleteRequest, CompleteResponse, ErrorBody, ErrorCode,
-    LeaseResponse, OpenWindowRequest, OpenWindowResponse, StatusResponse, WindowId, WindowRequest,
-    API_PREFIX,
+    AbortRequest, Ack, BackupReport, ClaimRequest, CompleteRequest, CompleteResponse, ErrorBody,
+    ErrorCode, LeaseResponse, OpenWindowRequest, OpenWindowResponse, StatusResponse, WindowId,
+    WindowRequest, API_PREFIX,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -202,6 +202,19 @@ impl Coordinator {
             report,
         };
         self.post("complete", &body).await
+    }
+
+    /// `POST abort`: ends the running window (operator call).
+    pub async fn abort(
+        &self,
+        window_id: Option<WindowId>,
+        reason: &str,
+    ) -> Result<Ack, ClientError> {
+        let body = AbortRequest {
+            window_id,
+            reason: Some(reason.to_owned()),
+        };
+        self.post("abort", &body).await
     }
 
     /// `POST windows`: opens an ad hoc window now (operator call).

@@ -236,8 +236,7 @@ async fn sidecar_killed_mid_backup_publishes_nothing_and_the_window_expires() {
 
     let backups = dir.path().join("backups");
     let t = Instant::now();
-    while !(tracker.coordinator.status().state == State::Claimed
-        && !staging_dirs(&backups).is_empty())
+    while tracker.coordinator.status().state != State::Claimed || staging_dirs(&backups).is_empty()
     {
         assert!(
             t.elapsed() < Duration::from_secs(20),
@@ -313,5 +312,70 @@ async fn sidecar_started_before_its_coordinator_retries_then_backs_up() {
     assert_eq!(outcome.outcome, Outcome::Completed, "{outcome:?}");
     assert_eq!(published(&dir.path().join("backups")).len(), 1);
     terminate(child);
+    tracker.coordinator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_lost_mid_backup_stops_cleans_staging_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 100);
+    let slow = dir.path().join("slow-dump.sh");
+    std::fs::write(&slow, "#!/bin/sh\nsleep 30\n").unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = start_tracker(dir.path(), &db, listener).await;
+    let child = spawn_sidecar(
+        dir.path(),
+        &db,
+        &tracker.url,
+        &[
+            ("BACKUP_MYSQL_ENABLED", "true"),
+            ("MYSQL_DATABASE", "tracker"),
+            ("MYSQL_DUMP_COMMAND", slow.to_str().unwrap()),
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = open_window(&tracker.url).await;
+    let backups = dir.path().join("backups");
+    let t = Instant::now();
+    while tracker.coordinator.status().state != State::Claimed || staging_dirs(&backups).is_empty()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "never claimed: {}",
+            sidecar_log(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // An operator aborts the window: the next heartbeat gets 409.
+    let op = maintenance_sidecar::client::Coordinator::new(&tracker.url, Some(Secret::new(TOKEN)))
+        .unwrap();
+    op.abort(Some(id.clone()), "test abort").await.unwrap();
+
+    let t = Instant::now();
+    while !staging_dirs(&backups).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "staging not cleaned after lease loss (the hung dump must be killed): {}",
+            sidecar_log(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let outcome = wait_outcome(
+        &tracker.coordinator,
+        &id,
+        Duration::from_secs(5),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(outcome.outcome, Outcome::Aborted);
+    assert!(published(&backups).is_empty());
+    assert!(std::fs::symlink_metadata(backups.join("latest")).is_err());
+    let log = sidecar_log(dir.path());
+    assert!(log.contains("lease lost"), "{log}");
+    // The sidecar survives and keeps waiting for the next window.
+    let status = terminate(child);
+    assert!(status.success(), "{status}");
     tracker.coordinator.shutdown().await;
 }

@@ -8,9 +8,13 @@
 //! partial file dies with the staging folder.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
@@ -86,6 +90,9 @@ impl MysqlEngine {
         let mut cmd = tool_command(&self.cfg, &program);
         cmd.args(DUMP_OPTIONS)
             .arg(self.database()?)
+            // Own process group, so cancelling kills wrapper scripts and
+            // their children together.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -109,6 +116,22 @@ fn drain_stderr(stderr: impl Read + Send + 'static) -> JoinHandle<Vec<String>> {
     })
 }
 
+/// Kills the dump's process group as soon as `cancel` is set; stops
+/// watching when `done` is set.
+fn kill_on_cancel(pid: u32, cancel: crate::cancel::CancelToken, done: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        while !done.load(Ordering::SeqCst) {
+            if cancel.is_cancelled() {
+                tracing::warn!("mysql dump cancelled: killing process group {pid}");
+                // SAFETY: plain syscall; a negative pid addresses the group.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}
+
 fn stderr_has_error(lines: &[String]) -> bool {
     lines.iter().any(|l| {
         let l = l.to_ascii_lowercase();
@@ -129,16 +152,20 @@ impl Engine for MysqlEngine {
         let mut child = self.spawn()?;
         let mut stdout = child.stdout.take().context("dump stdout")?;
         let stderr = drain_stderr(child.stderr.take().context("dump stderr")?);
+        let done = Arc::new(AtomicBool::new(false));
+        kill_on_cancel(child.id(), ctx.cancel.clone(), done.clone());
         let copied = progress::copy(
             &mut stdout,
             &mut writer,
             &ctx.copy_options("mysql dump", None),
         );
         if copied.is_err() {
-            let _ = child.kill();
+            // SAFETY: plain syscall; a negative pid addresses the group.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
         }
         drop(stdout);
         let status = child.wait().context("wait for dump")?;
+        done.store(true, Ordering::SeqCst);
         let errors = stderr.join().unwrap_or_default();
         copied.context("stream mysql dump into staging")?;
         if !status.success() {
