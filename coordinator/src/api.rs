@@ -175,8 +175,11 @@ async fn health(AxumState(shared): AxumState<Arc<Shared>>) -> Json<HealthRespons
 
 async fn metrics(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(&shared),
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        shared.metrics.render(shared.read(|m| m.state())),
     )
         .into_response()
 }

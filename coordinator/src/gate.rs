@@ -12,11 +12,12 @@
 //! Policy `reject` closes both turnstiles; policy `defer-writes` closes only
 //! the write turnstile, so announces keep being answered from memory.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use maintenance_proto::AnnouncePolicy;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 
 const CLOSED: usize = 1 << (usize::BITS - 1);
@@ -81,8 +82,8 @@ struct GateInner {
     writes: Turnstile,
     /// Unix milliseconds at which the running window is expected to end.
     reopen_at_ms: AtomicI64,
-    refused: AtomicU64,
-    deferred: AtomicU64,
+    refused: Counter,
+    deferred: Counter,
 }
 
 /// Cheap, clonable handle the tracker consults on every announce and before
@@ -157,7 +158,7 @@ impl AnnounceGate {
                 turnstile: &inner.announces,
             })
         } else {
-            inner.refused.fetch_add(1, Ordering::Relaxed);
+            inner.refused.inc();
             Err(Refusal {
                 retry_after: self.retry_after(),
             })
@@ -173,7 +174,7 @@ impl AnnounceGate {
                 turnstile: &inner.writes,
             })
         } else {
-            inner.deferred.fetch_add(1, Ordering::Relaxed);
+            inner.deferred.inc();
             None
         }
     }
@@ -185,12 +186,12 @@ impl AnnounceGate {
 
     /// Announces refused since start-up.
     pub fn refused_total(&self) -> u64 {
-        self.inner.refused.load(Ordering::Relaxed)
+        self.inner.refused.get()
     }
 
     /// Writes deferred since start-up.
     pub fn deferred_total(&self) -> u64 {
-        self.inner.deferred.load(Ordering::Relaxed)
+        self.inner.deferred.get()
     }
 
     fn retry_after(&self) -> Duration {
@@ -203,6 +204,11 @@ impl AnnounceGate {
     }
 
     // ---- coordinator side -------------------------------------------------
+
+    /// The refusal and deferral counters, for the metrics registry.
+    pub(crate) fn counters(&self) -> (Counter, Counter) {
+        (self.inner.refused.clone(), self.inner.deferred.clone())
+    }
 
     /// Closes the gate for `policy` until about `reopen_at_ms`.
     pub(crate) fn close(&self, policy: AnnouncePolicy, reopen_at_ms: i64) {

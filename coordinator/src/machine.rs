@@ -29,6 +29,7 @@ use maintenance_proto::{
 };
 
 use crate::hooks::WindowInfo;
+use crate::metrics::Metrics;
 
 /// How many outcomes the status keeps.
 const OUTCOMES_KEPT: usize = 20;
@@ -101,12 +102,11 @@ pub(crate) struct Machine {
     outcomes: VecDeque<WindowOutcome>,
     version: u64,
     windows_opened: u64,
-    /// Windows ended since start-up, by outcome (completed, failed, expired, aborted).
-    outcome_totals: [u64; 4],
+    metrics: Metrics,
 }
 
 impl Machine {
-    pub(crate) fn new(instance_id: String, policy: AnnouncePolicy) -> Self {
+    pub(crate) fn new(instance_id: String, policy: AnnouncePolicy, metrics: Metrics) -> Self {
         Machine {
             instance_id,
             policy,
@@ -116,7 +116,7 @@ impl Machine {
             outcomes: VecDeque::new(),
             version: 1,
             windows_opened: 0,
-            outcome_totals: [0; 4],
+            metrics,
         }
     }
 
@@ -165,25 +165,12 @@ impl Machine {
         self.version += 1;
     }
 
-    /// Windows ended since start-up, by outcome.
-    pub(crate) fn outcome_totals(&self) -> [(Outcome, u64); 4] {
-        let t = self.outcome_totals;
-        [
-            (Outcome::Completed, t[0]),
-            (Outcome::Failed, t[1]),
-            (Outcome::Expired, t[2]),
-            (Outcome::Aborted, t[3]),
-        ]
-    }
-
     fn record(&mut self, outcome: WindowOutcome) {
-        let slot = match outcome.outcome {
-            Outcome::Completed => 0,
-            Outcome::Failed => 1,
-            Outcome::Expired => 2,
-            Outcome::Aborted => 3,
-        };
-        self.outcome_totals[slot] += 1;
+        self.metrics.window_ended(
+            outcome.outcome,
+            (outcome.ended_at - outcome.opened_at).num_milliseconds() as f64 / 1000.0,
+            outcome.quiesced_secs,
+        );
         self.outcomes.push_front(outcome);
         self.outcomes.truncate(OUTCOMES_KEPT);
         self.version += 1;
@@ -575,6 +562,7 @@ impl Machine {
                 "lease lost after release: sidecar {:?} sent no heartbeat or completion",
                 released.claim.sidecar_id
             );
+            self.metrics.lease_expired();
             self.record(WindowOutcome {
                 window_id: released.window_id,
                 outcome: Outcome::Expired,
@@ -595,6 +583,7 @@ impl Machine {
         }
         let reason =
             if let Some(claim) = active.claim.as_ref().filter(|c| c.lease_expires_at <= now) {
+                self.metrics.lease_expired();
                 Some(format!(
                     "lease lost: sidecar {:?} sent no heartbeat in time",
                     claim.sidecar_id

@@ -1,11 +1,42 @@
-//! Prometheus text exposition of the coordinator's state, served at
-//! `GET /maintenance/v1/metrics`.
+//! Prometheus metrics of the coordinator, served at
+//! `GET /maintenance/v1/metrics` in the OpenMetrics text format.
+//!
+//! Counters are bumped where things happen (the gate for refusals, the
+//! machine for outcomes, the runner for phase durations); the state gauge is
+//! refreshed at scrape time. Names follow Prometheus conventions: `_total`
+//! for counters, `_seconds` for durations.
 
-use std::fmt::Write;
+use std::sync::Arc;
 
-use maintenance_proto::State;
+use maintenance_proto::{Outcome, State};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 
-use crate::shared::Shared;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // 10 ms .. ~5.8 h
+    Histogram::new(exponential_buckets(0.01, 2.5, 16))
+}
 
 const STATES: [State; 6] = [
     State::Idle,
@@ -16,63 +47,137 @@ const STATES: [State; 6] = [
     State::Resuming,
 ];
 
-/// Renders every metric as Prometheus text format 0.0.4.
-pub(crate) fn render(shared: &Shared) -> String {
-    let (state, totals, last) = shared.read(|m| {
-        (
-            m.state(),
-            m.outcome_totals(),
-            m.outcomes().next().map(|o| o.quiesced_secs),
-        )
-    });
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP maintenance_state Current coordinator state (1 for the current one)."
-    );
-    let _ = writeln!(out, "# TYPE maintenance_state gauge");
-    for s in STATES {
-        let _ = writeln!(
-            out,
-            "maintenance_state{{state=\"{s}\"}} {}",
-            u8::from(s == state)
+/// Handles to every metric; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    registry: Arc<Registry>,
+    state: Family<StateLabel, Gauge>,
+    windows: Family<OutcomeLabel, Counter>,
+    window_duration: Histogram,
+    quiesced: Histogram,
+    phases: HistogramFamily<PhaseLabel>,
+    lease_expiries: Counter,
+}
+
+impl Metrics {
+    /// Registers everything; `refused` and `deferred` are the gate's counters.
+    pub(crate) fn new(refused: Counter, deferred: Counter) -> Self {
+        let mut registry = Registry::default();
+        let state = Family::<StateLabel, Gauge>::default();
+        let windows = Family::<OutcomeLabel, Counter>::default();
+        let window_duration = duration_histogram();
+        let quiesced = duration_histogram();
+        let phases: HistogramFamily<PhaseLabel> =
+            Family::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let lease_expiries = Counter::default();
+        registry.register(
+            "maintenance_state",
+            "Current coordinator state (1 for the current one)",
+            state.clone(),
         );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP maintenance_windows_total Windows ended, by outcome."
-    );
-    let _ = writeln!(out, "# TYPE maintenance_windows_total counter");
-    for (outcome, n) in totals {
-        let _ = writeln!(
-            out,
-            "maintenance_windows_total{{outcome=\"{outcome}\"}} {n}"
+        registry.register(
+            "maintenance_windows",
+            "Windows ended, by outcome",
+            windows.clone(),
         );
+        registry.register(
+            "maintenance_window_duration_seconds",
+            "From a window's opening to its recorded outcome",
+            window_duration.clone(),
+        );
+        registry.register(
+            "maintenance_quiesced_seconds",
+            "How long each window kept the tracker from serving normally (gate closed or writes paused)",
+            quiesced.clone(),
+        );
+        registry.register(
+            "maintenance_phase_duration_seconds",
+            "Time spent in each phase of a window",
+            phases.clone(),
+        );
+        registry.register(
+            "maintenance_lease_expiries",
+            "Windows ended because the sidecar's lease ran out",
+            lease_expiries.clone(),
+        );
+        registry.register(
+            "maintenance_announces_refused",
+            "Announces refused during windows (policy reject)",
+            refused,
+        );
+        registry.register(
+            "maintenance_writes_deferred",
+            "Database writes deferred during windows",
+            deferred,
+        );
+        for s in STATES {
+            let _ = state.get_or_create(&StateLabel { state: s.as_str() });
+        }
+        for o in [
+            Outcome::Completed,
+            Outcome::Failed,
+            Outcome::Expired,
+            Outcome::Aborted,
+        ] {
+            let _ = windows.get_or_create(&OutcomeLabel {
+                outcome: o.as_str(),
+            });
+        }
+        Metrics {
+            registry: Arc::new(registry),
+            state,
+            windows,
+            window_duration,
+            quiesced,
+            phases,
+            lease_expiries,
+        }
     }
-    let _ = writeln!(
-        out,
-        "# HELP maintenance_announces_refused_total Announces refused during windows."
-    );
-    let _ = writeln!(out, "# TYPE maintenance_announces_refused_total counter");
-    let _ = writeln!(
-        out,
-        "maintenance_announces_refused_total {}",
-        shared.gate.refused_total()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP maintenance_writes_deferred_total Database writes deferred during windows."
-    );
-    let _ = writeln!(out, "# TYPE maintenance_writes_deferred_total counter");
-    let _ = writeln!(
-        out,
-        "maintenance_writes_deferred_total {}",
-        shared.gate.deferred_total()
-    );
-    if let Some(secs) = last {
-        let _ = writeln!(out, "# HELP maintenance_last_window_quiesced_seconds How long the last window kept the tracker from serving normally.");
-        let _ = writeln!(out, "# TYPE maintenance_last_window_quiesced_seconds gauge");
-        let _ = writeln!(out, "maintenance_last_window_quiesced_seconds {secs}");
+
+    pub(crate) fn window_ended(&self, outcome: Outcome, duration_secs: f64, quiesced_secs: f64) {
+        self.windows
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.window_duration.observe(duration_secs.max(0.0));
+        self.quiesced.observe(quiesced_secs.max(0.0));
     }
-    out
+
+    pub(crate) fn lease_expired(&self) {
+        self.lease_expiries.inc();
+    }
+
+    pub(crate) fn phase_finished(&self, phase: State, secs: f64) {
+        self.phases
+            .get_or_create(&PhaseLabel {
+                phase: phase.as_str(),
+            })
+            .observe(secs.max(0.0));
+    }
+
+    /// Renders the exposition, with the state gauge set to `current`.
+    pub(crate) fn render(&self, current: State) -> String {
+        for s in STATES {
+            self.state
+                .get_or_create(&StateLabel { state: s.as_str() })
+                .set(i64::from(s == current));
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(Counter::default(), Counter::default())
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }

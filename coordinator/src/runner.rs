@@ -104,6 +104,14 @@ async fn run_window(shared: &Shared, info: WindowInfo) {
         "maintenance window opened: draining"
     );
 
+    let mut phase_started = std::time::Instant::now();
+    let mut phase_done = |phase: State| {
+        shared
+            .metrics
+            .phase_finished(phase, phase_started.elapsed().as_secs_f64());
+        phase_started = std::time::Instant::now();
+    };
+
     // draining: the gate closes; requests already admitted finish.
     gate.close(info.policy, info.span.end.timestamp_millis());
     match phase(shared, gate.drained(), config.drain_timeout).await {
@@ -122,6 +130,7 @@ async fn run_window(shared: &Shared, info: WindowInfo) {
         }
         Phase::Interrupted => {}
     }
+    phase_done(State::Draining);
 
     // quiescing: the tracker flushes and checkpoints.
     if shared.update(|m| m.advance(State::Quiescing)) == Next::Continue {
@@ -142,6 +151,7 @@ async fn run_window(shared: &Shared, info: WindowInfo) {
             }),
             Phase::Interrupted => {}
         }
+        phase_done(State::Quiescing);
     }
 
     // ready and claimed: publish readiness, then wait for the sidecar (or the
@@ -150,6 +160,7 @@ async fn run_window(shared: &Shared, info: WindowInfo) {
         shared.publish_readiness(Utc::now());
         info!(%window_id, deadline = %info.span.end, "quiesced: ready for backup");
         phase(shared, std::future::pending::<()>(), Duration::MAX).await;
+        phase_done(State::Ready);
     }
 
     // resuming: the tracker serves again, announces first.
@@ -165,6 +176,7 @@ async fn run_window(shared: &Shared, info: WindowInfo) {
         }
     }
     gate.open_writes();
+    phase_done(State::Resuming);
     let outcome = shared.update(|m| m.resumed(Utc::now()));
     shared.publish_readiness(Utc::now());
 

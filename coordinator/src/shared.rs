@@ -14,6 +14,7 @@ use crate::config::MaintenanceConfig;
 use crate::gate::AnnounceGate;
 use crate::hooks::MaintenanceHooks;
 use crate::machine::Machine;
+use crate::metrics::Metrics;
 use crate::readiness::ReadinessFile;
 
 pub(crate) struct Shared {
@@ -21,6 +22,7 @@ pub(crate) struct Shared {
     pub(crate) gate: AnnounceGate,
     pub(crate) hooks: Arc<dyn MaintenanceHooks>,
     pub(crate) readiness: Option<ReadinessFile>,
+    pub(crate) metrics: Metrics,
     machine: Mutex<Machine>,
     next_scheduled: Mutex<Option<WindowSpan>>,
     /// Carries the machine's version; long-polls wait on it.
@@ -38,14 +40,18 @@ impl Shared {
         instance_id: String,
     ) -> Self {
         let readiness = config.ready_file.clone().map(ReadinessFile::new);
-        let machine = Machine::new(instance_id, config.announce_policy);
+        let gate = AnnounceGate::always_open();
+        let (refused, deferred) = gate.counters();
+        let metrics = Metrics::new(refused, deferred);
+        let machine = Machine::new(instance_id, config.announce_policy, metrics.clone());
         let (changed, _) = watch::channel(machine.version());
         let (shutdown, _) = watch::channel(false);
         Shared {
             config,
-            gate: AnnounceGate::always_open(),
+            gate,
             hooks,
             readiness,
+            metrics,
             machine: Mutex::new(machine),
             next_scheduled: Mutex::new(None),
             changed,

@@ -698,8 +698,14 @@ async fn metrics_move_as_windows_run() {
             .unwrap()
     };
     let before = scrape().await;
-    assert!(before.contains("maintenance_state{state=\"idle\"} 1"));
-    assert!(before.contains("maintenance_windows_total{outcome=\"aborted\"} 0"));
+    assert!(
+        before.contains("maintenance_state{state=\"idle\"} 1"),
+        "{before}"
+    );
+    assert!(
+        before.contains("maintenance_windows_total{outcome=\"aborted\"} 0"),
+        "{before}"
+    );
     h.open_until_ready(30).await;
     let _ = h.coordinator.gate().admit_announce();
     assert!(scrape()
@@ -708,6 +714,20 @@ async fn metrics_move_as_windows_run() {
     h.post("abort", json!({})).await;
     h.last_outcome().await;
     let after = scrape().await;
-    assert!(after.contains("maintenance_windows_total{outcome=\"aborted\"} 1"));
-    assert!(after.contains("maintenance_announces_refused_total 1"));
+    assert!(
+        after.contains("maintenance_windows_total{outcome=\"aborted\"} 1"),
+        "{after}"
+    );
+    assert!(
+        after.contains("maintenance_announces_refused_total 1"),
+        "{after}"
+    );
+    assert!(
+        after.contains("maintenance_phase_duration_seconds_count{phase=\"quiescing\"} 1"),
+        "{after}"
+    );
+    assert!(
+        after.contains("maintenance_quiesced_seconds_count 1"),
+        "{after}"
+    );
 }
