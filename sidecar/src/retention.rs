@@ -106,8 +106,24 @@ pub fn plan(
     Ok(plan)
 }
 
-fn pid_alive(pid: u32) -> bool {
-    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+fn older_than(entry: &std::fs::DirEntry, secs: u64) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .map(|t| t.elapsed().unwrap_or_default().as_secs() > secs)
+        .unwrap_or(false)
+}
+
+/// A staging folder is a crash leftover when its process (on this host) is
+/// gone; one from another host (another container sharing the volume) is
+/// only swept after a day, since its process cannot be checked from here.
+fn crashed(entry: &std::fs::DirEntry, name: &str) -> bool {
+    match staging::staging_owner(name) {
+        Some((host, pid)) if host == staging::host_name() => {
+            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => older_than(entry, 24 * 3600),
+    }
 }
 
 fn leftovers(root: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -115,14 +131,8 @@ fn leftovers(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let crashed_staging = name.starts_with(staging::PREFIX)
-            && staging::staging_pid(&name).is_none_or(|pid| !pid_alive(pid));
-        let verify_tmp = name.starts_with(".verify-")
-            && entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .map(|t| t.elapsed().unwrap_or_default().as_secs() > 24 * 3600)
-                .unwrap_or(false);
+        let crashed_staging = name.starts_with(staging::PREFIX) && crashed(&entry, &name);
+        let verify_tmp = name.starts_with(".verify-") && older_than(&entry, 24 * 3600);
         if crashed_staging || verify_tmp {
             out.push(entry.path());
         }

@@ -43,19 +43,47 @@ pub fn backup_name(started: DateTime<Utc>, window: Option<&str>) -> String {
     format!("{}-{label}", started.format("%Y%m%dT%H%M%SZ"))
 }
 
-/// The process id recorded in a staging folder name, if any.
-pub fn staging_pid(name: &str) -> Option<u32> {
-    name.strip_prefix(PREFIX)?.rsplit('-').next()?.parse().ok()
+/// This machine's host name (the container's, in Docker), `-` free.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // or truncates.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = if ok {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.is_empty() {
+        "host".into()
+    } else {
+        name
+    }
+}
+
+/// The owner (host name, process id) recorded in a staging folder name.
+pub fn staging_owner(name: &str) -> Option<(String, u32)> {
+    let rest = name.strip_prefix(PREFIX)?;
+    let (_time, owner) = rest.split_once('-')?;
+    let (host, pid) = owner.rsplit_once('-')?;
+    Some((host.to_owned(), pid.parse().ok()?))
 }
 
 impl Staging {
-    /// Creates `<root>/.staging-<time>-<pid>`.
+    /// Creates `<root>/.staging-<time>-<host>-<pid>`; host and pid let
+    /// retention tell a crashed run from one still running elsewhere.
     pub fn create(root: &Path, started: DateTime<Utc>) -> anyhow::Result<Staging> {
         std::fs::create_dir_all(root)
             .with_context(|| format!("create backup dir {}", root.display()))?;
         let dir = root.join(format!(
-            "{PREFIX}{}-{}",
+            "{PREFIX}{}-{}-{}",
             started.format("%Y%m%dT%H%M%S%.3fZ"),
+            host_name(),
             std::process::id()
         ));
         std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -110,7 +138,11 @@ mod tests {
         let t = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 26, 3, 0, 1).unwrap();
         assert_eq!(backup_name(t, None), "20261126T030001Z-once");
         assert_eq!(backup_name(t, Some("w/1")), "20261126T030001Z-w_1");
-        assert_eq!(staging_pid(".staging-20261126T030001.000Z-42"), Some(42));
+        assert_eq!(
+            staging_owner(".staging-20261126T030001.000Z-my_host-42"),
+            Some(("my_host".to_owned(), 42))
+        );
+        assert_eq!(staging_owner(".staging-x"), None);
     }
 
     #[test]

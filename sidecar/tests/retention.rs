@@ -62,18 +62,25 @@ fn prune_keeps_last_and_recent_and_uses_manifest_times() {
     fake_backup(root, "e-old", 10, true);
     fake_backup(root, "f-older", 30, true);
     std::fs::create_dir(root.join("not-a-backup")).unwrap();
-    std::fs::create_dir(root.join(".staging-20260101T000000.000Z-999999999")).unwrap();
+    let host = maintenance_sidecar::staging::host_name();
+    let crashed = root.join(format!(".staging-20260101T000000.000Z-{host}-999999999"));
+    std::fs::create_dir(&crashed).unwrap();
+    // Another host's staging folder, recent: it may still be running.
+    let foreign = root.join(".staging-20260101T000000.000Z-otherhost-1");
+    std::fs::create_dir(&foreign).unwrap();
 
     let plan = prune(root, 7, 3, true);
     assert!(plan.contains("would remove"), "{plan}");
     assert_eq!(names(root).len(), 7, "dry run deleted something");
-    assert!(root
-        .join(".staging-20260101T000000.000Z-999999999")
-        .exists());
+    assert!(crashed.exists());
 
     prune(root, 7, 3, false);
     assert_eq!(names(root), vec!["a-new", "b", "c", "d", "not-a-backup"]);
-    assert!(staging_dirs(root).is_empty(), "crashed staging not swept");
+    assert_eq!(
+        staging_dirs(root),
+        vec![foreign.clone()],
+        "crashed staging not swept, or foreign one swept"
+    );
 
     prune(root, 0, 2, false);
     assert_eq!(names(root), vec!["a-new", "b", "not-a-backup"]);
