@@ -1,0 +1,198 @@
+//! The whole flow with the real processes on loopback, on SQLite and on
+//! MariaDB, under both announce policies: the window opens, announces get
+//! the policy's answer, the sidecar claims, snapshots, releases, publishes
+//! exactly one verified backup and completes; the tracker serves normally
+//! right after. The restore drills restore that backup into a fresh tracker
+//! and compare scrape `downloaded` with the counts at the snapshot.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use maintenance_e2e::*;
+
+const A: u32 = 1;
+const B: u32 = 2;
+
+struct Done {
+    tracker: Tracker,
+    backups: PathBuf,
+    sidecar_env: Vec<(String, String)>,
+    /// scrape `downloaded` of [A, B] when the snapshot was taken.
+    at_snapshot: Vec<i64>,
+    /// scrape `downloaded` of [A, B] after the window (includes deferred ones).
+    after: Vec<i64>,
+    _sidecar: Proc,
+}
+
+/// Runs one window on `tracker` and checks everything a happy path promises.
+fn window_flow(dir: &Path, tracker: Tracker, extra_env: Vec<(String, String)>) -> Done {
+    let (a, b) = (info_hash(7, A), info_hash(7, B));
+    complete_n(&tracker, &a, 1, 5);
+    complete_n(&tracker, &b, 100, 3);
+    assert_eq!(tracker.scrape_downloaded(&[a, b]), vec![5, 3]);
+
+    let api = tracker.api();
+    let id = api.open_window(30);
+    let st = tracker.wait_state(State::Ready, Duration::from_secs(10));
+    assert_eq!(st.window_id.as_ref().map(|w| w.as_str()), Some(id.as_str()));
+    let ready: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tracker.config.ready_file).unwrap()).unwrap();
+    assert_eq!(ready["ready"], true, "ready file: {ready}");
+    assert_eq!(ready["window_id"], id.as_str());
+
+    // What announces get while the window waits for its sidecar.
+    let policy = tracker.config.policy;
+    let mut after = vec![5, 3];
+    if policy == "reject" {
+        for peer in [500, 501, 502] {
+            let v = tracker.announce(&a, peer, "completed");
+            let reason = v.get("failure reason").and_then(Value::str).unwrap_or_else(|| panic!("not refused: {v:?}"));
+            assert!(reason.to_lowercase().contains("maintenance"), "{reason}");
+            let interval = v.get("interval").and_then(Value::int).expect("interval on refusal");
+            assert!((1..=60).contains(&interval), "interval {interval} should be about the time left (30 s)");
+            assert!(v.get("min interval").and_then(Value::int).is_some(), "min interval: {v:?}");
+            assert!(v.get("retry in").and_then(Value::int).unwrap_or(0) >= 1, "retry in: {v:?}");
+        }
+    } else {
+        // defer-writes: served from memory, never refused; completions count.
+        for peer in [500, 501] {
+            let v = tracker.announce_ok(&a, peer, "completed");
+            assert!(v.get("complete").and_then(Value::int).unwrap_or(0) >= 1, "{v:?}");
+        }
+        after = vec![7, 3];
+    }
+    // Scrape and health stay up inside the window.
+    assert_eq!(tracker.scrape_downloaded(&[a, b]), after);
+    assert!(tracker.healthy());
+
+    let backups = dir.join("backups");
+    let mut env = sidecar_env(&tracker, &backups);
+    env.extend(extra_env);
+    let sidecar = spawn_sidecar(dir, "main", &env);
+    let outcome = tracker.wait_outcome(&id, Duration::from_secs(60));
+    assert_eq!(outcome.outcome, Outcome::Completed, "{outcome:?}\nsidecar log:\n{}", sidecar.log_text());
+    // Right after: serving normally.
+    assert_eq!(tracker.status().state, State::Idle);
+    tracker.announce_ok(&b, 900, "started");
+    tracker.announce_ok(&a, 901, "");
+
+    let report = outcome.report.expect("report");
+    assert!(report.error.is_none(), "{report:?}");
+    assert_eq!(report.artifacts.len(), 1, "{report:?}");
+    let name = report.backup.clone().expect("backup name");
+    assert_eq!(published(&backups), vec![backups.join(&name)], "exactly one backup");
+    assert!(staging_dirs(&backups).is_empty());
+    let latest = std::fs::canonicalize(backups.join("latest")).expect("latest link");
+    assert_eq!(latest, std::fs::canonicalize(backups.join(&name)).unwrap());
+    let m = manifest(&backups.join(&name));
+    assert_eq!(m["window_id"], id.as_str(), "{m}");
+    assert_eq!(m["artifacts"][0]["sha256"], report.artifacts[0].sha256.as_str());
+    // The tracker resumed at release, before the sidecar finished: the
+    // log shows release before publication.
+    let log = sidecar.log_text();
+    let rel = log.find("released window").expect("release logged");
+    let publ = log.find("published").expect("publication logged");
+    assert!(rel < publ, "release must come before publishing:\n{log}");
+    assert!(!log.contains(TOKEN), "token leaked into the sidecar log");
+    assert!(!tracker.proc.log_text().contains(TOKEN), "token leaked into the tracker log");
+
+    let out = sidecar_output(&env, &["verify", "latest"]);
+    assert!(out.status.success(), "verify failed");
+
+    // The deferred / new completions reach the database after resume.
+    assert_eq!(tracker.scrape_downloaded(&[a, b]), after);
+    Done { tracker, backups, sidecar_env: env, at_snapshot: vec![5, 3], after, _sidecar: sidecar }
+}
+
+fn sqlite_flow(policy: &'static str) -> (tempfile::TempDir, Done) {
+    let dir = tempdir();
+    let tracker = Tracker::start(dir.path(), &TrackerConfig::sqlite(dir.path(), policy));
+    let done = window_flow(dir.path(), tracker, vec![]);
+    let db = dir.path().join("tracker.db");
+    let (a, b) = (hex(&info_hash(7, A)), hex(&info_hash(7, B)));
+    let want = done.after.clone();
+    wait_until(Duration::from_secs(10), "counts persisted after resume", || {
+        let c = sqlite_counts(&db);
+        c.get(&a) == Some(&want[0]) && c.get(&b) == Some(&want[1])
+    });
+    (dir, done)
+}
+
+#[test]
+fn sqlite_reject_window_refuses_then_publishes_one_verified_backup() {
+    sqlite_flow("reject");
+}
+
+#[test]
+fn sqlite_defer_writes_window_never_refuses_and_publishes_one_verified_backup() {
+    sqlite_flow("defer-writes");
+}
+
+/// Restores the backup into a new database file, starts a fresh tracker on
+/// it, and compares scrape counts with those at the snapshot (the deferred
+/// completions made while the window waited are not in the snapshot).
+#[test]
+fn sqlite_restore_drill_fresh_tracker_scrapes_snapshot_counts() {
+    let (dir, done) = sqlite_flow("defer-writes");
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    let restored = fresh.join("tracker.db");
+    let out = sidecar_output(&done.sidecar_env, &["restore", "latest", "--to", restored.to_str().unwrap()]);
+    assert!(out.status.success());
+    // Restoring over a live database is refused without --force.
+    let live = dir.path().join("tracker.db");
+    let out = sidecar_output(&done.sidecar_env, &["restore", "latest", "--to", live.to_str().unwrap()]);
+    assert!(!out.status.success(), "restore over the live database must be refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+
+    let t2 = Tracker::start(&fresh, &TrackerConfig::sqlite(&fresh, "reject"));
+    let (a, b) = (info_hash(7, A), info_hash(7, B));
+    assert_eq!(t2.scrape_downloaded(&[a, b]), done.at_snapshot);
+    assert_ne!(done.at_snapshot, done.after, "the drill should tell snapshot and live counts apart");
+    t2.announce_ok(&a, 1, "completed");
+    assert_eq!(t2.scrape_downloaded(&[a]), vec![done.at_snapshot[0] + 1]);
+    drop(done.tracker);
+    let _ = done.backups;
+}
+
+fn mariadb_flow(m: &Maria, policy: &'static str) -> (tempfile::TempDir, MariaDb, Done) {
+    let dir = tempdir();
+    let db = m.create_db("happy");
+    let tracker = start_mysql_tracker(dir.path(), m, &db.name, policy);
+    let done = window_flow(dir.path(), tracker, m.sidecar_env(&db.name));
+    let (a, b) = (hex(&info_hash(7, A)), hex(&info_hash(7, B)));
+    let want = done.after.clone();
+    wait_until(Duration::from_secs(10), "counts persisted in MariaDB after resume", || {
+        let c = m.counts(&db.name);
+        c.get(&a) == Some(&want[0]) && c.get(&b) == Some(&want[1])
+    });
+    (dir, db, done)
+}
+
+#[test]
+fn mariadb_reject_window_refuses_then_publishes_one_verified_backup() {
+    let Some(m) = maria() else { return };
+    mariadb_flow(&m, "reject");
+}
+
+#[test]
+fn mariadb_defer_writes_window_never_refuses_and_publishes_one_verified_backup() {
+    let Some(m) = maria() else { return };
+    mariadb_flow(&m, "defer-writes");
+}
+
+/// Restores the dump into a new MariaDB database and starts a fresh tracker on it.
+#[test]
+fn mariadb_restore_drill_fresh_tracker_scrapes_snapshot_counts() {
+    let Some(m) = maria() else { return };
+    let (dir, _db, done) = mariadb_flow(&m, "defer-writes");
+    let target = m.create_db("restored");
+    let out = sidecar_output(&done.sidecar_env, &["restore", "latest", "--database", &target.name]);
+    assert!(out.status.success());
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    let t2 = start_mysql_tracker(&fresh, &m, &target.name, "reject");
+    let (a, b) = (info_hash(7, A), info_hash(7, B));
+    assert_eq!(t2.scrape_downloaded(&[a, b]), done.at_snapshot);
+    assert_ne!(done.at_snapshot, done.after);
+}
