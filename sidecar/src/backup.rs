@@ -149,7 +149,7 @@ fn run_inner(
     let artifacts = timed(durations, "verify", || verify_outputs(&outputs, &cancel))?;
     cancel.check()?;
 
-    let name = backup_name(started_at, window_id);
+    let name = staging.free_name(&backup_name(started_at, window_id));
     durations.insert("total".into(), started.elapsed().as_secs_f64());
     let manifest = Manifest {
         format_version: FORMAT_VERSION,

@@ -99,6 +99,21 @@ impl Staging {
         &self.dir
     }
 
+    /// `name`, or `name-2`, `name-3`, ... when a backup of that name exists
+    /// (two runs within one second).
+    pub fn free_name(&self, name: &str) -> String {
+        (1..)
+            .map(|i| {
+                if i == 1 {
+                    name.to_owned()
+                } else {
+                    format!("{name}-{i}")
+                }
+            })
+            .find(|n| std::fs::symlink_metadata(self.root.join(n)).is_err())
+            .expect("an unused name")
+    }
+
     /// Fsyncs everything and renames the folder to `<root>/<name>`, then
     /// points `latest` at it. Returns the published path.
     pub fn publish(mut self, name: &str) -> anyhow::Result<PathBuf> {

@@ -219,3 +219,15 @@ fn files_engine_archives_listed_paths_and_reports_missing() {
         "x"
     );
 }
+
+#[test]
+fn two_backups_in_the_same_second_both_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 3);
+    let cfg = config(dir.path(), &db, "keep_last = 10");
+    for _ in 0..3 {
+        assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    }
+    assert_eq!(published(&dir.path().join("backups")).len(), 3);
+}
