@@ -231,3 +231,40 @@ fn two_backups_in_the_same_second_both_publish() {
     }
     assert_eq!(published(&dir.path().join("backups")).len(), 3);
 }
+
+/// The original compose file mounts the tracker's data volume read-only.
+#[test]
+fn database_on_a_read_only_mount_is_backed_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ro = dir.path().join("ro");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    make_sqlite(&data.join("tracker.db"), 50);
+    let sh = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    let (data_s, ro_s) = (data.to_str().unwrap(), ro.to_str().unwrap());
+    if !sh(&["--bind", data_s, ro_s]) {
+        assert!(std::env::var_os("CI").is_none(), "bind mount failed in CI");
+        eprintln!("skipped: cannot bind-mount here");
+        return;
+    }
+    let remounted = sh(&["-o", "remount,bind,ro", ro_s]);
+    let cfg = config(dir.path(), &ro.join("tracker.db"), "");
+    let out = run(sidecar(Some(&cfg)).arg("once"));
+    let _ = std::process::Command::new("umount").arg(&ro).status();
+    assert!(remounted, "remount read-only failed");
+    assert!(out.status.success());
+    let restored = dir.path().join("restored.db");
+    assert!(run(sidecar(Some(&cfg))
+        .args(["restore", "latest", "--to"])
+        .arg(&restored))
+    .status
+    .success());
+    assert_eq!(sqlite_rows(&restored).len(), 50);
+}

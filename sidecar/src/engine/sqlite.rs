@@ -52,12 +52,32 @@ impl SqliteEngine {
         })
     }
 
-    fn copy_file(&self, ctx: &EngineContext, raw: &Path) -> anyhow::Result<()> {
-        // A read transaction keeps rollback-mode writers out during the copy.
+    /// Opens a read transaction that keeps rollback-mode writers out during
+    /// the copy. Best effort: on a read-only mount (the original compose
+    /// file mounts the data volume `:ro`) SQLite cannot open a WAL database
+    /// for reading, and the coordinator's quiescence is the guarantee.
+    fn read_guard(&self) -> Option<Connection> {
         let guard = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .with_context(|| format!("open {}", self.path.display()))?;
-        guard.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")?;
-        let mut src = File::open(&self.path)?;
+            .and_then(|c| {
+                c.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")?;
+                Ok(c)
+            });
+        match guard {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    "sqlite: cannot hold a read lock on {} ({e}); copying the quiesced file without it",
+                    self.path.display()
+                );
+                None
+            }
+        }
+    }
+
+    fn copy_file(&self, ctx: &EngineContext, raw: &Path) -> anyhow::Result<()> {
+        let guard = self.read_guard();
+        let mut src =
+            File::open(&self.path).with_context(|| format!("open {}", self.path.display()))?;
         let total = src.metadata()?.len();
         let out = File::options().write(true).create_new(true).open(raw)?;
         let mut out = BufWriter::with_capacity(1 << 20, out);
@@ -72,7 +92,9 @@ impl SqliteEngine {
             .map_err(|e| e.into_error())?
             .sync_all()
             .context("fsync snapshot")?;
-        guard.execute_batch("COMMIT;")?;
+        if let Some(g) = guard {
+            g.execute_batch("COMMIT;")?;
+        }
         Ok(())
     }
 
