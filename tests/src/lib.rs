@@ -512,13 +512,18 @@ impl Api {
 /// Environment of a sidecar pointed at `tracker` (SQLite engine when the
 /// tracker uses SQLite), backing up into `backups`.
 pub fn sidecar_env(tracker: &Tracker, backups: &Path) -> Vec<(String, String)> {
+    sidecar_env_for(&tracker.config, tracker.maintenance.unwrap(), backups)
+}
+
+/// Like [`sidecar_env`] for a tracker that may not be running.
+pub fn sidecar_env_for(config: &TrackerConfig, maintenance: SocketAddr, backups: &Path) -> Vec<(String, String)> {
     let mut env = vec![
-        ("MAINTENANCE_URL".to_owned(), format!("http://{}", tracker.maintenance.unwrap())),
+        ("MAINTENANCE_URL".to_owned(), format!("http://{maintenance}")),
         ("MAINTENANCE_TOKEN".to_owned(), TOKEN.to_owned()),
-        ("MAINTENANCE_READY_FILE".to_owned(), tracker.config.ready_file.display().to_string()),
+        ("MAINTENANCE_READY_FILE".to_owned(), config.ready_file.display().to_string()),
         ("BACKUP_DIR".to_owned(), backups.display().to_string()),
     ];
-    match &tracker.config.db {
+    match &config.db {
         Db::Sqlite(p) => {
             env.push(("BACKUP_SQLITE_ENABLED".into(), "true".into()));
             env.push(("SQLITE_DATABASE_PATH".into(), p.display().to_string()));
