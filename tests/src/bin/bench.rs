@@ -1,3 +1,535 @@
+//! Benchmarks (run by hand, never timed tests). Each comparison runs side
+//! by side with its baseline in one run and prints medians and ratios.
+//!
+//! ```text
+//! cargo build --release -p reference-tracker -p maintenance-sidecar
+//! cargo run --release -p maintenance-e2e --bin bench -- all      # 1 GiB database
+//! cargo run --release -p maintenance-e2e --bin bench -- smoke    # 10 MiB, seconds
+//! bench -- gate | downtime | snapshot | claim   [--size-mib N] [--dir D] [--rounds N] [--windows N]
+//! ```
+//!
+//! `downtime` also reports the sidecar's peak RSS (VmHWM) during the
+//! backup and the sidecar's snapshot throughput; `snapshot` compares `cp`
+//! and `sqlite3 .backup`, idle and while the tracker writes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use maintenance_e2e::*;
+
+struct Opts {
+    size_mib: u64,
+    dir: PathBuf,
+    rounds: usize,
+    round_secs: f64,
+    conns: usize,
+    windows: usize,
+    backup_cap_secs: u64,
+}
+
 fn main() {
-    eprintln!("bench: not yet implemented");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().cloned().unwrap_or_else(|| "all".into());
+    let smoke = mode == "smoke";
+    let mut o = Opts {
+        size_mib: if smoke { 10 } else { 1024 },
+        dir: PathBuf::from("/var/tmp/maintenance-bench"),
+        rounds: if smoke { 1 } else { 7 },
+        round_secs: if smoke { 0.5 } else { 4.0 },
+        conns: 32,
+        windows: if smoke { 3 } else { 100 },
+        backup_cap_secs: if smoke { 20 } else { 180 },
+    };
+    let mut i = 1;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--size-mib" => o.size_mib = v.parse().expect("--size-mib N"),
+            "--dir" => o.dir = PathBuf::from(v),
+            "--rounds" => o.rounds = v.parse().expect("--rounds N"),
+            "--round-secs" => o.round_secs = v.parse().expect("--round-secs S"),
+            "--conns" => o.conns = v.parse().expect("--conns N"),
+            "--windows" => o.windows = v.parse().expect("--windows N"),
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    if smoke {
+        o.dir = std::env::temp_dir().join(format!("maintenance-bench-smoke-{}", std::process::id()));
+    }
+    let _ = std::fs::remove_dir_all(&o.dir);
+    std::fs::create_dir_all(&o.dir).unwrap();
+    println!("# maintenance benchmarks: mode {mode}, database {} MiB, workdir {}", o.size_mib, o.dir.display());
+    println!("# binaries: {}", bin_dir().display());
+    println!("# host: {} cores, {}", cores(), mem_total());
+    let all = mode == "all" || smoke;
+    if all || mode == "gate" {
+        gate(&o);
+    }
+    if all || mode == "downtime" || mode == "snapshot" {
+        let db = o.dir.join("big/tracker.db");
+        make_big_db(&db, o.size_mib);
+        if all || mode == "downtime" {
+            downtime(&o, &db);
+        }
+        if all || mode == "snapshot" {
+            snapshot(&o, &db);
+        }
+    }
+    if all || mode == "claim" {
+        claim_latency(&o);
+    }
+    let _ = std::fs::remove_dir_all(&o.dir);
+    println!("# done");
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn mem_total() -> String {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+        .map(|kb| format!("MemTotal {kb}"))
+        .unwrap_or_default()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[idx.min(v.len() - 1)]
+}
+
+fn subdir(o: &Opts, name: &str) -> PathBuf {
+    let d = o.dir.join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+// ---------------------------------------------------------------------------
+// Load generator
+
+#[derive(Default)]
+struct Events {
+    /// (time, kind) with kind 0 = served, 1 = refused, 2 = connection error.
+    ev: Vec<(Instant, u8)>,
+}
+
+/// Keep-alive announce load on `addr` from `conns` threads until `stop`.
+/// `completed` makes every request an `event=completed` of a new peer.
+fn run_load(
+    addr: std::net::SocketAddr,
+    conns: usize,
+    stop: Arc<AtomicBool>,
+    completed: bool,
+    record: bool,
+) -> (Arc<AtomicU64>, Vec<std::thread::JoinHandle<Events>>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let handles = (0..conns)
+        .map(|c| {
+            let stop = stop.clone();
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut ev = Events::default();
+                let mut conn: Option<KeepAlive> = None;
+                let mut i: u32 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i = i.wrapping_add(1);
+                    let hash = info_hash(0xB0, (c as u32 * 7 + i) % 64);
+                    let peer = (c as u32) << 20 | (i & 0xFFFFF);
+                    let path = announce_path(&hash, peer, if completed { "completed" } else { "" });
+                    if conn.is_none() {
+                        conn = KeepAlive::connect(addr).ok();
+                    }
+                    let res = match conn.as_mut() {
+                        Some(k) => k.get(&path),
+                        None => Err(std::io::Error::other("connect")),
+                    };
+                    let kind = match res {
+                        Ok((200, body)) => {
+                            if body.windows(14).any(|w| w == b"failure reason") {
+                                1
+                            } else {
+                                count.fetch_add(1, Ordering::Relaxed);
+                                0
+                            }
+                        }
+                        _ => {
+                            conn = None;
+                            std::thread::sleep(Duration::from_millis(2));
+                            2
+                        }
+                    };
+                    if record {
+                        ev.ev.push((Instant::now(), kind));
+                    }
+                }
+                ev
+            })
+        })
+        .collect();
+    (count, handles)
+}
+
+fn stop_load(stop: &AtomicBool, handles: Vec<std::thread::JoinHandle<Events>>) -> Vec<(Instant, u8)> {
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<(Instant, u8)> = handles.into_iter().flat_map(|h| h.join().unwrap().ev).collect();
+    all.sort_by_key(|e| e.0);
+    all
+}
+
+/// (refused count, errors count, outage span in seconds): from the first
+/// non-served response to the first served one after the last non-served.
+fn outage(ev: &[(Instant, u8)]) -> (usize, usize, f64) {
+    let refused = ev.iter().filter(|e| e.1 == 1).count();
+    let errors = ev.iter().filter(|e| e.1 == 2).count();
+    let first = ev.iter().position(|e| e.1 != 0);
+    let last = ev.iter().rposition(|e| e.1 != 0);
+    let span = match (first, last) {
+        (Some(f), Some(l)) => {
+            let end = ev[l..].iter().find(|e| e.1 == 0).map(|e| e.0).unwrap_or(ev[l].0);
+            // Start at the last success before the first failure (the outage
+            // began somewhere after it) for a conservative figure.
+            let start = ev[..f].iter().rev().find(|e| e.1 == 0).map(|e| e.0).unwrap_or(ev[f].0);
+            end.duration_since(start).as_secs_f64()
+        }
+        _ => 0.0,
+    };
+    (refused, errors, span)
+}
+
+// ---------------------------------------------------------------------------
+// 1. Gate overhead
+
+fn gate(o: &Opts) {
+    println!("\n## 1. gate overhead: announce throughput, coordinator idle vs maintenance disabled");
+    let d1 = subdir(o, "gate-idle");
+    let d2 = subdir(o, "gate-off");
+    let mut c1 = TrackerConfig::sqlite(&d1, "reject");
+    c1.flush_interval = "1s";
+    let mut c2 = TrackerConfig::sqlite(&d2, "reject");
+    c2.flush_interval = "1s";
+    c2.maintenance = false;
+    let t_idle = Tracker::start(&d1, &c1);
+    let t_off = Tracker::start(&d2, &c2);
+    assert_eq!(t_idle.status().state, State::Idle);
+    let measure = |t: &Tracker| -> f64 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, h) = run_load(t.http, o.conns, stop.clone(), false, false);
+        std::thread::sleep(Duration::from_millis(300)); // warm-up
+        let c0 = count.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(o.round_secs));
+        let n = count.load(Ordering::Relaxed) - c0;
+        let rate = n as f64 / t0.elapsed().as_secs_f64();
+        stop_load(&stop, h);
+        rate
+    };
+    let (mut idle, mut off, mut ratios) = (vec![], vec![], vec![]);
+    for r in 0..o.rounds {
+        // Alternate which goes first.
+        let (a, b) = if r % 2 == 0 {
+            let a = measure(&t_idle);
+            (a, measure(&t_off))
+        } else {
+            let b = measure(&t_off);
+            (measure(&t_idle), b)
+        };
+        println!("round {r}: coordinator idle {a:.0} req/s, disabled {b:.0} req/s, ratio {:.3}", a / b);
+        idle.push(a);
+        off.push(b);
+        ratios.push(a / b);
+    }
+    let (mi, mo, mr) = (median(&mut idle), median(&mut off), median(&mut ratios));
+    println!(
+        "RESULT gate: median idle {mi:.0} req/s, median disabled {mo:.0} req/s, ratio of medians {:.3}, median of per-round ratios {mr:.3} (goal >= 0.98: {})",
+        mi / mo,
+        if mr >= 0.98 { "met" } else { "NOT met" }
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Big database
+
+fn make_big_db(db: &Path, size_mib: u64) {
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let t = Instant::now();
+    let torrents: Vec<([u8; 20], i64)> = (0..64).map(|i| (info_hash(0xB0, i), 1000 + i as i64)).collect();
+    make_tracker_sqlite(db, &torrents, size_mib << 20);
+    let size = std::fs::metadata(db).unwrap().len();
+    println!(
+        "\n# generated {} ({:.1} MiB, random blobs + 64 torrents) in {:.1} s",
+        db.display(),
+        size as f64 / 1048576.0,
+        t.elapsed().as_secs_f64()
+    );
+}
+
+fn db_size(db: &Path) -> f64 {
+    std::fs::metadata(db).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
+}
+
+// ---------------------------------------------------------------------------
+// 2. Downtime (+ 5. peak RSS, sidecar snapshot throughput)
+
+struct WindowRun {
+    refused: usize,
+    errors: usize,
+    outage_secs: f64,
+    snapshot_secs: f64,
+    quiesced_secs: f64,
+    total_secs: f64,
+    hwm_kib: u64,
+}
+
+fn window_run(o: &Opts, db: &Path, policy: &'static str, completed_load: bool) -> WindowRun {
+    let d = subdir(o, &format!("window-{policy}"));
+    let mut cfg = TrackerConfig::with_db(&d, Db::Sqlite(db.to_owned()), policy);
+    cfg.lease_ttl = "10s";
+    let t = Tracker::start(&d, &cfg);
+    let backups = d.join("backups");
+    let sidecar = spawn_sidecar(&d, "bench", &sidecar_env(&t, &backups));
+    std::thread::sleep(Duration::from_millis(500));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_, h) = run_load(t.http, 8, stop.clone(), completed_load, true);
+    std::thread::sleep(Duration::from_millis(500));
+    let id = t.api().open_window(600);
+    let outcome = t.wait_outcome(&id, Duration::from_secs(o.backup_cap_secs.max(60) * 3));
+    std::thread::sleep(Duration::from_millis(300));
+    let ev = stop_load(&stop, h);
+    assert_eq!(outcome.outcome, Outcome::Completed, "{outcome:?}\n{}", sidecar.log_text());
+    let hwm_kib = vm_hwm_kib(sidecar.pid()).unwrap_or(0);
+    let report = outcome.report.clone().unwrap();
+    let (refused, errors, outage_secs) = outage(&ev);
+    drop(sidecar);
+    drop(t);
+    let _ = std::fs::remove_dir_all(&backups);
+    WindowRun {
+        refused,
+        errors,
+        outage_secs,
+        snapshot_secs: report.durations_secs.get("snapshot").copied().unwrap_or(f64::NAN),
+        quiesced_secs: outcome.quiesced_secs,
+        total_secs: report.durations_secs.get("total").copied().unwrap_or(f64::NAN),
+        hwm_kib,
+    }
+}
+
+fn downtime(o: &Opts, db: &Path) {
+    let size = db_size(db);
+    println!("\n## 2. downtime on a {size:.0} MiB SQLite database (8 keep-alive announce connections running throughout)");
+    let r = window_run(o, db, "reject", false);
+    let beyond = r.outage_secs - r.snapshot_secs;
+    println!(
+        "reject: refused {} announces over {:.3} s; sidecar snapshot {:.3} s ({:.0} MiB/s); refusal beyond snapshot {:.0} ms (goal < 100 ms: {}); coordinator quiesced_secs {:.3}; whole backup {:.1} s; connection errors {}",
+        r.refused,
+        r.outage_secs,
+        r.snapshot_secs,
+        size / r.snapshot_secs,
+        beyond * 1000.0,
+        if beyond < 0.1 { "met" } else { "NOT met" },
+        r.quiesced_secs,
+        r.total_secs,
+        r.errors
+    );
+    println!(
+        "RESULT rss: sidecar peak RSS (VmHWM) during the {size:.0} MiB backup: {:.1} MiB (goal <= 64 MiB: {})",
+        r.hwm_kib as f64 / 1024.0,
+        if r.hwm_kib <= 64 * 1024 { "met" } else { "NOT met" }
+    );
+    let dw = window_run(o, db, "defer-writes", true);
+    println!(
+        "defer-writes: refused {} announces, connection errors {} (goal 0: {}); writes paused {:.3} s; sidecar snapshot {:.3} s ({:.0} MiB/s); peak RSS {:.1} MiB",
+        dw.refused,
+        dw.errors,
+        if dw.refused + dw.errors == 0 { "met" } else { "NOT met" },
+        dw.quiesced_secs,
+        dw.snapshot_secs,
+        size / dw.snapshot_secs,
+        dw.hwm_kib as f64 / 1024.0
+    );
+
+    // Host-cron: SIGTERM, cp, start, until /health_check answers.
+    let d = subdir(o, "hostcron");
+    let mut cfg = TrackerConfig::with_db(&d, Db::Sqlite(db.to_owned()), "reject").fixed_ports();
+    cfg.maintenance = false;
+    let mut t = Tracker::start(&d, &cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_, h) = run_load(t.http, 8, stop.clone(), false, true);
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    t.proc.terminate(Duration::from_secs(60));
+    let stopped = t0.elapsed().as_secs_f64();
+    let tc = Instant::now();
+    let copy = d.join("backup.db");
+    let st = Command::new("cp").arg(db).arg(&copy).status().unwrap();
+    assert!(st.success());
+    let cp_secs = tc.elapsed().as_secs_f64();
+    let t = Tracker::start(&d, &cfg);
+    let total = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(300));
+    let ev = stop_load(&stop, h);
+    let (_, errors, span) = outage(&ev);
+    drop(t);
+    let _ = std::fs::remove_file(&copy);
+    println!(
+        "host-cron: stop {stopped:.3} s + cp {cp_secs:.3} s + start until /health_check {:.3} s = {total:.3} s down; announce outage seen by clients {span:.3} s ({errors} failed requests); everything beyond the copy: {:.0} ms",
+        total - stopped - cp_secs,
+        (total - cp_secs) * 1000.0
+    );
+    println!(
+        "RESULT downtime: reject refusal {:.3} s (snapshot {:.3} s, beyond {:.0} ms); defer-writes refused {}; host-cron outage {span:.3} s; ratio host-cron / reject outage {:.1}x",
+        r.outage_secs,
+        r.snapshot_secs,
+        beyond * 1000.0,
+        dw.refused + dw.errors,
+        span / r.outage_secs
+    );
+    println!(
+        "RESULT snapshot-sidecar: quiesced (reject, idle db) {:.3} s = {:.0} MiB/s; defer-writes window under completed-announce load {:.3} s = {:.0} MiB/s",
+        r.snapshot_secs,
+        size / r.snapshot_secs,
+        dw.snapshot_secs,
+        size / dw.snapshot_secs
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. Snapshot throughput: cp and sqlite3 .backup, idle and under writes
+
+fn timed_cmd(mut cmd: Command, cap: Duration) -> Option<f64> {
+    let t = Instant::now();
+    let mut child = cmd.spawn().expect("spawn");
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.success().then(|| t.elapsed().as_secs_f64());
+        }
+        if t.elapsed() > cap {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn snapshot(o: &Opts, db: &Path) {
+    let size = db_size(db);
+    println!("\n## 3. SQLite snapshot throughput on {size:.0} MiB (sidecar figures are in section 2)");
+    let d = subdir(o, "snap");
+    let out = d.join("copy.db");
+    let cap = Duration::from_secs(o.backup_cap_secs);
+    let fmt = |r: Option<f64>| match r {
+        Some(s) => format!("{s:.3} s = {:.0} MiB/s", size / s),
+        None => format!("did not finish within {} s", cap.as_secs()),
+    };
+    let cp = |_: ()| {
+        let _ = std::fs::remove_file(&out);
+        let mut c = Command::new("cp");
+        c.arg(db).arg(&out);
+        timed_cmd(c, cap)
+    };
+    let backup = |_: ()| {
+        let _ = std::fs::remove_file(&out);
+        let mut c = Command::new("sqlite3");
+        c.arg(db).arg(format!(".backup '{}'", out.display()));
+        timed_cmd(c, cap)
+    };
+    let cp_idle = cp(());
+    let bk_idle = backup(());
+    println!("idle: cp {}; sqlite3 .backup {}", fmt(cp_idle), fmt(bk_idle));
+
+    // Under writes: the real tracker counting completed announces, flushing every 100 ms.
+    let td = subdir(o, "snap-tracker");
+    let cfg = TrackerConfig::with_db(&td, Db::Sqlite(db.to_owned()), "reject");
+    let t = Tracker::start(&td, &cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (count, h) = run_load(t.http, 4, stop.clone(), true, false);
+    std::thread::sleep(Duration::from_millis(500));
+    let c0 = count.load(Ordering::Relaxed);
+    let cp_busy = cp(());
+    let bk_busy = backup(());
+    let writes = count.load(Ordering::Relaxed) - c0;
+    stop_load(&stop, h);
+    drop(t);
+    let _ = std::fs::remove_file(&out);
+    println!(
+        "under writes ({writes} completed announces written behind every 100 ms during the copies): cp {} (not a consistent copy of a WAL database in use); sqlite3 .backup {}",
+        fmt(cp_busy),
+        fmt(bk_busy)
+    );
+    println!(
+        "RESULT snapshot-baselines: cp idle {}; sqlite3 .backup idle {}; cp under writes {}; sqlite3 .backup under writes {}",
+        fmt(cp_idle),
+        fmt(bk_idle),
+        fmt(cp_busy),
+        fmt(bk_busy)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. Readiness-to-claim latency
+
+fn log_time(line: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    // Strip ANSI colour codes, then the first token is an RFC 3339 time.
+    let mut clean = String::new();
+    let mut esc = false;
+    for ch in line.chars() {
+        if ch == '\u{1b}' {
+            esc = true;
+        } else if esc {
+            if ch == 'm' {
+                esc = false;
+            }
+        } else {
+            clean.push(ch);
+        }
+    }
+    let tok = clean.split_whitespace().next()?;
+    chrono::DateTime::parse_from_rfc3339(tok).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn claim_latency(o: &Opts) {
+    println!("\n## 4. readiness-to-claim latency over {} ad hoc windows (tracker log timestamps: end of the quiesce hook, right before readiness is published -> `window claimed`)", o.windows);
+    let d = subdir(o, "claim");
+    let db = d.join("tracker.db");
+    make_tracker_sqlite(&db, &[(info_hash(0xC0, 1), 5)], 0);
+    let t = Tracker::start(&d, &TrackerConfig::sqlite(&d, "reject"));
+    let backups = d.join("backups");
+    let env = sidecar_env(&t, &backups);
+    let sidecar = spawn_sidecar(&d, "claim", &env);
+    std::thread::sleep(Duration::from_millis(500));
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..o.windows {
+        let id = t.api().open_window(60);
+        let out = t.wait_outcome(&id, Duration::from_secs(60));
+        assert_eq!(out.outcome, Outcome::Completed, "{out:?}\n{}", sidecar.log_text());
+        ids.lock().unwrap().push(id);
+    }
+    let log = t.proc.log_text();
+    let mut lat = Vec::new();
+    for id in ids.lock().unwrap().iter() {
+        let ready = log.lines().find(|l| l.contains("database flushed, checkpointed and closed") && l.contains(id.as_str())).and_then(log_time);
+        let claimed = log.lines().find(|l| l.contains("window claimed") && l.contains(id.as_str())).and_then(log_time);
+        if let (Some(r), Some(c)) = (ready, claimed) {
+            lat.push((c - r).num_microseconds().unwrap() as f64 / 1000.0);
+        }
+    }
+    assert!(!lat.is_empty(), "no ready/claimed pairs in the tracker log");
+    let n = lat.len();
+    let (p50, p99, max) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99), percentile(&mut lat, 1.0));
+    println!("RESULT claim-latency: n {n}, p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
 }

@@ -1,0 +1,26 @@
+//! CI check that the benchmark binary still works: `bench smoke` runs every
+//! benchmark on a 10 MiB database with one short round and must print a
+//! RESULT line for each. The figures themselves are not asserted (this is
+//! not a timed test); see BENCHMARKS.md for the real runs.
+
+#[test]
+fn bench_smoke_mode_runs_every_benchmark() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("smoke")
+        .output()
+        .expect("run bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bench smoke failed");
+    for key in [
+        "RESULT gate:",
+        "RESULT rss:",
+        "RESULT downtime:",
+        "RESULT snapshot-sidecar:",
+        "RESULT snapshot-baselines:",
+        "RESULT claim-latency:",
+    ] {
+        assert!(stdout.contains(key), "missing {key}");
+    }
+    assert!(stdout.contains("defer-writes: refused 0 announces"), "defer-writes refused announces in smoke run");
+}
