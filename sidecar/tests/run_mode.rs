@@ -379,3 +379,38 @@ async fn lease_lost_mid_backup_stops_cleans_staging_and_publishes_nothing() {
     assert!(status.success(), "{status}");
     tracker.coordinator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_ready_file_never_triggers_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 10);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = start_tracker(dir.path(), &db, listener).await;
+    let child = spawn_sidecar(dir.path(), &db, &tracker.url, &[]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A stale or forged readiness file claims a window the coordinator does
+    // not know; only the HTTP claim may authorise a backup.
+    let doc = serde_json::json!({
+        "protocol_version": 1, "instance_id": "someone-else", "state": "ready",
+        "ready": true, "window_id": "forged-window", "window_end": null,
+        "written_at": chrono::Utc::now(), "pid": 1
+    });
+    let tmp = dir.path().join("ready/.tmp");
+    std::fs::write(&tmp, doc.to_string()).unwrap();
+    std::fs::rename(&tmp, dir.path().join("ready/ready.json")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = sidecar_log(dir.path());
+    assert!(
+        log.contains("forged-window"),
+        "ready file not noticed: {log}"
+    );
+    assert!(log.contains("cannot be claimed"), "{log}");
+    assert!(!log.contains("backup started"), "{log}");
+    let backups = dir.path().join("backups");
+    assert!(published(&backups).is_empty());
+    assert!(staging_dirs(&backups).is_empty());
+    assert_eq!(tracker.coordinator.status().state, State::Idle);
+    terminate(child);
+    tracker.coordinator.shutdown().await;
+}
