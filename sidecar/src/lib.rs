@@ -5,6 +5,8 @@
 //! The binary (`src/main.rs`) is a thin clap front-end over these modules so
 //! every piece can be tested on its own.
 
+#![warn(missing_docs)]
+
 pub mod backup;
 pub mod cancel;
 pub mod cli;
