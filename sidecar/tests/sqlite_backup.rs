@@ -268,3 +268,24 @@ fn database_on_a_read_only_mount_is_backed_up() {
     .success());
     assert_eq!(sqlite_rows(&restored).len(), 50);
 }
+
+#[test]
+fn a_missing_paths_file_is_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 3);
+    let out = run(sidecar(None)
+        .env("BACKUP_DIR", dir.path().join("backups"))
+        .env("SQLITE_DATABASE_PATH", &db)
+        .env("BACKUP_PATHS_FILE", dir.path().join("no-such-paths.txt"))
+        .arg("once"));
+    assert!(out.status.success());
+    let backup = &published(&dir.path().join("backups"))[0];
+    let manifest = std::fs::read_to_string(backup.join("manifest.json")).unwrap();
+    assert!(manifest.contains("no-such-paths.txt"), "{manifest}");
+    assert!(run(sidecar(None)
+        .env("BACKUP_DIR", dir.path().join("backups"))
+        .args(["verify", "latest"]))
+    .status
+    .success());
+}

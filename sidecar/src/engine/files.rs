@@ -1,8 +1,9 @@
 //! Files engine: the paths listed in a paths file, archived into one
 //! compressed tarball.
 //!
-//! A missing path is reported (log and manifest) and skipped; it never
-//! aborts the backup, matching the original container's behaviour.
+//! A missing path (or a missing paths file) is reported (log and manifest)
+//! and skipped; it never aborts the backup, matching the original
+//! container's behaviour.
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,18 @@ impl Engine for FilesEngine {
     }
 
     fn snapshot(&self, ctx: &EngineContext) -> anyhow::Result<Staged> {
+        if !self.paths_file.exists() {
+            // Compose files default BACKUP_PATHS_FILE to a file the operator
+            // may never create: report it like a missing path.
+            tracing::warn!(
+                "files: paths file {} not found, no files archived",
+                self.paths_file.display()
+            );
+            return Ok(Staged {
+                missing: vec![self.paths_file.display().to_string()],
+                ..Staged::default()
+            });
+        }
         let paths = read_paths_file(&self.paths_file)?;
         let out = ctx.staged(&format!("files.tar.{}", ctx.compression.extension()));
         let writer = ArtifactWriter::create(&out, ctx.compression, ctx.level)?;

@@ -194,7 +194,10 @@ impl Engine for MysqlEngine {
 
     fn tool_version(&self) -> Option<String> {
         let program = self.program().ok()?;
-        let base = Path::new(&program).file_name()?.to_string_lossy().into_owned();
+        let base = Path::new(&program)
+            .file_name()?
+            .to_string_lossy()
+            .into_owned();
         if base != "mariadb-dump" && base != "mysqldump" {
             // A custom command (often a wrapper script) is not run twice.
             return Some(format!("custom dump command {program}"));
