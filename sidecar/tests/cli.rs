@@ -66,3 +66,38 @@ fn backup_mode_single_without_subcommand_runs_once() {
     assert!(out.status.success());
     assert_eq!(published(&dir.path().join("b")).len(), 1);
 }
+
+#[test]
+fn continuous_mode_without_coordinator_backs_up_every_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    make_sqlite(&db, 4);
+    let mut child = sidecar(None)
+        .env("BACKUP_MODE", "continuous")
+        .env("BACKUP_INTERVAL", "1")
+        .env("BACKUP_KEEP_LAST", "10")
+        .env("BACKUP_DIR", dir.path().join("b"))
+        .env("SQLITE_DATABASE_PATH", &db)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2600));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let n = published(&dir.path().join("b")).len();
+    assert!(n >= 2, "expected a backup every second, got {n}");
+}
+
+#[test]
+fn run_without_coordinator_or_interval_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    make_sqlite(&db, 1);
+    let out = run(sidecar(None)
+        .env("BACKUP_DIR", dir.path())
+        .env("SQLITE_DATABASE_PATH", &db)
+        .arg("run"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAINTENANCE_URL"));
+}
