@@ -84,5 +84,6 @@ fn success_is_posted_only_when_asked() {
     assert!(out.status.success());
     let body = rx.recv_timeout(Duration::from_secs(5)).expect("no webhook");
     assert_eq!(body["event"], "backup_succeeded");
-    assert!(body["backup"].as_str().unwrap().ends_with("-once"));
+    // `-once`, or `-once-2` when both runs fall in the same second.
+    assert!(body["backup"].as_str().unwrap().contains("-once"), "{body}");
 }
