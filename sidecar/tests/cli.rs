@@ -81,7 +81,7 @@ fn continuous_mode_without_coordinator_backs_up_every_interval() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2600));
+    std::thread::sleep(std::time::Duration::from_millis(3500));
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
