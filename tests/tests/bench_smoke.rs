@@ -13,7 +13,8 @@ fn bench_smoke_mode_runs_every_benchmark() {
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "bench smoke failed");
     for key in [
-        "RESULT gate:",
+        "RESULT gate-alternating:",
+        "RESULT gate-paired:",
         "RESULT rss:",
         "RESULT downtime:",
         "RESULT snapshot-sidecar:",
