@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::engine::{self, Engine, EngineContext, EngineOutput};
 use crate::hashing::sha256_file;
 use crate::manifest::{Manifest, FORMAT_VERSION};
+use crate::metrics::BackupResult;
 use crate::staging::{backup_name, Staging};
 
 /// A published backup.
@@ -36,6 +37,8 @@ pub struct RunResult {
     pub result: anyhow::Result<Published>,
     /// Phase durations in seconds.
     pub durations_secs: BTreeMap<String, f64>,
+    /// True when the verify phase rejected an artifact.
+    pub verify_failed: bool,
 }
 
 impl RunResult {
@@ -68,18 +71,103 @@ pub fn run(
 ) -> RunResult {
     let mut durations = BTreeMap::new();
     let started = Instant::now();
+    let mut verify_failed = false;
     let result = run_inner(
         cfg,
         window_id,
         cancel,
         after_snapshot,
         &mut durations,
+        &mut verify_failed,
         started,
     );
     durations.insert("total".into(), started.elapsed().as_secs_f64());
     RunResult {
         result,
         durations_secs: durations,
+        verify_failed,
+    }
+}
+
+impl RunResult {
+    /// Compressed bytes per engine of the published backup (empty on failure).
+    pub fn bytes_per_engine(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        if let Ok(p) = &self.result {
+            for a in &p.manifest.artifacts {
+                *out.entry(a.engine.clone()).or_default() += a.size_bytes;
+            }
+        }
+        out
+    }
+
+    /// Records the run in the metrics and writes the one summary line an
+    /// operator greps for: `backup finished` with outcome, window_id, mode,
+    /// backup name, artifacts, total bytes and every phase duration.
+    /// `lease_lost` overrides the outcome (nothing was published).
+    pub fn finish(&self, mode: &str, window_id: Option<&str>, lease_lost: bool) -> BackupResult {
+        let result = if lease_lost {
+            BackupResult::LeaseLost
+        } else if self.result.is_ok() {
+            BackupResult::Success
+        } else {
+            BackupResult::Failed
+        };
+        crate::metrics::get().backup_finished(
+            result,
+            &self.durations_secs,
+            &self.bytes_per_engine(),
+            self.verify_failed,
+        );
+        let d = |k: &str| self.durations_secs.get(k).copied().unwrap_or(0.0);
+        let (backup, artifacts, total_bytes) = match &self.result {
+            Ok(p) => (
+                p.manifest.name.clone(),
+                p.manifest.artifacts.len(),
+                p.manifest.total_bytes(),
+            ),
+            Err(_) => (String::new(), 0, 0),
+        };
+        let error = match &self.result {
+            Err(e) => format!("{e:#}"),
+            Ok(_) if lease_lost => "lease lost".to_owned(),
+            Ok(_) => String::new(),
+        };
+        let outcome = result.as_str();
+        let window_id = window_id.unwrap_or("");
+        let (snapshot_secs, compress_secs, verify_secs, total_secs) =
+            (d("snapshot"), d("compress"), d("verify"), d("total"));
+        if result == BackupResult::Success {
+            tracing::info!(
+                outcome,
+                mode,
+                window_id,
+                backup,
+                artifacts,
+                total_bytes,
+                snapshot_secs,
+                compress_secs,
+                verify_secs,
+                total_secs,
+                "backup finished"
+            );
+        } else {
+            tracing::error!(
+                outcome,
+                mode,
+                window_id,
+                backup,
+                artifacts,
+                total_bytes,
+                snapshot_secs,
+                compress_secs,
+                verify_secs,
+                total_secs,
+                error,
+                "backup finished"
+            );
+        }
+        result
     }
 }
 
@@ -100,6 +188,7 @@ fn run_inner(
     cancel: CancelToken,
     after_snapshot: &mut dyn FnMut() -> anyhow::Result<()>,
     durations: &mut BTreeMap<String, f64>,
+    verify_failed: &mut bool,
     started: Instant,
 ) -> anyhow::Result<Published> {
     let engines = engine::from_config(cfg);
@@ -146,7 +235,8 @@ fn run_inner(
         }
         Ok(())
     })?;
-    let artifacts = timed(durations, "verify", || verify_outputs(&outputs, &cancel))?;
+    let artifacts = timed(durations, "verify", || verify_outputs(&outputs, &cancel))
+        .inspect_err(|_| *verify_failed = !cancel.is_cancelled())?;
     cancel.check()?;
 
     let name = staging.free_name(&backup_name(started_at, window_id));

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::logging::LogFormat;
+
 const AFTER_HELP: &str = "\
 Configuration comes from --config FILE (TOML) overlaid by environment
 variables: BACKUP_MODE, BACKUP_INTERVAL, BACKUP_RETENTION_DAYS, BACKUP_KEEP_LAST,
@@ -11,7 +13,7 @@ BACKUP_DIR, BACKUP_COMPRESSION, BACKUP_SQLITE_ENABLED, SQLITE_DATABASE_PATH,
 BACKUP_MYSQL_ENABLED, MYSQL_HOST, MYSQL_PORT, MYSQL_DATABASE, MYSQL_USER,
 MYSQL_PASSWORD(_FILE), MYSQL_DUMP_COMMAND, BACKUP_PATHS_FILE, MAINTENANCE_URL,
 MAINTENANCE_TOKEN(_FILE), MAINTENANCE_READY_FILE, BACKUP_WEBHOOK_URL,
-BACKUP_WEBHOOK_ON_SUCCESS, BACKUP_SIDECAR_ID. See sidecar/README.md.
+BACKUP_WEBHOOK_ON_SUCCESS, BACKUP_SIDECAR_ID, SIDECAR_METRICS_BIND. See sidecar/README.md.
 
 Without a subcommand, BACKUP_MODE decides: single = once, continuous = run.
 
@@ -24,6 +26,16 @@ pub struct Cli {
     /// TOML configuration file (environment variables override its keys).
     #[arg(long, short = 'c', global = true, env = "SIDECAR_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// Log format on stderr: human-readable `text` or one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
 
     /// What to do; defaults to BACKUP_MODE (single = once, continuous = run).
     #[command(subcommand)]
@@ -65,6 +77,9 @@ pub enum Command {
     },
     /// Table of backups: name, age, size, status.
     List,
+    /// One screen: the coordinator's state, the next window (UTC and local
+    /// time), the last outcomes and the newest backups.
+    Status,
     /// Apply retention (keep_days, keep_last) and sweep crashed staging folders.
     Prune {
         /// Only print what would be removed.

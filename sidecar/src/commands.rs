@@ -24,6 +24,7 @@ pub async fn once(cfg: &Config) -> ExitCode {
     })
     .await
     .expect("backup thread panicked");
+    run.finish("once", None, false);
     let report = run.report();
     webhook::notify(
         &cfg.webhook,

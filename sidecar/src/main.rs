@@ -8,19 +8,13 @@ use clap::Parser;
 use maintenance_sidecar::cli::{Cli, Command};
 use maintenance_sidecar::commands::{self, EXIT_FAILED, EXIT_USAGE};
 use maintenance_sidecar::config::{Config, Mode};
+use maintenance_sidecar::logging::{self, LogFormat};
 use maintenance_sidecar::ops::restore::RestoreOptions;
-use maintenance_sidecar::{client, runner};
+use maintenance_sidecar::{client, progress, runner, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    logging::init(cli.log_format);
     let cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -32,6 +26,14 @@ fn main() -> ExitCode {
         Mode::Single => Command::Once,
         Mode::Continuous => Command::Run,
     });
+    // Progress bars for the long operator commands on a terminal; plain
+    // progress lines everywhere else (logs, containers, pipes).
+    if matches!(command, Command::Once | Command::Restore { .. })
+        && std::io::stderr().is_terminal()
+        && cli.log_format == LogFormat::Text
+    {
+        progress::set_interactive(true);
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
                 },
             ),
             Command::List => commands::list(&cfg),
+            Command::Status => status::status(&cfg).await,
             Command::Prune { dry_run } => commands::prune(&cfg, dry_run),
             Command::OpenWindow { duration } => open_window(&cfg, duration).await,
         }

@@ -2,10 +2,15 @@
 //!
 //! Every byte the sidecar moves goes through [`copy`], so memory stays at
 //! one fixed buffer whatever the database size, and a long copy tells the
-//! operator how far it got.
+//! operator how far it got: an indicatif progress bar when an operator runs
+//! `once`/`restore` on a terminal ([`set_interactive`]), plain progress log
+//! lines otherwise (containers, cron, pipes).
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cancel::CancelToken;
 
@@ -25,6 +30,51 @@ pub struct CopyOptions {
     pub total: Option<u64>,
 }
 
+static INTERACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Shows progress bars instead of progress lines (the binary sets this for
+/// `once` and `restore` when stderr is a terminal).
+pub fn set_interactive(on: bool) {
+    INTERACTIVE.store(on, Ordering::Relaxed);
+}
+
+/// True when progress bars are shown.
+pub fn interactive() -> bool {
+    INTERACTIVE.load(Ordering::Relaxed)
+}
+
+fn bar(opts: &CopyOptions) -> ProgressBar {
+    let pb = match opts.total {
+        Some(t) if t > 0 => ProgressBar::new(t).with_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        ),
+        _ => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg}: {bytes} {binary_bytes_per_sec} {elapsed}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    pb.set_message(opts.label.clone());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+/// Copy options for a one-off operator copy (restore): progress every 5 s,
+/// never cancelled.
+pub fn operator_copy(label: &str, total: Option<u64>) -> CopyOptions {
+    CopyOptions {
+        label: label.to_owned(),
+        every: Duration::from_secs(5),
+        cancel: CancelToken::new(),
+        total,
+    }
+}
+
 /// Formats a byte count for humans (KiB below 1 MiB, else MiB, one decimal).
 pub fn mib(bytes: u64) -> String {
     if bytes < 1 << 20 {
@@ -41,6 +91,7 @@ pub fn copy(reader: &mut dyn Read, writer: &mut dyn Write, opts: &CopyOptions) -
     let started = Instant::now();
     let mut last_log = started;
     let mut total = 0u64;
+    let bar = interactive().then(|| bar(opts));
     loop {
         opts.cancel.check()?;
         let n = match reader.read(&mut buf) {
@@ -51,10 +102,15 @@ pub fn copy(reader: &mut dyn Read, writer: &mut dyn Write, opts: &CopyOptions) -
         };
         writer.write_all(&buf[..n])?;
         total += n as u64;
-        if last_log.elapsed() >= opts.every {
+        if let Some(b) = &bar {
+            b.set_position(total);
+        } else if last_log.elapsed() >= opts.every {
             last_log = Instant::now();
             log_progress(opts, total, started.elapsed());
         }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     tracing::info!(

@@ -74,6 +74,17 @@ pub async fn run(cfg: &Config) -> ExitCode {
         eprintln!("maintenance-sidecar run: no engine is enabled (set SQLITE_DATABASE_PATH, BACKUP_MYSQL_ENABLED or BACKUP_PATHS_FILE)");
         return ExitCode::from(EXIT_USAGE);
     }
+    if let Some(bind) = cfg.metrics_bind {
+        match crate::metrics::serve(bind).await {
+            Ok(addr) => tracing::info!("metrics listening on http://{addr}/metrics"),
+            Err(e) => {
+                eprintln!(
+                    "maintenance-sidecar run: cannot listen for metrics on {bind} (metrics.bind / SIDECAR_METRICS_BIND): {e}"
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
     let stop = shutdown_signal();
     if cfg.coordinator.urls.is_empty() {
         if cfg.interval_secs > 0 {
@@ -225,6 +236,7 @@ impl<'a> Loop<'a> {
     async fn try_claim(&mut self, window: WindowId) {
         match self.coord.claim(&window, &self.cfg.sidecar_id).await {
             Ok(lease) => {
+                crate::metrics::get().claim("claimed");
                 self.note_reachable();
                 tracing::info!(
                     "claimed window {window}: lease {:.0} s, window ends {}",
@@ -236,6 +248,7 @@ impl<'a> Loop<'a> {
                 self.since = None;
             }
             Err(e) if e.is_conflict() => {
+                crate::metrics::get().claim("conflict");
                 tracing::info!("window {window} cannot be claimed: {e}");
                 if self.refused.len() > 1000 {
                     self.refused.clear();
@@ -243,10 +256,14 @@ impl<'a> Loop<'a> {
                 self.refused.insert(window);
             }
             Err(e) if e.code() == Some(ErrorCode::Unauthorized) => {
+                crate::metrics::get().claim("error");
                 tracing::error!("claim refused: the token is wrong or missing (check MAINTENANCE_TOKEN / MAINTENANCE_TOKEN_FILE)");
                 self.wait_unreachable(&e).await;
             }
-            Err(e) => self.wait_unreachable(&e).await,
+            Err(e) => {
+                crate::metrics::get().claim("error");
+                self.wait_unreachable(&e).await
+            }
         }
     }
 }
@@ -283,7 +300,8 @@ async fn handle_window(
     };
     stopper.abort();
     let mut report = run.report();
-    if keeper.lost() {
+    let keeper_lost = keeper.lost();
+    if keeper_lost {
         tracing::error!("window {window}: lease lost, backup abandoned, nothing published");
         report.error.get_or_insert_with(|| "lease lost".into());
     } else {
@@ -294,6 +312,7 @@ async fn handle_window(
         complete(coord, &window, report.clone(), &keeper).await;
     }
     keeper.stop();
+    run.finish("run", Some(window.as_str()), keeper_lost);
     webhook::notify(
         &cfg.webhook,
         &Notification {

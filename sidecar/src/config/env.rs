@@ -49,6 +49,9 @@ pub fn apply(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(
     } else if let Some(f) = get("MAINTENANCE_TOKEN_FILE") {
         cfg.coordinator.token = Some(parse::secret_file("MAINTENANCE_TOKEN_FILE", &f)?);
     }
+    if let Some(v) = env("SIDECAR_METRICS_BIND") {
+        cfg.metrics_bind = parse::listen_addr("SIDECAR_METRICS_BIND", &v)?;
+    }
     if let Some(v) = get("MAINTENANCE_READY_FILE") {
         cfg.coordinator.ready_file = Some(PathBuf::from(v));
     }

@@ -37,6 +37,14 @@ pub struct RawConfig {
     files: RawFiles,
     #[serde(default)]
     webhook: RawWebhook,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    bind: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,7 +138,12 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
     };
     let sqlite_path = raw.sqlite.path;
     let database = parse::non_empty(raw.mysql.database);
+    let metrics_bind = match raw.metrics.bind {
+        Some(b) => parse::listen_addr("metrics.bind", &b)?,
+        None => None,
+    };
     Ok(Config {
+        metrics_bind,
         backup_dir: raw.backup_dir.unwrap_or_else(|| PathBuf::from("/backups")),
         compression,
         compression_level: raw.compression_level,

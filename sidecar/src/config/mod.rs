@@ -164,6 +164,9 @@ pub struct Config {
     pub files: FilesConfig,
     /// Notifications.
     pub webhook: WebhookConfig,
+    /// Where `run` serves `GET /metrics` (`metrics.bind`,
+    /// `SIDECAR_METRICS_BIND`); `None` (the default) = no listener.
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 impl Config {

@@ -76,3 +76,18 @@ pub fn secret_file(key: &str, path: &str) -> Result<Secret, ConfigError> {
 pub fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
+
+/// A metrics listen address: `host:port`; `off` or empty disables it.
+pub fn listen_addr(key: &str, value: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let v = value.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    v.parse().map(Some).map_err(|_| {
+        ConfigError::new(
+            key,
+            v.to_owned(),
+            "an IP:port listen address such as 0.0.0.0:9187 or 127.0.0.1:9187, or `off`",
+        )
+    })
+}

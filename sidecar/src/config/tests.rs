@@ -97,3 +97,24 @@ fn token_file_is_read_and_trimmed() {
     .unwrap();
     assert_eq!(cfg.coordinator.token.unwrap().expose(), "s3cret");
 }
+
+#[test]
+fn metrics_bind_from_file_env_and_off() {
+    let cfg =
+        Config::from_sources(Some("[metrics]\nbind = \"127.0.0.1:9187\"\n"), &env_of(&[])).unwrap();
+    assert_eq!(cfg.metrics_bind, Some("127.0.0.1:9187".parse().unwrap()));
+    let cfg = Config::from_sources(
+        Some("[metrics]\nbind = \"127.0.0.1:9187\"\n"),
+        &env_of(&[("SIDECAR_METRICS_BIND", "off")]),
+    )
+    .unwrap();
+    assert_eq!(cfg.metrics_bind, None);
+    assert_eq!(
+        Config::from_sources(None, &env_of(&[]))
+            .unwrap()
+            .metrics_bind,
+        None
+    );
+    let e = Config::from_sources(None, &env_of(&[("SIDECAR_METRICS_BIND", "9187")])).unwrap_err();
+    assert!(e.to_string().contains("SIDECAR_METRICS_BIND"), "{e}");
+}

@@ -191,7 +191,15 @@ pub fn integrity_check(path: &Path) -> anyhow::Result<()> {
 pub fn decompress_to(src: &Path, dst: &Path) -> anyhow::Result<u64> {
     let mut reader = open_decoded(src)?;
     let mut out = BufWriter::new(File::create(dst)?);
-    let n = std::io::copy(&mut reader, &mut out)?;
+    let label = format!(
+        "decompress {}",
+        src.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let n = progress::copy(
+        &mut reader,
+        &mut out,
+        &progress::operator_copy(&label, None),
+    )?;
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok(n)
 }

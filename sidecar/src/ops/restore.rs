@@ -184,7 +184,11 @@ fn restore_mysql(
             .collect::<Vec<_>>()
     });
     let mut stdin = child.stdin.take().context("client stdin")?;
-    let copied = std::io::copy(&mut open_decoded(artifact)?, &mut stdin);
+    let copied = crate::progress::copy(
+        &mut open_decoded(artifact)?,
+        &mut stdin,
+        &crate::progress::operator_copy("mysql restore", None),
+    );
     let flushed = stdin.flush();
     drop(stdin);
     let status = child.wait()?;

@@ -1,0 +1,283 @@
+//! Prometheus metrics of the sidecar, served by `run` on the metrics
+//! listener (`metrics.bind` / `SIDECAR_METRICS_BIND`, off by default) at
+//! `GET /metrics` in the OpenMetrics text format.
+//!
+//! Same crate (`prometheus-client`) and conventions as the coordinator's
+//! `/maintenance/v1/metrics`: `_total` counters (the suffix is added by the
+//! encoder), `_seconds` durations, `_bytes` sizes.
+//!
+//! The registry is process-wide: the backup runs on a blocking thread and
+//! every backup (coordinated, interval loop or `once`) records into it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Result label of `maintenance_backups_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupResult {
+    /// Published and verified.
+    Success,
+    /// An error stopped the backup; nothing published.
+    Failed,
+    /// The lease was lost (window ended by the coordinator); nothing published.
+    LeaseLost,
+}
+
+impl BackupResult {
+    /// Label value and `outcome` field of the summary line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupResult::Success => "success",
+            BackupResult::Failed => "failed",
+            BackupResult::LeaseLost => "lease_lost",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineLabel {
+    engine: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // 10 ms .. ~5.8 h, the coordinator's buckets.
+    Histogram::new(exponential_buckets(0.01, 2.5, 16))
+}
+
+/// Handles to every sidecar metric.
+pub struct Metrics {
+    registry: Registry,
+    last_success: Gauge<f64, AtomicU64>,
+    backups: Family<ResultLabel, Counter>,
+    bytes: Family<EngineLabel, Gauge>,
+    phases: HistogramFamily<PhaseLabel>,
+    verify_failures: Counter,
+    lease_losses: Counter,
+    claims: Family<ResultLabel, Counter>,
+}
+
+/// Claim results for `maintenance_backup_claims_total{result}`.
+pub const CLAIM_RESULTS: [&str; 3] = ["claimed", "conflict", "error"];
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        let last_success = Gauge::<f64, AtomicU64>::default();
+        let backups = Family::<ResultLabel, Counter>::default();
+        let bytes = Family::<EngineLabel, Gauge>::default();
+        let phases: HistogramFamily<PhaseLabel> =
+            Family::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let verify_failures = Counter::default();
+        let lease_losses = Counter::default();
+        let claims = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "maintenance_backup_last_success_timestamp_seconds",
+            "Unix time of the last published and verified backup (0 = none since start)",
+            last_success.clone(),
+        );
+        registry.register(
+            "maintenance_backups",
+            "Backups run by this sidecar, by result (success, failed, lease_lost)",
+            backups.clone(),
+        );
+        registry.register(
+            "maintenance_backup_bytes",
+            "Compressed size of the last successful backup, per engine",
+            bytes.clone(),
+        );
+        registry.register(
+            "maintenance_backup_phase_duration_seconds",
+            "Duration of each backup phase (snapshot, compress, verify, total)",
+            phases.clone(),
+        );
+        registry.register(
+            "maintenance_backup_verify_failures",
+            "Backups whose artifacts failed verification (hash or content check)",
+            verify_failures.clone(),
+        );
+        registry.register(
+            "maintenance_backup_lease_losses",
+            "Backups abandoned because the coordinator ended the window (lease lost)",
+            lease_losses.clone(),
+        );
+        registry.register(
+            "maintenance_backup_claims",
+            "Window claims attempted, by result (claimed, conflict, error)",
+            claims.clone(),
+        );
+        for r in [
+            BackupResult::Success,
+            BackupResult::Failed,
+            BackupResult::LeaseLost,
+        ] {
+            let _ = backups.get_or_create(&ResultLabel { result: r.as_str() });
+        }
+        for r in CLAIM_RESULTS {
+            let _ = claims.get_or_create(&ResultLabel { result: r });
+        }
+        Metrics {
+            registry,
+            last_success,
+            backups,
+            bytes,
+            phases,
+            verify_failures,
+            lease_losses,
+            claims,
+        }
+    }
+
+    /// Records a finished backup.
+    pub fn backup_finished(
+        &self,
+        result: BackupResult,
+        durations_secs: &BTreeMap<String, f64>,
+        bytes_per_engine: &BTreeMap<String, u64>,
+        verify_failed: bool,
+    ) {
+        self.backups
+            .get_or_create(&ResultLabel {
+                result: result.as_str(),
+            })
+            .inc();
+        for (phase, secs) in durations_secs {
+            self.phases
+                .get_or_create(&PhaseLabel {
+                    phase: phase.clone(),
+                })
+                .observe(secs.max(0.0));
+        }
+        if verify_failed {
+            self.verify_failures.inc();
+        }
+        match result {
+            BackupResult::Success => {
+                for (engine, bytes) in bytes_per_engine {
+                    self.bytes
+                        .get_or_create(&EngineLabel {
+                            engine: engine.clone(),
+                        })
+                        .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                self.last_success.set(now);
+            }
+            BackupResult::LeaseLost => {
+                self.lease_losses.inc();
+            }
+            BackupResult::Failed => {}
+        }
+    }
+
+    /// Records a claim attempt (`claimed`, `conflict` or `error`).
+    pub fn claim(&self, result: &'static str) {
+        self.claims.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// Renders the exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// The process-wide metrics.
+pub fn get() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Binds the metrics listener and serves `GET /metrics` (and `GET /` with
+/// a pointer) in the background. Returns the bound address (useful with
+/// port 0).
+pub async fn serve(bind: SocketAddr) -> std::io::Result<SocketAddr> {
+    use axum::http::header;
+    use axum::routing::get as route_get;
+
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            route_get(|| async {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    get().render(),
+                )
+            }),
+        )
+        .route(
+            "/",
+            route_get(|| async { "maintenance-sidecar: metrics at /metrics\n" }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics listener stopped: {e}");
+        }
+    });
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_every_family_with_conventional_names() {
+        let m = Metrics::new();
+        let mut d = BTreeMap::new();
+        d.insert("snapshot".to_owned(), 0.5);
+        let mut b = BTreeMap::new();
+        b.insert("sqlite".to_owned(), 1234);
+        m.backup_finished(BackupResult::Success, &d, &b, false);
+        m.claim("claimed");
+        let text = m.render();
+        for needle in [
+            "maintenance_backup_last_success_timestamp_seconds ",
+            "maintenance_backups_total{result=\"success\"} 1",
+            "maintenance_backups_total{result=\"failed\"} 0",
+            "maintenance_backup_bytes{engine=\"sqlite\"} 1234",
+            "maintenance_backup_phase_duration_seconds_count{phase=\"snapshot\"} 1",
+            "maintenance_backup_verify_failures_total 0",
+            "maintenance_backup_lease_losses_total 0",
+            "maintenance_backup_claims_total{result=\"claimed\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! `status`: one screen for an operator — the coordinator's state, the next
+//! window in UTC and local time, the last outcomes, and the newest backups.
+//!
+//! The coordinator part is best effort: when it is unreachable (or not
+//! configured) the screen says so and still shows the local backups.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Local, Utc};
+use maintenance_proto::{StatusResponse, WindowSpan};
+
+use crate::client::Coordinators;
+use crate::config::Config;
+use crate::ops::list::age;
+use crate::progress::mib;
+use crate::retention::scan;
+
+/// Outcomes shown.
+pub const OUTCOMES_SHOWN: usize = 5;
+/// Backups shown.
+pub const BACKUPS_SHOWN: usize = 5;
+
+/// `maintenance-sidecar status`: prints the screen; exit code 0 even when
+/// the coordinator is unreachable (the note says so).
+pub async fn status(cfg: &Config) -> ExitCode {
+    let coordinator = fetch(cfg).await;
+    print!("{}", render(cfg, &coordinator, Utc::now()));
+    ExitCode::SUCCESS
+}
+
+/// What the coordinator said, or why it said nothing.
+#[derive(Debug)]
+pub enum CoordinatorView {
+    /// No `MAINTENANCE_URL`.
+    NotConfigured,
+    /// The status call failed.
+    Unreachable {
+        /// API URL tried.
+        url: String,
+        /// The error.
+        error: String,
+    },
+    /// The status.
+    Status {
+        /// API URL.
+        url: String,
+        /// The body.
+        status: Box<StatusResponse>,
+    },
+}
+
+/// Asks the primary coordinator for its status (10 s timeout).
+pub async fn fetch(cfg: &Config) -> CoordinatorView {
+    if cfg.coordinator.urls.is_empty() {
+        return CoordinatorView::NotConfigured;
+    }
+    let coords = match Coordinators::from_config(&cfg.coordinator) {
+        Ok(c) => c,
+        Err(e) => {
+            return CoordinatorView::Unreachable {
+                url: cfg.coordinator.urls[0].clone(),
+                error: format!("{e:#}"),
+            }
+        }
+    };
+    let c = coords.primary();
+    match c.status(None).await {
+        Ok(s) => CoordinatorView::Status {
+            url: c.url().to_owned(),
+            status: Box::new(s),
+        },
+        Err(e) => CoordinatorView::Unreachable {
+            url: c.url().to_owned(),
+            error: e.to_string(),
+        },
+    }
+}
+
+fn in_or_ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    let secs = (at - now).num_seconds();
+    if secs >= 0 {
+        format!("in {}", age(secs))
+    } else {
+        format!("{} ago", age(-secs))
+    }
+}
+
+fn span(now: DateTime<Utc>, w: &WindowSpan) -> String {
+    let (ls, le) = (w.start.with_timezone(&Local), w.end.with_timezone(&Local));
+    format!(
+        "{} - {} UTC ({}) | local {} - {}",
+        w.start.format("%Y-%m-%d %H:%M"),
+        w.end.format("%H:%M"),
+        in_or_ago(now, w.start),
+        ls.format("%Y-%m-%d %H:%M"),
+        le.format("%H:%M %Z"),
+    )
+}
+
+/// Renders the screen.
+pub fn render(cfg: &Config, view: &CoordinatorView, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let _ = render_into(&mut out, cfg, view, now);
+    out
+}
+
+fn render_into(
+    out: &mut String,
+    cfg: &Config,
+    view: &CoordinatorView,
+    now: DateTime<Utc>,
+) -> std::fmt::Result {
+    match view {
+        CoordinatorView::NotConfigured => {
+            writeln!(
+                out,
+                "coordinator   not configured (MAINTENANCE_URL is unset)"
+            )?;
+        }
+        CoordinatorView::Unreachable { url, error } => {
+            writeln!(out, "coordinator   {url}")?;
+            writeln!(out, "state         UNREACHABLE: {error}")?;
+            writeln!(
+                out,
+                "              (coordinator state unknown; local backups below are still accurate)"
+            )?;
+        }
+        CoordinatorView::Status { url, status: s } => {
+            writeln!(out, "coordinator   {url} (instance {})", s.instance_id)?;
+            let mut state = format!("{} (policy {})", s.state, s.announce_policy);
+            if let Some(id) = &s.window_id {
+                let _ = write!(state, ", window {id}");
+            }
+            if let Some(exp) = s.lease_expires_at {
+                let _ = write!(state, ", lease until {}", exp.format("%H:%M:%S UTC"));
+            }
+            writeln!(out, "state         {state}")?;
+            if let Some(w) = &s.current_window {
+                writeln!(out, "current       {}", span(now, w))?;
+            }
+            match &s.next_window {
+                Some(w) => writeln!(out, "next window   {}", span(now, w))?,
+                None => writeln!(out, "next window   none scheduled")?,
+            }
+            writeln!(out)?;
+            writeln!(out, "last outcomes")?;
+            if s.last_outcomes.is_empty() {
+                writeln!(out, "  (none since the coordinator started)")?;
+            }
+            for o in s.last_outcomes.iter().take(OUTCOMES_SHOWN) {
+                let reason = o.reason.as_deref().unwrap_or("");
+                let backup = o
+                    .report
+                    .as_ref()
+                    .and_then(|r| r.backup.as_deref())
+                    .map(|b| format!(" backup {b}"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "  {:<10} {} ({}) quiesced {:.1} s  window {}{backup}{}",
+                    o.outcome.as_str(),
+                    o.ended_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    in_or_ago(now, o.ended_at),
+                    o.quiesced_secs,
+                    o.window_id,
+                    if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  reason: {reason}")
+                    }
+                )?;
+            }
+        }
+    }
+    writeln!(out)?;
+    backups(out, &cfg.backup_dir, now)
+}
+
+fn backups(out: &mut String, dir: &Path, now: DateTime<Utc>) -> std::fmt::Result {
+    writeln!(out, "newest backups in {}", dir.display())?;
+    let entries = match scan(dir) {
+        Ok(e) => e,
+        Err(e) => return writeln!(out, "  cannot read {}: {e}", dir.display()),
+    };
+    if entries.is_empty() {
+        return writeln!(out, "  (none)");
+    }
+    writeln!(
+        out,
+        "  {:<44} {:>8} {:>12}  VERIFIED",
+        "NAME", "AGE", "SIZE"
+    )?;
+    for e in entries.iter().take(BACKUPS_SHOWN) {
+        match &e.manifest {
+            Ok(m) => writeln!(
+                out,
+                "  {:<44} {:>8} {:>12}  {}",
+                e.name,
+                age((now - m.started_at).num_seconds()),
+                mib(m.total_bytes()),
+                if m.verified { "yes" } else { "no" }
+            )?,
+            Err(err) => writeln!(
+                out,
+                "  {:<44} {:>8} {:>12}  invalid: {err}",
+                e.name, "-", "-"
+            )?,
+        }
+    }
+    if entries.len() > BACKUPS_SHOWN {
+        writeln!(
+            out,
+            "  ... {} more (maintenance-sidecar list)",
+            entries.len() - BACKUPS_SHOWN
+        )?;
+    }
+    Ok(())
+}
