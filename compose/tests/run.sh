@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# Tests of the host-cron fallback (compose/maintenance-backup.sh).
+#
+# The REAL script runs with a `docker` stand-in on PATH (compose/tests/bin/
+# docker) that starts and stops the REAL reference-tracker (pid files) and
+# runs the REAL `maintenance-sidecar once` against the tracker's real SQLite
+# database. Every test is a function named test_*; each gets its own temp
+# folder, free loopback ports and lock file. Prints "N passed, M failed" and
+# exits non-zero if any test failed (or none ran).
+#
+# Usage: compose/tests/run.sh [TEST_NAME...]
+# Needs: cargo (builds the two debug binaries unless TRACKER_BIN/SIDECAR_BIN
+# are set), curl, flock, sqlite3.
+set -uo pipefail
+
+TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+COMPOSE_SRC=$(dirname "$TESTS_DIR")
+REPO=$(dirname "$COMPOSE_SRC")
+SCRIPT=$COMPOSE_SRC/maintenance-backup.sh
+
+for tool in curl flock sqlite3 setsid; do
+    command -v "$tool" >/dev/null || {
+        echo "compose/tests: missing tool: $tool" >&2
+        exit 1
+    }
+done
+
+if [ -z "${TRACKER_BIN:-}" ] || [ -z "${SIDECAR_BIN:-}" ]; then
+    echo "compose/tests: building reference-tracker and maintenance-sidecar (debug)"
+    (cd "$REPO" && cargo build --locked -q -p reference-tracker -p maintenance-sidecar) || {
+        echo "compose/tests: cargo build failed" >&2
+        exit 1
+    }
+    TRACKER_BIN=$REPO/target/debug/reference-tracker
+    SIDECAR_BIN=$REPO/target/debug/maintenance-sidecar
+fi
+TRACKER_BIN=$(readlink -f "$TRACKER_BIN")
+SIDECAR_BIN=$(readlink -f "$SIDECAR_BIN")
+for bin in "$TRACKER_BIN" "$SIDECAR_BIN"; do
+    [ -x "$bin" ] || {
+        echo "compose/tests: not executable: $bin" >&2
+        exit 1
+    }
+done
+export TRACKER_BIN SIDECAR_BIN
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/compose-tests.XXXXXX")
+
+kill_pidfiles() {
+    local f pid
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null
+            for _ in $(seq 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -KILL "$pid" 2>/dev/null
+        fi
+        rm -f "$f"
+    done
+}
+
+cleanup_all() {
+    kill_pidfiles "$WORK"/*/state/*.pid "$WORK"/*/extra/*.pid
+    if [ -z "${KEEP_TEST_DIR:-}" ]; then
+        rm -rf "$WORK"
+    else
+        echo "test folders kept in $WORK"
+    fi
+}
+trap cleanup_all EXIT
+
+# --- helpers ------------------------------------------------------------------
+
+# Ports below the kernel's ephemeral range, so outgoing connections of
+# other processes on the machine never hold them.
+USED_PORTS=" "
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$EPHEMERAL_LOW" -gt 12000 ] || EPHEMERAL_LOW=32768
+# free_port VAR: sets VAR to a loopback port nothing listens on.
+free_port() {
+    local p
+    for _ in $(seq 500); do
+        p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
+        case $USED_PORTS in *" $p "*) continue ;; esac
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            USED_PORTS="$USED_PORTS$p "
+            printf -v "$1" '%s' "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+fail() {
+    echo "    FAIL: $*"
+    return 1
+}
+
+expect_eq() { # actual expected message
+    [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+}
+
+expect_ne() {
+    [ "$1" != "$2" ] || fail "$3: did not expect '$2'"
+}
+
+expect_grep() { # file regex message
+    grep -Eq -- "$2" "$1" || fail "$3: no line matching /$2/ in $1"
+}
+
+expect_no_grep() {
+    ! grep -Eq -- "$2" "$1" || fail "$3: unexpected line matching /$2/ in $1"
+}
+
+# Per-test environment: everything under $T.
+setup() {
+    T=$WORK/$1
+    mkdir -p "$T/state/services" "$T/compose" "$T/backups" "$T/extra"
+    export PATH="$TESTS_DIR/bin:$ORIG_PATH"
+    export DOCKER_STANDIN_STATE=$T/state
+    export COMPOSE_DIR=$T/compose
+    export LOCK_FILE=$T/lock
+    export BACKUP_HOST_DIR=$T/backups BACKUP_DIR=$T/backups
+    export LOG_FILE=$T/maintenance.log
+    export HEALTH_TIMEOUT=30
+    export TRACKER_SERVICES=tracker BACKUP_SERVICE=backup-once
+    export SQLITE_DATABASE_PATH=$T/db/tracker/sqlite3.db
+    export BACKUP_SIDECAR_ID=compose-tests
+    export RUST_LOG=warn
+    unset MAX_BACKUP_AGE_HOURS DOCKER_STANDIN_FAIL_STOP DOCKER_STANDIN_RUN_DELAY \
+        NOTIFY_WEBHOOK_URL MAINTENANCE_URL MAINTENANCE_TOKEN HEALTH_URLS
+    HEALTH_LIST=""
+}
+
+declare -A HTTP_PORT HEALTH_PORT API_PORT
+TOKEN=compose-tests-token-0123456789
+
+# add_tracker SERVICE: writes its config for the stand-in (not started).
+add_tracker() {
+    local svc=$1
+    local p1 p2 p3
+    free_port p1 && free_port p2 && free_port p3 || return 1
+    HTTP_PORT[$svc]=$p1 HEALTH_PORT[$svc]=$p2 API_PORT[$svc]=$p3
+    mkdir -p "$T/db/$svc" "$T/run/$svc"
+    cat >"$T/state/services/$svc.toml" <<EOF
+[core.database]
+driver = "sqlite3"
+path = "$T/db/$svc/sqlite3.db"
+flush_interval = "200ms"
+
+[[http_trackers]]
+bind_address = "127.0.0.1:${HTTP_PORT[$svc]}"
+
+[health_check_api]
+bind_address = "127.0.0.1:${HEALTH_PORT[$svc]}"
+
+[maintenance]
+enabled = true
+window = "03:00-03:05"
+announce_policy = "reject"
+ready_file = "$T/run/$svc/ready.json"
+bind = "127.0.0.1:${API_PORT[$svc]}"
+token = "$TOKEN"
+EOF
+    HEALTH_LIST="${HEALTH_LIST:+$HEALTH_LIST }$(health_url "$svc")"
+    export HEALTH_URLS=$HEALTH_LIST
+}
+
+health_url() { echo "http://127.0.0.1:${HEALTH_PORT[$1]}/health_check"; }
+
+is_healthy() { curl -fsS --max-time 2 -o /dev/null "$(health_url "$1")" 2>/dev/null; }
+
+wait_healthy() {
+    for _ in $(seq 100); do
+        is_healthy "$1" && return 0
+        sleep 0.1
+    done
+    fail "tracker $1 not healthy after 10 s (log: $(tail -n 3 "$T/state/$1.log" 2>/dev/null))"
+}
+
+# start_trackers SERVICE...: through the stand-in, as `docker compose up` would.
+start_trackers() {
+    local svc
+    docker compose start "$@" >/dev/null || return 1
+    for svc in "$@"; do
+        wait_healthy "$svc" || return 1
+    done
+}
+
+tracker_pid() { cat "$T/state/$1.pid" 2>/dev/null || echo none; }
+
+# announce_completed SERVICE HEX40: one completed download for the torrent.
+announce_completed() {
+    local hash
+    hash=$(printf '%s' "$2" | sed 's/../%&/g')
+    curl -fsS --max-time 5 -o /dev/null \
+        "http://127.0.0.1:${HTTP_PORT[$1]}/announce?info_hash=$hash&peer_id=-CT0001-000000000001&port=6881&uploaded=0&downloaded=100&left=0&event=completed"
+}
+
+# run_script ARGS...: runs the real script; output in $T/out, status in $rc.
+run_script() {
+    rc=0
+    "$SCRIPT" "$@" >"$T/out" 2>&1 || rc=$?
+}
+
+show_output() {
+    echo "    --- script output (last 25 lines) ---"
+    tail -n 25 "$T/out" 2>/dev/null | sed 's/^/    | /'
+}
+
+events() { awk '{print $2}' "$T/state/events" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'; }
+
+wait_event() { # NAME [timeout_s]
+    local n=$((${2:-20} * 10))
+    for _ in $(seq "$n"); do
+        grep -q " $1" "$T/state/events" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "event $1 did not happen"
+}
+
+backup_count() { find "$T/backups" -mindepth 2 -maxdepth 2 -name manifest.json | wc -l; }
+
+# A REAL autonomous backup: the sidecar's `run` loop claims an ad hoc window
+# opened on the tracker's coordinator, and publishes a mode "run" backup.
+autonomous_backup() {
+    local pid
+    (
+        export MAINTENANCE_URL="http://127.0.0.1:${API_PORT[tracker]}" MAINTENANCE_TOKEN=$TOKEN
+        export MAINTENANCE_READY_FILE=$T/run/tracker/ready.json
+        exec setsid "$SIDECAR_BIN" run </dev/null >"$T/extra/sidecar.log" 2>&1
+    ) &
+    pid=$!
+    echo "$pid" >"$T/extra/sidecar.pid"
+    sleep 0.3
+    MAINTENANCE_URL="http://127.0.0.1:${API_PORT[tracker]}" MAINTENANCE_TOKEN=$TOKEN \
+        "$SIDECAR_BIN" open-window --duration 60 >/dev/null 2>&1 || fail "open-window failed" || return 1
+    for _ in $(seq 200); do
+        if grep -lq '"mode": "run"' "$T"/backups/*/manifest.json 2>/dev/null; then
+            kill_pidfiles "$T/extra/sidecar.pid"
+            wait_healthy tracker
+            return
+        fi
+        sleep 0.1
+    done
+    kill_pidfiles "$T/extra/sidecar.pid"
+    fail "no autonomous backup published (sidecar log: $(tail -n 3 "$T/extra/sidecar.log"))"
+}
+
+run_manifest() { grep -l '"mode": "run"' "$T"/backups/*/manifest.json | head -n 1; }
+
+# --- tests ------------------------------------------------------------------------
+
+test_normal_run() {
+    add_tracker tracker && start_trackers tracker || return 1
+    announce_completed tracker "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" || fail "announce" || return 1
+    sleep 0.5
+    local old
+    old=$(tracker_pid tracker)
+    run_script
+    expect_eq "$rc" 0 "exit code" || return 1
+    expect_eq "$(events)" "start stop run-begin run-end start" "docker compose calls" || return 1
+    is_healthy tracker || fail "tracker not healthy after the run" || return 1
+    expect_ne "$(tracker_pid tracker)" "$old" "tracker pid (restarted)" || return 1
+    head -n 1 "$T/out" | grep -Eq '^\[[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\] === Maintenance backup started ===$' ||
+        fail "first line not in [YYYY-MM-DD HH:MM:SS] format" || return 1
+    expect_grep "$T/out" '^\[[-0-9: ]{19}\] === Maintenance backup completed successfully in [0-9]+s ===$' "success line" || return 1
+    expect_grep "$LOG_FILE" 'Stopping tracker services: tracker$' "LOG_FILE copy" || return 1
+    expect_grep "$LOG_FILE" 'Container tracker  Stopped' "compose output in LOG_FILE" || return 1
+    "$SIDECAR_BIN" verify latest >"$T/verify" 2>&1 || fail "maintenance-sidecar verify latest failed: $(cat "$T/verify")" || return 1
+    expect_grep "$T/backups/latest/manifest.json" '"mode": "once"' "manifest mode" || return 1
+    expect_grep "$T/backups/latest/manifest.json" '"verified": true' "manifest verified" || return 1
+    "$SIDECAR_BIN" restore latest --to "$T/restored.db" >/dev/null 2>&1 || fail "restore failed" || return 1
+    expect_eq "$(sqlite3 "$T/restored.db" 'select sum(completed) from torrents')" 1 "completed count in the backup" || return 1
+}
+
+test_backup_failure_still_restarts() {
+    add_tracker tracker && start_trackers tracker || return 1
+    local old
+    old=$(tracker_pid tracker)
+    export SQLITE_DATABASE_PATH=$T/no-such-dir/sqlite3.db
+    run_script
+    expect_eq "$rc" 1 "exit code" || return 1
+    expect_eq "$(events)" "start stop run-begin run-end start" "docker compose calls" || return 1
+    expect_grep "$T/state/events" 'run-end backup-once [1-9]' "backup container failed" || return 1
+    is_healthy tracker || fail "tracker not healthy after a failed backup" || return 1
+    expect_ne "$(tracker_pid tracker)" "$old" "tracker pid (restarted)" || return 1
+    expect_grep "$T/out" 'ERROR: backup container failed' "error logged" || return 1
+    expect_grep "$T/out" '=== Maintenance backup FAILED' "failure summary" || return 1
+    [ ! -e "$T/backups/latest" ] || fail "a backup was published" || return 1
+}
+
+test_stop_failure_tracker_keeps_running() {
+    add_tracker tracker && start_trackers tracker || return 1
+    local old
+    old=$(tracker_pid tracker)
+    export DOCKER_STANDIN_FAIL_STOP=before
+    run_script
+    expect_eq "$rc" 1 "exit code" || return 1
+    expect_eq "$(events)" "start stop-failed" "docker compose calls (no backup of a live database)" || return 1
+    is_healthy tracker || fail "tracker not healthy" || return 1
+    expect_eq "$(tracker_pid tracker)" "$old" "tracker pid" || return 1
+    expect_grep "$T/out" 'ERROR: stopping the tracker failed' "error logged" || return 1
+}
+
+test_stop_failure_after_stopping_restarts() {
+    add_tracker tracker && start_trackers tracker || return 1
+    local old
+    old=$(tracker_pid tracker)
+    export DOCKER_STANDIN_FAIL_STOP=after
+    run_script
+    expect_eq "$rc" 1 "exit code" || return 1
+    expect_eq "$(events)" "start stop start" "docker compose calls" || return 1
+    is_healthy tracker || fail "tracker not restarted after a failed stop" || return 1
+    expect_ne "$(tracker_pid tracker)" "$old" "tracker pid (restarted)" || return 1
+}
+
+test_services_not_running_skips() {
+    add_tracker tracker || return 1
+    run_script
+    expect_eq "$rc" 3 "exit code" || return 1
+    expect_grep "$T/out" 'WARNING: tracker service\(s\) not running: tracker' "warning" || return 1
+    expect_eq "$(events)" "" "docker compose calls (nothing started)" || return 1
+    ! is_healthy tracker || fail "the script started a tracker that was down" || return 1
+    # One of two services down: skip too, and leave the running one alone.
+    add_tracker other && start_trackers other || return 1
+    export TRACKER_SERVICES="tracker other"
+    local old
+    old=$(tracker_pid other)
+    run_script
+    expect_eq "$rc" 3 "exit code (one of two down)" || return 1
+    expect_eq "$(tracker_pid other)" "$old" "running service untouched" || return 1
+}
+
+test_dry_run_changes_nothing() {
+    add_tracker tracker && start_trackers tracker || return 1
+    local old
+    old=$(tracker_pid tracker)
+    run_script --dry-run
+    expect_eq "$rc" 0 "exit code" || return 1
+    expect_eq "$(events)" "start" "docker compose calls" || return 1
+    expect_eq "$(tracker_pid tracker)" "$old" "tracker pid" || return 1
+    is_healthy tracker || fail "tracker not healthy" || return 1
+    expect_grep "$T/out" 'DRY RUN: would stop' "dry-run log" || return 1
+    expect_eq "$(backup_count)" 0 "backups" || return 1
+}
+
+test_concurrent_second_run_skips() {
+    add_tracker tracker && start_trackers tracker || return 1
+    export DOCKER_STANDIN_RUN_DELAY=3
+    local first rc1=0
+    "$SCRIPT" >"$T/out1" 2>&1 &
+    first=$!
+    wait_event run-begin || return 1
+    run_script
+    expect_eq "$rc" 3 "second run exit code" || return 1
+    expect_grep "$T/out" 'skipped: another run holds the lock' "second run log" || return 1
+    expect_no_grep "$T/out" 'Stopping tracker' "second run touched the tracker" || return 1
+    wait "$first" || rc1=$?
+    expect_eq "$rc1" 0 "first run exit code" || return 1
+    expect_eq "$(events)" "start stop run-begin run-end start" "exactly one cycle" || return 1
+}
+
+test_concurrent_wait_never_overlaps() {
+    add_tracker tracker && start_trackers tracker || return 1
+    export DOCKER_STANDIN_RUN_DELAY=2
+    local first rc1=0
+    "$SCRIPT" >"$T/out1" 2>&1 &
+    first=$!
+    wait_event run-begin || return 1
+    run_script --wait
+    wait "$first" || rc1=$?
+    expect_eq "$rc1" 0 "first run exit code" || return 1
+    expect_eq "$rc" 0 "second run exit code" || return 1
+    expect_grep "$T/out" 'waiting up to' "second run waited" || return 1
+    # Strictly sequential cycles: the second stop comes after the first start.
+    expect_eq "$(events)" "start stop run-begin run-end start stop run-begin run-end start" "two whole cycles, in order" || return 1
+    local first_restart second_stop
+    first_restart=$(awk '$2 == "start" {n++; if (n == 2) print $1}' "$T/state/events")
+    second_stop=$(awk '$2 == "stop" {n++; if (n == 2) print $1}' "$T/state/events")
+    awk -v a="$first_restart" -v b="$second_stop" 'BEGIN { exit !(a < b) }' ||
+        fail "second run stopped the tracker ($second_stop) before the first restarted it ($first_restart)" || return 1
+    expect_eq "$(backup_count)" 2 "backups" || return 1
+    is_healthy tracker || fail "tracker not healthy" || return 1
+}
+
+test_recent_autonomous_backup_skips_and_force_overrides() {
+    add_tracker tracker && start_trackers tracker || return 1
+    autonomous_backup || return 1
+    local old
+    old=$(tracker_pid tracker)
+    run_script
+    expect_eq "$rc" 3 "exit code" || return 1
+    expect_grep "$T/out" 'skipped: verified autonomous backup [^ ]+ finished [0-9]+ min ago' "skip log" || return 1
+    expect_eq "$(events)" "start" "docker compose calls" || return 1
+    expect_eq "$(tracker_pid tracker)" "$old" "tracker pid" || return 1
+    run_script --force
+    expect_eq "$rc" 0 "exit code with --force" || return 1
+    expect_eq "$(events)" "start stop run-begin run-end start" "docker compose calls with --force" || return 1
+    expect_grep "$T/backups/latest/manifest.json" '"mode": "once"' "new once backup is latest" || return 1
+    "$SIDECAR_BIN" verify latest >/dev/null 2>&1 || fail "verify latest" || return 1
+    # MAX_BACKUP_AGE_HOURS=0 disables the rule.
+    MAX_BACKUP_AGE_HOURS=0 run_script
+    expect_eq "$rc" 0 "exit code with MAX_BACKUP_AGE_HOURS=0" || return 1
+}
+
+test_old_or_unverified_autonomous_backup_does_not_skip() {
+    add_tracker tracker && start_trackers tracker || return 1
+    autonomous_backup || return 1
+    local manifest
+    manifest=$(run_manifest)
+    # Unverified: does not count.
+    sed -i 's/"verified": true/"verified": false/' "$manifest"
+    run_script
+    expect_eq "$rc" 0 "exit code (unverified autonomous backup)" || return 1
+    # Verified but older than MAX_BACKUP_AGE_HOURS: does not count either;
+    # the once backups made meanwhile do not count as autonomous.
+    sed -i -e 's/"verified": false/"verified": true/' \
+        -e "s/\"finished_at\": \"[^\"]*\"/\"finished_at\": \"$(date -u -d '-3 hours' '+%Y-%m-%dT%H:%M:%S.123456789Z')\"/" "$manifest"
+    MAX_BACKUP_AGE_HOURS=2 run_script
+    expect_eq "$rc" 0 "exit code (3 h old backup, max 2 h)" || return 1
+    expect_grep "$T/out" 'Newest verified autonomous backup .* is 3h old; backing up' "age logged" || return 1
+    MAX_BACKUP_AGE_HOURS=4 run_script
+    expect_eq "$rc" 3 "exit code (3 h old backup, max 4 h)" || return 1
+}
+
+test_several_tracker_services() {
+    add_tracker tracker && add_tracker other && start_trackers tracker other || return 1
+    export TRACKER_SERVICES="tracker other"
+    local old1 old2
+    old1=$(tracker_pid tracker)
+    old2=$(tracker_pid other)
+    run_script
+    expect_eq "$rc" 0 "exit code" || return 1
+    expect_eq "$(events)" "start start stop stop run-begin run-end start start" "docker compose calls" || return 1
+    is_healthy tracker && is_healthy other || fail "both trackers healthy" || return 1
+    expect_ne "$(tracker_pid tracker)" "$old1" "tracker restarted" || return 1
+    expect_ne "$(tracker_pid other)" "$old2" "other restarted" || return 1
+}
+
+test_sigterm_during_backup_restarts_tracker() {
+    add_tracker tracker && start_trackers tracker || return 1
+    export DOCKER_STANDIN_RUN_DELAY=2
+    local pid old
+    old=$(tracker_pid tracker)
+    "$SCRIPT" >"$T/out" 2>&1 &
+    pid=$!
+    wait_event run-begin || return 1
+    kill -TERM "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    expect_eq "$rc" 1 "exit code" || return 1
+    expect_grep "$T/out" 'Received SIGTERM' "signal logged" || return 1
+    expect_grep "$T/out" 'Restarting the tracker after an interrupted run' "trap restart" || return 1
+    is_healthy tracker || fail "tracker not restarted after SIGTERM" || return 1
+    expect_ne "$(tracker_pid tracker)" "$old" "tracker pid (restarted)" || return 1
+}
+
+test_usage_errors() {
+    add_tracker tracker && start_trackers tracker || return 1
+    run_script --bogus
+    expect_eq "$rc" 2 "exit code for an unknown option" || return 1
+    expect_grep "$T/out" 'unknown argument: --bogus' "message" || return 1
+    MAX_BACKUP_AGE_HOURS=soon run_script
+    expect_eq "$rc" 2 "exit code for a bad MAX_BACKUP_AGE_HOURS" || return 1
+    expect_grep "$T/out" "MAX_BACKUP_AGE_HOURS must be a whole number, got 'soon'" "message" || return 1
+    COMPOSE_DIR=$T/missing run_script
+    expect_eq "$rc" 2 "exit code for a missing COMPOSE_DIR" || return 1
+    run_script --help
+    expect_eq "$rc" 0 "exit code for --help" || return 1
+    expect_grep "$T/out" '^Usage: ' "help text" || return 1
+    expect_eq "$(events)" "start" "nothing touched" || return 1
+}
+
+# --- runner -------------------------------------------------------------------------
+
+ORIG_PATH=$PATH
+if [ $# -gt 0 ]; then
+    tests=("$@")
+else
+    mapfile -t tests < <(declare -F | awk '$3 ~ /^test_/ {print $3}')
+fi
+
+passed=0
+failed=0
+failed_names=()
+for t in "${tests[@]}"; do
+    declare -F "$t" >/dev/null || {
+        echo "no such test: $t" >&2
+        exit 2
+    }
+    start=$SECONDS
+    (
+        setup "$t"
+        "$t"
+    )
+    status=$?
+    kill_pidfiles "$WORK/$t"/state/*.pid "$WORK/$t"/extra/*.pid
+    if [ "$status" -eq 0 ]; then
+        passed=$((passed + 1))
+        echo "ok   $t ($((SECONDS - start))s)"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$t")
+        echo "FAIL $t ($((SECONDS - start))s)"
+        T=$WORK/$t show_output
+    fi
+done
+
+echo "${passed} passed, ${failed} failed"
+if [ "$failed" -gt 0 ]; then
+    echo "failed: ${failed_names[*]}"
+    exit 1
+fi
+[ "$passed" -gt 0 ] || exit 1
