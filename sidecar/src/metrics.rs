@@ -93,7 +93,7 @@ impl Metrics {
         let claims = Family::<ResultLabel, Counter>::default();
         registry.register(
             "maintenance_backup_last_success_timestamp_seconds",
-            "Unix time of the last published and verified backup (0 = none since start)",
+            "Unix time of the last published and verified backup (seeded from BACKUP_DIR at start; 0 = none)",
             last_success.clone(),
         );
         registry.register(
@@ -191,6 +191,33 @@ impl Metrics {
             }
             BackupResult::Failed => {}
         }
+    }
+
+    /// Seeds the "last successful backup" gauges from the newest verified
+    /// backup already in `dir`, so a restarted sidecar does not report
+    /// "never" (and trip the 26 h alert) until its next window.
+    pub fn seed_from_backups(&self, dir: &std::path::Path) {
+        let Ok(entries) = crate::retention::scan(dir) else {
+            return;
+        };
+        let Some(m) = entries
+            .into_iter()
+            .filter_map(|e| e.manifest.ok())
+            .find(|m| m.verified)
+        else {
+            return;
+        };
+        let mut per_engine: BTreeMap<String, u64> = BTreeMap::new();
+        for a in &m.artifacts {
+            *per_engine.entry(a.engine.clone()).or_default() += a.size_bytes;
+        }
+        for (engine, bytes) in per_engine {
+            self.bytes
+                .get_or_create(&EngineLabel { engine })
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        self.last_success
+            .set(m.finished_at.timestamp_millis() as f64 / 1000.0);
     }
 
     /// Records a claim attempt (`claimed`, `conflict` or `error`).

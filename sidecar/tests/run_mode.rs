@@ -414,3 +414,198 @@ async fn a_foreign_ready_file_never_triggers_a_backup() {
     terminate(child);
     tracker.coordinator.shutdown().await;
 }
+
+/// Waits for the sidecar's "metrics listening on http://ADDR/metrics" line.
+fn metrics_addr(dir: &Path) -> String {
+    let t = Instant::now();
+    loop {
+        let log = sidecar_log(dir);
+        if let Some(rest) = log.split("metrics listening on http://").nth(1) {
+            return rest.split('/').next().unwrap().to_owned();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no metrics listener: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_as_run_backs_up_a_window_and_the_dashboard_queries_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 500);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = start_tracker(dir.path(), &db, listener).await;
+    let child = spawn_sidecar(
+        dir.path(),
+        &db,
+        &tracker.url,
+        &[("SIDECAR_METRICS_BIND", "127.0.0.1:0")],
+    );
+    let addr = metrics_addr(dir.path());
+    let before = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || http_get(&addr, "/metrics")
+    })
+    .await
+    .unwrap();
+    let ok = "maintenance_backups_total{result=\"success\"}";
+    assert_eq!(sample(&before, ok), Some(0.0), "{before}");
+    assert_eq!(
+        sample(&before, "maintenance_backup_last_success_timestamp_seconds"),
+        Some(0.0),
+        "{before}"
+    );
+    assert_eq!(
+        sample(&before, "maintenance_backup_bytes{engine=\"sqlite\"}"),
+        None
+    );
+
+    let id = open_window(&tracker.url).await;
+    let outcome = wait_outcome(
+        &tracker.coordinator,
+        &id,
+        Duration::from_secs(30),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(outcome.outcome, Outcome::Completed, "{outcome:?}");
+
+    let (after, coord) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        let url = tracker.url.trim_start_matches("http://").to_owned();
+        move || {
+            (
+                http_get(&addr, "/metrics"),
+                http_get(&url, "/maintenance/v1/metrics"),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(sample(&after, ok), Some(1.0), "{after}");
+    assert_eq!(
+        sample(
+            &after,
+            "maintenance_backup_claims_total{result=\"claimed\"}"
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    assert!(sample(&after, "maintenance_backup_bytes{engine=\"sqlite\"}").unwrap() > 0.0);
+    let ts = sample(&after, "maintenance_backup_last_success_timestamp_seconds").unwrap();
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!((now - 120.0..=now + 5.0).contains(&ts), "{ts} vs {now}");
+    assert_eq!(
+        sample(
+            &after,
+            "maintenance_backup_phase_duration_seconds_count{phase=\"snapshot\"}"
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "maintenance_backup_verify_failures_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&coord, "maintenance_windows_total{outcome=\"completed\"}"),
+        Some(1.0),
+        "{coord}"
+    );
+    let log = sidecar_log(dir.path());
+    let summary = log
+        .lines()
+        .find(|l| l.contains("backup finished"))
+        .unwrap_or_else(|| panic!("no summary line: {log}"));
+    assert!(
+        summary.contains("outcome=\"success\"") && summary.contains(id.as_str()),
+        "{summary}"
+    );
+
+    // Every metric the dashboard and the alert rules query is exposed by
+    // the real coordinator or the real sidecar.
+    let mut names = exposed_names(&after);
+    names.extend(exposed_names(&coord));
+    let mut queried: Vec<(String, String)> = dashboard_exprs(&monitoring("grafana-dashboard.json"));
+    let alerts = std::fs::read_to_string(monitoring("alerts.yml")).unwrap();
+    queried.extend(
+        alerts
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("expr:"))
+            .map(|e| ("alerts.yml".to_owned(), e.trim().to_owned())),
+    );
+    assert!(queried.len() > 10);
+    for (title, expr) in &queried {
+        for name in metric_names_in(expr) {
+            assert!(
+                names.contains(&name),
+                "{title}: {expr} queries {name}, which neither endpoint exposes.\nsidecar:\n{after}\ncoordinator:\n{coord}"
+            );
+        }
+    }
+
+    // A restarted sidecar seeds the last-success gauges from BACKUP_DIR.
+    terminate(child);
+    std::fs::remove_file(dir.path().join("sidecar.log")).unwrap();
+    let child = spawn_sidecar(
+        dir.path(),
+        &db,
+        &tracker.url,
+        &[("SIDECAR_METRICS_BIND", "127.0.0.1:0")],
+    );
+    let addr = metrics_addr(dir.path());
+    let seeded = tokio::task::spawn_blocking(move || http_get(&addr, "/metrics"))
+        .await
+        .unwrap();
+    let ts2 = sample(&seeded, "maintenance_backup_last_success_timestamp_seconds").unwrap();
+    assert!((ts - ts2).abs() < 60.0, "{ts} vs seeded {ts2}");
+    assert!(sample(&seeded, "maintenance_backup_bytes{engine=\"sqlite\"}").unwrap() > 0.0);
+    terminate(child);
+    tracker.coordinator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_coordinator_state_outcomes_and_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 50);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = start_tracker(dir.path(), &db, listener).await;
+    let child = spawn_sidecar(dir.path(), &db, &tracker.url, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = open_window(&tracker.url).await;
+    let outcome = wait_outcome(
+        &tracker.coordinator,
+        &id,
+        Duration::from_secs(30),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(outcome.outcome, Outcome::Completed);
+    terminate(child);
+    let name = outcome.report.unwrap().backup.unwrap();
+
+    let backups = dir.path().join("backups");
+    let url = tracker.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run(sidecar(None)
+            .arg("status")
+            .env("BACKUP_DIR", &backups)
+            .env("MAINTENANCE_URL", &url))
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("state         idle"), "{text}");
+    assert!(text.contains("next window"), "{text}");
+    assert!(text.contains(" UTC ") && text.contains("local "), "{text}");
+    assert!(text.contains("completed"), "{text}");
+    assert!(text.contains(id.as_str()), "{text}");
+    assert!(text.contains(&name), "{text}");
+    assert!(!text.contains("UNREACHABLE"), "{text}");
+    tracker.coordinator.shutdown().await;
+}

@@ -198,3 +198,74 @@ pub fn unique_db(prefix: &str) -> String {
             .subsec_nanos()
     )
 }
+
+/// A file of `compose/monitoring/`.
+pub fn monitoring(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../compose/monitoring")
+        .join(file)
+}
+
+/// Every `expr` of every panel (rows included), with the panel title.
+pub fn dashboard_exprs(path: &Path) -> Vec<(String, String)> {
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("dashboard JSON");
+    fn walk(panels: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        for p in panels.as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or("").to_owned();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push((title.clone(), e.to_owned()));
+                }
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dash["panels"], &mut out);
+    out
+}
+
+/// `maintenance_*` metric names in a PromQL expression.
+pub fn metric_names_in(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|t| t.starts_with("maintenance_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Plain HTTP/1.0 GET on loopback; returns the body (panics on non-200).
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// Metric (sample) names in a text exposition, e.g. `x_total`, `y_bucket`.
+pub fn exposed_names(text: &str) -> std::collections::HashSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(|c| c == '{' || c == ' ').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The value of the first sample whose line starts with `prefix`
+/// (name plus labels, e.g. `x_total{result="success"}`).
+pub fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
