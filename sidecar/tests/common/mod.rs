@@ -256,7 +256,7 @@ pub fn http_get(addr: &str, path: &str) -> String {
 pub fn exposed_names(text: &str) -> std::collections::HashSet<String> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split(|c| c == '{' || c == ' ').next())
+        .filter_map(|l| l.split(['{', ' ']).next())
         .map(str::to_owned)
         .collect()
 }
