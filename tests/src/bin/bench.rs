@@ -305,6 +305,8 @@ fn make_big_db(db: &Path, size_mib: u64) {
     let t = Instant::now();
     let torrents: Vec<([u8; 20], i64)> = (0..64).map(|i| (info_hash(0xB0, i), 1000 + i as i64)).collect();
     make_tracker_sqlite(db, &torrents, size_mib << 20);
+    // Write the fresh database out so its writeback does not slow the first run.
+    let _ = Command::new("sync").status();
     let size = std::fs::metadata(db).unwrap().len();
     println!(
         "\n# generated {} ({:.1} MiB, random blobs + 64 torrents) in {:.1} s",
@@ -485,8 +487,14 @@ fn snapshot(o: &Opts, db: &Path) {
         timed_cmd(c, cap)
     };
     let cp_idle = cp(());
+    let cp_sync = {
+        let _ = std::fs::remove_file(&out);
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!("cp '{}' '{}' && sync '{}'", db.display(), out.display(), out.display()));
+        timed_cmd(c, cap)
+    };
     let bk_idle = backup(());
-    println!("idle: cp {}; sqlite3 .backup {}", fmt(cp_idle), fmt(bk_idle));
+    println!("idle: cp {}; cp + fsync of the copy {}; sqlite3 .backup {}", fmt(cp_idle), fmt(cp_sync), fmt(bk_idle));
 
     // Under writes: the real tracker counting completed announces, flushing every 100 ms.
     let td = subdir(o, "snap-tracker");
@@ -508,8 +516,9 @@ fn snapshot(o: &Opts, db: &Path) {
         fmt(bk_busy)
     );
     println!(
-        "RESULT snapshot-baselines: cp idle {}; sqlite3 .backup idle {}; cp under writes {}; sqlite3 .backup under writes {}",
+        "RESULT snapshot-baselines: cp idle {}; cp + fsync idle {}; sqlite3 .backup idle {}; cp under writes {}; sqlite3 .backup under writes {}",
         fmt(cp_idle),
+        fmt(cp_sync),
         fmt(bk_idle),
         fmt(cp_busy),
         fmt(bk_busy)
@@ -566,6 +575,12 @@ fn claim_latency(o: &Opts) {
     }
     assert!(!lat.is_empty(), "no ready/claimed pairs in the tracker log");
     let n = lat.len();
+    let buckets = [(0.0, 10.0), (10.0, 50.0), (50.0, 100.0), (100.0, 250.0), (250.0, f64::INFINITY)];
+    let hist: Vec<String> = buckets
+        .iter()
+        .map(|(lo, hi)| format!("[{lo}, {hi}) ms: {}", lat.iter().filter(|&&x| x >= *lo && x < *hi).count()))
+        .collect();
+    println!("distribution: {}", hist.join(", "));
     let (p50, p99, max) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99), percentile(&mut lat, 1.0));
     println!("RESULT claim-latency: n {n}, p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
 }
