@@ -95,7 +95,7 @@ while IFS= read -r -d '' f; do
     elif grep -q '^groups:' "$f"; then
         rule_files+=("$f")
     fi
-done < <(find compose -path '*prometheus*' -type f \( -name '*.yml' -o -name '*.yaml' \) -print0 2>/dev/null)
+done < <(find compose -type f \( -name '*.yml' -o -name '*.yaml' \) ! -name 'docker-compose*' -print0 2>/dev/null)
 if [ "${#prom_configs[@]}" -gt 0 ] || [ "${#rule_files[@]}" -gt 0 ]; then
     command -v promtool >/dev/null || die "promtool is not installed"
     for f in "${prom_configs[@]}"; do
@@ -108,7 +108,36 @@ else
     echo "no Prometheus files under compose/"
 fi
 
-# --- 4. fallback tests ---------------------------------------------------------------
+# --- 4. cron file and systemd units -------------------------------------------------
+section "cron file and systemd units"
+cron=compose/maintenance-backup.cron
+[ -f "$cron" ] || die "$cron is missing"
+# Every job line: 5 time fields, the user (cron.d format), and a command
+# naming the script.
+jobs=$(grep -Ev '^[[:space:]]*(#|$)|^[A-Z_]+=' "$cron" || true)
+[ -n "$jobs" ] || die "$cron has no job line"
+awk 'NF < 7 || $6 != "root" || $0 !~ /maintenance-backup\.sh/ {print "bad cron line: " $0; bad = 1} END {exit bad}' <<<"$jobs" ||
+    die "$cron"
+echo "ok: $cron"
+for unit in compose/systemd/maintenance-backup.service compose/systemd/maintenance-backup.timer; do
+    [ -f "$unit" ] || die "$unit is missing"
+done
+if command -v systemd-analyze >/dev/null; then
+    unit_dir=$(mktemp -d)
+    trap 'rm -rf "$unit_dir"' EXIT
+    sed "s|^ExecStart=.*|ExecStart=$PWD/compose/maintenance-backup.sh|" \
+        compose/systemd/maintenance-backup.service >"$unit_dir/maintenance-backup.service"
+    cp compose/systemd/maintenance-backup.timer "$unit_dir/"
+    (cd "$unit_dir" && SYSTEMD_LOG_LEVEL=err systemd-analyze verify --man=no \
+        ./maintenance-backup.timer ./maintenance-backup.service) || die "systemd-analyze verify"
+    calendar=$(sed -n 's/^OnCalendar=//p' compose/systemd/maintenance-backup.timer)
+    systemd-analyze calendar "$calendar" >/dev/null || die "timer OnCalendar=$calendar"
+    echo "ok: systemd units (systemd-analyze verify)"
+else
+    echo "systemd-analyze not installed: units not verified"
+fi
+
+# --- 5. fallback tests ---------------------------------------------------------------
 echo "lint: shellcheck, compose and promtool checks passed"
 section "host-cron fallback tests (compose/tests/run.sh)"
 [ -x compose/tests/run.sh ] || die "compose/tests/run.sh is missing or not executable"
