@@ -187,16 +187,18 @@ fn backups(out: &mut String, dir: &Path, now: DateTime<Utc>) -> std::fmt::Result
     if entries.is_empty() {
         return writeln!(out, "  (none)");
     }
+    let shown = &entries[..entries.len().min(BACKUPS_SHOWN)];
+    let w = shown.iter().map(|e| e.name.len()).max().unwrap_or(0).max(4);
     writeln!(
         out,
-        "  {:<44} {:>8} {:>12}  VERIFIED",
+        "  {:<w$} {:>8} {:>10}  VERIFIED",
         "NAME", "AGE", "SIZE"
     )?;
-    for e in entries.iter().take(BACKUPS_SHOWN) {
+    for e in shown {
         match &e.manifest {
             Ok(m) => writeln!(
                 out,
-                "  {:<44} {:>8} {:>12}  {}",
+                "  {:<w$} {:>8} {:>10}  {}",
                 e.name,
                 age((now - m.started_at).num_seconds()),
                 mib(m.total_bytes()),
