@@ -136,6 +136,7 @@ fn run_load(
     stop: Arc<AtomicBool>,
     completed: bool,
     record: bool,
+    pace: Duration,
 ) -> (Arc<AtomicU64>, Vec<std::thread::JoinHandle<Events>>) {
     let count = Arc::new(AtomicU64::new(0));
     let handles = (0..conns)
@@ -177,6 +178,9 @@ fn run_load(
                     };
                     if record {
                         ev.ev.push((Instant::now(), kind));
+                    }
+                    if !pace.is_zero() {
+                        std::thread::sleep(pace);
                     }
                 }
                 ev
@@ -231,7 +235,7 @@ fn gate(o: &Opts) {
     assert_eq!(trackers[0].status().state, State::Idle);
     let measure = |t: &Tracker| -> f64 {
         let stop = Arc::new(AtomicBool::new(false));
-        let (count, h) = run_load(t.http, o.conns, stop.clone(), false, false);
+        let (count, h) = run_load(t.http, o.conns, stop.clone(), false, false, Duration::ZERO);
         std::thread::sleep(Duration::from_millis(300)); // warm-up
         let c0 = count.load(Ordering::Relaxed);
         let t0 = Instant::now();
@@ -266,8 +270,8 @@ fn gate(o: &Opts) {
     for r in 0..o.rounds {
         let sa = Arc::new(AtomicBool::new(false));
         let sb = Arc::new(AtomicBool::new(false));
-        let (ca, ha) = run_load(trackers[0].http, o.conns / 2, sa.clone(), false, false);
-        let (cb, hb) = run_load(trackers[1].http, o.conns / 2, sb.clone(), false, false);
+        let (ca, ha) = run_load(trackers[0].http, o.conns / 2, sa.clone(), false, false, Duration::ZERO);
+        let (cb, hb) = run_load(trackers[1].http, o.conns / 2, sb.clone(), false, false, Duration::ZERO);
         std::thread::sleep(Duration::from_millis(300));
         let (a0, b0) = (ca.load(Ordering::Relaxed), cb.load(Ordering::Relaxed));
         std::thread::sleep(Duration::from_secs_f64(o.round_secs));
@@ -323,6 +327,11 @@ fn db_size(db: &Path) -> f64 {
 // ---------------------------------------------------------------------------
 // 2. Downtime (+ 5. peak RSS, sidecar snapshot throughput)
 
+/// Pause between requests on each of the 8 downtime-measuring connections
+/// (about 3-4k announces/s in all): fine enough resolution, without the load
+/// generator starving the sidecar of CPU on a 2-core machine.
+const PACE: Duration = Duration::from_millis(2);
+
 struct WindowRun {
     refused: usize,
     errors: usize,
@@ -342,7 +351,7 @@ fn window_run(o: &Opts, db: &Path, policy: &'static str, completed_load: bool) -
     let sidecar = spawn_sidecar(&d, "bench", &sidecar_env(&t, &backups));
     std::thread::sleep(Duration::from_millis(500));
     let stop = Arc::new(AtomicBool::new(false));
-    let (_, h) = run_load(t.http, 8, stop.clone(), completed_load, true);
+    let (_, h) = run_load(t.http, 8, stop.clone(), completed_load, true, PACE);
     std::thread::sleep(Duration::from_millis(500));
     let id = t.api().open_window(600);
     let outcome = t.wait_outcome(&id, Duration::from_secs(o.backup_cap_secs.max(60) * 3));
@@ -368,7 +377,7 @@ fn window_run(o: &Opts, db: &Path, policy: &'static str, completed_load: bool) -
 
 fn downtime(o: &Opts, db: &Path) {
     let size = db_size(db);
-    println!("\n## 2. downtime on a {size:.0} MiB SQLite database (8 keep-alive announce connections running throughout)");
+    println!("\n## 2. downtime on a {size:.0} MiB SQLite database (8 keep-alive announce connections, each pausing 2 ms between requests, running throughout)");
     let r = window_run(o, db, "reject", false);
     let beyond = r.outage_secs - r.snapshot_secs;
     println!(
@@ -406,7 +415,7 @@ fn downtime(o: &Opts, db: &Path) {
     cfg.maintenance = false;
     let mut t = Tracker::start(&d, &cfg);
     let stop = Arc::new(AtomicBool::new(false));
-    let (_, h) = run_load(t.http, 8, stop.clone(), false, true);
+    let (_, h) = run_load(t.http, 8, stop.clone(), false, true, PACE);
     std::thread::sleep(Duration::from_millis(500));
     let t0 = Instant::now();
     t.proc.terminate(Duration::from_secs(60));
@@ -501,7 +510,7 @@ fn snapshot(o: &Opts, db: &Path) {
     let cfg = TrackerConfig::with_db(&td, Db::Sqlite(db.to_owned()), "reject");
     let t = Tracker::start(&td, &cfg);
     let stop = Arc::new(AtomicBool::new(false));
-    let (count, h) = run_load(t.http, 4, stop.clone(), true, false);
+    let (count, h) = run_load(t.http, 4, stop.clone(), true, false, Duration::from_millis(1));
     std::thread::sleep(Duration::from_millis(500));
     let c0 = count.load(Ordering::Relaxed);
     let cp_busy = cp(());
@@ -563,6 +572,9 @@ fn claim_latency(o: &Opts) {
         let out = t.wait_outcome(&id, Duration::from_secs(60));
         assert_eq!(out.outcome, Outcome::Completed, "{out:?}\n{}", sidecar.log_text());
         ids.lock().unwrap().push(id);
+        // Let the sidecar finish its post-backup work (retention, webhook)
+        // and go back to waiting, as it would between daily windows.
+        std::thread::sleep(Duration::from_millis(300));
     }
     let log = t.proc.log_text();
     let mut lat = Vec::new();
