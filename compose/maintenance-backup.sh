@@ -245,7 +245,12 @@ newest_autonomous_backup() {
 # --- services ----------------------------------------------------------------------
 
 running_services() {
-    "${COMPOSE[@]}" ps --status running --services 9>&-
+    if [ "$(basename "${COMPOSE[0]}")" = docker-compose ]; then
+        # Compose v1 has no --status.
+        "${COMPOSE[@]}" ps --services --filter status=running 9>&-
+    else
+        "${COMPOSE[@]}" ps --status running --services 9>&-
+    fi
 }
 
 # Prints the tracker services that are not running; fails if compose fails.

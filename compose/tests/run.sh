@@ -442,6 +442,17 @@ test_several_tracker_services() {
     expect_ne "$(tracker_pid other)" "$old2" "other restarted" || return 1
 }
 
+test_compose_v1_command() {
+    add_tracker tracker && start_trackers tracker || return 1
+    local old
+    old=$(tracker_pid tracker)
+    COMPOSE_CMD=docker-compose run_script
+    expect_eq "$rc" 0 "exit code" || return 1
+    expect_eq "$(events)" "start stop run-begin run-end start" "docker-compose calls" || return 1
+    expect_ne "$(tracker_pid tracker)" "$old" "tracker pid (restarted)" || return 1
+    is_healthy tracker || fail "tracker not healthy" || return 1
+}
+
 test_sigterm_during_backup_restarts_tracker() {
     add_tracker tracker && start_trackers tracker || return 1
     export DOCKER_STANDIN_RUN_DELAY=2
