@@ -10,7 +10,7 @@
 #
 # Usage: compose/tests/run.sh [TEST_NAME...]
 # Needs: cargo (builds the two debug binaries unless TRACKER_BIN/SIDECAR_BIN
-# are set), curl, flock, sqlite3.
+# are set), curl, flock, sqlite3, setsid, python3 (webhook receiver).
 set -uo pipefail
 
 TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -450,6 +450,69 @@ test_compose_v1_command() {
     expect_eq "$rc" 0 "exit code" || return 1
     expect_eq "$(events)" "start stop run-begin run-end start" "docker-compose calls" || return 1
     expect_ne "$(tracker_pid tracker)" "$old" "tracker pid (restarted)" || return 1
+    is_healthy tracker || fail "tracker not healthy" || return 1
+}
+
+WEBHOOK_RECEIVER='
+import http.server, os, sys
+port, folder = int(sys.argv[1]), sys.argv[2]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        n = len(os.listdir(folder)) + 1
+        with open(os.path.join(folder, "%d.json" % n), "wb") as f:
+            f.write(body)
+        self.send_response(204)
+        self.end_headers()
+http.server.HTTPServer(("127.0.0.1", port), Hook).serve_forever()
+'
+
+# A real HTTP receiver for the webhook: stores each POST body as
+# $T/hooks/N.json and answers 204.
+start_webhook_receiver() {
+    local py port
+    py=$(command -v python3) || fail "python3 is needed for the webhook receiver" || return 1
+    free_port port || return 1
+    mkdir -p "$T/hooks"
+    setsid "$py" -c "$WEBHOOK_RECEIVER" "$port" "$T/hooks" </dev/null >"$T/extra/hook.log" 2>&1 9>&- &
+    echo $! >"$T/extra/hook.pid"
+    WEBHOOK_URL="http://127.0.0.1:$port/hook"
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "webhook receiver did not start: $(cat "$T/extra/hook.log")"
+}
+
+json_field() { # FILE KEY
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+test_webhook_notifications() {
+    add_tracker tracker && start_trackers tracker || return 1
+    start_webhook_receiver || return 1
+    export NOTIFY_WEBHOOK_URL=$WEBHOOK_URL
+    # Failure: always notified.
+    SQLITE_DATABASE_PATH=$T/no-such-dir/sqlite3.db run_script
+    expect_eq "$rc" 1 "exit code (backup failed)" || return 1
+    [ -f "$T/hooks/1.json" ] || fail "no notification received" || return 1
+    expect_eq "$(json_field "$T/hooks/1.json" status)" failed "notification status" || return 1
+    expect_eq "$(json_field "$T/hooks/1.json" exit_code)" 1 "notification exit_code" || return 1
+    expect_eq "$(json_field "$T/hooks/1.json" services)" tracker "notification services" || return 1
+    json_field "$T/hooks/1.json" message | grep -q 'backup container failed' || fail "notification message" || return 1
+    expect_grep "$T/out" 'Notification sent \(failed\)' "log" || return 1
+    # Success: silent by default, notified with NOTIFY_ON_SUCCESS=true.
+    run_script
+    expect_eq "$rc" 0 "exit code (ok)" || return 1
+    [ ! -e "$T/hooks/2.json" ] || fail "success notified without NOTIFY_ON_SUCCESS" || return 1
+    NOTIFY_ON_SUCCESS=true run_script
+    expect_eq "$rc" 0 "exit code (ok, notify)" || return 1
+    expect_eq "$(json_field "$T/hooks/2.json" status)" ok "success notification" || return 1
+    # An unreachable webhook changes nothing but a warning.
+    kill_pidfiles "$T/extra/hook.pid"
+    SQLITE_DATABASE_PATH=$T/no-such-dir/sqlite3.db run_script
+    expect_eq "$rc" 1 "exit code with a dead webhook" || return 1
+    expect_grep "$T/out" 'WARNING: notification to the webhook failed' "warning" || return 1
     is_healthy tracker || fail "tracker not healthy" || return 1
 }
 
