@@ -82,7 +82,9 @@ fn main() {
     if all || mode == "claim" {
         claim_latency(&o);
     }
-    let _ = std::fs::remove_dir_all(&o.dir);
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&o.dir);
+    }
     println!("# done");
 }
 
@@ -582,7 +584,11 @@ fn claim_latency(o: &Opts) {
         let ready = log.lines().find(|l| l.contains("database flushed, checkpointed and closed") && l.contains(id.as_str())).and_then(log_time);
         let claimed = log.lines().find(|l| l.contains("window claimed") && l.contains(id.as_str())).and_then(log_time);
         if let (Some(r), Some(c)) = (ready, claimed) {
-            lat.push((c - r).num_microseconds().unwrap() as f64 / 1000.0);
+            let ms = (c - r).num_microseconds().unwrap() as f64 / 1000.0;
+            if ms > 100.0 {
+                println!("slow claim: window {id} claimed {ms:.1} ms after ready");
+            }
+            lat.push(ms);
         }
     }
     assert!(!lat.is_empty(), "no ready/claimed pairs in the tracker log");
