@@ -64,16 +64,9 @@ pub struct Coordinator {
     token: Option<Secret>,
 }
 
-/// Installs the process-wide TLS crypto provider (ring) once; reqwest is
-/// built without a provider of its own to avoid compiling a second one.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl Coordinator {
     /// A client for the coordinator at `base_url` (scheme://host:port).
     pub fn new(base_url: &str, token: Option<Secret>) -> anyhow::Result<Self> {
-        install_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;

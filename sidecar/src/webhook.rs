@@ -37,7 +37,6 @@ pub async fn notify(cfg: &WebhookConfig, n: &Notification) {
     if n.error.is_none() && !cfg.notify_on_success {
         return;
     }
-    crate::client::install_tls_provider();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
