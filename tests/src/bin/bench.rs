@@ -355,11 +355,27 @@ fn window_run(o: &Opts, db: &Path, policy: &'static str, completed_load: bool) -
     let stop = Arc::new(AtomicBool::new(false));
     let (_, h) = run_load(t.http, 8, stop.clone(), completed_load, true, PACE);
     std::thread::sleep(Duration::from_millis(500));
-    let id = t.api().open_window(600);
-    let outcome = t.wait_outcome(&id, Duration::from_secs(o.backup_cap_secs.max(60) * 3));
+    // A window can expire in `draining` under defer-writes (product bug:
+    // the drain waits for in-flight announces and is never woken; see
+    // BENCHMARKS.md); retry so the figures are still measured, and say so.
+    let mut outcome = None;
+    for attempt in 1..=3 {
+        let id = t.api().open_window(600);
+        let out = t.wait_outcome(&id, Duration::from_secs(o.backup_cap_secs.max(60) * 3));
+        if out.outcome == Outcome::Completed {
+            outcome = Some(out);
+            break;
+        }
+        println!(
+            "WARNING {policy}: window attempt {attempt} ended {} ({}) without a backup; retrying",
+            out.outcome,
+            out.reason.clone().unwrap_or_default()
+        );
+        t.wait_state(State::Idle, Duration::from_secs(30));
+    }
     std::thread::sleep(Duration::from_millis(300));
     let ev = stop_load(&stop, h);
-    assert_eq!(outcome.outcome, Outcome::Completed, "{outcome:?}\n{}", sidecar.log_text());
+    let outcome = outcome.unwrap_or_else(|| panic!("no window completed in 3 attempts\n{}", sidecar.log_text()));
     let hwm_kib = vm_hwm_kib(sidecar.pid()).unwrap_or(0);
     let report = outcome.report.clone().unwrap();
     let (refused, errors, outage_secs) = outage(&ev);
