@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/maintenance-tests.XXXXXX")
+touch "$work/lint.log"
 cleanup() {
     scripts/test-mariadb.sh stop "$work/mariadb" || true
     rm -rf "$work"
@@ -23,8 +24,15 @@ fi
 export TEST_MARIADB_URL TEST_MARIADB_HOST TEST_MARIADB_PORT TEST_MARIADB_USER TEST_MARIADB_PASSWORD
 
 if [ -x scripts/lint.sh ]; then
-    scripts/lint.sh
+    scripts/lint.sh 2>&1 | tee "$work/lint.log"
 fi
 
-cargo test --workspace --all-targets --locked
-cargo test --workspace --doc --locked
+cargo test --workspace --all-targets --locked 2>&1 | tee "$work/cargo.log"
+cargo test --workspace --doc --locked 2>&1 | tee -a "$work/cargo.log"
+
+# One closing line over everything that ran.
+awk '
+    /^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+    /^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3 }
+    END { if (p == 0) { print "no test ran"; exit 1 } printf "Total: %d passed, %d failed\n", p, f; exit (f > 0) }
+' "$work/cargo.log" "$work/lint.log"
