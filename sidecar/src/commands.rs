@@ -28,20 +28,7 @@ pub async fn once(cfg: &Config) -> ExitCode {
     let report = run.report();
     webhook::notify(
         &cfg.webhook,
-        &Notification {
-            event: if report.error.is_none() {
-                "backup_succeeded"
-            } else {
-                "backup_failed"
-            },
-            sidecar_id: cfg.sidecar_id.clone(),
-            mode: "once".into(),
-            window_id: None,
-            backup: report.backup.clone(),
-            error: report.error.clone(),
-            durations_secs: report.durations_secs.clone(),
-            at: Utc::now(),
-        },
+        &Notification::for_report(&cfg.sidecar_id, "once", None, &report),
     )
     .await;
     match run.result {

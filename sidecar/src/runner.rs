@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::Utc;
 use maintenance_proto::{ErrorCode, LeaseResponse, State, WindowId};
 use tokio::sync::watch;
 
@@ -316,20 +315,7 @@ async fn handle_window(
     run.finish("run", Some(window.as_str()), keeper_lost);
     webhook::notify(
         &cfg.webhook,
-        &Notification {
-            event: if report.error.is_none() {
-                "backup_succeeded"
-            } else {
-                "backup_failed"
-            },
-            sidecar_id: cfg.sidecar_id.clone(),
-            mode: "run".into(),
-            window_id: Some(window.to_string()),
-            backup: report.backup.clone(),
-            error: report.error.clone(),
-            durations_secs: report.durations_secs.clone(),
-            at: Utc::now(),
-        },
+        &Notification::for_report(&cfg.sidecar_id, "run", Some(window.as_str()), &report),
     )
     .await;
     if run.result.is_ok() {

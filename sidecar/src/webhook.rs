@@ -31,6 +31,31 @@ pub struct Notification {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+impl Notification {
+    /// The notification for one backup's report.
+    pub fn for_report(
+        sidecar_id: &str,
+        mode: &str,
+        window_id: Option<&str>,
+        report: &maintenance_proto::BackupReport,
+    ) -> Self {
+        Notification {
+            event: if report.error.is_none() {
+                "backup_succeeded"
+            } else {
+                "backup_failed"
+            },
+            sidecar_id: sidecar_id.to_owned(),
+            mode: mode.to_owned(),
+            window_id: window_id.map(str::to_owned),
+            backup: report.backup.clone(),
+            error: report.error.clone(),
+            durations_secs: report.durations_secs.clone(),
+            at: chrono::Utc::now(),
+        }
+    }
+}
+
 /// Sends `n` if the config asks for it; logs and swallows any failure.
 pub async fn notify(cfg: &WebhookConfig, n: &Notification) {
     let Some(url) = &cfg.url else { return };
