@@ -54,10 +54,21 @@ pub fn bin_dir() -> &'static Path {
         let alt = alt_target.join(if release { "release" } else { "debug" });
         if !have(&alt) {
             let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-            eprintln!("e2e: building reference-tracker and maintenance-sidecar into {}", alt_target.display());
+            eprintln!(
+                "e2e: building reference-tracker and maintenance-sidecar into {}",
+                alt_target.display()
+            );
             let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             cmd.current_dir(workspace)
-                .args(["build", "-p", "reference-tracker", "-p", "maintenance-sidecar", "--bins", "--target-dir"])
+                .args([
+                    "build",
+                    "-p",
+                    "reference-tracker",
+                    "-p",
+                    "maintenance-sidecar",
+                    "--bins",
+                    "--target-dir",
+                ])
                 .arg(&alt_target);
             if release {
                 cmd.arg("--release");
@@ -120,7 +131,11 @@ impl Proc {
             if t.elapsed() > timeout {
                 let _ = c.kill();
                 let _ = c.wait();
-                panic!("{} did not exit on SIGTERM; log:\n{}", self.name, self.log_text());
+                panic!(
+                    "{} did not exit on SIGTERM; log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -135,7 +150,12 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("----- {} log ({}) -----\n{}", self.name, self.log.display(), self.log_text());
+            eprintln!(
+                "----- {} log ({}) -----\n{}",
+                self.name,
+                self.log.display(),
+                self.log_text()
+            );
         }
         self.sigkill();
     }
@@ -143,7 +163,11 @@ impl Drop for Proc {
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 // ---------------------------------------------------------------------------
@@ -290,7 +314,11 @@ impl Tracker {
         }
         let mut child = cmd.spawn().expect("spawn reference-tracker");
         let stdout = child.stdout.take().unwrap();
-        let proc = Proc { child: Some(child), log, name: format!("tracker-{n}") };
+        let proc = Proc {
+            child: Some(child),
+            log,
+            name: format!("tracker-{n}"),
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -313,7 +341,10 @@ impl Tracker {
                         addrs.insert(kind.to_owned(), addr.trim().parse().unwrap());
                     }
                 }
-                Err(_) => panic!("tracker did not report its listeners; log:\n{}", proc.log_text()),
+                Err(_) => panic!(
+                    "tracker did not report its listeners; log:\n{}",
+                    proc.log_text()
+                ),
             }
         }
         let t = Tracker {
@@ -324,12 +355,17 @@ impl Tracker {
             config: config.clone(),
             dir: dir.to_owned(),
         };
-        wait_until(Duration::from_secs(10), "tracker health check", || t.healthy());
+        wait_until(Duration::from_secs(10), "tracker health check", || {
+            t.healthy()
+        });
         t
     }
 
     pub fn healthy(&self) -> bool {
-        matches!(http(self.health, "GET", "/health_check", None, None), Ok((200, _)))
+        matches!(
+            http(self.health, "GET", "/health_check", None, None),
+            Ok((200, _))
+        )
     }
 
     /// Announce; returns the decoded body (a dict; `failure reason` when refused).
@@ -337,7 +373,12 @@ impl Tracker {
         let path = announce_path(info_hash, peer, event);
         let (code, body) = http(self.http, "GET", &path, None, None)
             .unwrap_or_else(|e| panic!("announce: {e}\n{}", self.proc.log_text()));
-        assert_eq!(code, 200, "announce status; body {:?}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            code,
+            200,
+            "announce status; body {:?}",
+            String::from_utf8_lossy(&body)
+        );
         decode(&body).unwrap_or_else(|e| panic!("announce body not bencode ({e}): {body:?}"))
     }
 
@@ -345,14 +386,27 @@ impl Tracker {
     pub fn announce_ok(&self, info_hash: &[u8; 20], peer: u32, event: &str) -> Value {
         let v = self.announce(info_hash, peer, event);
         assert!(v.get("failure reason").is_none(), "announce refused: {v:?}");
-        assert!(v.get("interval").and_then(Value::int).is_some(), "no interval: {v:?}");
+        assert!(
+            v.get("interval").and_then(Value::int).is_some(),
+            "no interval: {v:?}"
+        );
         v
     }
 
     /// `downloaded` of each torrent according to `/scrape`.
     pub fn scrape_downloaded(&self, hashes: &[[u8; 20]]) -> Vec<i64> {
-        let q: Vec<String> = hashes.iter().map(|h| format!("info_hash={}", urlencode(h))).collect();
-        let (code, body) = http(self.http, "GET", &format!("/scrape?{}", q.join("&")), None, None).unwrap();
+        let q: Vec<String> = hashes
+            .iter()
+            .map(|h| format!("info_hash={}", urlencode(h)))
+            .collect();
+        let (code, body) = http(
+            self.http,
+            "GET",
+            &format!("/scrape?{}", q.join("&")),
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(code, 200);
         let v = decode(&body).unwrap();
         hashes
@@ -372,7 +426,10 @@ impl Tracker {
     }
 
     pub fn api(&self) -> Api {
-        Api { addr: self.maint(), token: TOKEN.to_owned() }
+        Api {
+            addr: self.maint(),
+            token: TOKEN.to_owned(),
+        }
     }
 
     pub fn status(&self) -> StatusResponse {
@@ -390,7 +447,12 @@ impl Tracker {
             hit
         });
         let st = last.unwrap();
-        assert!(ok, "state stayed {} (wanted {want}): {st:?}\ntracker log:\n{}", st.state, self.proc.log_text());
+        assert!(
+            ok,
+            "state stayed {} (wanted {want}): {st:?}\ntracker log:\n{}",
+            st.state,
+            self.proc.log_text()
+        );
         st
     }
 
@@ -399,11 +461,19 @@ impl Tracker {
         let api = self.api();
         let mut found = None;
         poll(timeout, || {
-            found = api.status().last_outcomes.into_iter().find(|o| o.window_id.as_str() == window_id);
+            found = api
+                .status()
+                .last_outcomes
+                .into_iter()
+                .find(|o| o.window_id.as_str() == window_id);
             found.is_some()
         });
         found.unwrap_or_else(|| {
-            panic!("no outcome for {window_id} within {timeout:?}: {:?}\ntracker log:\n{}", api.status(), self.proc.log_text())
+            panic!(
+                "no outcome for {window_id} within {timeout:?}: {:?}\ntracker log:\n{}",
+                api.status(),
+                self.proc.log_text()
+            )
         })
     }
 
@@ -417,7 +487,11 @@ impl Tracker {
 
 /// The announce path for `peer` (a number) on `info_hash`.
 pub fn announce_path(info_hash: &[u8; 20], peer: u32, event: &str) -> String {
-    let ev = if event.is_empty() { String::new() } else { format!("&event={event}") };
+    let ev = if event.is_empty() {
+        String::new()
+    } else {
+        format!("&event={event}")
+    };
     let left = if event == "completed" { 0 } else { 1000 };
     format!(
         "/announce?info_hash={}&peer_id={}&port={}&uploaded=0&downloaded=0&left={left}&compact=1{ev}",
@@ -478,7 +552,8 @@ pub struct Api {
 
 impl Api {
     pub fn status(&self) -> StatusResponse {
-        let (code, body) = http(self.addr, "GET", "/maintenance/v1/status", None, None).expect("GET status");
+        let (code, body) =
+            http(self.addr, "GET", "/maintenance/v1/status", None, None).expect("GET status");
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
         serde_json::from_slice(&body).expect("status JSON")
     }
@@ -516,11 +591,21 @@ pub fn sidecar_env(tracker: &Tracker, backups: &Path) -> Vec<(String, String)> {
 }
 
 /// Like [`sidecar_env`] for a tracker that may not be running.
-pub fn sidecar_env_for(config: &TrackerConfig, maintenance: SocketAddr, backups: &Path) -> Vec<(String, String)> {
+pub fn sidecar_env_for(
+    config: &TrackerConfig,
+    maintenance: SocketAddr,
+    backups: &Path,
+) -> Vec<(String, String)> {
     let mut env = vec![
-        ("MAINTENANCE_URL".to_owned(), format!("http://{maintenance}")),
+        (
+            "MAINTENANCE_URL".to_owned(),
+            format!("http://{maintenance}"),
+        ),
         ("MAINTENANCE_TOKEN".to_owned(), TOKEN.to_owned()),
-        ("MAINTENANCE_READY_FILE".to_owned(), config.ready_file.display().to_string()),
+        (
+            "MAINTENANCE_READY_FILE".to_owned(),
+            config.ready_file.display().to_string(),
+        ),
         ("BACKUP_DIR".to_owned(), backups.display().to_string()),
     ];
     match &config.db {
@@ -566,12 +651,19 @@ pub fn spawn_sidecar(dir: &Path, name: &str, env: &[(String, String)]) -> Proc {
         .stderr(f)
         .spawn()
         .expect("spawn maintenance-sidecar");
-    Proc { child: Some(child), log, name: format!("sidecar-{name}") }
+    Proc {
+        child: Some(child),
+        log,
+        name: format!("sidecar-{name}"),
+    }
 }
 
 /// Runs a one-shot sidecar command (`verify`, `restore`, ...).
 pub fn sidecar_output(env: &[(String, String)], args: &[&str]) -> Output {
-    let out = sidecar_cmd(env).args(args).output().expect("run maintenance-sidecar");
+    let out = sidecar_cmd(env)
+        .args(args)
+        .output()
+        .expect("run maintenance-sidecar");
     eprintln!(
         "--- maintenance-sidecar {args:?}: {}\n{}{}",
         out.status,
@@ -583,7 +675,9 @@ pub fn sidecar_output(env: &[(String, String)], args: &[&str]) -> Output {
 
 /// Published backup folders (non-hidden directories, not `latest`).
 pub fn published(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut v: Vec<PathBuf> = rd
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
@@ -597,7 +691,9 @@ pub fn published(dir: &Path) -> Vec<PathBuf> {
 
 /// Hidden staging folders.
 pub fn staging_dirs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     rd.flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(".staging"))
         .map(|e| e.path())
@@ -607,8 +703,16 @@ pub fn staging_dirs(dir: &Path) -> Vec<PathBuf> {
 /// No backup folder, no `latest`, no staging left behind.
 pub fn assert_nothing_published(dir: &Path) {
     assert!(published(dir).is_empty(), "published: {:?}", published(dir));
-    assert!(std::fs::symlink_metadata(dir.join("latest")).is_err(), "`latest` exists in {}", dir.display());
-    assert!(staging_dirs(dir).is_empty(), "staging left: {:?}", staging_dirs(dir));
+    assert!(
+        std::fs::symlink_metadata(dir.join("latest")).is_err(),
+        "`latest` exists in {}",
+        dir.display()
+    );
+    assert!(
+        staging_dirs(dir).is_empty(),
+        "staging left: {:?}",
+        staging_dirs(dir)
+    );
 }
 
 /// The manifest of a published backup.
@@ -622,8 +726,12 @@ pub fn manifest(backup: &Path) -> serde_json::Value {
 
 /// `(info_hash hex, completed)` rows of a tracker database.
 pub fn sqlite_counts(db: &Path) -> BTreeMap<String, i64> {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let mut stmt = conn.prepare("SELECT info_hash, completed FROM torrents").unwrap();
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT info_hash, completed FROM torrents")
+        .unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .map(Result::unwrap)
@@ -646,8 +754,11 @@ pub fn make_tracker_sqlite(db: &Path, torrents: &[([u8; 20], i64)], pad_bytes: u
     .unwrap();
     let tx = conn.unchecked_transaction().unwrap();
     for (h, c) in torrents {
-        tx.execute("INSERT INTO torrents (info_hash, completed) VALUES (?1, ?2)", rusqlite::params![hex(h), c])
-            .unwrap();
+        tx.execute(
+            "INSERT INTO torrents (info_hash, completed) VALUES (?1, ?2)",
+            rusqlite::params![hex(h), c],
+        )
+        .unwrap();
     }
     let rows = pad_bytes / 65536;
     if rows > 0 {
@@ -659,7 +770,8 @@ pub fn make_tracker_sqlite(db: &Path, torrents: &[([u8; 20], i64)], pad_bytes: u
         .unwrap();
     }
     tx.commit().unwrap();
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -689,7 +801,9 @@ pub fn maria() -> Option<Maria> {
     };
     let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let rest = url.trim_start_matches("mysql://");
-    let (cred, addr) = rest.rsplit_once('@').expect("TEST_MARIADB_URL user:pass@host:port");
+    let (cred, addr) = rest
+        .rsplit_once('@')
+        .expect("TEST_MARIADB_URL user:pass@host:port");
     let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
     let addr = addr.split('/').next().unwrap();
     let (host, port) = addr.split_once(':').unwrap_or((addr, "3306"));
@@ -718,7 +832,11 @@ impl Maria {
             .env("MYSQL_PWD", &self.password)
             .output()
             .expect("run mariadb client");
-        assert!(out.status.success(), "sql failed: {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sql failed: {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -727,10 +845,16 @@ impl Maria {
         let name = format!(
             "e2e_{prefix}_{}_{}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
         );
         self.sql(&format!("CREATE DATABASE `{name}`"));
-        MariaDb { maria: self.clone(), name }
+        MariaDb {
+            maria: self.clone(),
+            name,
+        }
     }
 
     /// The tracker's `[core.database] path` URL for `db` (the password
@@ -772,7 +896,10 @@ pub struct MariaDb {
 
 impl Drop for MariaDb {
     fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| self.maria.sql(&format!("DROP DATABASE IF EXISTS `{}`", self.name)));
+        let _ = std::panic::catch_unwind(|| {
+            self.maria
+                .sql(&format!("DROP DATABASE IF EXISTS `{}`", self.name))
+        });
     }
 }
 
@@ -801,12 +928,18 @@ pub fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Like [`poll`], panicking with `what` on timeout.
 pub fn wait_until(timeout: Duration, what: &str, f: impl FnMut() -> bool) {
-    assert!(poll(timeout, f), "timed out after {timeout:?} waiting for {what}");
+    assert!(
+        poll(timeout, f),
+        "timed out after {timeout:?} waiting for {what}"
+    );
 }
 
 /// A fresh temp dir under the system temp folder.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("maint-e2e-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("maint-e2e-")
+        .tempdir()
+        .unwrap()
 }
 
 /// Writes an executable shell script.
@@ -835,7 +968,10 @@ pub fn http(
     }
     let body = body.unwrap_or(b"");
     if method == "POST" {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
@@ -888,7 +1024,10 @@ impl KeepAlive {
         let s = TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        Ok(KeepAlive { stream: BufReader::new(s), host: addr.to_string() })
+        Ok(KeepAlive {
+            stream: BufReader::new(s),
+            host: addr.to_string(),
+        })
     }
 
     /// GET `path`; status and body. Needs a Content-Length response.
@@ -901,7 +1040,12 @@ impl KeepAlive {
             .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("status line {line:?}")))?;
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("status line {line:?}"),
+                )
+            })?;
         let mut len = 0usize;
         loop {
             line.clear();
@@ -968,9 +1112,15 @@ pub fn decode(input: &[u8]) -> Result<Value, String> {
 fn decode_one(b: &[u8]) -> Result<(Value, &[u8]), String> {
     match b.first() {
         Some(b'i') => {
-            let e = b.iter().position(|&c| c == b'e').ok_or("unterminated int")?;
+            let e = b
+                .iter()
+                .position(|&c| c == b'e')
+                .ok_or("unterminated int")?;
             let n = std::str::from_utf8(&b[1..e]).map_err(|e| e.to_string())?;
-            Ok((Value::Int(n.parse().map_err(|_| format!("bad int {n:?}"))?), &b[e + 1..]))
+            Ok((
+                Value::Int(n.parse().map_err(|_| format!("bad int {n:?}"))?),
+                &b[e + 1..],
+            ))
         }
         Some(b'l') => {
             let mut rest = &b[1..];
@@ -987,7 +1137,9 @@ fn decode_one(b: &[u8]) -> Result<(Value, &[u8]), String> {
             let mut d = BTreeMap::new();
             while rest.first() != Some(&b'e') {
                 let (k, r) = decode_one(rest)?;
-                let Value::Bytes(k) = k else { return Err("non-string key".into()) };
+                let Value::Bytes(k) = k else {
+                    return Err("non-string key".into());
+                };
                 let (x, r) = decode_one(r)?;
                 d.insert(k, x);
                 rest = r;
@@ -996,7 +1148,10 @@ fn decode_one(b: &[u8]) -> Result<(Value, &[u8]), String> {
         }
         Some(c) if c.is_ascii_digit() => {
             let colon = b.iter().position(|&c| c == b':').ok_or("no colon")?;
-            let n: usize = std::str::from_utf8(&b[..colon]).unwrap().parse().map_err(|_| "bad length")?;
+            let n: usize = std::str::from_utf8(&b[..colon])
+                .unwrap()
+                .parse()
+                .map_err(|_| "bad length")?;
             let s = colon + 1;
             if b.len() < s + n {
                 return Err("short string".into());

@@ -23,5 +23,8 @@ fn bench_smoke_mode_runs_every_benchmark() {
     ] {
         assert!(stdout.contains(key), "missing {key}");
     }
-    assert!(stdout.contains("defer-writes: refused 0 announces"), "defer-writes refused announces in smoke run");
+    assert!(
+        stdout.contains("defer-writes: refused 0 announces"),
+        "defer-writes refused announces in smoke run"
+    );
 }

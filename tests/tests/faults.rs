@@ -22,7 +22,11 @@ fn slow_dump(dir: &Path, secs: u32) -> Vec<(String, String)> {
 
 /// The tracker answers announces and counts completions into the database.
 fn assert_serves_and_persists(t: &Tracker, hash: &[u8; 20], want_before: i64, db: &Path) {
-    assert_eq!(t.scrape_downloaded(&[*hash]), vec![want_before], "counts lost");
+    assert_eq!(
+        t.scrape_downloaded(&[*hash]),
+        vec![want_before],
+        "counts lost"
+    );
     t.announce_ok(hash, 7777, "completed");
     assert_eq!(t.scrape_downloaded(&[*hash]), vec![want_before + 1]);
     let h = hex(hash);
@@ -45,7 +49,9 @@ fn sidecar_sigkill_while_claimed_expires_at_lease_loss_and_publishes_nothing() {
 
     let id = t.api().open_window(60);
     t.wait_state(State::Claimed, Duration::from_secs(15));
-    wait_until(Duration::from_secs(10), "sidecar mid-backup", || !staging_dirs(&backups).is_empty());
+    wait_until(Duration::from_secs(10), "sidecar mid-backup", || {
+        !staging_dirs(&backups).is_empty()
+    });
     // Refused while claimed (policy reject).
     assert!(t.announce(&a, 50, "").get("failure reason").is_some());
     sidecar.sigkill();
@@ -53,12 +59,19 @@ fn sidecar_sigkill_while_claimed_expires_at_lease_loss_and_publishes_nothing() {
     // lease_ttl is 2 s: the window ends at lease loss, long before its 60 s deadline.
     let o = t.wait_outcome(&id, Duration::from_secs(10));
     assert_eq!(o.outcome, Outcome::Expired, "{o:?}");
-    assert!(o.reason.as_deref().unwrap_or("").contains("lease"), "reason should name the lease: {o:?}");
+    assert!(
+        o.reason.as_deref().unwrap_or("").contains("lease"),
+        "reason should name the lease: {o:?}"
+    );
     assert!((o.ended_at - o.opened_at).num_seconds() < 15, "{o:?}");
     assert_eq!(t.status().state, State::Idle);
     assert_serves_and_persists(&t, &a, 4, &d.join("tracker.db"));
 
-    assert!(published(&backups).is_empty(), "published: {:?}", published(&backups));
+    assert!(
+        published(&backups).is_empty(),
+        "published: {:?}",
+        published(&backups)
+    );
     assert!(std::fs::symlink_metadata(backups.join("latest")).is_err());
     // The crashed run's staging folder is swept by the next prune.
     let out = sidecar_output(&env, &["prune"]);
@@ -67,7 +80,8 @@ fn sidecar_sigkill_while_claimed_expires_at_lease_loss_and_publishes_nothing() {
 }
 
 #[test]
-fn tracker_sigkill_while_ready_then_restart_rewrites_stale_ready_file_and_live_db_is_not_backed_up() {
+fn tracker_sigkill_while_ready_then_restart_rewrites_stale_ready_file_and_live_db_is_not_backed_up()
+{
     let dir = tempdir();
     let d = dir.path();
     let cfg = TrackerConfig::sqlite(d, "reject").fixed_ports();
@@ -86,7 +100,8 @@ fn tracker_sigkill_while_ready_then_restart_rewrites_stale_ready_file_and_live_d
     t.proc.sigkill();
 
     // The dead tracker left a ready file inviting a backup.
-    let stale: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg.ready_file).unwrap()).unwrap();
+    let stale: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg.ready_file).unwrap()).unwrap();
     assert_eq!(stale["ready"], true);
     assert_eq!(stale["window_id"], old_id.as_str());
     // The quiesce hook flushed the counts before `ready`: nothing lost.
@@ -102,8 +117,12 @@ fn tracker_sigkill_while_ready_then_restart_rewrites_stale_ready_file_and_live_d
     drop(t);
     let t = Tracker::start(d, &cfg);
     // Start-up rewrote the stale file before serving.
-    let fresh: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg.ready_file).unwrap()).unwrap();
-    assert_eq!(fresh["ready"], false, "stale ready file not rewritten: {fresh}");
+    let fresh: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg.ready_file).unwrap()).unwrap();
+    assert_eq!(
+        fresh["ready"], false,
+        "stale ready file not rewritten: {fresh}"
+    );
     assert_ne!(fresh["instance_id"], stale["instance_id"]);
     assert_ne!(t.status().instance_id, st.instance_id);
     assert_eq!(t.status().state, State::Idle);
@@ -113,18 +132,39 @@ fn tracker_sigkill_while_ready_then_restart_rewrites_stale_ready_file_and_live_d
     complete_n(&t, &a, 100, 5);
     std::thread::sleep(Duration::from_secs(3));
     let log = sidecar.log_text();
-    assert!(!log.contains("claimed window"), "sidecar claimed a window of a live tracker:\n{log}");
-    assert!(published(&backups).is_empty(), "backup of a live database: {:?}", published(&backups));
+    assert!(
+        !log.contains("claimed window"),
+        "sidecar claimed a window of a live tracker:\n{log}"
+    );
+    assert!(
+        published(&backups).is_empty(),
+        "backup of a live database: {:?}",
+        published(&backups)
+    );
     assert!(staging_dirs(&backups).is_empty());
-    assert!(!t.status().last_outcomes.iter().any(|o| o.window_id.as_str() == old_id));
+    assert!(!t
+        .status()
+        .last_outcomes
+        .iter()
+        .any(|o| o.window_id.as_str() == old_id));
 
     // The same sidecar backs up the next real window.
     let id = t.api().open_window(60);
     let o = t.wait_outcome(&id, Duration::from_secs(40));
-    assert_eq!(o.outcome, Outcome::Completed, "{o:?}\n{}", sidecar.log_text());
+    assert_eq!(
+        o.outcome,
+        Outcome::Completed,
+        "{o:?}\n{}",
+        sidecar.log_text()
+    );
     assert_eq!(published(&backups).len(), 1);
     let restored = d.join("restored.db");
-    assert!(sidecar_output(&env, &["restore", "latest", "--to", restored.to_str().unwrap()]).status.success());
+    assert!(sidecar_output(
+        &env,
+        &["restore", "latest", "--to", restored.to_str().unwrap()]
+    )
+    .status
+    .success());
     assert_eq!(sqlite_counts(&restored).get(&hex(&a)), Some(&9));
 }
 
@@ -133,17 +173,28 @@ fn coordinator_unreachable_sidecar_backs_off_publishes_nothing_and_recovers() {
     let dir = tempdir();
     let d = dir.path();
     let cfg = TrackerConfig::sqlite(d, "reject").fixed_ports();
-    let maint: std::net::SocketAddr = format!("127.0.0.1:{}", cfg.maintenance_port).parse().unwrap();
+    let maint: std::net::SocketAddr = format!("127.0.0.1:{}", cfg.maintenance_port)
+        .parse()
+        .unwrap();
     let backups = d.join("backups");
     let env = sidecar_env_for(&cfg, maint, &backups);
     let mut sidecar = spawn_sidecar(d, "s", &env);
     std::thread::sleep(Duration::from_millis(2500));
     let log = sidecar.log_text();
-    assert!(log.contains("unreachable") && log.contains("retrying"), "no clear back-off message:\n{log}");
+    assert!(
+        log.contains("unreachable") && log.contains("retrying"),
+        "no clear back-off message:\n{log}"
+    );
     // Backing off, not spinning: a handful of attempts in 2.5 s.
     let attempts = log.matches("retrying").count();
-    assert!((1..=6).contains(&attempts), "{attempts} attempts in 2.5 s:\n{log}");
-    assert!(sidecar.try_wait().is_none(), "sidecar exited while the coordinator was down");
+    assert!(
+        (1..=6).contains(&attempts),
+        "{attempts} attempts in 2.5 s:\n{log}"
+    );
+    assert!(
+        sidecar.try_wait().is_none(),
+        "sidecar exited while the coordinator was down"
+    );
     assert_nothing_published(&backups);
 
     let t = Tracker::start(d, &cfg);
@@ -151,7 +202,12 @@ fn coordinator_unreachable_sidecar_backs_off_publishes_nothing_and_recovers() {
     complete_n(&t, &a, 1, 2);
     let id = t.api().open_window(60);
     let o = t.wait_outcome(&id, Duration::from_secs(40));
-    assert_eq!(o.outcome, Outcome::Completed, "{o:?}\n{}", sidecar.log_text());
+    assert_eq!(
+        o.outcome,
+        Outcome::Completed,
+        "{o:?}\n{}",
+        sidecar.log_text()
+    );
     assert!(sidecar.log_text().contains("reachable again"));
     assert_eq!(published(&backups).len(), 1);
     assert_serves_and_persists(&t, &a, 2, &d.join("tracker.db"));
@@ -164,7 +220,12 @@ fn coordinator_unreachable_sidecar_backs_off_publishes_nothing_and_recovers() {
     let t = Tracker::start(d, &cfg);
     let id = t.api().open_window(60);
     let o = t.wait_outcome(&id, Duration::from_secs(40));
-    assert_eq!(o.outcome, Outcome::Completed, "{o:?}\n{}", sidecar.log_text());
+    assert_eq!(
+        o.outcome,
+        Outcome::Completed,
+        "{o:?}\n{}",
+        sidecar.log_text()
+    );
     assert_eq!(published(&backups).len(), 2);
 }
 
@@ -183,9 +244,11 @@ fn wrong_token_sidecar_fails_to_claim_publishes_nothing_and_says_why() {
 
     let id = t.api().open_window(4);
     t.wait_state(State::Ready, Duration::from_secs(10));
-    wait_until(Duration::from_secs(10), "a clear token error in the sidecar log", || {
-        sidecar.log_text().contains("token is wrong")
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "a clear token error in the sidecar log",
+        || sidecar.log_text().contains("token is wrong"),
+    );
     // The window is never claimed and ends at its deadline.
     let o = t.wait_outcome(&id, Duration::from_secs(15));
     assert_eq!(o.outcome, Outcome::Expired, "{o:?}");
@@ -194,8 +257,14 @@ fn wrong_token_sidecar_fails_to_claim_publishes_nothing_and_says_why() {
     assert_nothing_published(&backups);
     let log = sidecar.log_text();
     assert!(!log.contains("claimed window"), "{log}");
-    assert!(!log.contains(wrong) && !t.proc.log_text().contains(wrong), "token leaked into a log");
-    assert!(!t.proc.log_text().contains(TOKEN), "token leaked into the tracker log");
+    assert!(
+        !log.contains(wrong) && !t.proc.log_text().contains(wrong),
+        "token leaked into a log"
+    );
+    assert!(
+        !t.proc.log_text().contains(TOKEN),
+        "token leaked into the tracker log"
+    );
 }
 
 #[test]
@@ -205,12 +274,26 @@ fn stale_or_foreign_window_id_gets_409_and_changes_nothing() {
     let t = Tracker::start(d, &TrackerConfig::sqlite(d, "defer-writes"));
     let api = t.api();
     let code = |r: &(u16, serde_json::Value)| (r.0, r.1["code"].as_str().unwrap_or("").to_owned());
-    let report = serde_json::json!({"backup": null, "artifacts": [], "durations_secs": {}, "error": null});
+    let report =
+        serde_json::json!({"backup": null, "artifacts": [], "durations_secs": {}, "error": null});
 
     // Unauthenticated and wrong-token calls.
-    let bad = Api { addr: api.addr, token: "not-the-token-000000000".into() };
-    assert_eq!(code(&bad.post("windows", serde_json::json!({"duration_secs": 30}))), (401, "unauthorized".into()));
-    let (c, _) = http(api.addr, "POST", "/maintenance/v1/windows", None, Some(br#"{"duration_secs":30}"#)).unwrap();
+    let bad = Api {
+        addr: api.addr,
+        token: "not-the-token-000000000".into(),
+    };
+    assert_eq!(
+        code(&bad.post("windows", serde_json::json!({"duration_secs": 30}))),
+        (401, "unauthorized".into())
+    );
+    let (c, _) = http(
+        api.addr,
+        "POST",
+        "/maintenance/v1/windows",
+        None,
+        Some(br#"{"duration_secs":30}"#),
+    )
+    .unwrap();
     assert_eq!(c, 401);
     assert_eq!(t.status().state, State::Idle);
 
@@ -218,18 +301,44 @@ fn stale_or_foreign_window_id_gets_409_and_changes_nothing() {
     t.wait_state(State::Ready, Duration::from_secs(10));
     let v0 = t.status().version;
     let bogus = "20261126T000000Z-deadbeef-1";
-    assert_eq!(code(&api.post("claim", serde_json::json!({"window_id": bogus, "sidecar_id": "x"}))), (409, "stale_window".into()));
+    assert_eq!(
+        code(&api.post(
+            "claim",
+            serde_json::json!({"window_id": bogus, "sidecar_id": "x"})
+        )),
+        (409, "stale_window".into())
+    );
     let st = t.status();
-    assert_eq!((st.state, st.version), (State::Ready, v0), "a stale claim changed the state");
+    assert_eq!(
+        (st.state, st.version),
+        (State::Ready, v0),
+        "a stale claim changed the state"
+    );
 
-    let (c, lease) = api.post("claim", serde_json::json!({"window_id": w1, "sidecar_id": "s1"}));
+    let (c, lease) = api.post(
+        "claim",
+        serde_json::json!({"window_id": w1, "sidecar_id": "s1"}),
+    );
     assert_eq!(c, 200, "{lease}");
-    assert_eq!(code(&api.post("claim", serde_json::json!({"window_id": w1, "sidecar_id": "s2"}))), (409, "already_claimed".into()));
+    assert_eq!(
+        code(&api.post(
+            "claim",
+            serde_json::json!({"window_id": w1, "sidecar_id": "s2"})
+        )),
+        (409, "already_claimed".into())
+    );
     for call in ["heartbeat", "release"] {
-        assert_eq!(code(&api.post(call, serde_json::json!({"window_id": bogus}))), (409, "stale_window".into()), "{call}");
+        assert_eq!(
+            code(&api.post(call, serde_json::json!({"window_id": bogus}))),
+            (409, "stale_window".into()),
+            "{call}"
+        );
     }
     assert_eq!(
-        code(&api.post("complete", serde_json::json!({"window_id": bogus, "report": report}))),
+        code(&api.post(
+            "complete",
+            serde_json::json!({"window_id": bogus, "report": report})
+        )),
         (409, "stale_window".into())
     );
     let st = t.status();
@@ -237,13 +346,30 @@ fn stale_or_foreign_window_id_gets_409_and_changes_nothing() {
     assert_eq!(st.window_id.as_ref().unwrap().as_str(), w1);
     assert!(st.last_outcomes.is_empty(), "{st:?}");
 
-    assert_eq!(api.post("heartbeat", serde_json::json!({"window_id": w1})).0, 200);
-    assert_eq!(api.post("release", serde_json::json!({"window_id": w1})).0, 200);
+    assert_eq!(
+        api.post("heartbeat", serde_json::json!({"window_id": w1}))
+            .0,
+        200
+    );
+    assert_eq!(
+        api.post("release", serde_json::json!({"window_id": w1})).0,
+        200
+    );
     t.wait_state(State::Idle, Duration::from_secs(10));
-    let (c, r1) = api.post("complete", serde_json::json!({"window_id": w1, "report": report}));
-    assert_eq!((c, r1["outcome"].as_str()), (200, Some("completed")), "{r1}");
+    let (c, r1) = api.post(
+        "complete",
+        serde_json::json!({"window_id": w1, "report": report}),
+    );
+    assert_eq!(
+        (c, r1["outcome"].as_str()),
+        (200, Some("completed")),
+        "{r1}"
+    );
     // Completion is idempotent.
-    let (c, r2) = api.post("complete", serde_json::json!({"window_id": w1, "report": report}));
+    let (c, r2) = api.post(
+        "complete",
+        serde_json::json!({"window_id": w1, "report": report}),
+    );
     assert_eq!((c, &r2), (200, &r1));
 
     // The old window's id is stale for the next window.
@@ -251,13 +377,33 @@ fn stale_or_foreign_window_id_gets_409_and_changes_nothing() {
     assert_ne!(w1, w2);
     t.wait_state(State::Ready, Duration::from_secs(10));
     for call in ["heartbeat", "release"] {
-        assert_eq!(code(&api.post(call, serde_json::json!({"window_id": w1}))), (409, "stale_window".into()), "{call}");
+        assert_eq!(
+            code(&api.post(call, serde_json::json!({"window_id": w1}))),
+            (409, "stale_window".into()),
+            "{call}"
+        );
     }
-    assert_eq!(code(&api.post("claim", serde_json::json!({"window_id": w1, "sidecar_id": "s1"}))), (409, "stale_window".into()));
+    assert_eq!(
+        code(&api.post(
+            "claim",
+            serde_json::json!({"window_id": w1, "sidecar_id": "s1"})
+        )),
+        (409, "stale_window".into())
+    );
     let st = t.status();
-    assert_eq!((st.state, st.window_id.as_ref().unwrap().as_str()), (State::Ready, w2.as_str()));
+    assert_eq!(
+        (st.state, st.window_id.as_ref().unwrap().as_str()),
+        (State::Ready, w2.as_str())
+    );
     assert_eq!(st.last_outcomes.len(), 1);
-    assert_eq!(api.post("abort", serde_json::json!({"window_id": w2, "reason": "test"})).0, 200);
+    assert_eq!(
+        api.post(
+            "abort",
+            serde_json::json!({"window_id": w2, "reason": "test"})
+        )
+        .0,
+        200
+    );
     let o = t.wait_outcome(&w2, Duration::from_secs(10));
     assert_eq!(o.outcome, Outcome::Aborted);
     t.wait_state(State::Idle, Duration::from_secs(10));
@@ -295,23 +441,39 @@ fn dump_failing_midway_fails_the_window_and_publishes_nothing() {
     let id = t.api().open_window(60);
     let o = t.wait_outcome(&id, Duration::from_secs(30));
     assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{}", sidecar.log_text());
-    let err = o.report.as_ref().and_then(|r| r.error.clone()).unwrap_or_default();
-    assert!(err.contains("exit") || err.contains("status") || err.contains("2013"), "unclear error: {err}");
+    let err = o
+        .report
+        .as_ref()
+        .and_then(|r| r.error.clone())
+        .unwrap_or_default();
+    assert!(
+        err.contains("exit") || err.contains("status") || err.contains("2013"),
+        "unclear error: {err}"
+    );
     assert!(o.report.as_ref().unwrap().artifacts.is_empty());
     assert_eq!(t.status().state, State::Idle);
-    wait_until(Duration::from_secs(5), "failure logged", || sidecar.log_text().contains("backup failed"));
+    wait_until(Duration::from_secs(5), "failure logged", || {
+        sidecar.log_text().contains("backup failed")
+    });
     assert_nothing_published(&backups);
     // Tracker serves; counts intact in MariaDB.
     t.announce_ok(&a, 99, "completed");
     assert_eq!(t.scrape_downloaded(&[a]), vec![4]);
-    wait_until(Duration::from_secs(10), "count persisted", || m.counts(&db.name).get(&hex(&a)) == Some(&4));
+    wait_until(Duration::from_secs(10), "count persisted", || {
+        m.counts(&db.name).get(&hex(&a)) == Some(&4)
+    });
 
     // With the real dump the next window succeeds.
     sidecar.terminate(Duration::from_secs(10));
     let sidecar = spawn_sidecar(d, "good", &env);
     let id = t.api().open_window(60);
     let o = t.wait_outcome(&id, Duration::from_secs(30));
-    assert_eq!(o.outcome, Outcome::Completed, "{o:?}\n{}", sidecar.log_text());
+    assert_eq!(
+        o.outcome,
+        Outcome::Completed,
+        "{o:?}\n{}",
+        sidecar.log_text()
+    );
     assert_eq!(published(&backups).len(), 1);
     assert!(sidecar_output(&env, &["verify", "latest"]).status.success());
 }
@@ -342,7 +504,9 @@ fn full_disk_during_publish_fails_the_window_and_publishes_nothing() {
         .map(|s| s.success())
         .unwrap_or(false);
     if !mounted {
-        eprintln!("SKIPPED: mount -t tmpfs was refused (not root?); full-disk e2e test did not run");
+        eprintln!(
+            "SKIPPED: mount -t tmpfs was refused (not root?); full-disk e2e test did not run"
+        );
         return;
     }
     let _guard = Tmpfs(backups.clone());
@@ -354,11 +518,20 @@ fn full_disk_during_publish_fails_the_window_and_publishes_nothing() {
     let id = t.api().open_window(60);
     let o = t.wait_outcome(&id, Duration::from_secs(30));
     assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{}", sidecar.log_text());
-    let err = o.report.as_ref().and_then(|r| r.error.clone()).unwrap_or_default();
-    assert!(err.contains("No space left"), "error should say the disk is full: {err}");
+    let err = o
+        .report
+        .as_ref()
+        .and_then(|r| r.error.clone())
+        .unwrap_or_default();
+    assert!(
+        err.contains("No space left"),
+        "error should say the disk is full: {err}"
+    );
     assert_eq!(t.status().state, State::Idle);
     assert_serves_and_persists(&t, &a, 3, &db);
-    wait_until(Duration::from_secs(5), "failure logged", || sidecar.log_text().contains("backup failed"));
+    wait_until(Duration::from_secs(5), "failure logged", || {
+        sidecar.log_text().contains("backup failed")
+    });
     assert_nothing_published(&backups);
 }
 
@@ -380,7 +553,11 @@ fn window_deadline_reached_while_sidecar_still_working_tracker_serves_by_the_dea
     // Heartbeats keep the lease (2 s) alive past several TTLs...
     std::thread::sleep(Duration::from_millis(2500));
     let st = t.status();
-    assert_eq!(st.state, State::Claimed, "lease should be held by heartbeats: {st:?}");
+    assert_eq!(
+        st.state,
+        State::Claimed,
+        "lease should be held by heartbeats: {st:?}"
+    );
     assert!(t.announce(&a, 40, "").get("failure reason").is_some());
     // ...but the window's end is a hard deadline.
     wait_until(Duration::from_secs(10), "announces served again", || {
@@ -391,16 +568,27 @@ fn window_deadline_reached_while_sidecar_still_working_tracker_serves_by_the_dea
     assert!(late < 1000, "tracker served {late} ms after the deadline");
     let o = t.wait_outcome(&id, Duration::from_secs(5));
     assert_eq!(o.outcome, Outcome::Expired, "{o:?}");
-    assert!(o.reason.as_deref().unwrap_or("").contains("deadline"), "{o:?}");
+    assert!(
+        o.reason.as_deref().unwrap_or("").contains("deadline"),
+        "{o:?}"
+    );
     assert_serves_and_persists(&t, &a, 2, &d.join("tracker.db"));
 
     // The sidecar learns it lost the window and publishes nothing.
-    wait_until(Duration::from_secs(25), "sidecar gives up the window", || {
-        let l = sidecar.log_text();
-        l.contains("lease lost") || l.contains("backup failed") || l.contains("refused")
-    });
+    wait_until(
+        Duration::from_secs(25),
+        "sidecar gives up the window",
+        || {
+            let l = sidecar.log_text();
+            l.contains("lease lost") || l.contains("backup failed") || l.contains("refused")
+        },
+    );
     std::thread::sleep(Duration::from_millis(300));
-    assert!(published(&backups).is_empty(), "published after the deadline: {:?}", published(&backups));
+    assert!(
+        published(&backups).is_empty(),
+        "published after the deadline: {:?}",
+        published(&backups)
+    );
     assert!(std::fs::symlink_metadata(backups.join("latest")).is_err());
 }
 
@@ -436,6 +624,9 @@ fn two_sidecars_racing_exactly_one_claims_each_window_one_backup() {
         assert_eq!(backups.len(), 1, "backups of {id}: {backups:?}");
         t.wait_state(State::Idle, Duration::from_secs(5));
     }
-    let total: usize = ["s1", "s2"].iter().map(|n| published(&d.join(format!("backups-{n}"))).len()).sum();
+    let total: usize = ["s1", "s2"]
+        .iter()
+        .map(|n| published(&d.join(format!("backups-{n}"))).len())
+        .sum();
     assert_eq!(total, 3);
 }

@@ -36,7 +36,8 @@ fn window_flow(dir: &Path, tracker: Tracker, extra_env: Vec<(String, String)>) -
     let st = tracker.wait_state(State::Ready, Duration::from_secs(10));
     assert_eq!(st.window_id.as_ref().map(|w| w.as_str()), Some(id.as_str()));
     let ready: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&tracker.config.ready_file).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&tracker.config.ready_file).unwrap())
+            .unwrap();
     assert_eq!(ready["ready"], true, "ready file: {ready}");
     assert_eq!(ready["window_id"], id.as_str());
 
@@ -46,18 +47,36 @@ fn window_flow(dir: &Path, tracker: Tracker, extra_env: Vec<(String, String)>) -
     if policy == "reject" {
         for peer in [500, 501, 502] {
             let v = tracker.announce(&a, peer, "completed");
-            let reason = v.get("failure reason").and_then(Value::str).unwrap_or_else(|| panic!("not refused: {v:?}"));
+            let reason = v
+                .get("failure reason")
+                .and_then(Value::str)
+                .unwrap_or_else(|| panic!("not refused: {v:?}"));
             assert!(reason.to_lowercase().contains("maintenance"), "{reason}");
-            let interval = v.get("interval").and_then(Value::int).expect("interval on refusal");
-            assert!((1..=60).contains(&interval), "interval {interval} should be about the time left (30 s)");
-            assert!(v.get("min interval").and_then(Value::int).is_some(), "min interval: {v:?}");
-            assert!(v.get("retry in").and_then(Value::int).unwrap_or(0) >= 1, "retry in: {v:?}");
+            let interval = v
+                .get("interval")
+                .and_then(Value::int)
+                .expect("interval on refusal");
+            assert!(
+                (1..=60).contains(&interval),
+                "interval {interval} should be about the time left (30 s)"
+            );
+            assert!(
+                v.get("min interval").and_then(Value::int).is_some(),
+                "min interval: {v:?}"
+            );
+            assert!(
+                v.get("retry in").and_then(Value::int).unwrap_or(0) >= 1,
+                "retry in: {v:?}"
+            );
         }
     } else {
         // defer-writes: served from memory, never refused; completions count.
         for peer in [500, 501] {
             let v = tracker.announce_ok(&a, peer, "completed");
-            assert!(v.get("complete").and_then(Value::int).unwrap_or(0) >= 1, "{v:?}");
+            assert!(
+                v.get("complete").and_then(Value::int).unwrap_or(0) >= 1,
+                "{v:?}"
+            );
         }
         after = vec![7, 3];
     }
@@ -70,7 +89,12 @@ fn window_flow(dir: &Path, tracker: Tracker, extra_env: Vec<(String, String)>) -
     env.extend(extra_env);
     let sidecar = spawn_sidecar(dir, "main", &env);
     let outcome = tracker.wait_outcome(&id, Duration::from_secs(60));
-    assert_eq!(outcome.outcome, Outcome::Completed, "{outcome:?}\nsidecar log:\n{}", sidecar.log_text());
+    assert_eq!(
+        outcome.outcome,
+        Outcome::Completed,
+        "{outcome:?}\nsidecar log:\n{}",
+        sidecar.log_text()
+    );
     // Right after: serving normally.
     assert_eq!(tracker.status().state, State::Idle);
     tracker.announce_ok(&b, 900, "started");
@@ -80,13 +104,20 @@ fn window_flow(dir: &Path, tracker: Tracker, extra_env: Vec<(String, String)>) -
     assert!(report.error.is_none(), "{report:?}");
     assert_eq!(report.artifacts.len(), 1, "{report:?}");
     let name = report.backup.clone().expect("backup name");
-    assert_eq!(published(&backups), vec![backups.join(&name)], "exactly one backup");
+    assert_eq!(
+        published(&backups),
+        vec![backups.join(&name)],
+        "exactly one backup"
+    );
     assert!(staging_dirs(&backups).is_empty());
     let latest = std::fs::canonicalize(backups.join("latest")).expect("latest link");
     assert_eq!(latest, std::fs::canonicalize(backups.join(&name)).unwrap());
     let m = manifest(&backups.join(&name));
     assert_eq!(m["window_id"], id.as_str(), "{m}");
-    assert_eq!(m["artifacts"][0]["sha256"], report.artifacts[0].sha256.as_str());
+    assert_eq!(
+        m["artifacts"][0]["sha256"],
+        report.artifacts[0].sha256.as_str()
+    );
     // The tracker resumed at release, before the sidecar finished: the
     // log shows release before publication.
     let log = sidecar.log_text();
@@ -94,14 +125,24 @@ fn window_flow(dir: &Path, tracker: Tracker, extra_env: Vec<(String, String)>) -
     let publ = log.find("published").expect("publication logged");
     assert!(rel < publ, "release must come before publishing:\n{log}");
     assert!(!log.contains(TOKEN), "token leaked into the sidecar log");
-    assert!(!tracker.proc.log_text().contains(TOKEN), "token leaked into the tracker log");
+    assert!(
+        !tracker.proc.log_text().contains(TOKEN),
+        "token leaked into the tracker log"
+    );
 
     let out = sidecar_output(&env, &["verify", "latest"]);
     assert!(out.status.success(), "verify failed");
 
     // The deferred / new completions reach the database after resume.
     assert_eq!(tracker.scrape_downloaded(&[a, b]), after);
-    Done { tracker, backups, sidecar_env: env, at_snapshot: vec![5, 3], after, _sidecar: sidecar }
+    Done {
+        tracker,
+        backups,
+        sidecar_env: env,
+        at_snapshot: vec![5, 3],
+        after,
+        _sidecar: sidecar,
+    }
 }
 
 fn sqlite_flow(policy: &'static str) -> (tempfile::TempDir, Done) {
@@ -111,10 +152,14 @@ fn sqlite_flow(policy: &'static str) -> (tempfile::TempDir, Done) {
     let db = dir.path().join("tracker.db");
     let (a, b) = (hex(&info_hash(7, A)), hex(&info_hash(7, B)));
     let want = done.after.clone();
-    wait_until(Duration::from_secs(10), "counts persisted after resume", || {
-        let c = sqlite_counts(&db);
-        c.get(&a) == Some(&want[0]) && c.get(&b) == Some(&want[1])
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "counts persisted after resume",
+        || {
+            let c = sqlite_counts(&db);
+            c.get(&a) == Some(&want[0]) && c.get(&b) == Some(&want[1])
+        },
+    );
     (dir, done)
 }
 
@@ -137,18 +182,30 @@ fn sqlite_restore_drill_fresh_tracker_scrapes_snapshot_counts() {
     let fresh = dir.path().join("fresh");
     std::fs::create_dir(&fresh).unwrap();
     let restored = fresh.join("tracker.db");
-    let out = sidecar_output(&done.sidecar_env, &["restore", "latest", "--to", restored.to_str().unwrap()]);
+    let out = sidecar_output(
+        &done.sidecar_env,
+        &["restore", "latest", "--to", restored.to_str().unwrap()],
+    );
     assert!(out.status.success());
     // Restoring over a live database is refused without --force.
     let live = dir.path().join("tracker.db");
-    let out = sidecar_output(&done.sidecar_env, &["restore", "latest", "--to", live.to_str().unwrap()]);
-    assert!(!out.status.success(), "restore over the live database must be refused");
+    let out = sidecar_output(
+        &done.sidecar_env,
+        &["restore", "latest", "--to", live.to_str().unwrap()],
+    );
+    assert!(
+        !out.status.success(),
+        "restore over the live database must be refused"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
 
     let t2 = Tracker::start(&fresh, &TrackerConfig::sqlite(&fresh, "reject"));
     let (a, b) = (info_hash(7, A), info_hash(7, B));
     assert_eq!(t2.scrape_downloaded(&[a, b]), done.at_snapshot);
-    assert_ne!(done.at_snapshot, done.after, "the drill should tell snapshot and live counts apart");
+    assert_ne!(
+        done.at_snapshot, done.after,
+        "the drill should tell snapshot and live counts apart"
+    );
     t2.announce_ok(&a, 1, "completed");
     assert_eq!(t2.scrape_downloaded(&[a]), vec![done.at_snapshot[0] + 1]);
     drop(done.tracker);
@@ -162,10 +219,14 @@ fn mariadb_flow(m: &Maria, policy: &'static str) -> (tempfile::TempDir, MariaDb,
     let done = window_flow(dir.path(), tracker, m.sidecar_env(&db.name));
     let (a, b) = (hex(&info_hash(7, A)), hex(&info_hash(7, B)));
     let want = done.after.clone();
-    wait_until(Duration::from_secs(10), "counts persisted in MariaDB after resume", || {
-        let c = m.counts(&db.name);
-        c.get(&a) == Some(&want[0]) && c.get(&b) == Some(&want[1])
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "counts persisted in MariaDB after resume",
+        || {
+            let c = m.counts(&db.name);
+            c.get(&a) == Some(&want[0]) && c.get(&b) == Some(&want[1])
+        },
+    );
     (dir, db, done)
 }
 
@@ -187,7 +248,10 @@ fn mariadb_restore_drill_fresh_tracker_scrapes_snapshot_counts() {
     let Some(m) = maria() else { return };
     let (dir, _db, done) = mariadb_flow(&m, "defer-writes");
     let target = m.create_db("restored");
-    let out = sidecar_output(&done.sidecar_env, &["restore", "latest", "--database", &target.name]);
+    let out = sidecar_output(
+        &done.sidecar_env,
+        &["restore", "latest", "--database", &target.name],
+    );
     assert!(out.status.success());
     let fresh = dir.path().join("fresh");
     std::fs::create_dir(&fresh).unwrap();
@@ -216,13 +280,20 @@ fn defer_writes_window_completes_while_announces_keep_flowing() {
     let served = Arc::new(AtomicU64::new(0));
     let load: Vec<_> = (0..4u32)
         .map(|c| {
-            let (stop, refused, served, addr) = (stop.clone(), refused.clone(), served.clone(), t.http);
+            let (stop, refused, served, addr) =
+                (stop.clone(), refused.clone(), served.clone(), t.http);
             std::thread::spawn(move || {
                 let mut k = KeepAlive::connect(addr).unwrap();
                 let mut i = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
-                    let (code, body) = k.get(&announce_path(&info_hash(11, i % 8), c << 8 | (i & 0xFF), "")).unwrap();
+                    let (code, body) = k
+                        .get(&announce_path(
+                            &info_hash(11, i % 8),
+                            c << 8 | (i & 0xFF),
+                            "",
+                        ))
+                        .unwrap();
                     assert_eq!(code, 200);
                     if body.windows(14).any(|w| w == b"failure reason") {
                         refused.fetch_add(1, Ordering::Relaxed);
@@ -247,7 +318,12 @@ fn defer_writes_window_completes_while_announces_keep_flowing() {
     assert_eq!(refused.load(Ordering::Relaxed), 0);
     assert!(served.load(Ordering::Relaxed) > 100);
     for o in &outcomes {
-        assert_eq!(o.outcome, Outcome::Completed, "{o:?}\nsidecar log:\n{}", sidecar.log_text());
+        assert_eq!(
+            o.outcome,
+            Outcome::Completed,
+            "{o:?}\nsidecar log:\n{}",
+            sidecar.log_text()
+        );
     }
     assert_eq!(published(&backups).len(), 3);
 }

@@ -58,11 +58,16 @@ fn main() {
         i += 2;
     }
     if smoke {
-        o.dir = std::env::temp_dir().join(format!("maintenance-bench-smoke-{}", std::process::id()));
+        o.dir =
+            std::env::temp_dir().join(format!("maintenance-bench-smoke-{}", std::process::id()));
     }
     let _ = std::fs::remove_dir_all(&o.dir);
     std::fs::create_dir_all(&o.dir).unwrap();
-    println!("# maintenance benchmarks: mode {mode}, database {} MiB, workdir {}", o.size_mib, o.dir.display());
+    println!(
+        "# maintenance benchmarks: mode {mode}, database {} MiB, workdir {}",
+        o.size_mib,
+        o.dir.display()
+    );
     println!("# binaries: {}", bin_dir().display());
     println!("# host: {} cores, {}", cores(), mem_total());
     let all = mode == "all" || smoke;
@@ -89,13 +94,19 @@ fn main() {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn mem_total() -> String {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
         .map(|kb| format!("MemTotal {kb}"))
         .unwrap_or_default()
 }
@@ -154,7 +165,11 @@ fn run_load(
                     let hash = info_hash(0xB0, (c as u32 * 7 + i) % 64);
                     // Re-announces from a bounded set of peers (as real
                     // clients do), except completions, which need new peers.
-                    let peer = if completed { (c as u32) << 20 | (i & 0xFFFFF) } else { (c as u32) << 8 | (i & 0xFF) };
+                    let peer = if completed {
+                        (c as u32) << 20 | (i & 0xFFFFF)
+                    } else {
+                        (c as u32) << 8 | (i & 0xFF)
+                    };
                     let path = announce_path(&hash, peer, if completed { "completed" } else { "" });
                     if conn.is_none() {
                         conn = KeepAlive::connect(addr).ok();
@@ -192,9 +207,15 @@ fn run_load(
     (count, handles)
 }
 
-fn stop_load(stop: &AtomicBool, handles: Vec<std::thread::JoinHandle<Events>>) -> Vec<(Instant, u8)> {
+fn stop_load(
+    stop: &AtomicBool,
+    handles: Vec<std::thread::JoinHandle<Events>>,
+) -> Vec<(Instant, u8)> {
     stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<(Instant, u8)> = handles.into_iter().flat_map(|h| h.join().unwrap().ev).collect();
+    let mut all: Vec<(Instant, u8)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap().ev)
+        .collect();
     all.sort_by_key(|e| e.0);
     all
 }
@@ -208,10 +229,19 @@ fn outage(ev: &[(Instant, u8)]) -> (usize, usize, f64) {
     let last = ev.iter().rposition(|e| e.1 != 0);
     let span = match (first, last) {
         (Some(f), Some(l)) => {
-            let end = ev[l..].iter().find(|e| e.1 == 0).map(|e| e.0).unwrap_or(ev[l].0);
+            let end = ev[l..]
+                .iter()
+                .find(|e| e.1 == 0)
+                .map(|e| e.0)
+                .unwrap_or(ev[l].0);
             // Start at the last success before the first failure (the outage
             // began somewhere after it) for a conservative figure.
-            let start = ev[..f].iter().rev().find(|e| e.1 == 0).map(|e| e.0).unwrap_or(ev[f].0);
+            let start = ev[..f]
+                .iter()
+                .rev()
+                .find(|e| e.1 == 0)
+                .map(|e| e.0)
+                .unwrap_or(ev[f].0);
             end.duration_since(start).as_secs_f64()
         }
         _ => 0.0,
@@ -223,9 +253,13 @@ fn outage(ev: &[(Instant, u8)]) -> (usize, usize, f64) {
 // 1. Gate overhead
 
 fn gate(o: &Opts) {
-    println!("\n## 1. gate overhead: announce throughput, coordinator idle vs maintenance disabled");
+    println!(
+        "\n## 1. gate overhead: announce throughput, coordinator idle vs maintenance disabled"
+    );
     println!("# three trackers: `idle` (coordinator embedded, idle), `off` and `off2` (no [maintenance]);");
-    println!("# off2/off is an A/A control: the noise floor of this machine for the same comparison.");
+    println!(
+        "# off2/off is an A/A control: the noise floor of this machine for the same comparison."
+    );
     let mk = |name: &str, maintenance: bool| {
         let d = subdir(o, name);
         let mut c = TrackerConfig::sqlite(&d, "reject");
@@ -233,7 +267,11 @@ fn gate(o: &Opts) {
         c.maintenance = maintenance;
         Tracker::start(&d, &c)
     };
-    let trackers = [mk("gate-idle", true), mk("gate-off", false), mk("gate-off2", false)];
+    let trackers = [
+        mk("gate-idle", true),
+        mk("gate-off", false),
+        mk("gate-off2", false),
+    ];
     assert_eq!(trackers[0].status().state, State::Idle);
     let measure = |t: &Tracker| -> f64 {
         let stop = Arc::new(AtomicBool::new(false));
@@ -272,12 +310,29 @@ fn gate(o: &Opts) {
     for r in 0..o.rounds {
         let sa = Arc::new(AtomicBool::new(false));
         let sb = Arc::new(AtomicBool::new(false));
-        let (ca, ha) = run_load(trackers[0].http, o.conns / 2, sa.clone(), false, false, Duration::ZERO);
-        let (cb, hb) = run_load(trackers[1].http, o.conns / 2, sb.clone(), false, false, Duration::ZERO);
+        let (ca, ha) = run_load(
+            trackers[0].http,
+            o.conns / 2,
+            sa.clone(),
+            false,
+            false,
+            Duration::ZERO,
+        );
+        let (cb, hb) = run_load(
+            trackers[1].http,
+            o.conns / 2,
+            sb.clone(),
+            false,
+            false,
+            Duration::ZERO,
+        );
         std::thread::sleep(Duration::from_millis(300));
         let (a0, b0) = (ca.load(Ordering::Relaxed), cb.load(Ordering::Relaxed));
         std::thread::sleep(Duration::from_secs_f64(o.round_secs));
-        let (a, b) = (ca.load(Ordering::Relaxed) - a0, cb.load(Ordering::Relaxed) - b0);
+        let (a, b) = (
+            ca.load(Ordering::Relaxed) - a0,
+            cb.load(Ordering::Relaxed) - b0,
+        );
         stop_load(&sa, ha);
         stop_load(&sb, hb);
         let secs = o.round_secs;
@@ -309,7 +364,9 @@ fn gate(o: &Opts) {
 fn make_big_db(db: &Path, size_mib: u64) {
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let t = Instant::now();
-    let torrents: Vec<([u8; 20], i64)> = (0..64).map(|i| (info_hash(0xB0, i), 1000 + i as i64)).collect();
+    let torrents: Vec<([u8; 20], i64)> = (0..64)
+        .map(|i| (info_hash(0xB0, i), 1000 + i as i64))
+        .collect();
     make_tracker_sqlite(db, &torrents, size_mib << 20);
     // Write the fresh database out so its writeback does not slow the first run.
     let _ = Command::new("sync").status();
@@ -375,7 +432,8 @@ fn window_run(o: &Opts, db: &Path, policy: &'static str, completed_load: bool) -
     }
     std::thread::sleep(Duration::from_millis(300));
     let ev = stop_load(&stop, h);
-    let outcome = outcome.unwrap_or_else(|| panic!("no window completed in 3 attempts\n{}", sidecar.log_text()));
+    let outcome = outcome
+        .unwrap_or_else(|| panic!("no window completed in 3 attempts\n{}", sidecar.log_text()));
     let hwm_kib = vm_hwm_kib(sidecar.pid()).unwrap_or(0);
     let report = outcome.report.clone().unwrap();
     let (refused, errors, outage_secs) = outage(&ev);
@@ -386,9 +444,17 @@ fn window_run(o: &Opts, db: &Path, policy: &'static str, completed_load: bool) -
         refused,
         errors,
         outage_secs,
-        snapshot_secs: report.durations_secs.get("snapshot").copied().unwrap_or(f64::NAN),
+        snapshot_secs: report
+            .durations_secs
+            .get("snapshot")
+            .copied()
+            .unwrap_or(f64::NAN),
         quiesced_secs: outcome.quiesced_secs,
-        total_secs: report.durations_secs.get("total").copied().unwrap_or(f64::NAN),
+        total_secs: report
+            .durations_secs
+            .get("total")
+            .copied()
+            .unwrap_or(f64::NAN),
         hwm_kib,
     }
 }
@@ -493,7 +559,9 @@ fn timed_cmd(mut cmd: Command, cap: Duration) -> Option<f64> {
 
 fn snapshot(o: &Opts, db: &Path) {
     let size = db_size(db);
-    println!("\n## 3. SQLite snapshot throughput on {size:.0} MiB (sidecar figures are in section 2)");
+    println!(
+        "\n## 3. SQLite snapshot throughput on {size:.0} MiB (sidecar figures are in section 2)"
+    );
     let d = subdir(o, "snap");
     let out = d.join("copy.db");
     let cap = Duration::from_secs(o.backup_cap_secs);
@@ -517,18 +585,35 @@ fn snapshot(o: &Opts, db: &Path) {
     let cp_sync = {
         let _ = std::fs::remove_file(&out);
         let mut c = Command::new("sh");
-        c.arg("-c").arg(format!("cp '{}' '{}' && sync '{}'", db.display(), out.display(), out.display()));
+        c.arg("-c").arg(format!(
+            "cp '{}' '{}' && sync '{}'",
+            db.display(),
+            out.display(),
+            out.display()
+        ));
         timed_cmd(c, cap)
     };
     let bk_idle = backup(());
-    println!("idle: cp {}; cp + fsync of the copy {}; sqlite3 .backup {}", fmt(cp_idle), fmt(cp_sync), fmt(bk_idle));
+    println!(
+        "idle: cp {}; cp + fsync of the copy {}; sqlite3 .backup {}",
+        fmt(cp_idle),
+        fmt(cp_sync),
+        fmt(bk_idle)
+    );
 
     // Under writes: the real tracker counting completed announces, flushing every 100 ms.
     let td = subdir(o, "snap-tracker");
     let cfg = TrackerConfig::with_db(&td, Db::Sqlite(db.to_owned()), "reject");
     let t = Tracker::start(&td, &cfg);
     let stop = Arc::new(AtomicBool::new(false));
-    let (count, h) = run_load(t.http, 4, stop.clone(), true, false, Duration::from_millis(1));
+    let (count, h) = run_load(
+        t.http,
+        4,
+        stop.clone(),
+        true,
+        false,
+        Duration::from_millis(1),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let c0 = count.load(Ordering::Relaxed);
     let cp_busy = cp(());
@@ -571,7 +656,9 @@ fn log_time(line: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         }
     }
     let tok = clean.split_whitespace().next()?;
-    chrono::DateTime::parse_from_rfc3339(tok).ok().map(|t| t.with_timezone(&chrono::Utc))
+    chrono::DateTime::parse_from_rfc3339(tok)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 fn claim_latency(o: &Opts) {
@@ -588,7 +675,12 @@ fn claim_latency(o: &Opts) {
     for _ in 0..o.windows {
         let id = t.api().open_window(60);
         let out = t.wait_outcome(&id, Duration::from_secs(60));
-        assert_eq!(out.outcome, Outcome::Completed, "{out:?}\n{}", sidecar.log_text());
+        assert_eq!(
+            out.outcome,
+            Outcome::Completed,
+            "{out:?}\n{}",
+            sidecar.log_text()
+        );
         ids.lock().unwrap().push(id);
         // Let the sidecar finish its post-backup work (retention, webhook)
         // and go back to waiting, as it would between daily windows.
@@ -597,8 +689,16 @@ fn claim_latency(o: &Opts) {
     let log = t.proc.log_text();
     let mut lat = Vec::new();
     for id in ids.lock().unwrap().iter() {
-        let ready = log.lines().find(|l| l.contains("database flushed, checkpointed and closed") && l.contains(id.as_str())).and_then(log_time);
-        let claimed = log.lines().find(|l| l.contains("window claimed") && l.contains(id.as_str())).and_then(log_time);
+        let ready = log
+            .lines()
+            .find(|l| {
+                l.contains("database flushed, checkpointed and closed") && l.contains(id.as_str())
+            })
+            .and_then(log_time);
+        let claimed = log
+            .lines()
+            .find(|l| l.contains("window claimed") && l.contains(id.as_str()))
+            .and_then(log_time);
         if let (Some(r), Some(c)) = (ready, claimed) {
             let ms = (c - r).num_microseconds().unwrap() as f64 / 1000.0;
             if ms > 100.0 {
@@ -609,12 +709,27 @@ fn claim_latency(o: &Opts) {
     }
     assert!(!lat.is_empty(), "no ready/claimed pairs in the tracker log");
     let n = lat.len();
-    let buckets = [(0.0, 10.0), (10.0, 50.0), (50.0, 100.0), (100.0, 250.0), (250.0, f64::INFINITY)];
+    let buckets = [
+        (0.0, 10.0),
+        (10.0, 50.0),
+        (50.0, 100.0),
+        (100.0, 250.0),
+        (250.0, f64::INFINITY),
+    ];
     let hist: Vec<String> = buckets
         .iter()
-        .map(|(lo, hi)| format!("[{lo}, {hi}) ms: {}", lat.iter().filter(|&&x| x >= *lo && x < *hi).count()))
+        .map(|(lo, hi)| {
+            format!(
+                "[{lo}, {hi}) ms: {}",
+                lat.iter().filter(|&&x| x >= *lo && x < *hi).count()
+            )
+        })
         .collect();
     println!("distribution: {}", hist.join(", "));
-    let (p50, p99, max) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99), percentile(&mut lat, 1.0));
+    let (p50, p99, max) = (
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        percentile(&mut lat, 1.0),
+    );
     println!("RESULT claim-latency: n {n}, p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
 }
