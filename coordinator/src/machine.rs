@@ -272,12 +272,7 @@ impl Machine {
         }
         self.windows_opened += 1;
         let short_instance: String = self.instance_id.chars().take(12).collect();
-        let window_id = WindowId::new(format!(
-            "{}-{}-{}",
-            span.start.format("%Y%m%dT%H%M%SZ"),
-            short_instance,
-            self.windows_opened
-        ));
+        let window_id = WindowId::new(format!("{short_instance}-{}", self.windows_opened));
         let info = WindowInfo {
             window_id,
             span,

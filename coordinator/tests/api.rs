@@ -350,7 +350,7 @@ async fn coordinator_without_token_refuses_changes() {
 async fn stale_foreign_and_racing_calls_get_409() {
     let h = start("", RecordingHooks::default()).await;
     let id = h.open_until_ready(30).await;
-    let foreign = WindowId::new("20261126T030000Z-000000000000-1");
+    let foreign = WindowId::new("000000000000-1");
     for path in ["claim", "heartbeat", "release"] {
         let (code, body) = h
             .post(path, json!({"window_id": foreign, "sidecar_id": "s"}))

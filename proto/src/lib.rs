@@ -86,8 +86,8 @@ impl fmt::Display for State {
 ///
 /// ```
 /// use maintenance_proto::WindowId;
-/// let id = WindowId::new("20261126T030000Z-1a2b3c4d-1");
-/// assert_eq!(id.as_str(), "20261126T030000Z-1a2b3c4d-1");
+/// let id = WindowId::new("6f0c2d9e1a7b-1");
+/// assert_eq!(id.as_str(), "6f0c2d9e1a7b-1");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
