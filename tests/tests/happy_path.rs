@@ -266,7 +266,6 @@ fn mariadb_restore_drill_fresh_tracker_scrapes_snapshot_counts() {
 /// for them (only for database writes); the window must still reach
 /// `ready`, be claimed and complete while clients keep announcing.
 #[test]
-#[ignore = "product bug: coordinator/src/gate.rs AnnounceGate::drained() waits for in-flight announces under defer-writes, whose turnstile is never closed, so Turnstile::leave never notifies; a window opened while an announce is in flight expires with `drain timeout` (see the e2e report)"]
 fn defer_writes_window_completes_while_announces_keep_flowing() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
