@@ -93,7 +93,7 @@ fn due_or_next(
     }
 }
 
-async fn run_window(shared: &Shared, info: WindowInfo) {
+async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
     let config = &shared.config;
     let gate = &shared.gate;
     let window_id = info.window_id.clone();
@@ -157,14 +157,14 @@ async fn run_window(shared: &Shared, info: WindowInfo) {
     // ready and claimed: publish readiness, then wait for the sidecar (or the
     // deadline, a lost lease, an abort).
     if shared.update(|m| m.advance(State::Ready)) == Next::Continue {
-        shared.publish_readiness(Utc::now());
+        publish_readiness(shared).await;
         info!(%window_id, deadline = %info.span.end, "quiesced: ready for backup");
         phase(shared, std::future::pending::<()>(), Duration::MAX).await;
         phase_done(State::Ready);
     }
 
     // resuming: the tracker serves again, announces first.
-    shared.publish_readiness(Utc::now());
+    publish_readiness(shared).await;
     gate.open_announces();
     match tokio::time::timeout(config.resume_timeout, shared.hooks.resume(&info)).await {
         Ok(Ok(())) => {}
@@ -178,7 +178,7 @@ async fn run_window(shared: &Shared, info: WindowInfo) {
     gate.open_writes();
     phase_done(State::Resuming);
     let outcome = shared.update(|m| m.resumed(Utc::now()));
-    shared.publish_readiness(Utc::now());
+    publish_readiness(shared).await;
 
     let refused = gate.refused_total() - refused_before;
     let deferred = gate.deferred_total() - deferred_before;
@@ -193,6 +193,17 @@ async fn run_window(shared: &Shared, info: WindowInfo) {
             %window_id, refused, deferred,
             "tracker resumed after release; waiting for the sidecar's completion"
         ),
+    }
+}
+
+/// Rewrites the readiness file on the blocking pool: its fsyncs can take a
+/// second under write load, and must never stall the tracker's runtime
+/// threads (they serve announces and the claim that follows).
+async fn publish_readiness(shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    let written = tokio::task::spawn_blocking(move || shared.publish_readiness(Utc::now())).await;
+    if let Err(e) = written {
+        error!(error = %e, "readiness file writer panicked");
     }
 }
 

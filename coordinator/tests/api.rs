@@ -184,6 +184,21 @@ impl Harness {
         status.last_outcomes[0].clone()
     }
 
+    async fn wait_ready_doc(&self, pred: impl Fn(&ReadinessDocument) -> bool) -> ReadinessDocument {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let doc = self.ready_doc();
+            if pred(&doc) {
+                return doc;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ready file never matched: {doc:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn ready_doc(&self) -> ReadinessDocument {
         ReadinessFile::new(&self.ready_file).read().unwrap()
     }
@@ -207,8 +222,8 @@ async fn ad_hoc_window_end_to_end_with_release() {
     assert!(status.current_window.is_some());
     assert_eq!(h.hooks.quiesce_calls.load(Ordering::SeqCst), 1);
 
-    let doc = h.ready_doc();
-    assert!(doc.ready);
+    // The status turns ready first; the file follows from the blocking pool.
+    let doc = h.wait_ready_doc(|d| d.ready).await;
     assert_eq!(doc.state, State::Ready);
     assert_eq!(doc.window_id.as_ref(), Some(&id));
     assert_eq!(doc.instance_id, status.instance_id);
