@@ -76,17 +76,16 @@ impl SqliteEngine {
 
     fn copy_file(&self, ctx: &EngineContext, raw: &Path) -> anyhow::Result<()> {
         let guard = self.read_guard();
-        let mut src =
+        let src =
             File::open(&self.path).with_context(|| format!("open {}", self.path.display()))?;
         let total = src.metadata()?.len();
         // The copy is only the input of compression: it needs no fsync (the
         // published artifact is synced before the rename), and syncing here
-        // would count as tracker downtime. Chunks are already 1 MiB, so no
-        // extra buffering either.
-        let mut out = File::options().write(true).create_new(true).open(raw)?;
-        progress::copy(
-            &mut src,
-            &mut out,
+        // would count as tracker downtime. The kernel copies the bytes.
+        let out = File::options().write(true).create_new(true).open(raw)?;
+        progress::copy_file(
+            &src,
+            &out,
             &ctx.copy_options("sqlite snapshot", Some(total)),
         )
         .with_context(|| format!("copy {} into staging", self.path.display()))?;
