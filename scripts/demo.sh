@@ -131,4 +131,7 @@ want="$hash_a=5 $hash_b=3"
 log "restored counts match: $got"
 log "announce after the window: tracker serves normally again"
 announce $hash_a 9 started
+log "status at a glance"
+MAINTENANCE_URL="http://127.0.0.1:$maintenance_port" BACKUP_DIR="$work/backups" \
+    "$bin/maintenance-sidecar" status
 log "done: verified backup in $(readlink -f "$work/backups/latest")"

@@ -401,8 +401,14 @@ struct WindowRun {
     hwm_kib: u64,
 }
 
-fn window_run(o: &Opts, db: &Path, policy: &'static str, completed_load: bool) -> WindowRun {
-    let d = subdir(o, &format!("window-{policy}"));
+fn window_run(
+    o: &Opts,
+    db: &Path,
+    policy: &'static str,
+    completed_load: bool,
+    run: usize,
+) -> WindowRun {
+    let d = subdir(o, &format!("window-{policy}-{run}"));
     let mut cfg = TrackerConfig::with_db(&d, Db::Sqlite(db.to_owned()), policy);
     cfg.lease_ttl = "10s";
     let t = Tracker::start(&d, &cfg);
@@ -412,9 +418,8 @@ fn window_run(o: &Opts, db: &Path, policy: &'static str, completed_load: bool) -
     let stop = Arc::new(AtomicBool::new(false));
     let (_, h) = run_load(t.http, 8, stop.clone(), completed_load, true, PACE);
     std::thread::sleep(Duration::from_millis(500));
-    // A window can expire in `draining` under defer-writes (product bug:
-    // the drain waits for in-flight announces and is never woken; see
-    // BENCHMARKS.md); retry so the figures are still measured, and say so.
+    // A window that ends without a backup is retried, so the figures are
+    // still measured, and the retry is said.
     let mut outcome = None;
     for attempt in 1..=3 {
         let id = t.api().open_window(600);
@@ -459,13 +464,10 @@ fn window_run(o: &Opts, db: &Path, policy: &'static str, completed_load: bool) -
     }
 }
 
-fn downtime(o: &Opts, db: &Path) {
-    let size = db_size(db);
-    println!("\n## 2. downtime on a {size:.0} MiB SQLite database (8 keep-alive announce connections, each pausing 2 ms between requests, running throughout)");
-    let r = window_run(o, db, "reject", false);
+fn print_reject(label: &str, r: &WindowRun, size: f64) {
     let beyond = r.outage_secs - r.snapshot_secs;
     println!(
-        "reject: refused {} announces over {:.3} s; sidecar snapshot {:.3} s ({:.0} MiB/s); refusal beyond snapshot {:.0} ms (goal < 100 ms: {}); coordinator quiesced_secs {:.3}; whole backup {:.1} s; connection errors {}",
+        "{label}: refused {} announces over {:.3} s; sidecar snapshot {:.3} s ({:.0} MiB/s); refusal beyond snapshot {:.0} ms (goal < 100 ms: {}); coordinator quiesced_secs {:.3}; whole backup {:.1} s; connection errors {}",
         r.refused,
         r.outage_secs,
         r.snapshot_secs,
@@ -476,12 +478,21 @@ fn downtime(o: &Opts, db: &Path) {
         r.total_secs,
         r.errors
     );
-    println!(
-        "RESULT rss: sidecar peak RSS (VmHWM) during the {size:.0} MiB backup: {:.1} MiB (goal <= 64 MiB: {})",
-        r.hwm_kib as f64 / 1024.0,
-        if r.hwm_kib <= 64 * 1024 { "met" } else { "NOT met" }
+}
+
+fn downtime(o: &Opts, db: &Path) {
+    let size = db_size(db);
+    println!("\n## 2. downtime on a {size:.0} MiB SQLite database (8 keep-alive announce connections, each pausing 2 ms between requests, running throughout)");
+    // `reject` runs before and after `defer-writes`, so an order effect
+    // (the freshly generated database still being written back) shows as a
+    // difference between its two runs instead of between the policies.
+    let first = window_run(o, db, "reject", false, 1);
+    print_reject(
+        "reject (run 1, first window after generation)",
+        &first,
+        size,
     );
-    let dw = window_run(o, db, "defer-writes", true);
+    let dw = window_run(o, db, "defer-writes", true, 1);
     println!(
         "defer-writes: refused {} announces, connection errors {} (goal 0: {}); writes paused {:.3} s; sidecar snapshot {:.3} s ({:.0} MiB/s); peak RSS {:.1} MiB",
         dw.refused,
@@ -491,6 +502,14 @@ fn downtime(o: &Opts, db: &Path) {
         dw.snapshot_secs,
         size / dw.snapshot_secs,
         dw.hwm_kib as f64 / 1024.0
+    );
+
+    let r = window_run(o, db, "reject", false, 2);
+    print_reject("reject (run 2, after defer-writes)", &r, size);
+    println!(
+        "RESULT rss: sidecar peak RSS (VmHWM) during the {size:.0} MiB backup: {:.1} MiB (goal <= 64 MiB: {})",
+        first.hwm_kib.max(r.hwm_kib) as f64 / 1024.0,
+        if first.hwm_kib.max(r.hwm_kib) <= 64 * 1024 { "met" } else { "NOT met" }
     );
 
     // Host-cron: SIGTERM, cp, start, until /health_check answers.
@@ -522,17 +541,20 @@ fn downtime(o: &Opts, db: &Path) {
         (total - cp_secs) * 1000.0
     );
     println!(
-        "RESULT downtime: reject refusal {:.3} s (snapshot {:.3} s, beyond {:.0} ms); defer-writes refused {}; host-cron outage {span:.3} s; ratio host-cron / reject outage {:.1}x",
+        "RESULT downtime: reject refusal {:.3} s (snapshot {:.3} s, beyond {:.0} ms; run 1: {:.3} s, beyond {:.0} ms); defer-writes refused {}; host-cron outage {span:.3} s; ratio host-cron / reject outage {:.1}x",
         r.outage_secs,
         r.snapshot_secs,
-        beyond * 1000.0,
+        (r.outage_secs - r.snapshot_secs) * 1000.0,
+        first.outage_secs,
+        (first.outage_secs - first.snapshot_secs) * 1000.0,
         dw.refused + dw.errors,
         span / r.outage_secs
     );
     println!(
-        "RESULT snapshot-sidecar: quiesced (reject, idle db) {:.3} s = {:.0} MiB/s; defer-writes window under completed-announce load {:.3} s = {:.0} MiB/s",
+        "RESULT snapshot-sidecar: quiesced (reject run 2, idle db) {:.3} s = {:.0} MiB/s (run 1: {:.3} s); defer-writes window under completed-announce load {:.3} s = {:.0} MiB/s",
         r.snapshot_secs,
         size / r.snapshot_secs,
+        first.snapshot_secs,
         dw.snapshot_secs,
         size / dw.snapshot_secs
     );
