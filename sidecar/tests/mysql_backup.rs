@@ -38,7 +38,7 @@ fn config(dir: &Path, m: &Maria, db: &str, extra: &str) -> PathBuf {
         format!(
             "backup_dir = \"{}\"\n{}{extra}\n",
             dir.join("backups").display(),
-            m.toml(db)
+            maria_toml(m, db)
         ),
     )
     .unwrap();

@@ -115,76 +115,16 @@ pub fn assert_nothing_published(dir: &Path) {
     );
 }
 
-/// Connection settings of the throwaway MariaDB.
-#[derive(Debug, Clone)]
-pub struct Maria {
-    pub host: String,
-    pub port: String,
-    pub user: String,
-    pub password: String,
-}
+/// The throwaway MariaDB (`TEST_MARIADB_URL`), from the end-to-end harness.
+#[allow(unused_imports)] // not every test binary talks to MariaDB
+pub use maintenance_e2e::{maria, Maria};
 
-/// The test MariaDB from the environment; `None` (after a skip message)
-/// when unset outside CI; panics when unset in CI.
-pub fn maria() -> Option<Maria> {
-    let url = match std::env::var("TEST_MARIADB_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!("TEST_MARIADB_URL is not set in CI: start scripts/test-mariadb.sh");
-            }
-            eprintln!("skipped: TEST_MARIADB_URL is not set (see scripts/test-mariadb.sh)");
-            return None;
-        }
-    };
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    // mysql://user:password@host:port
-    let rest = url.trim_start_matches("mysql://");
-    let (cred, addr) = rest
-        .split_once('@')
-        .expect("TEST_MARIADB_URL user:pass@host:port");
-    let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
-    let addr = addr.split('/').next().unwrap();
-    let (host, port) = addr.split_once(':').unwrap_or((addr, "3306"));
-    Some(Maria {
-        host: get("TEST_MARIADB_HOST").unwrap_or_else(|| host.to_owned()),
-        port: get("TEST_MARIADB_PORT").unwrap_or_else(|| port.to_owned()),
-        user: get("TEST_MARIADB_USER").unwrap_or_else(|| user.to_owned()),
-        password: get("TEST_MARIADB_PASSWORD").unwrap_or_else(|| password.to_owned()),
-    })
-}
-
-impl Maria {
-    /// Runs SQL with the `mariadb` client (password in env); returns stdout.
-    pub fn sql(&self, sql: &str) -> String {
-        let out = Command::new("mariadb")
-            .args([
-                &format!("--host={}", self.host),
-                &format!("--port={}", self.port),
-                &format!("--user={}", self.user),
-                "-N",
-                "-B",
-                "-e",
-                sql,
-            ])
-            .env("MYSQL_PWD", &self.password)
-            .output()
-            .expect("run mariadb client");
-        assert!(
-            out.status.success(),
-            "sql failed: {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A `[mysql]` TOML section for database `db` (password via env in tests).
-    pub fn toml(&self, db: &str) -> String {
-        format!(
-            "[mysql]\nenabled = true\nhost = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{db}\"\n",
-            self.host, self.port, self.user
-        )
-    }
+/// A `[mysql]` TOML section for database `db` of `m` (password via env in tests).
+pub fn maria_toml(m: &Maria, db: &str) -> String {
+    format!(
+        "[mysql]\nenabled = true\nhost = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{db}\"\n",
+        m.host, m.port, m.user
+    )
 }
 
 /// A unique database name for one test.
