@@ -16,6 +16,8 @@
 //! assert_eq!(status.state, State::Ready);
 //! ```
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 
