@@ -35,10 +35,14 @@ fn window_flow(dir: &Path, tracker: Tracker, extra_env: Vec<(String, String)>) -
     let id = api.open_window(30);
     let st = tracker.wait_state(State::Ready, Duration::from_secs(10));
     assert_eq!(st.window_id.as_ref().map(|w| w.as_str()), Some(id.as_str()));
-    let ready: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&tracker.config.ready_file).unwrap())
-            .unwrap();
-    assert_eq!(ready["ready"], true, "ready file: {ready}");
+    // The status turns ready first; the file follows within milliseconds.
+    let read_ready = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&tracker.config.ready_file).unwrap()).unwrap()
+    };
+    wait_until(Duration::from_secs(5), "ready file says ready", || {
+        read_ready()["ready"] == true
+    });
+    let ready = read_ready();
     assert_eq!(ready["window_id"], id.as_str());
 
     // What announces get while the window waits for its sidecar.
@@ -240,6 +244,71 @@ fn mariadb_reject_window_refuses_then_publishes_one_verified_backup() {
 fn mariadb_defer_writes_window_never_refuses_and_publishes_one_verified_backup() {
     let Some(m) = maria() else { return };
     mariadb_flow(&m, "defer-writes");
+}
+
+/// With `--single-transaction` the dump's snapshot is fixed once it prints
+/// its first table, so the tracker resumes then, while the dump streams on.
+/// The dump here is the real one followed by a 4 s tail: with a release at
+/// the end of the dump the tracker would refuse announces for over 4 s.
+#[test]
+fn mariadb_reject_tracker_resumes_while_the_dump_still_streams() {
+    let Some(m) = maria() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let db = m.create_db("early");
+    let t = start_mysql_tracker(d, &m, &db.name, "reject");
+    let a = info_hash(12, 1);
+    complete_n(&t, &a, 1, 3);
+    let script = d.join("slow-tail-dump.sh");
+    write_script(
+        &script,
+        "#!/bin/sh\nmariadb-dump \"$@\" || exit $?\nsleep 4\n",
+    );
+    let backups = d.join("backups");
+    let mut env = sidecar_env(&t, &backups);
+    env.extend(m.sidecar_env(&db.name));
+    set_env(
+        &mut env,
+        "MYSQL_DUMP_COMMAND",
+        &script.display().to_string(),
+    );
+    let _sidecar = spawn_sidecar(d, "early", &env);
+
+    let id = t.api().open_window(60);
+    wait_until(
+        Duration::from_secs(10),
+        "announces served again while the dump streams",
+        || {
+            t.status().state == State::Idle
+                && t.announce(&a, 60, "").get("failure reason").is_none()
+        },
+    );
+    assert!(
+        published(&backups).is_empty(),
+        "the tracker resumed only after the backup was published"
+    );
+    let o = t.wait_outcome(&id, Duration::from_secs(30));
+    assert_eq!(o.outcome, Outcome::Completed, "{o:?}");
+    assert!(
+        o.quiesced_secs < 3.5,
+        "the tracker waited for the whole dump: quiesced {} s",
+        o.quiesced_secs
+    );
+    assert_eq!(published(&backups).len(), 1);
+    let out = sidecar_output(&env, &["verify", "latest"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = m.create_db("early_restored");
+    let out = sidecar_output(&env, &["restore", "latest", "--database", &restored.name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(m.counts(&restored.name).get(&hex(&a)), Some(&3));
 }
 
 /// Restores the dump into a new MariaDB database and starts a fresh tracker on it.

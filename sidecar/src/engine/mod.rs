@@ -60,6 +60,27 @@ pub struct Staged {
     pub artifacts: Vec<WrittenFile>,
     /// Listed paths that did not exist (files engine).
     pub missing: Vec<String>,
+    /// Work still streaming after the consistent point was reached (a
+    /// MySQL dump inside its snapshot transaction); joined by `finish`.
+    pub streaming: Option<Streaming>,
+}
+
+/// A background stream that produces one artifact.
+pub struct Streaming(pub std::thread::JoinHandle<anyhow::Result<WrittenFile>>);
+
+impl std::fmt::Debug for Streaming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Streaming")
+    }
+}
+
+impl Streaming {
+    /// Waits for the stream to end and returns its artifact.
+    pub fn join(self) -> anyhow::Result<WrittenFile> {
+        self.0
+            .join()
+            .map_err(|_| anyhow::anyhow!("streaming thread panicked"))?
+    }
 }
 
 /// Result of a finished engine.

@@ -1,6 +1,14 @@
 //! MySQL/MariaDB engine: `mariadb-dump` (or `mysqldump`) streamed through
 //! compression straight into staging.
 //!
+//! With `--single-transaction` the dump reads every table inside one
+//! consistent snapshot transaction, opened before the first table is
+//! written. So the snapshot phase ends (and the tracker may resume) as soon
+//! as the dump prints its first `-- Table structure for table` line; the
+//! rest streams on in the background while the tracker serves, and
+//! `finish` waits for it. (This holds for transactional tables, InnoDB,
+//! which is what trackers use.)
+//!
 //! The password reaches the child only through its `MYSQL_PWD` environment
 //! variable, never argv (argv is world-readable in `/proc`). Success needs a
 //! zero exit status *and* a stderr without error lines *and* the dump's own
@@ -18,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::{Engine, EngineContext, EngineOutput, Staged};
+use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
 use crate::compress::{open_decoded, ArtifactWriter};
 use crate::config::MysqlConfig;
 use crate::progress;
@@ -148,46 +156,38 @@ impl Engine for MysqlEngine {
         let db = self.database()?.to_owned();
         let name = format!("mysql-{db}.sql.{}", ctx.compression.extension());
         let path = ctx.staged(&name);
-        let mut writer = ArtifactWriter::create(&path, ctx.compression, ctx.level)?;
-        let mut child = self.spawn()?;
-        let mut stdout = child.stdout.take().context("dump stdout")?;
-        let stderr = drain_stderr(child.stderr.take().context("dump stderr")?);
-        let done = Arc::new(AtomicBool::new(false));
-        kill_on_cancel(child.id(), ctx.cancel.clone(), done.clone());
-        let copied = progress::copy(
-            &mut stdout,
-            &mut writer,
-            &ctx.copy_options("mysql dump", None),
-        );
-        if copied.is_err() {
-            // SAFETY: plain syscall; a negative pid addresses the group.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let writer = ArtifactWriter::create(&path, ctx.compression, ctx.level)?;
+        let child = self.spawn()?;
+        let (consistent_tx, consistent_rx) = std::sync::mpsc::channel();
+        let copy_options = ctx.copy_options("mysql dump", None);
+        let cancel = ctx.cancel.clone();
+        let stream = std::thread::spawn(move || {
+            stream_dump(child, writer, &db, &copy_options, cancel, consistent_tx)
+        });
+        // Either the dump reached its snapshot transaction, or it ended
+        // without printing a table (then the join reports how it ended).
+        if consistent_rx.recv().is_err() {
+            let artifact = Streaming(stream).join()?;
+            return Ok(Staged {
+                artifacts: vec![artifact],
+                ..Staged::default()
+            });
         }
-        drop(stdout);
-        let status = child.wait().context("wait for dump")?;
-        done.store(true, Ordering::SeqCst);
-        let errors = stderr.join().unwrap_or_default();
-        copied.context("stream mysql dump into staging")?;
-        if !status.success() {
-            bail!(
-                "mysql dump of {db} failed ({status}): {}",
-                errors.join(" | ")
-            );
-        }
-        if stderr_has_error(&errors) {
-            bail!("mysql dump of {db} reported errors: {}", errors.join(" | "));
-        }
-        let written = writer.finish().context("finish mysql artifact")?;
+        tracing::info!("mysql dump is inside its snapshot transaction: the tracker may resume");
         Ok(Staged {
-            artifacts: vec![written],
+            streaming: Some(Streaming(stream)),
             ..Staged::default()
         })
     }
 
     fn finish(&self, _ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput> {
+        let mut artifacts = staged.artifacts;
+        if let Some(stream) = staged.streaming {
+            artifacts.push(stream.join()?);
+        }
         Ok(EngineOutput {
             engine: "mysql",
-            artifacts: staged.artifacts,
+            artifacts,
             missing: Vec::new(),
         })
     }
@@ -206,6 +206,85 @@ impl Engine for MysqlEngine {
         let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         (!text.is_empty()).then_some(text)
     }
+}
+
+/// What the dump prints for each table, once its snapshot transaction is open.
+const CONSISTENT_MARKER: &[u8] = b"-- Table structure for table";
+
+/// Passes bytes through and sends once on `consistent` when the marker
+/// goes by (a marker split across two writes is still found).
+struct MarkerWatch<W> {
+    inner: W,
+    tail: Vec<u8>,
+    consistent: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl<W: std::io::Write> std::io::Write for MarkerWatch<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if self.consistent.is_some() {
+            self.tail.extend_from_slice(&buf[..n]);
+            if self
+                .tail
+                .windows(CONSISTENT_MARKER.len())
+                .any(|w| w == CONSISTENT_MARKER)
+            {
+                if let Some(tx) = self.consistent.take() {
+                    let _ = tx.send(());
+                }
+                self.tail = Vec::new();
+            } else {
+                let keep = self.tail.len().min(CONSISTENT_MARKER.len());
+                self.tail.drain(..self.tail.len() - keep);
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Streams the dump's stdout through compression into its artifact, then
+/// decides success from the exit status, stderr and the trailer check.
+fn stream_dump(
+    mut child: Child,
+    writer: ArtifactWriter,
+    db: &str,
+    copy_options: &progress::CopyOptions,
+    cancel: crate::cancel::CancelToken,
+    consistent: std::sync::mpsc::Sender<()>,
+) -> anyhow::Result<crate::compress::WrittenFile> {
+    let mut stdout = child.stdout.take().context("dump stdout")?;
+    let stderr = drain_stderr(child.stderr.take().context("dump stderr")?);
+    let done = Arc::new(AtomicBool::new(false));
+    kill_on_cancel(child.id(), cancel, done.clone());
+    let mut watched = MarkerWatch {
+        inner: writer,
+        tail: Vec::new(),
+        consistent: Some(consistent),
+    };
+    let copied = progress::copy(&mut stdout, &mut watched, copy_options);
+    if copied.is_err() {
+        // SAFETY: plain syscall; a negative pid addresses the group.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    }
+    drop(stdout);
+    let status = child.wait().context("wait for dump")?;
+    done.store(true, Ordering::SeqCst);
+    let errors = stderr.join().unwrap_or_default();
+    copied.context("stream mysql dump into staging")?;
+    if !status.success() {
+        bail!(
+            "mysql dump of {db} failed ({status}): {}",
+            errors.join(" | ")
+        );
+    }
+    if stderr_has_error(&errors) {
+        bail!("mysql dump of {db} reported errors: {}", errors.join(" | "));
+    }
+    watched.inner.finish().context("finish mysql artifact")
 }
 
 /// Decodes a dump artifact fully and checks it ends with the dump trailer.
@@ -227,4 +306,43 @@ pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
         );
     }
     Ok(format!("decoded {bytes} bytes, dump trailer present"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn watch(chunks: &[&[u8]]) -> (Vec<u8>, bool) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut w = MarkerWatch {
+            inner: Vec::new(),
+            tail: Vec::new(),
+            consistent: Some(tx),
+        };
+        for c in chunks {
+            w.write_all(c).unwrap();
+        }
+        let seen = rx.try_recv().is_ok();
+        (w.inner, seen)
+    }
+
+    #[test]
+    fn marker_is_found_even_when_split_across_writes() {
+        let (out, seen) = watch(&[
+            b"-- MariaDB dump\n--\n-- Table struc",
+            b"ture for table `torrents`\n",
+        ]);
+        assert!(seen);
+        assert_eq!(
+            out,
+            b"-- MariaDB dump\n--\n-- Table structure for table `torrents`\n"
+        );
+    }
+
+    #[test]
+    fn header_alone_is_not_consistent_yet() {
+        let (_, seen) = watch(&[b"-- MariaDB dump 10.19\n/*!40101 SET NAMES utf8mb4 */;\n"]);
+        assert!(!seen);
+    }
 }
