@@ -81,15 +81,12 @@ impl Coordinator {
                     );
                 }
             }
-            let doc = maintenance_proto::ReadinessDocument::not_ready(
-                &instance_id,
-                maintenance_proto::State::Idle,
-                Utc::now(),
-            );
-            file.write(&doc).map_err(|source| StartError::ReadyFile {
-                path: file.path().display().to_string(),
-                source,
-            })?;
+            shared
+                .write_readiness(Utc::now())
+                .map_err(|source| StartError::ReadyFile {
+                    path: file.path().display().to_string(),
+                    source,
+                })?;
         }
         info!(
             instance_id = %instance_id,

@@ -159,9 +159,7 @@ impl Machine {
     }
 
     fn set_state(&mut self, state: State) {
-        if self.state != state {
-            self.state = state;
-        }
+        self.state = state;
         self.version += 1;
     }
 

@@ -38,14 +38,6 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.5, 16))
 }
 
-const STATES: [State; 6] = [
-    State::Idle,
-    State::Draining,
-    State::Quiescing,
-    State::Ready,
-    State::Claimed,
-    State::Resuming,
-];
 
 /// Handles to every metric; cheap to clone.
 #[derive(Clone)]
@@ -110,7 +102,7 @@ impl Metrics {
             "Database writes deferred during windows",
             deferred,
         );
-        for s in STATES {
+        for s in State::ALL {
             let _ = state.get_or_create(&StateLabel { state: s.as_str() });
         }
         for o in [
@@ -158,7 +150,7 @@ impl Metrics {
 
     /// Renders the exposition, with the state gauge set to `current`.
     pub(crate) fn render(&self, current: State) -> String {
-        for s in STATES {
+        for s in State::ALL {
             self.state
                 .get_or_create(&StateLabel { state: s.as_str() })
                 .set(i64::from(s == current));

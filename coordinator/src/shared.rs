@@ -110,9 +110,12 @@ impl Shared {
         })
     }
 
-    /// Rewrites the readiness file from the machine's current state.
-    pub(crate) fn publish_readiness(&self, now: DateTime<Utc>) {
-        let Some(file) = &self.readiness else { return };
+    /// Rewrites the readiness file from the machine's current state. Does
+    /// nothing when no file is configured.
+    pub(crate) fn write_readiness(&self, now: DateTime<Utc>) -> std::io::Result<()> {
+        let Some(file) = &self.readiness else {
+            return Ok(());
+        };
         let doc = self.read(|m| {
             let mut doc = ReadinessDocument::not_ready(m.instance_id(), m.state(), now);
             if m.state() == State::Ready {
@@ -124,9 +127,15 @@ impl Shared {
             }
             doc
         });
-        if let Err(e) = file.write(&doc) {
+        file.write(&doc)
+    }
+
+    /// [`write_readiness`](Self::write_readiness), logging a failure: once
+    /// running, the HTTP status still works without the file.
+    pub(crate) fn publish_readiness(&self, now: DateTime<Utc>) {
+        if let Err(e) = self.write_readiness(now) {
             tracing::error!(
-                path = %file.path().display(),
+                path = %self.readiness.as_ref().map(|f| f.path().display().to_string()).unwrap_or_default(),
                 error = %e,
                 "cannot write the readiness file; sidecars watching it will not wake (the HTTP status still works): check the folder exists and is writable"
             );

@@ -56,6 +56,16 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in the order of a window.
+    pub const ALL: [State; 6] = [
+        State::Idle,
+        State::Draining,
+        State::Quiescing,
+        State::Ready,
+        State::Claimed,
+        State::Resuming,
+    ];
+
     /// True when the database files are consistent on disk and untouched:
     /// the only states in which a sidecar may copy them.
     pub fn is_quiesced(self) -> bool {

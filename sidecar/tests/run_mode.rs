@@ -136,6 +136,43 @@ async fn wait_outcome(
     }
 }
 
+/// Starts a tracker and a sidecar whose MySQL "dump" hangs for `dump_secs`,
+/// opens a window, and returns once the window is claimed and the backup is
+/// under way (after the SQLite snapshot, a staging folder exists).
+async fn claimed_mid_backup(dir: &Path, dump_secs: u32) -> (Tracker, Child, WindowId, PathBuf) {
+    let db = dir.join("tracker.db");
+    make_sqlite(&db, 100);
+    let slow = dir.join("slow-dump.sh");
+    std::fs::write(&slow, format!("#!/bin/sh\nsleep {dump_secs}\n")).unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = start_tracker(dir, &db, listener).await;
+    let child = spawn_sidecar(
+        dir,
+        &db,
+        &tracker.url,
+        &[
+            ("BACKUP_MYSQL_ENABLED", "true"),
+            ("MYSQL_DATABASE", "tracker"),
+            ("MYSQL_DUMP_COMMAND", slow.to_str().unwrap()),
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = open_window(&tracker.url).await;
+    let backups = dir.join("backups");
+    let t = Instant::now();
+    while tracker.coordinator.status().state != State::Claimed || staging_dirs(&backups).is_empty()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "never claimed: {}",
+            sidecar_log(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (tracker, child, id, backups)
+}
+
 fn terminate(mut child: Child) -> std::process::ExitStatus {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let t = Instant::now();
@@ -212,39 +249,7 @@ async fn run_backs_up_an_ad_hoc_window_and_completes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecar_killed_mid_backup_publishes_nothing_and_the_window_expires() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tracker.db");
-    make_sqlite(&db, 100);
-    // A "dump" that hangs keeps the sidecar mid-backup after the SQLite
-    // snapshot, while the window is still claimed.
-    let slow = dir.path().join("slow-dump.sh");
-    std::fs::write(&slow, "#!/bin/sh\nsleep 5\n").unwrap();
-    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tracker = start_tracker(dir.path(), &db, listener).await;
-    let mut child = spawn_sidecar(
-        dir.path(),
-        &db,
-        &tracker.url,
-        &[
-            ("BACKUP_MYSQL_ENABLED", "true"),
-            ("MYSQL_DATABASE", "tracker"),
-            ("MYSQL_DUMP_COMMAND", slow.to_str().unwrap()),
-        ],
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let id = open_window(&tracker.url).await;
-
-    let backups = dir.path().join("backups");
-    let t = Instant::now();
-    while tracker.coordinator.status().state != State::Claimed || staging_dirs(&backups).is_empty()
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "never claimed: {}",
-            sidecar_log(dir.path())
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (tracker, mut child, id, backups) = claimed_mid_backup(dir.path(), 5).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -318,36 +323,7 @@ async fn sidecar_started_before_its_coordinator_retries_then_backs_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_lost_mid_backup_stops_cleans_staging_and_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tracker.db");
-    make_sqlite(&db, 100);
-    let slow = dir.path().join("slow-dump.sh");
-    std::fs::write(&slow, "#!/bin/sh\nsleep 30\n").unwrap();
-    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tracker = start_tracker(dir.path(), &db, listener).await;
-    let child = spawn_sidecar(
-        dir.path(),
-        &db,
-        &tracker.url,
-        &[
-            ("BACKUP_MYSQL_ENABLED", "true"),
-            ("MYSQL_DATABASE", "tracker"),
-            ("MYSQL_DUMP_COMMAND", slow.to_str().unwrap()),
-        ],
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let id = open_window(&tracker.url).await;
-    let backups = dir.path().join("backups");
-    let t = Instant::now();
-    while tracker.coordinator.status().state != State::Claimed || staging_dirs(&backups).is_empty()
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "never claimed: {}",
-            sidecar_log(dir.path())
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (tracker, child, id, backups) = claimed_mid_backup(dir.path(), 30).await;
     // An operator aborts the window: the next heartbeat gets 409.
     let op = maintenance_sidecar::client::Coordinator::new(&tracker.url, Some(Secret::new(TOKEN)))
         .unwrap();

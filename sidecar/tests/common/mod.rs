@@ -74,46 +74,9 @@ pub fn sqlite_rows(path: &Path) -> Vec<(String, i64)> {
         .unwrap()
 }
 
-/// Published backup folders (non-hidden directories) in `dir`.
-pub fn published(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = rd
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
-}
-
-/// Hidden staging folders in `dir`.
-pub fn staging_dirs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".staging-"))
-        .map(|e| e.path())
-        .collect()
-}
-
-/// Asserts that nothing was published in `dir`: no backup folder, no
-/// `latest` link, no staging left behind.
-pub fn assert_nothing_published(dir: &Path) {
-    assert!(published(dir).is_empty(), "published: {:?}", published(dir));
-    assert!(
-        std::fs::symlink_metadata(dir.join("latest")).is_err(),
-        "latest link exists"
-    );
-    assert!(
-        staging_dirs(dir).is_empty(),
-        "staging left: {:?}",
-        staging_dirs(dir)
-    );
-}
+/// What a backup folder holds after a run, from the end-to-end harness.
+#[allow(unused_imports)] // not every test binary inspects the backup folder
+pub use maintenance_e2e::{assert_nothing_published, published, staging_dirs};
 
 /// The throwaway MariaDB (`TEST_MARIADB_URL`), from the end-to-end harness.
 #[allow(unused_imports)] // not every test binary talks to MariaDB
