@@ -38,7 +38,6 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.5, 16))
 }
 
-
 /// Handles to every metric; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Metrics {

@@ -339,7 +339,6 @@ async fn mutating_calls_need_the_token() {
 
 #[tokio::test]
 async fn coordinator_without_token_refuses_changes() {
-    let dir = tempfile::tempdir().unwrap();
     let config = MaintenanceConfig::from_toml_str("window = \"03:00-03:05\"").unwrap();
     let coordinator = Coordinator::start(config, Arc::new(RecordingHooks::default()))
         .await
@@ -358,7 +357,6 @@ async fn coordinator_without_token_refuses_changes() {
     assert_eq!(resp.status(), 401);
     let body: Value = resp.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("no token"));
-    drop(dir);
 }
 
 #[tokio::test]
