@@ -2,74 +2,30 @@
 //! hooks, binds every listener and runs until shutdown, then flushes.
 //!
 //! This is the file to read for "how does a tracker embed the coordinator":
-//! besides the hooks (`hooks.rs`) and the one `admit_announce` call in
-//! `announce.rs`, everything the embedding needs happens in [`run`].
+//! besides the hooks (`hooks.rs`) and the one `admit_announce` call in the
+//! core (`tracker.rs`), everything the embedding needs happens in [`run`].
+//! The protocol adapters (`http/`, `udp/`) only decode, call the core and
+//! encode; this file is the only one that knows all of them.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use maintenance_coordinator::{AnnounceGate, Coordinator, MaintenanceConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::bencode::{dict, Value};
 use crate::config::{TrackerConfig, PASSWORD_ENV};
 use crate::hooks::TrackerHooks;
+use crate::http::{health_router, tracker_router};
 use crate::peers::PeerStore;
+use crate::tracker::Tracker;
 use crate::writebehind::WriteBehind;
 
 /// Any start-up or run-time failure, with its context in the text.
 pub type RunError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What every request handler shares.
-pub struct AppState {
-    /// Swarms and completed counts.
-    pub peers: PeerStore,
-    /// Completed counts on their way to the database.
-    pub buffer: Arc<WriteBehind>,
-    /// The coordinator's gate (or an always-open one).
-    pub gate: AnnounceGate,
-    /// `interval` sent to clients.
-    pub interval: u32,
-    /// `min interval` sent to clients.
-    pub interval_min: u32,
-}
-
-/// A 200 OK with a bencoded body.
-pub fn bencoded(v: Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        v.encode(),
-    )
-        .into_response()
-}
-
-/// A 200 OK whose bencoded body is only a `failure reason`.
-pub fn failure(reason: &str) -> Response {
-    bencoded(dict([("failure reason", Value::str(reason))]))
-}
-
-/// `GET /health_check`: `{"status":"Ok"}`, as Torrust answers. It never
-/// touches the gate, so it stays up during a window.
-pub async fn health_check() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "Ok" }))
-}
-
-/// The tracker's routes: `/announce`, `/scrape`, `/health_check`.
-pub fn tracker_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/announce", get(crate::announce::announce))
-        .route("/scrape", get(crate::scrape::scrape))
-        .route("/health_check", get(health_check))
-        .with_state(state)
-}
 
 fn announce_listening(kind: &str, addr: SocketAddr) {
     use std::io::Write;
@@ -116,7 +72,7 @@ pub async fn run(
         .map(|c| c.gate())
         .unwrap_or_else(AnnounceGate::always_open);
 
-    let state = Arc::new(AppState {
+    let state = Arc::new(Tracker {
         peers,
         buffer: buffer.clone(),
         gate: gate.clone(),
@@ -145,8 +101,7 @@ pub async fn run(
     }
     if let Some(addr) = cfg.health_check {
         let l = bind("health_check_api", addr).await?;
-        let r = Router::new().route("/health_check", get(health_check));
-        servers.push(serve(l, r, stop_rx.clone()));
+        servers.push(serve(l, health_router(), stop_rx.clone()));
     }
     if let Some(c) = &coordinator {
         if let Some(addr) = c.config().bind {

@@ -1,47 +1,32 @@
 //! `GET /announce` (BEP 3), with compact peers (BEP 23, BEP 7 for IPv6) and
 //! the maintenance refusal (BEP 31 `retry in`).
 //!
-//! This is where the announce gate sits: under policy `reject` a closed gate
-//! turns the announce into a bencoded failure whose `interval` tells clients
-//! to come back when the window is expected to end; under `defer-writes` the
-//! gate always admits and only the database writes wait.
+//! The HTTP side of an announce only: the query string is decoded into the
+//! core's [`Announce`], the core ([`Tracker::announce`]) passes the gate and
+//! updates the swarm, and the answer or the refusal is bencoded here. Under
+//! policy `reject` a closed gate turns the announce into a bencoded failure
+//! whose `interval` tells clients to come back when the window is expected
+//! to end; under `defer-writes` the gate always admits.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, RawQuery as AxumRawQuery, State};
 use axum::response::Response;
 
+use super::{bencoded, failure};
 use crate::bencode::{dict, Value};
 use crate::peers::{Event, InfoHash, Peer, PeerId};
 use crate::query::RawQuery;
-use crate::server::{bencoded, failure, AppState};
+use crate::tracker::{
+    Announce, AnnounceReply, MaintenanceRefusal, Tracker, DEFAULT_NUMWANT, MAX_NUMWANT,
+};
 
-/// Peers returned when the client does not say `numwant`.
-pub const DEFAULT_NUMWANT: usize = 50;
-/// Most peers ever returned.
-pub const MAX_NUMWANT: usize = 200;
-
-/// A parsed announce.
+/// A parsed HTTP announce: the core's fields plus the HTTP-only options.
 #[derive(Debug, Clone)]
 pub struct AnnounceRequest {
-    /// Torrent.
-    pub info_hash: InfoHash,
-    /// Announcing peer.
-    pub peer_id: PeerId,
-    /// Port the peer listens on.
-    pub port: u16,
-    /// Bytes uploaded so far.
-    pub uploaded: u64,
-    /// Bytes downloaded so far.
-    pub downloaded: u64,
-    /// Bytes left; 0 for a seeder.
-    pub left: u64,
-    /// The event.
-    pub event: Event,
-    /// Peers wanted, already capped.
-    pub numwant: usize,
+    /// What the core needs.
+    pub announce: Announce,
     /// `compact=1`.
     pub compact: bool,
     /// `no_peer_id=1`: omit `peer id` in the dictionary form.
@@ -102,14 +87,16 @@ impl AnnounceRequest {
             .map(|n| (n as usize).min(MAX_NUMWANT))
             .unwrap_or(DEFAULT_NUMWANT);
         Ok(AnnounceRequest {
-            info_hash,
-            peer_id,
-            port,
-            uploaded: number(&q, "uploaded")?.unwrap_or(0),
-            downloaded: number(&q, "downloaded")?.unwrap_or(0),
-            left: number(&q, "left")?.unwrap_or(0),
-            event,
-            numwant,
+            announce: Announce {
+                info_hash,
+                peer_id,
+                port,
+                uploaded: number(&q, "uploaded")?.unwrap_or(0),
+                downloaded: number(&q, "downloaded")?.unwrap_or(0),
+                left: number(&q, "left")?.unwrap_or(0),
+                event,
+                numwant,
+            },
             compact: q.get_str("compact") == Some("1"),
             no_peer_id: q.get_str("no_peer_id") == Some("1"),
         })
@@ -117,30 +104,14 @@ impl AnnounceRequest {
 }
 
 /// The refusal sent while a maintenance window keeps the gate closed.
-pub fn refusal_body(retry_after: Duration) -> Value {
-    let secs = retry_after.as_secs_f64().ceil().max(1.0) as i64;
-    let minutes = ((secs + 59) / 60).max(1);
+pub fn refusal_body(r: MaintenanceRefusal) -> Value {
+    let secs = r.retry_secs as i64;
     dict([
-        (
-            "failure reason",
-            Value::Bytes(
-                format!(
-                    "tracker is down for scheduled maintenance (database backup); retry in {secs} s"
-                )
-                .into_bytes(),
-            ),
-        ),
+        ("failure reason", Value::Bytes(r.message().into_bytes())),
         ("interval", Value::Int(secs)),
         ("min interval", Value::Int(secs)),
-        ("retry in", Value::Int(minutes)),
+        ("retry in", Value::Int(r.retry_minutes() as i64)),
     ])
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 /// Encodes peers: compact strings (`peers` for IPv4, `peers6` for IPv6) or a
@@ -184,47 +155,38 @@ fn peers_fields(peers: &[Peer], req: &AnnounceRequest) -> Vec<(&'static str, Val
     }
 }
 
+/// The answer to an admitted announce.
+pub fn reply_body(reply: &AnnounceReply, req: &AnnounceRequest) -> Value {
+    let mut fields = vec![
+        ("interval", Value::Int(reply.interval as i64)),
+        ("min interval", Value::Int(reply.interval_min as i64)),
+        ("complete", Value::Int(reply.stats.complete as i64)),
+        ("incomplete", Value::Int(reply.stats.incomplete as i64)),
+    ];
+    fields.extend(peers_fields(&reply.peers, req));
+    dict(fields)
+}
+
 /// The handler.
 pub async fn announce(
-    State(state): State<Arc<AppState>>,
+    State(tracker): State<Arc<Tracker>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     AxumRawQuery(query): AxumRawQuery,
 ) -> Response {
-    // Held until the response is built, so a window opening now waits for it.
-    let _pass = match state.gate.admit_announce() {
-        Ok(pass) => pass,
-        Err(refusal) => return bencoded(refusal_body(refusal.retry_after)),
-    };
     let req = match AnnounceRequest::parse(query.as_deref().unwrap_or("")) {
         Ok(r) => r,
         Err(reason) => return failure(&reason),
     };
-    let peer = Peer {
-        id: req.peer_id,
-        ip: canonical(remote.ip()),
-        port: req.port,
-        left: req.left,
-        updated: Instant::now(),
-    };
-    let out = state
-        .peers
-        .announce(req.info_hash, peer, req.event, req.numwant);
-    if out.counted_completion {
-        state.buffer.record_completion(req.info_hash);
+    match tracker.announce(&req.announce, remote.ip()) {
+        Ok(reply) => bencoded(reply_body(&reply, &req)),
+        Err(refusal) => bencoded(refusal_body(refusal)),
     }
-    let mut fields = vec![
-        ("interval", Value::Int(state.interval as i64)),
-        ("min interval", Value::Int(state.interval_min as i64)),
-        ("complete", Value::Int(out.stats.complete as i64)),
-        ("incomplete", Value::Int(out.stats.incomplete as i64)),
-    ];
-    fields.extend(peers_fields(&out.peers, &req));
-    bencoded(dict(fields))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const HASH: &str = "%124Vx%9A%BC%DE%F0%124Vx%9A%BC%DE%F0%124Vx";
     const PEER: &str = "-qB4650-abcdefghijkl";
@@ -235,6 +197,8 @@ mod tests {
             "info_hash={HASH}&peer_id={PEER}&port=6881&uploaded=1&downloaded=2&left=3&event=completed&numwant=999&compact=1"
         ))
         .unwrap();
+        assert!(r.compact);
+        let r = r.announce;
         assert_eq!(
             r.info_hash.to_hex(),
             "123456789abcdef0123456789abcdef012345678"
@@ -243,7 +207,6 @@ mod tests {
         assert_eq!((r.port, r.uploaded, r.downloaded, r.left), (6881, 1, 2, 3));
         assert_eq!(r.event, Event::Completed);
         assert_eq!(r.numwant, MAX_NUMWANT);
-        assert!(r.compact);
     }
 
     #[test]
@@ -284,11 +247,11 @@ mod tests {
 
     #[test]
     fn refusal_rounds_up() {
-        let v = refusal_body(Duration::from_millis(61_200));
+        let v = refusal_body(MaintenanceRefusal::new(Duration::from_millis(61_200)));
         assert_eq!(v.get("interval"), Some(&Value::Int(62)));
         assert_eq!(v.get("min interval"), Some(&Value::Int(62)));
         assert_eq!(v.get("retry in"), Some(&Value::Int(2)));
-        let v = refusal_body(Duration::ZERO);
+        let v = refusal_body(MaintenanceRefusal::new(Duration::ZERO));
         assert_eq!(v.get("interval"), Some(&Value::Int(1)));
         assert_eq!(v.get("retry in"), Some(&Value::Int(1)));
     }

@@ -1,20 +1,20 @@
 //! `GET /scrape` (BEP 48): swarm totals for one or more torrents.
 //!
-//! Scrape only reads memory, so it stays up during a maintenance window
-//! under either policy.
+//! The HTTP side of a scrape: the `info_hash` parameters are decoded here,
+//! the totals come from the core ([`Tracker::scrape`]), and are bencoded
+//! here. Scrape only reads memory, so it stays up during a maintenance
+//! window under either policy.
 
 use std::sync::Arc;
 
 use axum::extract::{RawQuery as AxumRawQuery, State};
 use axum::response::Response;
 
+use super::{bencoded, failure};
 use crate::bencode::{dict, Value};
 use crate::peers::InfoHash;
 use crate::query::RawQuery;
-use crate::server::{bencoded, failure, AppState};
-
-/// Most torrents answered in one scrape (as Torrust).
-pub const MAX_SCRAPE: usize = 74;
+use crate::tracker::{Tracker, MAX_SCRAPE};
 
 /// Parses the `info_hash` parameters; the error is the `failure reason`.
 pub fn parse(query: &str) -> Result<Vec<InfoHash>, String> {
@@ -40,17 +40,18 @@ pub fn parse(query: &str) -> Result<Vec<InfoHash>, String> {
 
 /// The handler.
 pub async fn scrape(
-    State(state): State<Arc<AppState>>,
+    State(tracker): State<Arc<Tracker>>,
     AxumRawQuery(query): AxumRawQuery,
 ) -> Response {
     let hashes = match parse(query.as_deref().unwrap_or("")) {
         Ok(h) => h,
         Err(reason) => return failure(&reason),
     };
+    let stats = tracker.scrape(&hashes);
     let files = hashes
         .into_iter()
-        .map(|h| {
-            let s = state.peers.stats(&h);
+        .zip(stats)
+        .map(|(h, s)| {
             (
                 h.0.to_vec(),
                 dict([
