@@ -6,6 +6,7 @@
 //! "unreachable" (retry with backoff) and "refused" (the coordinator said
 //! no, with a stable [`ErrorCode`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use maintenance_proto::{
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::{CoordinatorConfig, Secret};
+use crate::status_conn::StatusConnection;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,10 @@ impl ClientError {
 pub struct Coordinator {
     http: reqwest::Client,
     base: String,
+    /// The path part of `base`, for requests on `status_conn`.
+    base_path: String,
+    /// Status calls go over one kept connection (plain HTTP only).
+    status_conn: Option<Arc<StatusConnection>>,
     token: Option<Secret>,
 }
 
@@ -70,9 +76,15 @@ impl Coordinator {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;
+        let base = format!("{}{API_PREFIX}", base_url.trim_end_matches('/'));
+        let base_path = reqwest::Url::parse(&base)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
         Ok(Coordinator {
             http,
-            base: format!("{}{API_PREFIX}", base_url.trim_end_matches('/')),
+            status_conn: StatusConnection::for_url(&base).map(Arc::new),
+            base,
+            base_path,
             token,
         })
     }
@@ -82,20 +94,18 @@ impl Coordinator {
         &self.base
     }
 
-    async fn decode<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T, ClientError> {
-        let status = resp.status();
+    /// Decodes a finished response: `T` on success, otherwise the error
+    /// (5xx counts as unreachable).
+    fn decode<T: DeserializeOwned>(&self, status: u16, body: &[u8]) -> Result<T, ClientError> {
         let url = self.base.clone();
-        if status.is_success() {
-            return resp
-                .json::<T>()
-                .await
-                .map_err(|e| ClientError::Unreachable {
-                    url,
-                    message: format!("bad response body: {e}"),
-                });
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(body).map_err(|e| ClientError::Unreachable {
+                url,
+                message: format!("bad response body: {e}"),
+            });
         }
-        let text = resp.text().await.unwrap_or_default();
-        if status.is_server_error() {
+        let text = String::from_utf8_lossy(body);
+        if status >= 500 {
             return Err(ClientError::Unreachable {
                 url,
                 message: format!("HTTP {status}: {text}"),
@@ -104,11 +114,18 @@ impl Coordinator {
         let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| {
             ErrorBody::new(ErrorCode::InvalidRequest, format!("HTTP {status}: {text}"))
         });
-        Err(ClientError::Refused {
-            url,
-            status: status.as_u16(),
-            body,
-        })
+        Err(ClientError::Refused { url, status, body })
+    }
+
+    /// Sends `req` on the pooled client and decodes the answer.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        self.decode(status, &body)
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ClientError {
@@ -131,22 +148,37 @@ impl Coordinator {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }
-        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
-        self.decode(resp).await
+        self.send(req).await
     }
 
     /// `GET status`; with `wait`, long-polls until the version differs from
     /// `since` or `wait` seconds pass.
     pub async fn status(&self, wait: Option<(u64, u64)>) -> Result<StatusResponse, ClientError> {
-        let mut req = self.http.get(format!("{}/status", self.base));
-        req = match wait {
-            Some((secs, since)) => req
-                .query(&[("wait", secs), ("since", since)])
-                .timeout(Duration::from_secs(secs + 10)),
-            None => req.timeout(Duration::from_secs(10)),
+        let (query, timeout) = match wait {
+            Some((secs, since)) => (format!("?wait={secs}&since={since}"), secs + 10),
+            None => (String::new(), 10),
         };
-        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
-        self.decode(resp).await
+        let timeout = Duration::from_secs(timeout);
+        match &self.status_conn {
+            Some(conn) => {
+                let path = format!("{}/status{query}", self.base_path);
+                let (status, body) =
+                    conn.get(&path, timeout)
+                        .await
+                        .map_err(|message| ClientError::Unreachable {
+                            url: self.base.clone(),
+                            message,
+                        })?;
+                self.decode(status, &body)
+            }
+            None => {
+                let req = self
+                    .http
+                    .get(format!("{}/status{query}", self.base))
+                    .timeout(timeout);
+                self.send(req).await
+            }
+        }
     }
 
     /// `POST claim`.

@@ -27,5 +27,6 @@ pub mod retention;
 pub mod runner;
 pub mod staging;
 pub mod status;
+pub mod status_conn;
 pub mod wake;
 pub mod webhook;

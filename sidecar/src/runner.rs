@@ -182,20 +182,36 @@ impl<'a> Loop<'a> {
         self.backoff.reset();
     }
 
-    async fn wait_unreachable(&mut self, e: &ClientError) {
+    /// Waits out the next backoff delay after a failed call, logging one
+    /// line. Only a shutdown cuts the wait short: not even the ready file,
+    /// so a coordinator that is down is asked at most once per delay.
+    async fn back_off(&mut self, why: &str) {
+        self.back_off_at(tracing::Level::WARN, why).await
+    }
+
+    /// [`Self::back_off`] with the log line at `level`.
+    async fn back_off_at(&mut self, level: tracing::Level, why: &str) {
         let delay = self.backoff.next_delay();
-        tracing::warn!("{e}; retrying in {} s", delay.as_secs());
+        if level == tracing::Level::ERROR {
+            tracing::error!("{why}; retrying in {} s", delay.as_secs());
+        } else {
+            tracing::warn!("{why}; retrying in {} s", delay.as_secs());
+        }
         self.unreachable = true;
         self.since = None;
         let mut stop = self.stop.clone();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {},
-            _ = self.watch.changed() => {},
             _ = stop.changed() => {},
         }
     }
 
     /// Waits for a window worth claiming; `None` means "loop again".
+    ///
+    /// One status call is in flight at a time, on the client's pooled
+    /// connection. A ready-file event does not cancel it (that would cost a
+    /// new connection per event): the file is read, and only a claimable
+    /// window there ends the wait early.
     async fn next_candidate(&mut self) -> Option<WindowId> {
         if let Some(id) = self.hint() {
             tracing::info!("ready file announces window {id}");
@@ -204,12 +220,21 @@ impl<'a> Loop<'a> {
         let wait = self.since.map(|v| (self.cfg.coordinator.long_poll_secs, v));
         let coord = self.coord.clone();
         let mut stop = self.stop.clone();
-        let result = tokio::select! {
-            r = coord.status(wait) => Some(r),
-            _ = self.watch.changed() => None,
-            _ = stop.changed() => None,
+        let poll = coord.status(wait);
+        tokio::pin!(poll);
+        let result = loop {
+            tokio::select! {
+                r = &mut poll => break r,
+                _ = self.watch.changed() => {
+                    if let Some(id) = self.hint() {
+                        tracing::info!("ready file announces window {id}");
+                        return Some(id);
+                    }
+                }
+                _ = stop.changed() => return None,
+            }
         };
-        match result? {
+        match result {
             Ok(status) => {
                 self.note_reachable();
                 self.since = Some(status.version);
@@ -222,12 +247,12 @@ impl<'a> Loop<'a> {
                 }
             }
             Err(e @ ClientError::Unreachable { .. }) => {
-                self.wait_unreachable(&e).await;
+                self.back_off(&e.to_string()).await;
                 None
             }
             Err(e) => {
-                tracing::error!("status refused: {e}");
-                self.wait_unreachable(&e).await;
+                self.back_off_at(tracing::Level::ERROR, &format!("status refused: {e}"))
+                    .await;
                 None
             }
         }
@@ -257,12 +282,15 @@ impl<'a> Loop<'a> {
             }
             Err(e) if e.code() == Some(ErrorCode::Unauthorized) => {
                 crate::metrics::get().claim("error");
-                tracing::error!("claim refused: the token is wrong or missing (check MAINTENANCE_TOKEN / MAINTENANCE_TOKEN_FILE)");
-                self.wait_unreachable(&e).await;
+                self.back_off_at(
+                    tracing::Level::ERROR,
+                    "claim refused: the token is wrong or missing (check MAINTENANCE_TOKEN / MAINTENANCE_TOKEN_FILE)",
+                )
+                .await;
             }
             Err(e) => {
                 crate::metrics::get().claim("error");
-                self.wait_unreachable(&e).await
+                self.back_off(&format!("claim failed: {e}")).await
             }
         }
     }

@@ -4,13 +4,41 @@
 //! The folder, not the file, is watched because the coordinator replaces
 //! the file by rename, which would orphan a watch on the file itself. The
 //! file is only a hint: the runner still claims over HTTP.
+//!
+//! Only events that can change what the file says wake the runner: the
+//! file created, renamed into place, or closed after writing (and a queue
+//! overflow, after which anything may have changed). Opens, reads and
+//! closes without writing never do: the runner reads the file on every
+//! wake-up, and waking on its own reads made an idle sidecar spin.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use maintenance_proto::ReadinessDocument;
+use notify::event::{AccessKind, AccessMode, EventKind, Flag, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::Notify;
+
+/// True when `ev` may have changed the content of the file called `name`
+/// in the watched folder.
+pub fn is_content_change(ev: &notify::Event, name: &OsStr) -> bool {
+    if ev.flag() == Some(Flag::Rescan) {
+        return true;
+    }
+    let names = |p: &PathBuf| p.file_name() == Some(name);
+    match ev.kind {
+        EventKind::Create(_) | EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+            ev.paths.iter().any(names)
+        }
+        // `Both` lists (from, to): only the destination counts.
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any)) => {
+            ev.paths.iter().any(names)
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => ev.paths.last().is_some_and(names),
+        _ => false,
+    }
+}
 
 /// Watches the readiness file (when configured).
 pub struct ReadyFileWatch {
@@ -22,6 +50,16 @@ pub struct ReadyFileWatch {
 impl ReadyFileWatch {
     /// Prepares a watch on `path`; the watch itself starts in [`Self::ensure`].
     pub fn new(path: Option<PathBuf>) -> Self {
+        let path = path.filter(|p| {
+            let named = p.file_name().is_some();
+            if !named {
+                tracing::warn!(
+                    "ready file {} names no file; relying on HTTP long-poll",
+                    p.display()
+                );
+            }
+            named
+        });
         let mut w = ReadyFileWatch {
             path,
             watcher: None,
@@ -46,13 +84,13 @@ impl ReadyFileWatch {
         if !dir.is_dir() {
             return;
         }
-        let name = path.file_name().map(|n| n.to_owned());
+        let Some(name) = path.file_name().map(|n| n.to_owned()) else {
+            return;
+        };
         let wake = self.wake.clone();
         let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if let Ok(ev) = ev {
-                if ev.paths.iter().any(|p| p.file_name() == name.as_deref()) {
-                    wake.notify_one();
-                }
+            if ev.is_ok_and(|ev| is_content_change(&ev, &name)) {
+                wake.notify_one();
             }
         });
         match watcher {
@@ -70,7 +108,8 @@ impl ReadyFileWatch {
         }
     }
 
-    /// Resolves on the next change of the file; never when not watching.
+    /// Resolves on the next change of the file (or at once when one
+    /// happened since the last call); never when not watching.
     pub async fn changed(&self) {
         if self.watcher.is_some() {
             self.wake.notified().await
@@ -83,5 +122,107 @@ impl ReadyFileWatch {
     pub fn read(&self) -> Option<ReadinessDocument> {
         let text = std::fs::read_to_string(self.path.as_ref()?).ok()?;
         serde_json::from_str(&text).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind};
+    use notify::Event;
+    use std::time::Duration;
+
+    fn ev(kind: EventKind, paths: &[&str]) -> Event {
+        paths
+            .iter()
+            .fold(Event::new(kind), |e, p| e.add_path(PathBuf::from(p)))
+    }
+
+    #[test]
+    fn only_events_that_can_change_the_file_pass() {
+        let name = OsStr::new("ready.json");
+        let f = "/run/m/ready.json";
+        let other = "/run/m/.ready.json.tmp-7";
+        let pass = [
+            ev(EventKind::Create(CreateKind::File), &[f]),
+            ev(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                &[f],
+            ),
+            ev(EventKind::Modify(ModifyKind::Name(RenameMode::To)), &[f]),
+            ev(
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+                &[other, f],
+            ),
+            ev(EventKind::Other, &[]).set_flag(Flag::Rescan),
+        ];
+        for e in &pass {
+            assert!(is_content_change(e, name), "should wake: {e:?}");
+        }
+        let block = [
+            // The runner's own reads.
+            ev(EventKind::Access(AccessKind::Open(AccessMode::Any)), &[f]),
+            ev(EventKind::Access(AccessKind::Close(AccessMode::Read)), &[f]),
+            ev(EventKind::Access(AccessKind::Read), &[f]),
+            ev(
+                EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+                &[f],
+            ),
+            // Half-written: the close-write follows.
+            ev(EventKind::Modify(ModifyKind::Data(DataChange::Any)), &[f]),
+            ev(EventKind::Remove(RemoveKind::File), &[f]),
+            // Moved away, and other files in the folder.
+            ev(EventKind::Modify(ModifyKind::Name(RenameMode::From)), &[f]),
+            ev(
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+                &[f, other],
+            ),
+            ev(EventKind::Create(CreateKind::File), &[other]),
+            ev(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                &[other],
+            ),
+            ev(EventKind::Other, &[f]),
+        ];
+        for e in &block {
+            assert!(!is_content_change(e, name), "should not wake: {e:?}");
+        }
+    }
+
+    async fn woken(w: &ReadyFileWatch) -> bool {
+        tokio::time::timeout(Duration::from_millis(300), w.changed())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn reads_never_wake_a_replacement_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ready.json");
+        std::fs::write(&path, r#"{"not":"a document"}"#).unwrap();
+        let w = ReadyFileWatch::new(Some(path.clone()));
+        assert!(w.watcher.is_some());
+        // Drain whatever the setup produced.
+        while woken(&w).await {}
+        for _ in 0..50 {
+            assert!(w.read().is_none());
+        }
+        assert!(!woken(&w).await, "its own reads woke the watch");
+        let tmp = dir.path().join(".ready.json.tmp");
+        std::fs::write(&tmp, "{}").unwrap();
+        assert!(
+            !woken(&w).await,
+            "another file in the folder woke the watch"
+        );
+        std::fs::rename(&tmp, &path).unwrap();
+        assert!(
+            woken(&w).await,
+            "the file replaced by rename did not wake the watch"
+        );
+        std::fs::write(&path, "{}").unwrap();
+        assert!(
+            woken(&w).await,
+            "the file rewritten in place did not wake the watch"
+        );
     }
 }

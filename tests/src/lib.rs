@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 pub use maintenance_proto::{Outcome, State, StatusResponse, WindowOutcome};
 
+pub mod observe;
+pub use observe::{cpu_time, ConnectionCounter};
+
 /// Bearer token every test tracker accepts.
 pub const TOKEN: &str = "e2e-token-0123456789abcdef";
 
