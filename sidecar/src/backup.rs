@@ -235,8 +235,9 @@ fn run_inner(
         }
         Ok(())
     })?;
-    let artifacts = timed(durations, "verify", || verify_outputs(&outputs, &cancel))
-        .inspect_err(|_| *verify_failed = !cancel.is_cancelled())?;
+    let (artifacts, content_checks) =
+        timed(durations, "verify", || verify_outputs(&outputs, &cancel))
+            .inspect_err(|_| *verify_failed = !cancel.is_cancelled())?;
     cancel.check()?;
 
     let name = staging.free_name(&backup_name(started_at, window_id));
@@ -253,6 +254,7 @@ fn run_inner(
         artifacts,
         missing_paths: outputs.iter().flat_map(|o| o.missing.clone()).collect(),
         verified: true,
+        content_checks,
         tool_versions: tool_versions(&engines),
         durations_secs: durations.clone(),
     };
@@ -268,9 +270,14 @@ fn run_inner(
 }
 
 /// Re-reads every artifact from disk: its hash must match what was written
-/// and its content must pass the engine's check.
-fn verify_outputs(outputs: &[EngineOutput], cancel: &CancelToken) -> anyhow::Result<Vec<Artifact>> {
+/// and its content must pass the engine's check. Returns the manifest
+/// entries and, per artifact, the name of the check it passed.
+fn verify_outputs(
+    outputs: &[EngineOutput],
+    cancel: &CancelToken,
+) -> anyhow::Result<(Vec<Artifact>, BTreeMap<String, String>)> {
     let mut artifacts = Vec::new();
+    let mut checks = BTreeMap::new();
     for out in outputs {
         for file in &out.artifacts {
             cancel.check()?;
@@ -283,19 +290,21 @@ fn verify_outputs(outputs: &[EngineOutput], cancel: &CancelToken) -> anyhow::Res
             let detail = engine::check_artifact(out.engine, &file.path)
                 .with_context(|| format!("verify {}", file.path.display()))?;
             tracing::info!("verified {}: {detail}", file.path.display());
+            let path = file
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            checks.insert(path.clone(), engine::content_check(out.engine).to_owned());
             artifacts.push(Artifact {
                 engine: out.engine.to_owned(),
-                path: file
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                path,
                 size_bytes: file.size_bytes,
                 sha256: file.sha256.clone(),
             });
         }
     }
-    Ok(artifacts)
+    Ok((artifacts, checks))
 }
 
 fn names(engines: &[Box<dyn Engine>]) -> Vec<String> {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::logging::LogFormat;
+use crate::ops::restore::CheckMode;
 
 const AFTER_HELP: &str = "\
 Configuration comes from --config FILE (TOML) overlaid by environment
@@ -74,6 +75,20 @@ pub enum Command {
         /// Overwrite a non-empty target.
         #[arg(long)]
         force: bool,
+        /// SQLite content check: `auto` runs the full integrity_check only
+        /// when the manifest does not record that it passed at backup time
+        /// (otherwise a header check); `full` always runs it.
+        #[arg(long, value_enum, default_value = "auto")]
+        check: CheckMode,
+    },
+    /// Restore drill: restore every artifact of a backup into a temporary
+    /// folder in the backup dir, run the full content checks, report the
+    /// recovery time (download, decompress, check), then remove it all.
+    /// Starts nothing; records success for the last-drill metric.
+    Drill {
+        /// Backup folder path, name inside the backup dir, or `latest`.
+        #[arg(default_value = "latest")]
+        backup: String,
     },
     /// Table of backups: name, age, size, status.
     List,

@@ -133,3 +133,25 @@ pub fn restore(cfg: &Config, backup: &str, opts: &RestoreOptions) -> ExitCode {
         }
     }
 }
+
+/// `drill [backup]`.
+pub fn drill(cfg: &Config, backup: &str) -> ExitCode {
+    let result = ops::resolve_backup(&cfg.backup_dir, backup)
+        .and_then(|d| ops::drill::drill(&cfg.backup_dir, &d));
+    match result {
+        Ok(r) => {
+            for line in &r.artifacts {
+                println!("ok      {line}");
+            }
+            println!(
+                "drill of {} passed: download {:.2} s, decompress {:.2} s, check {:.2} s, total {:.2} s ({} bytes restored and removed)",
+                r.backup, r.download_secs, r.decompress_secs, r.check_secs, r.total_secs, r.restored_bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("drill failed: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

@@ -1,8 +1,11 @@
-//! SHA-256 while writing, so an artifact is hashed in the same pass that
-//! writes it (no second read of a multi-GB file).
+//! SHA-256 while writing or reading, so an artifact is hashed in the same
+//! pass that writes it, or that decompresses it on restore (no second read
+//! of a multi-GB file).
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
@@ -47,6 +50,52 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that hashes and counts everything read through it, so an
+/// artifact is hashed in the same pass that decompresses it. The running
+/// state is shared ([`HashingReader::tally`]) because the reader usually
+/// ends up owned by a decoder.
+pub struct HashingReader<R> {
+    inner: R,
+    tally: Tally,
+}
+
+/// The shared running hash and byte count of a [`HashingReader`].
+#[derive(Clone, Default)]
+pub struct Tally(Rc<RefCell<(Sha256, u64)>>);
+
+impl Tally {
+    /// (bytes, lower-case hex digest) of everything read so far.
+    pub fn result(&self) -> (u64, String) {
+        let state = self.0.borrow();
+        (state.1, hex::encode(state.0.clone().finalize()))
+    }
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            tally: Tally::default(),
+        }
+    }
+
+    /// A handle on the running hash that outlives the reader.
+    pub fn tally(&self) -> Tally {
+        self.tally.clone()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut state = self.tally.0.borrow_mut();
+        state.0.update(&buf[..n]);
+        state.1 += n as u64;
+        Ok(n)
+    }
+}
+
 /// Hashes a reader to its end; returns (bytes, hex digest).
 pub fn sha256_reader(mut reader: impl Read) -> io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
@@ -83,5 +132,9 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(sha256_reader(&b"abc"[..]).unwrap().1, h);
+        let mut r = HashingReader::new(&b"abc"[..]);
+        let tally = r.tally();
+        io::copy(&mut r, &mut io::sink()).unwrap();
+        assert_eq!(tally.result(), (3, h));
     }
 }

@@ -23,6 +23,8 @@ pub mod manifest;
 pub mod metrics;
 pub mod ops;
 pub mod progress;
+pub mod readback;
+pub mod replace;
 pub mod retention;
 pub mod runner;
 pub mod staging;

@@ -28,8 +28,10 @@ fn main() -> ExitCode {
     });
     // Progress bars for the long operator commands on a terminal; plain
     // progress lines everywhere else (logs, containers, pipes).
-    if matches!(command, Command::Once | Command::Restore { .. })
-        && std::io::stderr().is_terminal()
+    if matches!(
+        command,
+        Command::Once | Command::Restore { .. } | Command::Drill { .. }
+    ) && std::io::stderr().is_terminal()
         && cli.log_format == LogFormat::Text
     {
         progress::set_interactive(true);
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
                 to,
                 database,
                 force,
+                check,
             } => commands::restore(
                 &cfg,
                 &backup,
@@ -60,8 +63,10 @@ fn main() -> ExitCode {
                     to,
                     database,
                     force,
+                    check,
                 },
             ),
+            Command::Drill { backup } => commands::drill(&cfg, &backup),
             Command::List => commands::list(&cfg),
             Command::Status => status::status(&cfg).await,
             Command::Prune { dry_run } => commands::prune(&cfg, dry_run),

@@ -44,6 +44,13 @@ pub struct Manifest {
     pub missing_paths: Vec<String>,
     /// True when every artifact passed its content check before publishing.
     pub verified: bool,
+    /// Artifact path → name of the content check it passed before
+    /// publishing (`integrity_check` for SQLite). A restore skips its own
+    /// full check only for an artifact recorded here with the full check;
+    /// manifests written before this field existed have it empty, so their
+    /// restores run the full check.
+    #[serde(default)]
+    pub content_checks: BTreeMap<String, String>,
     /// Versions of the tools involved (sidecar, sqlite, dump program).
     #[serde(default)]
     pub tool_versions: BTreeMap<String, String>,
@@ -68,6 +75,12 @@ impl Manifest {
         std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
         crate::fsutil::sync_file(&path)?;
         Ok(())
+    }
+
+    /// True when `artifact` (a path of [`Manifest::artifacts`]) passed the
+    /// content check named `check` before it was published.
+    pub fn passed(&self, artifact: &str, check: &str) -> bool {
+        self.verified && self.content_checks.get(artifact).map(String::as_str) == Some(check)
     }
 
     /// Total size of the artifacts.

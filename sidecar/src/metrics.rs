@@ -75,6 +75,8 @@ pub struct Metrics {
     verify_failures: Counter,
     lease_losses: Counter,
     claims: Family<ResultLabel, Counter>,
+    last_drill: Gauge<f64, AtomicU64>,
+    drill_dir: OnceLock<std::path::PathBuf>,
 }
 
 /// Claim results for `maintenance_backup_claims_total{result}`.
@@ -91,6 +93,7 @@ impl Metrics {
         let verify_failures = Counter::default();
         let lease_losses = Counter::default();
         let claims = Family::<ResultLabel, Counter>::default();
+        let last_drill = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "maintenance_backup_last_success_timestamp_seconds",
             "Unix time of the last published and verified backup (seeded from BACKUP_DIR at start; 0 = none)",
@@ -126,6 +129,11 @@ impl Metrics {
             "Window claims attempted, by result (claimed, conflict, error)",
             claims.clone(),
         );
+        registry.register(
+            "maintenance_backup_last_drill_timestamp_seconds",
+            "Unix time of the last successful restore drill (`maintenance-sidecar drill`, read from BACKUP_DIR/.last-drill.json; 0 = none)",
+            last_drill.clone(),
+        );
         for r in [
             BackupResult::Success,
             BackupResult::Failed,
@@ -145,7 +153,21 @@ impl Metrics {
             verify_failures,
             lease_losses,
             claims,
+            last_drill,
+            drill_dir: OnceLock::new(),
         }
+    }
+
+    /// Records a successful restore drill.
+    pub fn drill_succeeded(&self, report: &crate::ops::drill::DrillReport) {
+        self.last_drill
+            .set(report.finished_at.timestamp_millis() as f64 / 1000.0);
+    }
+
+    /// Makes every rendering refresh the drill gauge from the record in
+    /// `backup_dir`: drills run as separate `drill` processes.
+    pub fn watch_drills(&self, backup_dir: &std::path::Path) {
+        let _ = self.drill_dir.set(backup_dir.to_owned());
     }
 
     /// Records a finished backup.
@@ -227,6 +249,13 @@ impl Metrics {
 
     /// Renders the exposition.
     pub fn render(&self) -> String {
+        if let Some(report) = self
+            .drill_dir
+            .get()
+            .and_then(|d| crate::ops::drill::last(d))
+        {
+            self.drill_succeeded(&report);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
@@ -303,6 +332,7 @@ mod tests {
             "maintenance_backup_verify_failures_total 0",
             "maintenance_backup_lease_losses_total 0",
             "maintenance_backup_claims_total{result=\"claimed\"} 1",
+            "maintenance_backup_last_drill_timestamp_seconds 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

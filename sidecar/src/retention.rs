@@ -132,7 +132,8 @@ fn leftovers(root: &Path) -> std::io::Result<Vec<PathBuf>> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let crashed_staging = name.starts_with(staging::PREFIX) && crashed(&entry, &name);
-        let verify_tmp = name.starts_with(".verify-") && older_than(&entry, 24 * 3600);
+        let verify_tmp = (name.starts_with(".verify-") || name.starts_with(".drill-"))
+            && older_than(&entry, 24 * 3600);
         if crashed_staging || verify_tmp {
             out.push(entry.path());
         }

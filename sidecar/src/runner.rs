@@ -75,6 +75,7 @@ pub async fn run(cfg: &Config) -> ExitCode {
     }
     if let Some(bind) = cfg.metrics_bind {
         crate::metrics::get().seed_from_backups(&cfg.backup_dir);
+        crate::metrics::get().watch_drills(&cfg.backup_dir);
         match crate::metrics::serve(bind).await {
             Ok(addr) => tracing::info!("metrics listening on http://{addr}/metrics"),
             Err(e) => {

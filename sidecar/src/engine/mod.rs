@@ -129,6 +129,17 @@ pub fn from_config(cfg: &Config) -> Vec<Box<dyn Engine>> {
     engines
 }
 
+/// Name of the content check [`check_artifact`] runs for `engine`, recorded
+/// in the manifest (`content_checks`) for every artifact that passed it.
+pub fn content_check(engine: &str) -> &'static str {
+    match engine {
+        "sqlite" => sqlite::CONTENT_CHECK,
+        "mysql" => "dump trailer",
+        "files" => "tar listing",
+        _ => "unknown",
+    }
+}
+
 /// Checks the content of a published artifact of `engine` (used by
 /// `verify`); returns a short description of what was checked.
 pub fn check_artifact(engine: &str, path: &Path) -> anyhow::Result<String> {

@@ -1,7 +1,9 @@
-//! Operator commands: `verify`, `restore`, `list`, `prune`.
+//! Operator commands: `verify`, `restore`, `drill`, `list`, `prune`.
 
+pub mod drill;
 pub mod list;
 pub mod restore;
+pub mod restore_files;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -1,14 +1,25 @@
 //! `restore <backup>`: puts an artifact back — a SQLite file at a path, a
 //! dump into a MySQL/MariaDB database, or a tarball into a folder.
 //!
-//! It never overwrites something non-empty without `--force`, and it checks
-//! the artifact's hash against the manifest first. A SQLite restore goes to
-//! a temporary file that is checked and then renamed over the target, so a
-//! failed restore leaves the old file intact.
+//! It never overwrites something non-empty without `--force`. SQLite and
+//! files artifacts are hashed in the same pass that decompresses them into a
+//! private temporary location ([`Readback`]); only when size and SHA-256
+//! match the manifest (and the content check passed) is the result moved
+//! into place, so a failed restore leaves the previous file untouched. A
+//! MySQL dump is hashed before the import starts, since an import cannot be
+//! undone.
+//!
+//! The SQLite content check: the full `PRAGMA integrity_check` reads every
+//! page and every index and dominates restore time on a large database. When
+//! the manifest records that this artifact passed `integrity_check` before
+//! publishing, a matching SHA-256 proves the bytes are identical to the ones
+//! checked, so by default only the cheap [`header_check`] runs; `--check
+//! full` (and any manifest without that record) runs the full check.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Instant;
 
 use anyhow::{bail, ensure, Context};
 use maintenance_proto::Artifact;
@@ -16,38 +27,53 @@ use maintenance_proto::Artifact;
 use crate::compress::open_decoded;
 use crate::config::MysqlConfig;
 use crate::engine::mysql::{find_program, tool_command};
-use crate::engine::sqlite::{decompress_to, integrity_check};
+use crate::engine::sqlite::{self, header_check, integrity_check};
 use crate::hashing::sha256_file;
 use crate::manifest::Manifest;
+use crate::readback::Readback;
+use crate::replace::Replacement;
+
+/// How thoroughly a restored SQLite database is checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckMode {
+    /// The full `integrity_check` unless the manifest records that this
+    /// artifact passed it when the backup was made; then the header check.
+    #[default]
+    Auto,
+    /// Always the full `integrity_check` (drills, suspicion).
+    Full,
+}
 
 /// What to restore and where.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
     /// Restrict to one engine's artifact (needed when a backup has several).
     pub engine: Option<String>,
-    /// Target path: SQLite file, or folder for the files engine.
+    /// Target path: SQLite file (or the folder to put it in), or folder for
+    /// the files engine.
     pub to: Option<PathBuf>,
     /// Target database for MySQL (defaults to the configured one).
     pub database: Option<String>,
     /// Overwrite a non-empty target.
     pub force: bool,
+    /// SQLite content check.
+    pub check: CheckMode,
 }
 
-/// Restores one artifact of the backup in `dir`; returns a summary line.
-pub fn restore(dir: &Path, opts: &RestoreOptions, mysql: &MysqlConfig) -> anyhow::Result<String> {
-    let manifest = Manifest::load(dir)?;
+/// The one artifact of `manifest` to restore, optionally for `engine`.
+pub fn select<'m>(
+    manifest: &'m Manifest,
+    engine: Option<&str>,
+    dir: &Path,
+) -> anyhow::Result<&'m Artifact> {
     let candidates: Vec<&Artifact> = manifest
         .artifacts
         .iter()
-        .filter(|a| opts.engine.as_deref().is_none_or(|e| e == a.engine))
+        .filter(|a| engine.is_none_or(|e| e == a.engine))
         .collect();
-    let artifact = match candidates.as_slice() {
-        [one] => *one,
-        [] => bail!(
-            "no artifact for engine {:?} in {}",
-            opts.engine,
-            dir.display()
-        ),
+    match candidates.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!("no artifact for engine {engine:?} in {}", dir.display()),
         _ => bail!(
             "the backup has several artifacts ({}); choose one with --engine",
             candidates
@@ -56,58 +82,176 @@ pub fn restore(dir: &Path, opts: &RestoreOptions, mysql: &MysqlConfig) -> anyhow
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    };
+    }
+}
+
+/// Restores one artifact of the backup in `dir`; returns a summary line.
+pub fn restore(dir: &Path, opts: &RestoreOptions, mysql: &MysqlConfig) -> anyhow::Result<String> {
+    let manifest = Manifest::load(dir)?;
+    let artifact = select(&manifest, opts.engine.as_deref(), dir)?;
     let path = dir.join(&artifact.path);
-    let (_, sha) = sha256_file(&path)?;
-    ensure!(
-        sha == artifact.sha256,
-        "{}: sha256 differs from the manifest; refusing to restore a corrupted artifact",
-        artifact.path
-    );
     match artifact.engine.as_str() {
-        "sqlite" => restore_sqlite(&path, opts),
-        "mysql" => restore_mysql(&path, opts, mysql),
-        "files" => restore_files(&path, opts),
+        "sqlite" => restore_sqlite(&manifest, artifact, &path, opts),
+        "mysql" => {
+            let (_, sha) = sha256_file(&path)?;
+            ensure!(
+                sha == artifact.sha256,
+                "{}: sha256 differs from the manifest; refusing to restore a corrupted artifact",
+                artifact.path
+            );
+            restore_mysql(&path, opts, mysql)
+        }
+        "files" => {
+            let to = opts
+                .to
+                .as_deref()
+                .context("a files restore needs --to DIR")?;
+            super::restore_files::restore(&path, artifact, to, opts.force)
+        }
         other => bail!("unknown engine {other:?}"),
     }
 }
 
-fn restore_sqlite(artifact: &Path, opts: &RestoreOptions) -> anyhow::Result<String> {
+/// The SQLite check a restore runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteCheck {
+    /// [`header_check`]: header, page count, schema.
+    Header,
+    /// `PRAGMA integrity_check`.
+    Full,
+}
+
+impl SqliteCheck {
+    /// The check for `mode` on `artifact` of `manifest`.
+    pub fn choose(mode: CheckMode, manifest: &Manifest, artifact: &Artifact) -> SqliteCheck {
+        match mode {
+            CheckMode::Full => SqliteCheck::Full,
+            CheckMode::Auto if manifest.passed(&artifact.path, sqlite::CONTENT_CHECK) => {
+                SqliteCheck::Header
+            }
+            CheckMode::Auto => {
+                tracing::warn!(
+                    "{}: the manifest records no passed {}; running the full check",
+                    artifact.path,
+                    sqlite::CONTENT_CHECK
+                );
+                SqliteCheck::Full
+            }
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            SqliteCheck::Header => {
+                "header check ok (integrity_check skipped: it passed when the backup was made)"
+            }
+            SqliteCheck::Full => "integrity_check ok",
+        }
+    }
+}
+
+/// What a SQLite restore did, with its timings (the RTO figures of a drill).
+#[derive(Debug, Clone)]
+pub struct SqliteRestored {
+    /// Decompressed size.
+    pub bytes: u64,
+    /// Seconds spent reading, hashing, decompressing and writing (fsync
+    /// included).
+    pub decompress_secs: f64,
+    /// Seconds spent in the content check.
+    pub check_secs: f64,
+    /// The check that ran.
+    pub check: SqliteCheck,
+}
+
+/// Restores the SQLite `artifact` (file `path`) into the file `target`
+/// atomically: decoded and hashed in one pass into a temporary file beside
+/// the target, which gets the target's mode and owner, checked, then renamed
+/// over it (after removing the target's stale `-wal`/`-shm`/`-journal`).
+pub fn sqlite_into(
+    path: &Path,
+    artifact: &Artifact,
+    target: &Path,
+    check: SqliteCheck,
+) -> anyhow::Result<SqliteRestored> {
+    let started = Instant::now();
+    let mut tmp = Replacement::create(target, ".restore-")?;
+    let mut decoded = Readback::open(path, artifact)?;
+    let label = format!("restore {}", artifact.path);
+    let bytes = {
+        let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
+        let n = crate::progress::copy(
+            &mut decoded,
+            &mut out,
+            &crate::progress::operator_copy(&label, None),
+        )
+        .with_context(|| format!("decompress {}", artifact.path))?;
+        out.flush()?;
+        n
+    };
+    decoded.finish()?;
+    tmp.file().sync_all()?;
+    let decompress_secs = started.elapsed().as_secs_f64();
+    let t = Instant::now();
+    match check {
+        SqliteCheck::Header => header_check(tmp.path()),
+        SqliteCheck::Full => integrity_check(tmp.path()),
+    }
+    .with_context(|| format!("check the database restored from {}", artifact.path))?;
+    let check_secs = t.elapsed().as_secs_f64();
+    tmp.commit(&["-wal", "-shm", "-journal"])?;
+    Ok(SqliteRestored {
+        bytes,
+        decompress_secs,
+        check_secs,
+        check,
+    })
+}
+
+/// File name of the database inside a SQLite artifact name
+/// (`sqlite-tracker.db.zst` → `tracker.db`).
+pub fn sqlite_file_name(artifact: &str) -> String {
+    let base = artifact.strip_prefix("sqlite-").unwrap_or(artifact);
+    base.strip_suffix(".zst")
+        .or_else(|| base.strip_suffix(".gz"))
+        .unwrap_or(base)
+        .to_owned()
+}
+
+fn restore_sqlite(
+    manifest: &Manifest,
+    artifact: &Artifact,
+    path: &Path,
+    opts: &RestoreOptions,
+) -> anyhow::Result<String> {
     let to = opts
         .to
         .as_deref()
         .context("a SQLite restore needs --to PATH")?;
-    let exists_non_empty = std::fs::metadata(to).map(|m| m.len() > 0).unwrap_or(false);
+    // A folder means "into this folder, under the database's own name".
+    let target = if to.is_dir() {
+        to.join(sqlite_file_name(&artifact.path))
+    } else {
+        to.to_owned()
+    };
+    let exists_non_empty = std::fs::metadata(&target)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false);
     if exists_non_empty && !opts.force {
         bail!(
             "{} exists and is not empty; refusing to overwrite it without --force (stop the tracker first)",
-            to.display()
+            target.display()
         );
     }
-    let parent = to
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".restore-")
-        .tempfile_in(parent)?;
-    let bytes = decompress_to(artifact, tmp.path())?;
-    integrity_check(tmp.path())?;
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut side = to.as_os_str().to_owned();
-        side.push(suffix);
-        let side = PathBuf::from(side);
-        if side.exists() {
-            tracing::warn!("removing stale {}", side.display());
-            std::fs::remove_file(&side)?;
-        }
-    }
-    tmp.persist(to).map_err(|e| e.error)?;
-    crate::fsutil::sync_dir(parent)?;
+    let check = SqliteCheck::choose(opts.check, manifest, artifact);
+    let r = sqlite_into(path, artifact, &target, check)?;
     Ok(format!(
-        "restored SQLite database to {} ({bytes} bytes, integrity_check ok)",
-        to.display()
+        "restored SQLite database to {} ({} bytes, sha256 ok, {}; decompress {:.2} s, check {:.2} s)",
+        target.display(),
+        r.bytes,
+        r.check.describe(),
+        r.decompress_secs,
+        r.check_secs
     ))
 }
 
@@ -204,27 +348,6 @@ fn restore_mysql(
     Ok(format!(
         "restored MySQL dump into database {db} ({bytes} bytes of SQL)"
     ))
-}
-
-fn restore_files(artifact: &Path, opts: &RestoreOptions) -> anyhow::Result<String> {
-    let to = opts
-        .to
-        .as_deref()
-        .context("a files restore needs --to DIR")?;
-    let non_empty = std::fs::read_dir(to)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
-    if non_empty && !opts.force {
-        bail!(
-            "{} is not empty; refusing to extract into it without --force",
-            to.display()
-        );
-    }
-    std::fs::create_dir_all(to)?;
-    tar::Archive::new(open_decoded(artifact)?)
-        .unpack(to)
-        .with_context(|| format!("extract into {}", to.display()))?;
-    Ok(format!("extracted files into {}", to.display()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,78 @@
+//! Reading a published artifact back (restore, drill): the compressed bytes
+//! are hashed as the decoder consumes them, so an artifact is read from disk
+//! once, not once to hash and once to decompress.
+//!
+//! Nothing decoded may be published before [`Readback::finish`] has compared
+//! the size and SHA-256 with the manifest: callers decode into a private
+//! temporary location and only move the result into place afterwards.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use anyhow::ensure;
+use maintenance_proto::Artifact;
+
+use crate::compress::decoder;
+use crate::config::Compression;
+use crate::hashing::{HashingReader, Tally};
+
+/// Buffer between the artifact file and the decoder: large reads keep the
+/// per-call overhead of hashing and decoding negligible.
+const READ_BUFFER: usize = 1 << 20;
+
+/// A decoding reader over an artifact that checks its hash at the end.
+pub struct Readback {
+    decoded: Box<dyn Read>,
+    tally: Tally,
+    name: String,
+    size_bytes: u64,
+    sha256: String,
+}
+
+impl Readback {
+    /// Opens `path`, the file of the manifest entry `artifact`.
+    pub fn open(path: &Path, artifact: &Artifact) -> anyhow::Result<Readback> {
+        let kind = Compression::from_path(path).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: not a .zst or .gz file; the manifest names an artifact no engine writes",
+                path.display()
+            )
+        })?;
+        let file = File::open(path)
+            .map_err(|e| anyhow::anyhow!("open artifact {}: {e}", path.display()))?;
+        let hashing = HashingReader::new(io::BufReader::with_capacity(READ_BUFFER, file));
+        let tally = hashing.tally();
+        Ok(Readback {
+            decoded: decoder(kind, hashing)?,
+            tally,
+            name: artifact.path.clone(),
+            size_bytes: artifact.size_bytes,
+            sha256: artifact.sha256.clone(),
+        })
+    }
+
+    /// Reads what is left, then checks size and SHA-256 of the compressed
+    /// bytes against the manifest. Errors name the artifact and say that
+    /// nothing was restored.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        io::copy(&mut self.decoded, &mut io::sink())?;
+        drop(self.decoded);
+        let (size, sha) = self.tally.result();
+        ensure!(
+            size == self.size_bytes && sha == self.sha256,
+            "{}: size {size} / sha256 {sha} differ from the manifest ({} / {}); \
+             refusing to restore a corrupted artifact (use another backup)",
+            self.name,
+            self.size_bytes,
+            self.sha256
+        );
+        Ok(())
+    }
+}
+
+impl Read for Readback {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.decoded.read(buf)
+    }
+}

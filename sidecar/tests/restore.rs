@@ -1,0 +1,315 @@
+//! `restore` and `drill` through the real binary, on real SQLite files and
+//! tarballs: nothing but the restored file remains, the replaced file's mode
+//! and owner are kept, a failed restore changes nothing, the full
+//! integrity_check is skipped only when the manifest records that it passed,
+//! and a drill cleans up after itself.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use common::*;
+use maintenance_proto::Artifact;
+use maintenance_sidecar::compress::ArtifactWriter;
+use maintenance_sidecar::config::Compression;
+use maintenance_sidecar::manifest::Manifest;
+
+/// A `once` backup of a 500-row database under `<dir>/backups`; returns
+/// the config file.
+fn backed_up(dir: &Path) -> PathBuf {
+    let db = dir.join("tracker.db");
+    make_sqlite(&db, 500);
+    let cfg = dir.join("sidecar.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "backup_dir = \"{}\"\n[sqlite]\npath = \"{}\"\n",
+            dir.join("backups").display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    cfg
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn restore(cfg: &Path, to: &Path, extra: &[&str]) -> std::process::Output {
+    run(sidecar(Some(cfg))
+        .args(["restore", "latest"])
+        .args(extra)
+        .arg("--to")
+        .arg(to))
+}
+
+#[test]
+fn restore_into_an_empty_folder_leaves_only_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backed_up(dir.path());
+    let to = dir.path().join("empty");
+    std::fs::create_dir(&to).unwrap();
+
+    let out = restore(&cfg, &to, &[]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("header check ok"), "{stdout}");
+    assert_eq!(names_in(&to), ["tracker.db"], "no -wal, -shm or temp file");
+    assert_eq!(sqlite_rows(&to.join("tracker.db")).len(), 500);
+}
+
+#[test]
+fn restore_over_a_file_keeps_its_mode_and_owner_and_removes_stale_companions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backed_up(dir.path());
+    let live = dir.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    let target = live.join("tracker.db");
+    make_sqlite(&target, 3);
+    std::fs::write(live.join("tracker.db-wal"), b"stale").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let owned = std::os::unix::fs::chown(&target, Some(4242), Some(4343)).is_ok();
+
+    let out = restore(&cfg, &target, &["--force", "--check", "full"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("integrity_check ok"));
+    let meta = std::fs::metadata(&target).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o644);
+    if owned {
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+    }
+    assert_eq!(names_in(&live), ["tracker.db"]);
+    assert_eq!(sqlite_rows(&target).len(), 500);
+}
+
+#[test]
+fn a_new_file_takes_the_folder_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backed_up(dir.path());
+    let folder = dir.path().join("data");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o750)).unwrap();
+    if std::os::unix::fs::chown(&folder, Some(4242), Some(4343)).is_err() {
+        eprintln!("skipped: changing owners needs root");
+        return;
+    }
+    let target = folder.join("new.db");
+    assert!(restore(&cfg, &target, &[]).status.success());
+    let meta = std::fs::metadata(&target).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    assert_eq!(names_in(&folder), ["new.db"]);
+}
+
+#[test]
+fn a_corrupted_artifact_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backed_up(dir.path());
+    let backup = &published(&dir.path().join("backups"))[0];
+    let artifact = backup.join("sqlite-tracker.db.zst");
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&artifact, bytes).unwrap();
+
+    let live = dir.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    let target = live.join("tracker.db");
+    make_sqlite(&target, 3);
+    std::fs::write(live.join("tracker.db-wal"), b"kept").unwrap();
+    let before = std::fs::read(&target).unwrap();
+
+    let out = restore(&cfg, &target, &["--force"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+    assert_eq!(std::fs::read(live.join("tracker.db-wal")).unwrap(), b"kept");
+    assert_eq!(names_in(&live), ["tracker.db", "tracker.db-wal"]);
+}
+
+/// A database that passes the header check and `quick_check` but fails
+/// `integrity_check`: its index holds other values than its table.
+fn index_mismatch_db(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (a INTEGER, b INTEGER);
+         CREATE INDEX t_a ON t (a);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+         INSERT INTO t SELECT i, i * 2 FROM n;
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_master SET sql = 'CREATE INDEX t_a ON t (b)' WHERE name = 't_a';
+         PRAGMA writable_schema = OFF;",
+    )
+    .unwrap();
+}
+
+/// A backup folder `<root>/<name>` holding `raw` compressed as the SQLite
+/// artifact, with a manifest that records a passed integrity_check or not.
+fn hand_made_backup(root: &Path, name: &str, raw: &[u8], engine: &str, checked: bool) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = if engine == "sqlite" {
+        "sqlite-tracker.db.zst"
+    } else {
+        "files.tar.zst"
+    };
+    let mut w = ArtifactWriter::create(&dir.join(file), Compression::Zstd, None).unwrap();
+    w.write_all(raw).unwrap();
+    let written = w.finish().unwrap();
+    let now = chrono::Utc::now();
+    let mut content_checks = std::collections::BTreeMap::new();
+    if checked {
+        content_checks.insert(file.to_owned(), "integrity_check".to_owned());
+    }
+    Manifest {
+        format_version: 1,
+        name: name.to_owned(),
+        started_at: now,
+        finished_at: now,
+        window_id: None,
+        mode: "once".into(),
+        sidecar_id: "test".into(),
+        engines: vec![engine.to_owned()],
+        artifacts: vec![Artifact {
+            engine: engine.to_owned(),
+            path: file.to_owned(),
+            size_bytes: written.size_bytes,
+            sha256: written.sha256,
+        }],
+        missing_paths: Vec::new(),
+        verified: true,
+        content_checks,
+        tool_versions: Default::default(),
+        durations_secs: Default::default(),
+    }
+    .save(&dir)
+    .unwrap();
+    dir
+}
+
+#[test]
+fn the_full_check_is_skipped_only_when_the_manifest_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw_db = dir.path().join("broken.db");
+    index_mismatch_db(&raw_db);
+    let raw = std::fs::read(&raw_db).unwrap();
+    let root = dir.path().join("backups");
+    let recorded = hand_made_backup(&root, "recorded", &raw, "sqlite", true);
+    let unrecorded = hand_made_backup(&root, "unrecorded", &raw, "sqlite", false);
+    let restore = |backup: &Path, to: &Path, extra: &[&str]| {
+        run(sidecar(None)
+            .env("BACKUP_DIR", &root)
+            .arg("restore")
+            .arg(backup)
+            .args(extra)
+            .arg("--to")
+            .arg(to))
+    };
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+
+    // Recorded check, matching hash: the bytes are trusted (header check).
+    let a = out_dir.join("a.db");
+    assert!(restore(&recorded, &a, &[]).status.success());
+    assert!(a.is_file());
+
+    // --check full finds the damage and restores nothing.
+    let b = out_dir.join("b.db");
+    let out = restore(&recorded, &b, &["--check", "full"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("integrity_check"));
+
+    // Without the record, the default falls back to the full check.
+    let c = out_dir.join("c.db");
+    let out = restore(&unrecorded, &c, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("integrity_check"));
+    assert_eq!(names_in(&out_dir), ["a.db"]);
+
+    // A drill always runs the full check, and cleans up either way.
+    let out = run(sidecar(None)
+        .env("BACKUP_DIR", &root)
+        .arg("drill")
+        .arg(&recorded));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(names_in(&root), ["recorded", "unrecorded"]);
+}
+
+#[test]
+fn drill_restores_checks_reports_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backed_up(dir.path());
+    let root = dir.path().join("backups");
+    let manifest = Manifest::load(&published(&root)[0]).unwrap();
+    assert_eq!(
+        manifest.content_checks.get("sqlite-tracker.db.zst"),
+        Some(&"integrity_check".to_owned()),
+        "a backup records the check its artifact passed"
+    );
+    let before = names_in(&root);
+
+    let out = run(sidecar(Some(&cfg)).arg("drill"));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("integrity_check ok") && stdout.contains("decompress"),
+        "{stdout}"
+    );
+    let mut after = names_in(&root);
+    after.retain(|n| n != ".last-drill.json");
+    assert_eq!(after, before, "the drill left something behind");
+    let record = maintenance_sidecar::ops::drill::last(&root).expect("drill record");
+    assert_eq!(record.backup, manifest.name);
+    assert!(record.restored_bytes > 0);
+
+    // The metrics of a `run` process read the record.
+    let metrics = maintenance_sidecar::metrics::get();
+    metrics.watch_drills(&root);
+    let text = metrics.render();
+    let ts = sample(&text, "maintenance_backup_last_drill_timestamp_seconds").unwrap();
+    assert_eq!(ts, record.finished_at.timestamp_millis() as f64 / 1000.0);
+}
+
+#[test]
+fn a_files_restore_that_fails_restores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, link: Option<&Path>, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        tar.append_data(&mut h, path, data).unwrap();
+    };
+    add("etc/ok.toml", tar::EntryType::Regular, None, b"a = 1\n");
+    add("escape", tar::EntryType::Symlink, Some(&outside), b"");
+    add("escape/planted", tar::EntryType::Regular, None, b"x");
+    let raw = tar.into_inner().unwrap();
+    let root = dir.path().join("backups");
+    let backup = hand_made_backup(&root, "files", &raw, "files", false);
+
+    let to = dir.path().join("restored");
+    std::fs::create_dir(&to).unwrap();
+    let out = run(sidecar(None)
+        .env("BACKUP_DIR", &root)
+        .arg("restore")
+        .arg(&backup)
+        .arg("--to")
+        .arg(&to));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(names_in(&to).is_empty(), "partial extraction left behind");
+    assert!(names_in(&outside).is_empty(), "wrote outside the target");
+}
