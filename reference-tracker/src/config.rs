@@ -2,7 +2,7 @@
 //!
 //! It mirrors the Torrust tracker's `tracker.toml` for every key the two share
 //! (`[core.database]`, `[core.announce_policy]`, `[core.tracker_policy]`,
-//! `[[http_trackers]]`, `[health_check_api]`), so an operator sees a familiar
+//! `[[udp_trackers]]`, `[[http_trackers]]`, `[health_check_api]`), so an operator sees a familiar
 //! file; unknown Torrust sections are ignored. The coordinator's
 //! `[maintenance]` table lives in the same file and is parsed by the
 //! coordinator itself from the whole text. Errors name the key, the bad value
@@ -53,6 +53,9 @@ pub struct TrackerConfig {
     /// `[core.tracker_policy] max_peer_timeout`, seconds: a peer not heard
     /// from for this long is dropped.
     pub max_peer_timeout: u32,
+    /// `[[udp_trackers]] bind_address`, one UDP (BEP 15) server each; none
+    /// unless configured.
+    pub udp_trackers: Vec<SocketAddr>,
     /// `[[http_trackers]] bind_address`, one server each.
     pub http_trackers: Vec<SocketAddr>,
     /// `[health_check_api] bind_address`.
@@ -129,6 +132,33 @@ fn addr(t: &Table, name: &str, key: &str) -> Result<Option<SocketAddr>, ConfigEr
                 format!("{s:?} is not an address: expected IP:PORT, e.g. \"0.0.0.0:7070\""),
             )
         }),
+    }
+}
+
+/// Reads an array of `[[name]] bind_address = "IP:PORT"` tables; `None`
+/// when the array is absent. `example` appears in the error message.
+fn listeners(
+    root: &Table,
+    name: &str,
+    example: &str,
+) -> Result<Option<Vec<SocketAddr>>, ConfigError> {
+    match root.get(name) {
+        None => Ok(None),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let key = format!("{name}[{i}].bind_address");
+                let t = item
+                    .as_table()
+                    .ok_or_else(|| bad(&format!("{name}[{i}]"), "expected a table"))?;
+                out.push(addr(t, "bind_address", &key)?.ok_or_else(|| bad(&key, "missing"))?);
+            }
+            Ok(Some(out))
+        }
+        Some(_) => Err(bad(
+            name,
+            format!("expected an array of tables: [[{name}]] bind_address = \"{example}\""),
+        )),
     }
 }
 
@@ -223,24 +253,9 @@ impl TrackerConfig {
             900,
         )?;
 
-        let http_trackers = match root.get("http_trackers") {
-            None => vec!["0.0.0.0:7070".parse().unwrap()],
-            Some(Value::Array(items)) => {
-                let mut out = Vec::new();
-                for (i, item) in items.iter().enumerate() {
-                    let key = format!("http_trackers[{i}].bind_address");
-                    let t = item
-                        .as_table()
-                        .ok_or_else(|| bad(&format!("http_trackers[{i}]"), "expected a table"))?;
-                    out.push(addr(t, "bind_address", &key)?.ok_or_else(|| bad(&key, "missing"))?);
-                }
-                out
-            }
-            Some(_) => return Err(bad(
-                "http_trackers",
-                "expected an array of tables: [[http_trackers]] bind_address = \"0.0.0.0:7070\"",
-            )),
-        };
+        let udp_trackers = listeners(&root, "udp_trackers", "0.0.0.0:6969")?.unwrap_or_default();
+        let http_trackers = listeners(&root, "http_trackers", "0.0.0.0:7070")?
+            .unwrap_or_else(|| vec!["0.0.0.0:7070".parse().unwrap()]);
         let health_check = match table(&root, "health_check_api", "health_check_api")? {
             None => Some("127.0.0.1:1313".parse().unwrap()),
             Some(t) => addr(t, "bind_address", "health_check_api.bind_address")?,
@@ -255,6 +270,7 @@ impl TrackerConfig {
             interval,
             interval_min,
             max_peer_timeout,
+            udp_trackers,
             http_trackers,
             health_check,
         })
@@ -305,6 +321,7 @@ mod tests {
             (60, 30, 900)
         );
         assert_eq!(cfg.http_trackers.len(), 2);
+        assert_eq!(cfg.udp_trackers, ["0.0.0.0:6969".parse().unwrap()]);
         assert_eq!(cfg.health_check, Some("127.0.0.1:1313".parse().unwrap()));
     }
 
@@ -326,6 +343,16 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("core.database.path"), "{e}");
         assert!(e.to_string().contains("mysql://"), "{e}");
+        let e = TrackerConfig::parse("[[udp_trackers]]\nbind_address = \"x\"", no_env).unwrap_err();
+        assert!(
+            e.to_string().contains("udp_trackers[0].bind_address"),
+            "{e}"
+        );
+        let e = TrackerConfig::parse("udp_trackers = 6969", no_env).unwrap_err();
+        assert!(
+            e.to_string().contains("[[udp_trackers]] bind_address"),
+            "{e}"
+        );
         let e = TrackerConfig::parse("[core.announce_policy]\ninterval = -1", no_env).unwrap_err();
         assert!(
             e.to_string().contains("core.announce_policy.interval"),
@@ -362,6 +389,7 @@ mod example_tests {
         assert_eq!(cfg.database.driver, Driver::Sqlite3);
         assert_eq!(cfg.database.flush_interval, Duration::from_secs(1));
         assert_eq!(cfg.http_trackers, vec!["0.0.0.0:7070".parse().unwrap()]);
+        assert_eq!(cfg.udp_trackers, vec!["0.0.0.0:6969".parse().unwrap()]);
         // The token file does not exist here; the env override stands in.
         let m = maintenance_coordinator::MaintenanceConfig::from_tracker_toml(text, |k| {
             (k == "MAINTENANCE_TOKEN").then(|| "0123456789abcdef-example".to_owned())

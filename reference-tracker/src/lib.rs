@@ -1,5 +1,5 @@
-//! `reference-tracker`: a small but real BitTorrent HTTP tracker that embeds
-//! the maintenance-window coordinator.
+//! `reference-tracker`: a small but real BitTorrent HTTP and UDP tracker
+//! that embeds the maintenance-window coordinator.
 //!
 //! It is both the embedding example (see `server.rs`, `hooks.rs` and the
 //! gate call in `tracker.rs`) and the subject of the end-to-end tests:
@@ -18,4 +18,5 @@ pub mod query;
 pub mod server;
 pub mod store;
 pub mod tracker;
+pub mod udp;
 pub mod writebehind;

@@ -22,6 +22,7 @@ use crate::hooks::TrackerHooks;
 use crate::http::{health_router, tracker_router};
 use crate::peers::PeerStore;
 use crate::tracker::Tracker;
+use crate::udp::UdpTracker;
 use crate::writebehind::WriteBehind;
 
 /// Any start-up or run-time failure, with its context in the text.
@@ -98,6 +99,22 @@ pub async fn run(
     for addr in &cfg.http_trackers {
         let l = bind("http_tracker", *addr).await?;
         servers.push(serve(l, tracker_router(state.clone()), stop_rx.clone()));
+    }
+    for addr in &cfg.udp_trackers {
+        let socket = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind udp_tracker on {addr}: {e}"))?;
+        announce_listening("udp_tracker", socket.local_addr()?);
+        let udp = Arc::new(
+            UdpTracker::new(state.clone())
+                .map_err(|e| format!("cannot draw the connection-id key: {e}"))?,
+        );
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let rx = stop_rx.clone();
+        servers.push(tokio::spawn(async move {
+            udp.serve(socket, workers, rx).await;
+            Ok(())
+        }));
     }
     if let Some(addr) = cfg.health_check {
         let l = bind("health_check_api", addr).await?;

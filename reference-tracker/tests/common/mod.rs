@@ -3,6 +3,8 @@
 //! its database directly.
 #![allow(dead_code)]
 
+pub mod udp_client;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -27,6 +29,8 @@ pub struct Tracker {
     pub health: SocketAddr,
     /// Maintenance API address, when configured.
     pub maintenance: Option<SocketAddr>,
+    /// `[[udp_trackers]]` addresses, in the order they were bound.
+    pub udp: Vec<SocketAddr>,
     /// Captured stderr lines (logs), for failure messages.
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub client: reqwest::Client,
@@ -71,12 +75,15 @@ pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tracker
         }
     });
     let wants_maintenance = config.contains("[maintenance]") && config.contains("bind =");
+    let wants_udp = config.matches("[[udp_trackers]]").count();
     let mut addrs: HashMap<String, SocketAddr> = HashMap::new();
+    let mut udp = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let done = addrs.contains_key("http_tracker")
             && addrs.contains_key("health_check_api")
-            && (!wants_maintenance || addrs.contains_key("maintenance_api"));
+            && (!wants_maintenance || addrs.contains_key("maintenance_api"))
+            && udp.len() == wants_udp;
         if done {
             break;
         }
@@ -85,6 +92,9 @@ pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tracker
             Ok(line) => {
                 if let Some(rest) = line.strip_prefix("reference-tracker: ") {
                     if let Some((kind, addr)) = rest.split_once(" listening on ") {
+                        if kind == "udp_tracker" {
+                            udp.push(addr.parse().unwrap());
+                        }
                         addrs.insert(kind.to_owned(), addr.parse().unwrap());
                     }
                 }
@@ -104,6 +114,7 @@ pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tracker
         http: addrs["http_tracker"],
         health: addrs["health_check_api"],
         maintenance: addrs.get("maintenance_api").copied(),
+        udp,
         stderr: logs,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -286,6 +297,11 @@ impl Tracker {
         }
     }
 
+    /// The process id (to read `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// The tracker's log so far.
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
@@ -334,6 +350,25 @@ lease_ttl = "2s"
         db = dir.join("tracker.db").display(),
         ready = dir.join("ready.json").display(),
     )
+}
+
+/// `config` plus one `[[udp_trackers]]` entry per address.
+pub fn with_udp(config: &str, addrs: &[&str]) -> String {
+    let mut out = config.to_owned();
+    for a in addrs {
+        out.push_str(&format!("\n[[udp_trackers]]\nbind_address = \"{a}\"\n"));
+    }
+    out
+}
+
+/// Resident memory of a process in KiB, from `/proc/PID/status`.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
 }
 
 /// Size, mtime and sha256 of a file, or `None` when absent.
