@@ -123,14 +123,14 @@ impl Coordinator {
         self.shared.status()
     }
 
-    /// Serves the API on `listener` until [`shutdown`](Self::shutdown).
+    /// Serves the API on `listener` until [`shutdown`](Self::shutdown),
+    /// with the header-read and idle timeouts of [`maintenance_http::serve`].
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let mut stop = self.shared.shutdown.subscribe();
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            })
-            .await
+        let stop = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        maintenance_http::serve(listener, self.router(), stop, Default::default()).await
     }
 
     /// Binds `maintenance.bind` and serves the API there in a background

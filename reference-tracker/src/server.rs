@@ -88,12 +88,7 @@ pub async fn run(
             let stop = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop)
-            .await
+            maintenance_http::serve(listener, router, stop, Default::default()).await
         })
     };
     for addr in &cfg.http_trackers {

@@ -302,7 +302,8 @@ pub async fn serve(bind: SocketAddr) -> std::io::Result<SocketAddr> {
             route_get(|| async { "maintenance-sidecar: metrics at /metrics\n" }),
         );
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let forever = std::future::pending();
+        if let Err(e) = maintenance_http::serve(listener, app, forever, Default::default()).await {
             tracing::error!("metrics listener stopped: {e}");
         }
     });
