@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-/// Env variable whose value replaces the password of a `mysql://` URL.
+/// Env variable whose value replaces the password of a `mysql://` or
+/// `postgresql://` URL.
 pub const PASSWORD_ENV: &str = "TRACKER_DATABASE_PASSWORD";
 
 /// Env variable overriding `[core.database] path`, named as Torrust names it.
@@ -27,6 +28,8 @@ pub enum Driver {
     Sqlite3,
     /// `driver = "mysql"`: `path` is a `mysql://` URL.
     Mysql,
+    /// `driver = "postgresql"`: `path` is a `postgresql://` URL.
+    Postgresql,
 }
 
 /// `[core.database]`.
@@ -34,7 +37,7 @@ pub enum Driver {
 pub struct DatabaseConfig {
     /// The driver.
     pub driver: Driver,
-    /// File path (SQLite) or URL (MySQL).
+    /// File path (SQLite) or URL (MySQL, PostgreSQL).
     pub path: String,
     /// How often the write-behind buffer is flushed (`flush_interval`,
     /// not a Torrust key; default 1 s).
@@ -204,10 +207,13 @@ impl TrackerConfig {
         let driver = match string(db, "driver", "core.database.driver")?.as_deref() {
             None | Some("sqlite3") => Driver::Sqlite3,
             Some("mysql") => Driver::Mysql,
+            Some("postgresql") => Driver::Postgresql,
             Some(other) => {
                 return Err(bad(
                     "core.database.driver",
-                    format!("{other:?} is not allowed: expected \"sqlite3\" or \"mysql\""),
+                    format!(
+                    "{other:?} is not allowed: expected \"sqlite3\", \"mysql\" or \"postgresql\""
+                ),
                 ))
             }
         };
@@ -223,6 +229,14 @@ impl TrackerConfig {
             return Err(bad(
                 "core.database.path",
                 "with driver = \"mysql\" the path must be a URL: mysql://USER:PASSWORD@HOST:PORT/DATABASE",
+            ));
+        }
+        if driver == Driver::Postgresql
+            && !(path.starts_with("postgresql://") || path.starts_with("postgres://"))
+        {
+            return Err(bad(
+                "core.database.path",
+                "with driver = \"postgresql\" the path must be a URL: postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
             ));
         }
         let flush_interval = match db.get("flush_interval") {
@@ -327,9 +341,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = TrackerConfig::parse("[core.database]\ndriver = \"postgres\"", no_env).unwrap_err();
+        let e = TrackerConfig::parse("[core.database]\ndriver = \"oracle\"", no_env).unwrap_err();
         assert!(e.to_string().contains("core.database.driver"), "{e}");
-        assert!(e.to_string().contains("postgres"), "{e}");
+        assert!(e.to_string().contains("oracle"), "{e}");
+        assert!(e.to_string().contains("\"postgresql\""), "{e}");
         let e =
             TrackerConfig::parse("[[http_trackers]]\nbind_address = \"nope\"", no_env).unwrap_err();
         assert!(
@@ -358,6 +373,23 @@ mod tests {
             e.to_string().contains("core.announce_policy.interval"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn postgresql_takes_a_url_in_the_upstream_form() {
+        let cfg = TrackerConfig::parse(
+            "[core.database]\ndriver = \"postgresql\"\npath = \"postgresql://u:p@127.0.0.1:5432/t\"",
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(cfg.database.driver, Driver::Postgresql);
+        let e = TrackerConfig::parse(
+            "[core.database]\ndriver = \"postgresql\"\npath = \"mysql://u:p@h/t\"",
+            no_env,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("core.database.path"), "{e}");
+        assert!(e.to_string().contains("postgresql://"), "{e}");
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn verify(cfg: &Config, backup: &str) -> ExitCode {
 /// `restore <backup>`.
 pub fn restore(cfg: &Config, backup: &str, opts: &RestoreOptions) -> ExitCode {
     let result = ops::resolve_backup(&cfg.backup_dir, backup)
-        .and_then(|d| ops::restore::restore(&d, opts, &cfg.mysql));
+        .and_then(|d| ops::restore::restore(&d, opts, &cfg.mysql, &cfg.postgres));
     match result {
         Ok(line) => {
             println!("{line}");

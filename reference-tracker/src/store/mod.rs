@@ -1,5 +1,5 @@
-//! Persistence of completed-download counts, behind one trait so SQLite and
-//! MySQL/MariaDB are interchangeable.
+//! Persistence of completed-download counts, behind one trait so SQLite,
+//! MySQL/MariaDB and PostgreSQL are interchangeable.
 //!
 //! The schema is the upstream Torrust tracker's `torrents(id, info_hash,
 //! completed)` table, so an existing Torrust database can be pointed at this
@@ -9,6 +9,7 @@
 //! *resumed* (reopened).
 
 pub mod mysql;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -24,9 +25,9 @@ pub enum StoreError {
     /// SQLite said no.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// MySQL/MariaDB said no.
-    #[error("mysql: {0}")]
-    Mysql(#[from] sqlx::Error),
+    /// MySQL/MariaDB or PostgreSQL (both through `sqlx`) said no.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
     /// The store is quiesced: nothing may touch the database until resume.
     #[error("the database is closed for a maintenance window")]
     Closed,
@@ -48,9 +49,11 @@ pub trait Store: Send + Sync {
     /// one transaction: either every increment lands or none does.
     async fn add_completed(&self, deltas: &[(InfoHash, u64)]) -> Result<(), StoreError>;
 
-    /// Makes the files consistent on disk (SQLite: `wal_checkpoint(TRUNCATE)`)
-    /// and closes the connection; until [`Store::resume`] every call returns
-    /// [`StoreError::Closed`].
+    /// Makes the database ready for a backup: SQLite checkpoints
+    /// (`wal_checkpoint(TRUNCATE)`) and closes the file, MySQL closes its
+    /// pool (until [`Store::resume`] their calls return
+    /// [`StoreError::Closed`]); PostgreSQL needs nothing beyond the flush
+    /// done before this call, since its dump reads an exported snapshot.
     async fn quiesce(&self) -> Result<(), StoreError>;
 
     /// Reopens after [`Store::quiesce`]. A no-op when open.
@@ -63,7 +66,8 @@ pub trait Store: Send + Sync {
 /// Opens the store named by the config, creating the schema if needed.
 ///
 /// `password_override` (from `TRACKER_DATABASE_PASSWORD`) replaces the
-/// password of a `mysql://` URL, so it need not be written in the file.
+/// password of a `mysql://` or `postgresql://` URL, so it need not be
+/// written in the file.
 pub async fn open(
     cfg: &DatabaseConfig,
     password_override: Option<String>,
@@ -71,5 +75,36 @@ pub async fn open(
     Ok(match cfg.driver {
         Driver::Sqlite3 => Arc::new(sqlite::SqliteStore::open(cfg.path.clone().into()).await?),
         Driver::Mysql => Arc::new(mysql::MysqlStore::open(&cfg.path, password_override).await?),
+        Driver::Postgresql => {
+            Arc::new(postgres::PostgresStore::open(&cfg.path, password_override).await?)
+        }
     })
+}
+
+/// Removes the password from a database URL, for logs.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("mysql://u:secret@db:3306/t"),
+            "mysql://u:***@db:3306/t"
+        );
+        assert_eq!(
+            super::redact("postgresql://u:p@ss@db:5432/t"),
+            "postgresql://u:***@db:5432/t"
+        );
+        assert_eq!(super::redact("mysql://db/t"), "mysql://db/t");
+    }
 }

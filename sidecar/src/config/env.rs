@@ -31,7 +31,8 @@ pub fn apply(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(
         cfg.sidecar_id = v;
     }
     apply_sqlite(cfg, &get)?;
-    apply_mysql(cfg, &get)?;
+    apply_server(&mut cfg.mysql, &get, &MYSQL_ENV)?;
+    apply_server(&mut cfg.postgres, &get, &POSTGRES_ENV)?;
     if let Some(v) = get("BACKUP_PATHS_FILE") {
         cfg.files.paths_file = Some(PathBuf::from(v));
     }
@@ -69,27 +70,68 @@ fn apply_sqlite(cfg: &mut Config, get: &dyn Fn(&str) -> Option<String>) -> Resul
     Ok(())
 }
 
-fn apply_mysql(cfg: &mut Config, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-    if let Some(v) = get("MYSQL_HOST") {
-        cfg.mysql.host = v;
+/// The environment variable names of one database-server engine.
+struct ServerEnv {
+    host: &'static str,
+    port: &'static str,
+    /// Database name; the first one set wins.
+    database: &'static [&'static str],
+    user: &'static str,
+    password: &'static str,
+    password_file: &'static str,
+    dump_command: &'static str,
+    enabled: &'static str,
+}
+
+const MYSQL_ENV: ServerEnv = ServerEnv {
+    host: "MYSQL_HOST",
+    port: "MYSQL_PORT",
+    database: &["MYSQL_DATABASE"],
+    user: "MYSQL_USER",
+    password: "MYSQL_PASSWORD",
+    password_file: "MYSQL_PASSWORD_FILE",
+    dump_command: "MYSQL_DUMP_COMMAND",
+    enabled: "BACKUP_MYSQL_ENABLED",
+};
+
+/// `POSTGRES_DB` is accepted too: it is the name the official postgres
+/// image uses, so one `.env` can serve both containers.
+const POSTGRES_ENV: ServerEnv = ServerEnv {
+    host: "POSTGRES_HOST",
+    port: "POSTGRES_PORT",
+    database: &["POSTGRES_DATABASE", "POSTGRES_DB"],
+    user: "POSTGRES_USER",
+    password: "POSTGRES_PASSWORD",
+    password_file: "POSTGRES_PASSWORD_FILE",
+    dump_command: "POSTGRES_DUMP_COMMAND",
+    enabled: "BACKUP_POSTGRES_ENABLED",
+};
+
+fn apply_server(
+    cfg: &mut super::DbServerConfig,
+    get: &dyn Fn(&str) -> Option<String>,
+    names: &ServerEnv,
+) -> Result<(), ConfigError> {
+    if let Some(v) = get(names.host) {
+        cfg.host = v;
     }
-    if let Some(v) = get("MYSQL_PORT") {
-        cfg.mysql.port = parse::number("MYSQL_PORT", &v, "a TCP port, 1-65535")?;
+    if let Some(v) = get(names.port) {
+        cfg.port = parse::number(names.port, &v, "a TCP port, 1-65535")?;
     }
-    if let Some(v) = get("MYSQL_DATABASE") {
-        cfg.mysql.database = Some(v);
+    if let Some(v) = names.database.iter().find_map(|k| get(k)) {
+        cfg.database = Some(v);
     }
-    if let Some(v) = get("MYSQL_USER") {
-        cfg.mysql.user = v;
+    if let Some(v) = get(names.user) {
+        cfg.user = v;
     }
-    if let Some(v) = env_secret(get, "MYSQL_PASSWORD", "MYSQL_PASSWORD_FILE")? {
-        cfg.mysql.password = Some(v);
+    if let Some(v) = env_secret(get, names.password, names.password_file)? {
+        cfg.password = Some(v);
     }
-    if let Some(v) = get("MYSQL_DUMP_COMMAND") {
-        cfg.mysql.dump_command = Some(v);
+    if let Some(v) = get(names.dump_command) {
+        cfg.dump_command = Some(v);
     }
-    if let Some(v) = get("BACKUP_MYSQL_ENABLED") {
-        cfg.mysql.enabled = parse::boolean("BACKUP_MYSQL_ENABLED", &v)?;
+    if let Some(v) = get(names.enabled) {
+        cfg.enabled = parse::boolean(names.enabled, &v)?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::parse;
 use super::{
-    Compression, Config, ConfigError, CoordinatorConfig, FilesConfig, Mode, MysqlConfig, Secret,
+    Compression, Config, ConfigError, CoordinatorConfig, DbServerConfig, FilesConfig, Mode, Secret,
     SqliteConfig, WebhookConfig,
 };
 
@@ -32,7 +32,9 @@ pub struct RawConfig {
     #[serde(default)]
     sqlite: RawSqlite,
     #[serde(default)]
-    mysql: RawMysql,
+    mysql: RawServer,
+    #[serde(default)]
+    postgres: RawServer,
     #[serde(default)]
     files: RawFiles,
     #[serde(default)]
@@ -68,7 +70,7 @@ struct RawSqlite {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMysql {
+struct RawServer {
     enabled: Option<bool>,
     host: Option<String>,
     port: Option<u16>,
@@ -131,13 +133,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         (_, Some(f)) => Some(parse::secret_file("coordinator.token_file", &f)?),
         _ => None,
     };
-    let password = match (raw.mysql.password, raw.mysql.password_file) {
-        (Some(p), _) => Some(Secret::new(p)),
-        (None, Some(f)) => Some(parse::secret_file("mysql.password_file", &f)?),
-        _ => None,
-    };
     let sqlite_path = raw.sqlite.path;
-    let database = parse::non_empty(raw.mysql.database);
     let metrics_bind = match raw.metrics.bind {
         Some(b) => parse::listen_addr("metrics.bind", &b)?,
         None => None,
@@ -164,16 +160,12 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             enabled: raw.sqlite.enabled.unwrap_or(sqlite_path.is_some()),
             path: sqlite_path,
         },
-        mysql: MysqlConfig {
-            enabled: raw.mysql.enabled.unwrap_or(database.is_some()),
-            host: raw.mysql.host.unwrap_or_else(|| "127.0.0.1".into()),
-            port: raw.mysql.port.unwrap_or(3306),
-            database,
-            user: raw.mysql.user.unwrap_or_else(|| "root".into()),
-            password,
-            dump_command: parse::non_empty(raw.mysql.dump_command),
-            client_command: parse::non_empty(raw.mysql.client_command),
-        },
+        mysql: server(raw.mysql, "mysql", DbServerConfig::mysql_defaults())?,
+        postgres: server(
+            raw.postgres,
+            "postgres",
+            DbServerConfig::postgres_defaults(),
+        )?,
         files: FilesConfig {
             paths_file: raw.files.paths_file,
         },
@@ -181,6 +173,31 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             url: parse::non_empty(raw.webhook.url),
             notify_on_success: raw.webhook.notify_on_success,
         },
+    })
+}
+
+/// Resolves a `[mysql]` or `[postgres]` table over `defaults`; enabled
+/// when a database is named unless `enabled` says otherwise.
+fn server(
+    raw: RawServer,
+    section: &str,
+    defaults: DbServerConfig,
+) -> Result<DbServerConfig, ConfigError> {
+    let password = match (raw.password, raw.password_file) {
+        (Some(p), _) => Some(Secret::new(p)),
+        (None, Some(f)) => Some(parse::secret_file(&format!("{section}.password_file"), &f)?),
+        _ => None,
+    };
+    let database = parse::non_empty(raw.database);
+    Ok(DbServerConfig {
+        enabled: raw.enabled.unwrap_or(database.is_some()),
+        host: raw.host.unwrap_or(defaults.host),
+        port: raw.port.unwrap_or(defaults.port),
+        database,
+        user: raw.user.unwrap_or(defaults.user),
+        password,
+        dump_command: parse::non_empty(raw.dump_command),
+        client_command: parse::non_empty(raw.client_command),
     })
 }
 

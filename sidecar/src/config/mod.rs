@@ -80,10 +80,11 @@ pub struct SqliteConfig {
     pub path: Option<PathBuf>,
 }
 
-/// MySQL/MariaDB engine settings.
+/// Settings of a database-server engine (MySQL/MariaDB or PostgreSQL): the
+/// two have the same shape, only the defaults and the tools differ.
 #[derive(Debug, Clone)]
-pub struct MysqlConfig {
-    /// Back up the MySQL/MariaDB database.
+pub struct DbServerConfig {
+    /// Back up this database.
     pub enabled: bool,
     /// Server host.
     pub host: String,
@@ -93,22 +94,41 @@ pub struct MysqlConfig {
     pub database: Option<String>,
     /// User name.
     pub user: String,
-    /// Password; passed to children in `MYSQL_PWD`, never on argv.
+    /// Password; passed to children in their environment (`MYSQL_PWD`,
+    /// `PGPASSWORD`), never on argv.
     pub password: Option<Secret>,
-    /// Dump program; empty means `mariadb-dump`, falling back to `mysqldump`.
+    /// Dump program; empty means `mariadb-dump` (falling back to
+    /// `mysqldump`) or `pg_dump`.
     pub dump_command: Option<String>,
-    /// Client program for restores; empty means `mariadb`, falling back to `mysql`.
+    /// Restore program; empty means `mariadb` (falling back to `mysql`) or
+    /// `pg_restore`.
     pub client_command: Option<String>,
 }
 
-impl Default for MysqlConfig {
-    fn default() -> Self {
-        MysqlConfig {
+/// MySQL/MariaDB engine settings.
+pub type MysqlConfig = DbServerConfig;
+
+/// PostgreSQL engine settings.
+pub type PostgresConfig = DbServerConfig;
+
+impl DbServerConfig {
+    /// MySQL defaults: disabled, `root@127.0.0.1:3306`.
+    pub fn mysql_defaults() -> Self {
+        Self::defaults(3306, "root")
+    }
+
+    /// PostgreSQL defaults: disabled, `postgres@127.0.0.1:5432`.
+    pub fn postgres_defaults() -> Self {
+        Self::defaults(5432, "postgres")
+    }
+
+    fn defaults(port: u16, user: &str) -> Self {
+        DbServerConfig {
             enabled: false,
             host: "127.0.0.1".into(),
-            port: 3306,
+            port,
             database: None,
-            user: "root".into(),
+            user: user.into(),
             password: None,
             dump_command: None,
             client_command: None,
@@ -160,6 +180,8 @@ pub struct Config {
     pub sqlite: SqliteConfig,
     /// MySQL engine.
     pub mysql: MysqlConfig,
+    /// PostgreSQL engine.
+    pub postgres: PostgresConfig,
     /// Files engine.
     pub files: FilesConfig,
     /// Notifications.
@@ -202,7 +224,10 @@ impl Config {
 
     /// True when at least one engine is enabled.
     pub fn any_engine(&self) -> bool {
-        self.sqlite.enabled || self.mysql.enabled || self.files.paths_file.is_some()
+        self.sqlite.enabled
+            || self.mysql.enabled
+            || self.postgres.enabled
+            || self.files.paths_file.is_some()
     }
 }
 
@@ -219,6 +244,13 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             "mysql.database (MYSQL_DATABASE)",
             "",
             "a database name when the MySQL backup is enabled",
+        ));
+    }
+    if cfg.postgres.enabled && cfg.postgres.database.is_none() {
+        return Err(ConfigError::new(
+            "postgres.database (POSTGRES_DATABASE)",
+            "",
+            "a database name when the PostgreSQL backup is enabled",
         ));
     }
     for url in &cfg.coordinator.urls {

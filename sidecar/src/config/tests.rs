@@ -118,3 +118,44 @@ fn metrics_bind_from_file_env_and_off() {
     let e = Config::from_sources(None, &env_of(&[("SIDECAR_METRICS_BIND", "9187")])).unwrap_err();
     assert!(e.to_string().contains("SIDECAR_METRICS_BIND"), "{e}");
 }
+
+#[test]
+fn postgres_variables_mirror_the_mysql_ones() {
+    let env = env_of(&[
+        ("BACKUP_POSTGRES_ENABLED", "true"),
+        ("POSTGRES_HOST", "db"),
+        ("POSTGRES_PORT", "5433"),
+        ("POSTGRES_DB", "torrust"),
+        ("POSTGRES_USER", "u"),
+        ("POSTGRES_PASSWORD", "p"),
+        (
+            "POSTGRES_DUMP_COMMAND",
+            "/usr/lib/postgresql/15/bin/pg_dump",
+        ),
+    ]);
+    let cfg = Config::from_sources(None, &env).unwrap();
+    assert!(cfg.postgres.enabled && !cfg.mysql.enabled);
+    assert_eq!(cfg.postgres.host, "db");
+    assert_eq!(cfg.postgres.port, 5433);
+    assert_eq!(cfg.postgres.database.as_deref(), Some("torrust"));
+    assert_eq!(cfg.postgres.password.as_ref().unwrap().expose(), "p");
+    assert!(cfg.any_engine());
+
+    let toml = "[postgres]\ndatabase = \"tracker\"\n";
+    let cfg = Config::from_sources(Some(toml), &env_of(&[])).unwrap();
+    assert!(cfg.postgres.enabled);
+    assert_eq!(
+        (cfg.postgres.port, cfg.postgres.user.as_str()),
+        (5432, "postgres")
+    );
+    assert_eq!((cfg.mysql.port, cfg.mysql.user.as_str()), (3306, "root"));
+
+    let err = Config::from_sources(None, &env_of(&[("BACKUP_POSTGRES_ENABLED", "yes")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("POSTGRES_DATABASE"), "{err}");
+    let err = Config::from_sources(None, &env_of(&[("POSTGRES_PORT", "x")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("POSTGRES_PORT"), "{err}");
+}

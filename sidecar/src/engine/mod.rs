@@ -9,6 +9,7 @@
 
 pub mod files;
 pub mod mysql;
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -61,7 +62,8 @@ pub struct Staged {
     /// Listed paths that did not exist (files engine).
     pub missing: Vec<String>,
     /// Work still streaming after the consistent point was reached (a
-    /// MySQL dump inside its snapshot transaction); joined by `finish`.
+    /// MySQL dump inside its snapshot transaction, a PostgreSQL dump of an
+    /// exported snapshot); joined by `finish`.
     pub streaming: Option<Streaming>,
 }
 
@@ -86,7 +88,7 @@ impl Streaming {
 /// Result of a finished engine.
 #[derive(Debug, Clone)]
 pub struct EngineOutput {
-    /// Engine name: `sqlite`, `mysql`, `files`.
+    /// Engine name: `sqlite`, `mysql`, `postgres`, `files`.
     pub engine: &'static str,
     /// The verified artifacts, inside staging.
     pub artifacts: Vec<WrittenFile>,
@@ -123,6 +125,11 @@ pub fn from_config(cfg: &Config) -> Vec<Box<dyn Engine>> {
     if cfg.mysql.enabled {
         engines.push(Box::new(mysql::MysqlEngine::new(cfg.mysql.clone())));
     }
+    if cfg.postgres.enabled {
+        engines.push(Box::new(postgres::PostgresEngine::new(
+            cfg.postgres.clone(),
+        )));
+    }
     if let Some(paths_file) = &cfg.files.paths_file {
         engines.push(Box::new(files::FilesEngine::new(paths_file.clone())));
     }
@@ -146,6 +153,7 @@ pub fn check_artifact(engine: &str, path: &Path) -> anyhow::Result<String> {
     match engine {
         "sqlite" => sqlite::check_artifact(path),
         "mysql" => mysql::check_artifact(path),
+        "postgres" => postgres::check_artifact(path),
         "files" => files::check_artifact(path),
         other => anyhow::bail!("unknown engine {other:?} in manifest"),
     }

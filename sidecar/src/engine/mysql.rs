@@ -124,13 +124,18 @@ fn drain_stderr(stderr: impl Read + Send + 'static) -> JoinHandle<Vec<String>> {
     })
 }
 
-/// Kills the dump's process group as soon as `cancel` is set; stops
-/// watching when `done` is set.
-fn kill_on_cancel(pid: u32, cancel: crate::cancel::CancelToken, done: Arc<AtomicBool>) {
+/// Kills the process group of the dump `label` as soon as `cancel` is set;
+/// stops watching when `done` is set.
+pub(super) fn kill_on_cancel(
+    label: &'static str,
+    pid: u32,
+    cancel: crate::cancel::CancelToken,
+    done: Arc<AtomicBool>,
+) {
     std::thread::spawn(move || {
         while !done.load(Ordering::SeqCst) {
             if cancel.is_cancelled() {
-                tracing::warn!("mysql dump cancelled: killing process group {pid}");
+                tracing::warn!("{label} cancelled: killing process group {pid}");
                 // SAFETY: plain syscall; a negative pid addresses the group.
                 unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
                 return;
@@ -259,7 +264,7 @@ fn stream_dump(
     let mut stdout = child.stdout.take().context("dump stdout")?;
     let stderr = drain_stderr(child.stderr.take().context("dump stderr")?);
     let done = Arc::new(AtomicBool::new(false));
-    kill_on_cancel(child.id(), cancel, done.clone());
+    kill_on_cancel("mysql dump", child.id(), cancel, done.clone());
     let mut watched = MarkerWatch {
         inner: writer,
         tail: Vec::new(),

@@ -1,13 +1,14 @@
 //! `restore <backup>`: puts an artifact back — a SQLite file at a path, a
-//! dump into a MySQL/MariaDB database, or a tarball into a folder.
+//! dump into a MySQL/MariaDB or PostgreSQL database, or a tarball into a
+//! folder.
 //!
 //! It never overwrites something non-empty without `--force`. SQLite and
 //! files artifacts are hashed in the same pass that decompresses them into a
 //! private temporary location ([`Readback`]); only when size and SHA-256
 //! match the manifest (and the content check passed) is the result moved
 //! into place, so a failed restore leaves the previous file untouched. A
-//! MySQL dump is hashed before the import starts, since an import cannot be
-//! undone.
+//! MySQL or PostgreSQL dump is hashed before the import starts, since an
+//! import cannot be undone.
 //!
 //! The SQLite content check: the full `PRAGMA integrity_check` reads every
 //! page and every index and dominates restore time on a large database. When
@@ -25,7 +26,7 @@ use anyhow::{bail, ensure, Context};
 use maintenance_proto::Artifact;
 
 use crate::compress::open_decoded;
-use crate::config::MysqlConfig;
+use crate::config::{MysqlConfig, PostgresConfig};
 use crate::engine::mysql::{find_program, tool_command};
 use crate::engine::sqlite::{self, header_check, integrity_check};
 use crate::hashing::sha256_file;
@@ -52,7 +53,7 @@ pub struct RestoreOptions {
     /// Target path: SQLite file (or the folder to put it in), or folder for
     /// the files engine.
     pub to: Option<PathBuf>,
-    /// Target database for MySQL (defaults to the configured one).
+    /// Target database for MySQL/PostgreSQL (defaults to the configured one).
     pub database: Option<String>,
     /// Overwrite a non-empty target.
     pub force: bool,
@@ -86,20 +87,34 @@ pub fn select<'m>(
 }
 
 /// Restores one artifact of the backup in `dir`; returns a summary line.
-pub fn restore(dir: &Path, opts: &RestoreOptions, mysql: &MysqlConfig) -> anyhow::Result<String> {
+pub fn restore(
+    dir: &Path,
+    opts: &RestoreOptions,
+    mysql: &MysqlConfig,
+    postgres: &PostgresConfig,
+) -> anyhow::Result<String> {
     let manifest = Manifest::load(dir)?;
     let artifact = select(&manifest, opts.engine.as_deref(), dir)?;
     let path = dir.join(&artifact.path);
     match artifact.engine.as_str() {
         "sqlite" => restore_sqlite(&manifest, artifact, &path, opts),
-        "mysql" => {
+        engine @ ("mysql" | "postgres") => {
             let (_, sha) = sha256_file(&path)?;
             ensure!(
                 sha == artifact.sha256,
                 "{}: sha256 differs from the manifest; refusing to restore a corrupted artifact",
                 artifact.path
             );
-            restore_mysql(&path, opts, mysql)
+            if engine == "mysql" {
+                restore_mysql(&path, opts, mysql)
+            } else {
+                crate::engine::postgres::restore(
+                    &path,
+                    opts.database.as_deref(),
+                    opts.force,
+                    postgres,
+                )
+            }
         }
         "files" => {
             let to = opts

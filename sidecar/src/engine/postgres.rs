@@ -1,0 +1,515 @@
+//! PostgreSQL engine: `pg_dump` in the custom format, reading a snapshot
+//! the sidecar exports itself, streamed through compression into staging.
+//!
+//! The release point is exact. A connection of the sidecar's own runs
+//! `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY` and
+//! `SELECT pg_export_snapshot()`; from that moment the snapshot exists and
+//! later commits are invisible to it, so the snapshot phase ends there and
+//! the tracker resumes. `pg_dump --snapshot=<id>` then reads exactly that
+//! snapshot. An exported snapshot can only be imported while its exporting
+//! transaction is open, so that transaction stays open until `pg_dump` has
+//! imported it: `pg_dump --verbose` prints `last built-in OID is ...` right
+//! after its connection ran `SET TRANSACTION SNAPSHOT`, and that stderr
+//! line ends the exporting transaction (so does the dump's end, whatever
+//! its outcome).
+//!
+//! The dump is written uncompressed (`--compress=0`) and compressed by the
+//! sidecar's own zstd/gzip writer, like every other artifact. Success needs
+//! exit status 0, no `error:` line on stderr, and then, in the verify phase,
+//! `pg_restore --list` on the archive plus a full `pg_restore --file=/dev/null`
+//! read (the TOC alone does not notice a truncated data section). The
+//! password reaches `pg_dump` and `pg_restore` only through `PGPASSWORD`,
+//! never argv; the dump runs in its own process group, killed as a whole on
+//! cancellation; a partial file dies with the staging folder.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use super::mysql::{find_program, kill_on_cancel};
+use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
+use crate::compress::{open_decoded, ArtifactWriter, WrittenFile};
+use crate::config::PostgresConfig;
+use crate::progress;
+
+/// Options of every dump: custom format, uncompressed (the artifact writer
+/// compresses), verbose (the import signal), never prompting.
+pub const DUMP_OPTIONS: &[&str] = &[
+    "--format=custom",
+    "--compress=0",
+    "--verbose",
+    "--no-password",
+];
+
+/// What `pg_dump --verbose` prints once its transaction runs on the
+/// imported snapshot (the first line after `SET TRANSACTION SNAPSHOT`).
+pub const IMPORTED_MARKER: &str = "last built-in OID is";
+
+/// How long the snapshot connection may take to export.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Dumps one database.
+#[derive(Debug, Clone)]
+pub struct PostgresEngine {
+    cfg: PostgresConfig,
+}
+
+/// Builds a command for a PostgreSQL tool with connection options and the
+/// password in the environment.
+pub fn tool_command(cfg: &PostgresConfig, program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("--host={}", cfg.host))
+        .arg(format!("--port={}", cfg.port))
+        .arg(format!("--username={}", cfg.user));
+    match &cfg.password {
+        Some(p) => cmd.env("PGPASSWORD", p.expose()),
+        None => cmd.env_remove("PGPASSWORD"),
+    };
+    cmd
+}
+
+fn connect_options(cfg: &PostgresConfig, database: &str, purpose: &str) -> PgConnectOptions {
+    let mut o = PgConnectOptions::new()
+        .host(&cfg.host)
+        .port(cfg.port)
+        .username(&cfg.user)
+        .database(database)
+        .application_name(&format!("maintenance-sidecar {purpose}"))
+        .disable_statement_logging();
+    if let Some(p) = &cfg.password {
+        o = o.password(p.expose());
+    }
+    o
+}
+
+/// Runs `fut` on a runtime of its own, on a thread of its own (callers may
+/// already be inside the sidecar's runtime).
+fn block_on<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> anyhow::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            Ok(rt.block_on(fut))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("postgres client thread panicked"))?
+    })
+}
+
+/// The exporting transaction, held open on its own thread until
+/// [`Exporter::release`] (or drop) lets it end.
+struct Exporter {
+    release: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Exporter {
+    /// Connects, exports a snapshot, and returns its id.
+    fn start(cfg: &PostgresConfig, database: &str) -> anyhow::Result<(String, Exporter)> {
+        let options = connect_options(cfg, database, "snapshot");
+        let where_ = format!("{}@{}:{}/{database}", cfg.user, cfg.host, cfg.port);
+        let (id_tx, id_rx) = std::sync::mpsc::channel::<anyhow::Result<String>>();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let target = where_.clone();
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = id_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let mut conn = match PgConnection::connect_with(&options).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = id_tx.send(Err(anyhow::anyhow!(
+                            "cannot connect to PostgreSQL as {target}: {e}"
+                        )));
+                        return;
+                    }
+                };
+                let exported = async {
+                    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .execute(&mut conn)
+                        .await?;
+                    sqlx::query_scalar::<_, String>("SELECT pg_export_snapshot()")
+                        .fetch_one(&mut conn)
+                        .await
+                }
+                .await;
+                let ok = exported.is_ok();
+                let _ = id_tx.send(
+                    exported.map_err(|e| anyhow::anyhow!("exporting a snapshot failed: {e}")),
+                );
+                if ok {
+                    // Sent by the import signal, or dropped when the dump ends.
+                    let _ = released.await;
+                    let _ = sqlx::raw_sql("COMMIT").execute(&mut conn).await;
+                }
+                let _ = conn.close().await;
+            });
+        });
+        let id = id_rx.recv_timeout(EXPORT_TIMEOUT).map_err(|_| {
+            anyhow::anyhow!("no snapshot exported within {EXPORT_TIMEOUT:?} ({where_})")
+        })??;
+        Ok((
+            id,
+            Exporter {
+                release: Some(release),
+            },
+        ))
+    }
+
+    /// Ends the exporting transaction (the dump has imported the snapshot).
+    fn release(&mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl PostgresEngine {
+    /// An engine for `cfg.database`.
+    pub fn new(cfg: PostgresConfig) -> Self {
+        PostgresEngine { cfg }
+    }
+
+    fn program(&self) -> anyhow::Result<String> {
+        if let Some(p) = &self.cfg.dump_command {
+            return Ok(p.clone());
+        }
+        find_program(&["pg_dump"]).context(
+            "pg_dump is not on PATH (install postgresql-client or set postgres.dump_command)",
+        )
+    }
+
+    fn database(&self) -> anyhow::Result<&str> {
+        self.cfg
+            .database
+            .as_deref()
+            .context("postgres.database is not set")
+    }
+
+    fn spawn(&self, snapshot: &str) -> anyhow::Result<Child> {
+        let program = self.program()?;
+        let mut cmd = tool_command(&self.cfg, &program);
+        cmd.args(DUMP_OPTIONS)
+            .arg(format!("--snapshot={snapshot}"))
+            .arg(format!("--dbname={}", self.database()?))
+            // Own process group, so cancelling kills wrapper scripts and
+            // their children together.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn()
+            .with_context(|| format!("cannot start dump program {program:?}"))
+    }
+}
+
+/// Reads the dump's stderr in a thread (so a chatty dump never blocks on a
+/// full pipe): ends the exporting transaction at the import line, keeps
+/// warnings and errors, and returns them when the dump closes stderr.
+fn watch_stderr(
+    stderr: impl Read + Send + 'static,
+    mut exporter: Exporter,
+) -> JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(IMPORTED_MARKER) {
+                tracing::info!("pg_dump imported the snapshot; ending the exporting transaction");
+                exporter.release();
+            }
+            if is_problem(&line) {
+                tracing::warn!("postgres dump stderr: {line}");
+                if kept.len() < 100 {
+                    kept.push(line);
+                }
+            } else {
+                tracing::debug!("postgres dump: {line}");
+            }
+        }
+        exporter.release();
+        kept
+    })
+}
+
+fn is_problem(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    l.contains("error") || l.contains("fatal") || l.contains("warning") || l.contains("could not")
+}
+
+fn has_error(lines: &[String]) -> bool {
+    lines.iter().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("error") || l.contains("fatal")
+    })
+}
+
+impl Engine for PostgresEngine {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn snapshot(&self, ctx: &EngineContext) -> anyhow::Result<Staged> {
+        let db = self.database()?.to_owned();
+        let name = format!("postgres-{db}.dump.{}", ctx.compression.extension());
+        let writer = ArtifactWriter::create(&ctx.staged(&name), ctx.compression, ctx.level)?;
+        let (snapshot, exporter) = Exporter::start(&self.cfg, &db)?;
+        let child = self.spawn(&snapshot)?;
+        let copy_options = ctx.copy_options("postgres dump", None);
+        let cancel = ctx.cancel.clone();
+        let stream = std::thread::spawn(move || {
+            stream_dump(child, writer, exporter, &db, &copy_options, cancel)
+        });
+        tracing::info!("postgres snapshot {snapshot} exported: the tracker may resume");
+        Ok(Staged {
+            streaming: Some(Streaming(stream)),
+            ..Staged::default()
+        })
+    }
+
+    fn finish(&self, _ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput> {
+        let mut artifacts = staged.artifacts;
+        if let Some(stream) = staged.streaming {
+            artifacts.push(stream.join()?);
+        }
+        Ok(EngineOutput {
+            engine: "postgres",
+            artifacts,
+            missing: Vec::new(),
+        })
+    }
+
+    fn tool_version(&self) -> Option<String> {
+        let program = self.program().ok()?;
+        if Path::new(&program).file_name()? != "pg_dump" {
+            // A custom command (often a wrapper script) is not run twice.
+            return Some(format!("custom dump command {program}"));
+        }
+        let out = Command::new(&program).arg("--version").output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+/// Streams the dump's stdout through compression into its artifact, then
+/// decides success from the exit status and stderr.
+fn stream_dump(
+    mut child: Child,
+    mut writer: ArtifactWriter,
+    exporter: Exporter,
+    db: &str,
+    copy_options: &progress::CopyOptions,
+    cancel: crate::cancel::CancelToken,
+) -> anyhow::Result<WrittenFile> {
+    let mut stdout = child.stdout.take().context("dump stdout")?;
+    let stderr = watch_stderr(child.stderr.take().context("dump stderr")?, exporter);
+    let done = Arc::new(AtomicBool::new(false));
+    kill_on_cancel("postgres dump", child.id(), cancel, done.clone());
+    let copied = progress::copy(&mut stdout, &mut writer, copy_options);
+    if copied.is_err() {
+        // SAFETY: plain syscall; a negative pid addresses the group.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    }
+    drop(stdout);
+    let status = child.wait().context("wait for dump")?;
+    done.store(true, Ordering::SeqCst);
+    let problems = stderr.join().unwrap_or_default();
+    copied.context("stream postgres dump into staging")?;
+    if !status.success() {
+        bail!(
+            "postgres dump of {db} failed ({status}): {}",
+            problems.join(" | ")
+        );
+    }
+    if has_error(&problems) {
+        bail!(
+            "postgres dump of {db} reported errors: {}",
+            problems.join(" | ")
+        );
+    }
+    writer.finish().context("finish postgres artifact")
+}
+
+/// Feeds the decoded artifact to `program args` on stdin; returns its
+/// stdout. A reader that stops early (`--list` reads only the TOC) is fine
+/// when it exits 0.
+fn feed(artifact: &Path, mut cmd: Command, what: &str) -> anyhow::Result<String> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {what} (is pg_restore on PATH?)"))?;
+    let mut out = child.stdout.take().context("stdout")?;
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = child.stderr.take().context("stderr")?;
+    let err = std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .take(50)
+            .collect::<Vec<_>>()
+    });
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let copied = progress::copy(
+        &mut open_decoded(artifact)?,
+        &mut stdin,
+        &progress::operator_copy(what, None),
+    )
+    .and_then(|_| stdin.flush());
+    drop(stdin);
+    let status: ExitStatus = child.wait()?;
+    let errors = err.join().unwrap_or_default();
+    let stdout = out.join().unwrap_or_default();
+    if !status.success() {
+        bail!("{what} failed ({status}): {}", errors.join(" | "));
+    }
+    match copied {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).with_context(|| format!("stream {} into {what}", artifact.display()))
+        }
+        _ => Ok(stdout),
+    }
+}
+
+/// Checks an archive: `pg_restore --list` reads its table of contents, and
+/// `pg_restore --file=/dev/null` reads every data block to the end.
+pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
+    let mut list = Command::new("pg_restore");
+    list.arg("--list");
+    let toc = feed(path, list, "pg_restore --list")?;
+    let entries = toc
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .count();
+    ensure!(
+        entries > 0,
+        "{}: pg_restore --list shows no entries",
+        path.display()
+    );
+    let mut read = Command::new("pg_restore");
+    read.arg("--file=/dev/null");
+    feed(path, read, "pg_restore (full read)")?;
+    Ok(format!(
+        "pg_restore --list: {entries} entries; every data block read"
+    ))
+}
+
+/// True for names `CREATE DATABASE "..."` may take without surprises.
+fn valid_db_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Restores the archive into `database` with `pg_restore`, creating the
+/// database if needed; a database that already has tables needs `force`
+/// (then existing objects are dropped first: `--clean --if-exists`).
+pub fn restore(
+    artifact: &Path,
+    database: Option<&str>,
+    force: bool,
+    cfg: &PostgresConfig,
+) -> anyhow::Result<String> {
+    let db = database
+        .or(cfg.database.as_deref())
+        .context("a PostgreSQL restore needs --database NAME (or POSTGRES_DATABASE)")?
+        .to_owned();
+    ensure!(
+        valid_db_name(&db),
+        "database name {db:?} is not allowed (letters, digits, _ - only, at most 63)"
+    );
+    let admin = connect_options(cfg, "postgres", "restore");
+    let target = connect_options(cfg, &db, "restore");
+    let db2 = db.clone();
+    let tables: i64 = block_on(async move {
+        let mut conn = PgConnection::connect_with(&admin).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&db2)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db2}\"")))
+                .execute(&mut conn)
+                .await?;
+        }
+        conn.close().await?;
+        let mut conn = PgConnection::connect_with(&target).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok::<_, sqlx::Error>(n)
+    })?
+    .with_context(|| format!("prepare database {db} on {}:{}", cfg.host, cfg.port))?;
+    if tables > 0 && !force {
+        bail!(
+            "database {db} already has {tables} tables; refusing to overwrite it without --force"
+        );
+    }
+    let program = cfg
+        .client_command
+        .clone()
+        .unwrap_or_else(|| "pg_restore".to_owned());
+    let mut cmd = tool_command(cfg, &program);
+    cmd.args([
+        "--no-password",
+        "--no-owner",
+        "--exit-on-error",
+        "--single-transaction",
+    ])
+    .arg(format!("--dbname={db}"));
+    if force {
+        cmd.args(["--clean", "--if-exists"]);
+    }
+    feed(artifact, cmd, "pg_restore")?;
+    Ok(format!(
+        "restored PostgreSQL archive into database {db} ({} bytes compressed)",
+        std::fs::metadata(artifact).map(|m| m.len()).unwrap_or(0)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn db_names() {
+        assert!(super::valid_db_name("tracker_restore-1"));
+        assert!(!super::valid_db_name("x\"; DROP"));
+        assert!(!super::valid_db_name(""));
+    }
+
+    #[test]
+    fn errors_on_stderr_fail_the_dump_notices_do_not() {
+        let lines = vec!["pg_dump: warning: there are circular foreign-key constraints".to_owned()];
+        assert!(!super::has_error(&lines));
+        let lines = vec!["pg_dump: error: query failed: ERROR:  canceling statement".to_owned()];
+        assert!(super::has_error(&lines));
+        assert!(super::is_problem(&lines[0]));
+        assert!(!super::is_problem("pg_dump: reading schemas"));
+    }
+}
