@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: shell and config linters, then every Rust test
-# in the workspace against a throwaway MariaDB server.
+# in the workspace against a throwaway MariaDB server and a throwaway
+# PostgreSQL cluster.
 #
-# Needs: cargo, mariadb-server, mariadb-client, sqlite3, shellcheck,
-# docker-compose (parser only, no engine) and promtool. `.ci/run` installs
-# them on Debian. Set TEST_MARIADB_URL to use a server you already run.
+# Needs: cargo, mariadb-server, mariadb-client, postgresql, sqlite3,
+# the linter shellcheck, docker-compose (parser only, no engine), promtool.
+# `.ci/run` installs them on Debian. Set TEST_MARIADB_URL or
+# TEST_POSTGRES_URL to use a server you already run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/maintenance-tests.XXXXXX")
 touch "$work/lint.log"
 cleanup() {
     scripts/test-mariadb.sh stop "$work/mariadb" || true
+    scripts/test-postgres.sh stop "$work/postgres" || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -22,6 +25,13 @@ if [ -z "${TEST_MARIADB_URL:-}" ]; then
     echo "started a throwaway MariaDB on 127.0.0.1:$port"
 fi
 export TEST_MARIADB_URL TEST_MARIADB_HOST TEST_MARIADB_PORT TEST_MARIADB_USER TEST_MARIADB_PASSWORD
+
+if [ -z "${TEST_POSTGRES_URL:-}" ]; then
+    pg_port=${TEST_POSTGRES_PORT_WANTED:-54321}
+    eval "$(scripts/test-postgres.sh start "$work/postgres" "$pg_port")"
+    echo "started a throwaway PostgreSQL on 127.0.0.1:$pg_port"
+fi
+export TEST_POSTGRES_URL TEST_POSTGRES_HOST TEST_POSTGRES_PORT TEST_POSTGRES_USER TEST_POSTGRES_PASSWORD
 
 if [ -x scripts/lint.sh ]; then
     scripts/lint.sh 2>&1 | tee "$work/lint.log"

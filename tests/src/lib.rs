@@ -1,8 +1,8 @@
 //! Harness for the end-to-end tests and the benchmarks: runs the real
 //! `reference-tracker` and `maintenance-sidecar` binaries on loopback, talks
 //! HTTP to them with a tiny blocking client, decodes bencode, polls the
-//! coordinator's status, and inspects backup folders, SQLite files and the
-//! throwaway MariaDB (`TEST_MARIADB_URL`).
+//! coordinator's status, and inspects backup folders, SQLite files, the
+//! throwaway MariaDB (`TEST_MARIADB_URL`) and PostgreSQL (`TEST_POSTGRES_URL`).
 //!
 //! Everything is synchronous (std threads and sockets), so a test reads
 //! top to bottom and a hung process shows up as a timeout naming what it
@@ -181,6 +181,7 @@ pub fn free_port() -> u16 {
 pub enum Db {
     Sqlite(PathBuf),
     Mysql(String),
+    Postgres(String),
 }
 
 /// Settings of one test tracker; [`TrackerConfig::toml`] renders them.
@@ -232,6 +233,7 @@ impl TrackerConfig {
         let (driver, path) = match &self.db {
             Db::Sqlite(p) => ("sqlite3", p.display().to_string()),
             Db::Mysql(url) => ("mysql", url.clone()),
+            Db::Postgres(url) => ("postgresql", url.clone()),
         };
         let mut s = format!(
             r#"[core.database]
@@ -621,6 +623,11 @@ pub fn sidecar_env_for(
             env.push(("BACKUP_SQLITE_ENABLED".into(), "false".into()));
             env.push(("BACKUP_MYSQL_ENABLED".into(), "true".into()));
         }
+        Db::Postgres(_) => {
+            env.push(("BACKUP_SQLITE_ENABLED".into(), "false".into()));
+            env.push(("BACKUP_MYSQL_ENABLED".into(), "false".into()));
+            env.push(("BACKUP_POSTGRES_ENABLED".into(), "true".into()));
+        }
     }
     env
 }
@@ -910,6 +917,157 @@ impl Drop for MariaDb {
 pub fn start_mysql_tracker(dir: &Path, m: &Maria, db: &str, policy: &'static str) -> Tracker {
     let cfg = TrackerConfig::with_db(dir, Db::Mysql(m.url(db)), policy);
     Tracker::start_with_env(dir, &cfg, &m.tracker_env())
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL
+
+/// The throwaway PostgreSQL cluster from `TEST_POSTGRES_URL`
+/// (`scripts/test-postgres.sh` starts one).
+#[derive(Debug, Clone)]
+pub struct Pg {
+    pub host: String,
+    pub port: String,
+    pub user: String,
+    pub password: String,
+}
+
+/// `Some` when `TEST_POSTGRES_URL` is set; panics when unset under `CI`;
+/// otherwise prints a skip message and returns `None`.
+pub fn postgres() -> Option<Pg> {
+    let url = match std::env::var("TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!("TEST_POSTGRES_URL is not set in CI (scripts/test-postgres.sh starts one)");
+            }
+            eprintln!("SKIPPED: TEST_POSTGRES_URL is not set; this PostgreSQL test did not run");
+            return None;
+        }
+    };
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let rest = url
+        .trim_start_matches("postgresql://")
+        .trim_start_matches("postgres://");
+    let (cred, addr) = rest
+        .rsplit_once('@')
+        .expect("TEST_POSTGRES_URL postgresql://user:pass@host:port/db");
+    let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
+    let addr = addr.split('/').next().unwrap();
+    let (host, port) = addr.split_once(':').unwrap_or((addr, "5432"));
+    Some(Pg {
+        host: get("TEST_POSTGRES_HOST").unwrap_or_else(|| host.to_owned()),
+        port: get("TEST_POSTGRES_PORT").unwrap_or_else(|| port.to_owned()),
+        user: get("TEST_POSTGRES_USER").unwrap_or_else(|| user.to_owned()),
+        password: get("TEST_POSTGRES_PASSWORD").unwrap_or_else(|| password.to_owned()),
+    })
+}
+
+impl Pg {
+    /// Runs SQL in `db` with `psql`; returns stdout (`|`-separated, no headers).
+    pub fn sql_in(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &self.host,
+                "-p",
+                &self.port,
+                "-U",
+                &self.user,
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "sql failed: {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates a uniquely named empty database; dropped with the guard.
+    pub fn create_db(&self, prefix: &str) -> PgDb {
+        let name = format!(
+            "e2e_{prefix}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        self.sql_in("postgres", &format!("CREATE DATABASE \"{name}\""));
+        PgDb {
+            pg: self.clone(),
+            name,
+        }
+    }
+
+    /// The tracker's `[core.database] path` URL for `db` (the password
+    /// comes from `TRACKER_DATABASE_PASSWORD`, see [`Pg::tracker_env`]).
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgresql://{}:x@{}:{}/{db}",
+            self.user, self.host, self.port
+        )
+    }
+
+    pub fn tracker_env(&self) -> Vec<(&str, &str)> {
+        vec![("TRACKER_DATABASE_PASSWORD", self.password.as_str())]
+    }
+
+    /// POSTGRES_* variables for the sidecar.
+    pub fn sidecar_env(&self, db: &str) -> Vec<(String, String)> {
+        vec![
+            ("POSTGRES_HOST".into(), self.host.clone()),
+            ("POSTGRES_PORT".into(), self.port.clone()),
+            ("POSTGRES_USER".into(), self.user.clone()),
+            ("POSTGRES_PASSWORD".into(), self.password.clone()),
+            ("POSTGRES_DATABASE".into(), db.to_owned()),
+        ]
+    }
+
+    /// `(info_hash, completed)` rows of `db`.
+    pub fn counts(&self, db: &str) -> BTreeMap<String, i64> {
+        self.sql_in(db, "SELECT info_hash, completed FROM torrents")
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .map(|(h, c)| (h.to_owned(), c.trim().parse().unwrap()))
+            .collect()
+    }
+}
+
+/// A database on the test cluster, dropped on drop.
+pub struct PgDb {
+    pub pg: Pg,
+    pub name: String,
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| {
+            self.pg.sql_in(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+            )
+        });
+    }
+}
+
+/// Starts a tracker on a PostgreSQL database.
+pub fn start_postgres_tracker(dir: &Path, pg: &Pg, db: &str, policy: &'static str) -> Tracker {
+    let cfg = TrackerConfig::with_db(dir, Db::Postgres(pg.url(db)), policy);
+    Tracker::start_with_env(dir, &cfg, &pg.tracker_env())
 }
 
 // ---------------------------------------------------------------------------

@@ -630,3 +630,131 @@ fn two_sidecars_racing_exactly_one_claims_each_window_one_backup() {
         .sum();
     assert_eq!(total, 3);
 }
+
+/// A PostgreSQL tracker with `rows` padding rows (so a dump is well over
+/// 8 KiB) and a sidecar whose dump program is `body` (a shell script).
+fn postgres_window_with_dump(
+    pg: &Pg,
+    d: &Path,
+    db: &PgDb,
+    body: &str,
+) -> (Tracker, std::path::PathBuf, Vec<(String, String)>, Proc) {
+    let t = start_postgres_tracker(d, pg, &db.name, "reject");
+    pg.sql_in(
+        &db.name,
+        "CREATE TABLE padding AS SELECT g AS id, repeat('x', 200) AS v FROM generate_series(1, 5000) g",
+    );
+    let wrapper = d.join("pg-dump-wrapper.sh");
+    write_script(&wrapper, &format!("#!/bin/bash\n{body}\n"));
+    let backups = d.join("backups");
+    let mut env = sidecar_env(&t, &backups);
+    env.extend(pg.sidecar_env(&db.name));
+    set_env(
+        &mut env,
+        "POSTGRES_DUMP_COMMAND",
+        &wrapper.display().to_string(),
+    );
+    let sidecar = spawn_sidecar(d, "pg", &env);
+    (t, backups, env, sidecar)
+}
+
+/// Connections the sidecar left open on the server (its snapshot
+/// connection and pg_dump's).
+fn sidecar_sessions(pg: &Pg, db: &str) -> usize {
+    pg.sql_in(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()
+             AND (application_name LIKE 'maintenance-sidecar%' OR application_name = 'pg_dump')"
+        ),
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn postgres_dump_killed_midway_fails_the_window_and_publishes_nothing() {
+    let Some(pg) = postgres() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let db = pg.create_db("pgkilled");
+    // The real pg_dump, cut after 8 KiB, then the wrapper dies of SIGKILL.
+    let (t, backups, _env, sidecar) =
+        postgres_window_with_dump(&pg, d, &db, "pg_dump \"$@\" | head -c 8192\nkill -KILL $$");
+    let a = info_hash(6, 2);
+    complete_n(&t, &a, 1, 3);
+    let id = t.api().open_window(60);
+    let o = t.wait_outcome(&id, Duration::from_secs(30));
+    assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{}", sidecar.log_text());
+    let err = o
+        .report
+        .as_ref()
+        .and_then(|r| r.error.clone())
+        .unwrap_or_default();
+    assert!(
+        err.contains("postgres dump") && err.contains("signal"),
+        "unclear error: {err}"
+    );
+    wait_until(Duration::from_secs(5), "failure logged", || {
+        sidecar.log_text().contains("backup failed")
+    });
+    assert_nothing_published(&backups);
+    wait_until(Duration::from_secs(10), "no sidecar session left", || {
+        sidecar_sessions(&pg, &db.name) == 0
+    });
+    t.announce_ok(&a, 99, "completed");
+    wait_until(Duration::from_secs(10), "count persisted", || {
+        pg.counts(&db.name).get(&hex(&a)) == Some(&4)
+    });
+}
+
+/// The window is aborted while the dump streams (after the release): the
+/// next heartbeat finds the lease gone, the dump's whole process group is
+/// killed, and nothing is published.
+#[test]
+fn postgres_lease_lost_mid_dump_kills_the_dump_and_publishes_nothing() {
+    let Some(pg) = postgres() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let db = pg.create_db("pglease");
+    let marker = d.join("dump-running");
+    let (t, backups, _env, sidecar) = postgres_window_with_dump(
+        &pg,
+        d,
+        &db,
+        &format!(
+            "touch {}\npg_dump \"$@\" | {{ head -c 4096; sleep 60; cat; }}",
+            marker.display()
+        ),
+    );
+    let id = t.api().open_window(60);
+    wait_until(Duration::from_secs(15), "dump streaming", || {
+        marker.exists()
+    });
+    wait_until(Duration::from_secs(10), "tracker released", || {
+        t.status().state == State::Idle
+    });
+    let (code, body) = t.api().post(
+        "abort",
+        serde_json::json!({"window_id": id, "reason": "test: lease lost"}),
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_until(Duration::from_secs(15), "sidecar gives up", || {
+        sidecar.log_text().contains("lease lost")
+    });
+    let script = d.join("pg-dump-wrapper.sh").display().to_string();
+    wait_until(Duration::from_secs(10), "dump process group killed", || {
+        !Command::new("pgrep")
+            .args(["-f", &script])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    });
+    wait_until(Duration::from_secs(10), "no sidecar session left", || {
+        sidecar_sessions(&pg, &db.name) == 0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_nothing_published(&backups);
+    t.announce_ok(&info_hash(6, 3), 1, "completed");
+}

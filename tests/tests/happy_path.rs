@@ -1,5 +1,5 @@
-//! The whole flow with the real processes on loopback, on SQLite and on
-//! MariaDB, under both announce policies: the window opens, announces get
+//! The whole flow with the real processes on loopback, on SQLite, MariaDB
+//! and PostgreSQL, under both announce policies: the window opens, announces get
 //! the policy's answer, the sidecar claims, snapshots, releases, publishes
 //! exactly one verified backup and completes; the tracker serves normally
 //! right after. The restore drills restore that backup into a fresh tracker
@@ -328,6 +328,186 @@ fn mariadb_restore_drill_fresh_tracker_scrapes_snapshot_counts() {
     let (a, b) = (info_hash(7, A), info_hash(7, B));
     assert_eq!(t2.scrape_downloaded(&[a, b]), done.at_snapshot);
     assert_ne!(done.at_snapshot, done.after);
+}
+
+fn postgres_flow(pg: &Pg, policy: &'static str) -> (tempfile::TempDir, PgDb, Done) {
+    let dir = tempdir();
+    let db = pg.create_db("happy");
+    let tracker = start_postgres_tracker(dir.path(), pg, &db.name, policy);
+    let done = window_flow(dir.path(), tracker, pg.sidecar_env(&db.name));
+    let (a, b) = (hex(&info_hash(7, A)), hex(&info_hash(7, B)));
+    let want = done.after.clone();
+    wait_until(
+        Duration::from_secs(10),
+        "counts persisted in PostgreSQL after resume",
+        || {
+            let c = pg.counts(&db.name);
+            c.get(&a) == Some(&want[0]) && c.get(&b) == Some(&want[1])
+        },
+    );
+    (dir, db, done)
+}
+
+/// Restores the archive into a new database, refuses a second restore
+/// into it without `--force`, and starts a fresh tracker on it whose
+/// scrape counts are exactly those at the snapshot.
+fn postgres_restore_drill(pg: &Pg, policy: &'static str) {
+    let (dir, _db, done) = postgres_flow(pg, policy);
+    let target = pg.create_db("restored");
+    let out = sidecar_output(
+        &done.sidecar_env,
+        &["restore", "latest", "--database", &target.name],
+    );
+    assert!(out.status.success());
+    let (a, b) = (info_hash(7, A), info_hash(7, B));
+    let restored = pg.counts(&target.name);
+    assert_eq!(restored.len(), 2, "{restored:?}");
+    assert_eq!(restored.get(&hex(&a)), Some(&done.at_snapshot[0]));
+    assert_eq!(restored.get(&hex(&b)), Some(&done.at_snapshot[1]));
+    let out = sidecar_output(
+        &done.sidecar_env,
+        &["restore", "latest", "--database", &target.name],
+    );
+    assert!(!out.status.success(), "a non-empty target needs --force");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    pg.sql_in(&target.name, "UPDATE torrents SET completed = 0");
+    let out = sidecar_output(
+        &done.sidecar_env,
+        &["restore", "latest", "--database", &target.name, "--force"],
+    );
+    assert!(out.status.success());
+    assert_eq!(pg.counts(&target.name), restored);
+
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    let t2 = start_postgres_tracker(&fresh, pg, &target.name, "reject");
+    assert_eq!(t2.scrape_downloaded(&[a, b]), done.at_snapshot);
+}
+
+#[test]
+fn postgres_reject_window_publishes_one_verified_backup_restoring_exact_counts() {
+    let Some(pg) = postgres() else { return };
+    postgres_restore_drill(&pg, "reject");
+}
+
+#[test]
+fn postgres_defer_writes_window_publishes_one_verified_backup_restoring_exact_counts() {
+    let Some(pg) = postgres() else { return };
+    postgres_restore_drill(&pg, "defer-writes");
+}
+
+/// A dump program wrapping the real `pg_dump` in `dir`: `before` runs
+/// before it, `after` once it succeeded.
+fn pg_dump_wrapper(dir: &Path, before: &str, after: &str) -> PathBuf {
+    let script = dir.join("pg-dump-wrapper.sh");
+    write_script(
+        &script,
+        &format!("#!/bin/sh\n{before}\npg_dump \"$@\" || exit $?\n{after}\n"),
+    );
+    script
+}
+
+/// The tracker resumes once the snapshot is exported, while the dump
+/// streams on. The dump here is the real one followed by a 4 s tail: with
+/// a release at the end of the dump the tracker would refuse announces for
+/// over 4 s.
+#[test]
+fn postgres_reject_tracker_resumes_while_the_dump_still_streams() {
+    let Some(pg) = postgres() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let db = pg.create_db("early");
+    let t = start_postgres_tracker(d, &pg, &db.name, "reject");
+    let a = info_hash(12, 1);
+    complete_n(&t, &a, 1, 3);
+    let script = pg_dump_wrapper(d, "", "sleep 4");
+    let backups = d.join("backups");
+    let mut env = sidecar_env(&t, &backups);
+    env.extend(pg.sidecar_env(&db.name));
+    set_env(
+        &mut env,
+        "POSTGRES_DUMP_COMMAND",
+        &script.display().to_string(),
+    );
+    let _sidecar = spawn_sidecar(d, "early", &env);
+
+    let id = t.api().open_window(60);
+    wait_until(
+        Duration::from_secs(10),
+        "announces served again while the dump streams",
+        || {
+            t.status().state == State::Idle
+                && t.announce(&a, 60, "").get("failure reason").is_none()
+        },
+    );
+    assert!(
+        published(&backups).is_empty(),
+        "the tracker resumed only after the backup was published"
+    );
+    let o = t.wait_outcome(&id, Duration::from_secs(30));
+    assert_eq!(o.outcome, Outcome::Completed, "{o:?}");
+    assert!(
+        o.quiesced_secs < 3.5,
+        "the tracker waited for the whole dump: quiesced {} s",
+        o.quiesced_secs
+    );
+    assert_eq!(published(&backups).len(), 1);
+    let out = sidecar_output(&env, &["verify", "latest"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The snapshot is fixed at the release: a completion counted after the
+/// release (while `pg_dump` has not even started) reaches the database but
+/// not the backup.
+#[test]
+fn postgres_write_after_release_is_absent_from_the_backup_and_present_in_the_database() {
+    let Some(pg) = postgres() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let db = pg.create_db("afterrelease");
+    let t = start_postgres_tracker(d, &pg, &db.name, "reject");
+    let a = info_hash(13, 1);
+    complete_n(&t, &a, 1, 3);
+    // pg_dump starts only once the test says so, long after the release.
+    let go = d.join("go");
+    let script = pg_dump_wrapper(
+        d,
+        &format!("while [ ! -e {} ]; do sleep 0.05; done", go.display()),
+        "",
+    );
+    let backups = d.join("backups");
+    let mut env = sidecar_env(&t, &backups);
+    env.extend(pg.sidecar_env(&db.name));
+    set_env(
+        &mut env,
+        "POSTGRES_DUMP_COMMAND",
+        &script.display().to_string(),
+    );
+    let _sidecar = spawn_sidecar(d, "after", &env);
+
+    let id = t.api().open_window(60);
+    wait_until(Duration::from_secs(10), "tracker released", || {
+        t.status().state == State::Idle
+    });
+    t.announce_ok(&a, 99, "completed");
+    wait_until(
+        Duration::from_secs(10),
+        "write after release persisted",
+        || pg.counts(&db.name).get(&hex(&a)) == Some(&4),
+    );
+    std::fs::write(&go, "").unwrap();
+    let o = t.wait_outcome(&id, Duration::from_secs(30));
+    assert_eq!(o.outcome, Outcome::Completed, "{o:?}");
+
+    let restored = pg.create_db("afterrelease_restored");
+    let out = sidecar_output(&env, &["restore", "latest", "--database", &restored.name]);
+    assert!(out.status.success());
+    assert_eq!(pg.counts(&restored.name).get(&hex(&a)), Some(&3));
+    assert_eq!(pg.counts(&db.name).get(&hex(&a)), Some(&4));
 }
 
 /// A busy tracker always has an announce in flight. Under `defer-writes`

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: the real binary, real SQLite
-//! files, the throwaway MariaDB from `TEST_MARIADB_*`, and assertions on the
-//! backup folder.
+//! files, the throwaway MariaDB from `TEST_MARIADB_*` and PostgreSQL from
+//! `TEST_POSTGRES_*`, and assertions on the backup folder.
 
 #![allow(dead_code)]
 
@@ -87,6 +87,18 @@ pub fn maria_toml(m: &Maria, db: &str) -> String {
     format!(
         "[mysql]\nenabled = true\nhost = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{db}\"\n",
         m.host, m.port, m.user
+    )
+}
+
+/// The throwaway PostgreSQL (`TEST_POSTGRES_URL`), from the end-to-end harness.
+#[allow(unused_imports)] // not every test binary talks to PostgreSQL
+pub use maintenance_e2e::{postgres, Pg, PgDb};
+
+/// A `[postgres]` TOML section for database `db` of `pg` (password via env in tests).
+pub fn postgres_toml(pg: &Pg, db: &str) -> String {
+    format!(
+        "[postgres]\nenabled = true\nhost = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{db}\"\n",
+        pg.host, pg.port, pg.user
     )
 }
 
