@@ -4,10 +4,13 @@
 //! is only a hint (the claim over HTTP is what authorises a backup), but a
 //! stale "ready" must still never be left behind, so every write is atomic
 //! (temp file, fsync, rename, fsync of the folder) and the coordinator
-//! rewrites the file at start-up and on every resume.
+//! rewrites the file at start-up and on every resume. The temp file has an
+//! unpredictable name and is created exclusively, so a link or file planted
+//! in the folder is never followed or overwritten.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use maintenance_proto::ReadinessDocument;
@@ -53,22 +56,21 @@ impl ReadinessFile {
             })?
             .to_string_lossy()
             .into_owned();
-        let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let body = serde_json::to_vec_pretty(doc).map_err(io::Error::other)?;
-        {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&temp)?;
-            file.write_all(&body)?;
-            file.write_all(b"\n")?;
-            file.sync_all()?;
-        }
-        if let Err(e) = fs::rename(&temp, &self.path) {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
+        // A random name created with O_CREAT|O_EXCL: nothing planted in the
+        // folder (a symlink, a file) is followed or overwritten. Readable by
+        // all like the file it replaces, since the sidecar may run as
+        // another user.
+        let mut temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tmp-"))
+            .tempfile_in(&dir)?;
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))?;
+        temp.write_all(&body)?;
+        temp.write_all(b"\n")?;
+        temp.as_file().sync_all()?;
+        // On failure the temp file is removed when the error drops it.
+        temp.persist(&self.path).map_err(|e| e.error)?;
         File::open(&dir)?.sync_all()
     }
 
@@ -83,6 +85,7 @@ impl ReadinessFile {
 mod tests {
     use super::*;
     use maintenance_proto::{State, WindowId};
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn write_replaces_and_leaves_no_temp_files() {
@@ -101,6 +104,38 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, vec!["ready.json".to_string()]);
+    }
+
+    #[test]
+    fn planted_links_and_files_at_temp_names_are_not_followed_or_overwritten() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let ready = dir.path().join("ready");
+        fs::create_dir(&ready).unwrap();
+        // The names earlier versions used (pid-based), and pid 1 as in a
+        // container: a link to the victim, and a plain file.
+        let link = ready.join(format!(".ready.json.tmp-{}", std::process::id()));
+        symlink(&victim, &link).unwrap();
+        let planted = ready.join(".ready.json.tmp-1");
+        fs::write(&planted, "mine").unwrap();
+        let file = ReadinessFile::new(ready.join("ready.json"));
+        let doc = ReadinessDocument::not_ready("a", State::Idle, chrono::Utc::now());
+        for _ in 0..3 {
+            file.write(&doc).unwrap();
+        }
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_to_string(&planted).unwrap(), "mine");
+        assert_eq!(file.read().unwrap(), doc);
+        let meta = fs::symlink_metadata(file.path()).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert_eq!(fs::read_dir(&ready).unwrap().count(), 3, "temp files left");
     }
 
     #[test]
