@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Query, State as AxumState};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State as AxumState};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,8 @@ use crate::shared::Shared;
 const MAX_WAIT: Duration = Duration::from_secs(300);
 /// Longest ad hoc window.
 const MAX_ADHOC_SECS: u64 = 86_400;
+/// Largest request body accepted (a backup report is a few KiB).
+const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
@@ -46,7 +48,43 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/abort", post(abort))
         .fallback(not_found)
         .with_state(shared);
-    Router::new().nest(API_PREFIX, api)
+    Router::new()
+        .nest(API_PREFIX, api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// Turns an error answered by axum itself (a body over the limit, an
+/// extractor's plain-text rejection) into the JSON error body with a
+/// stable code, like every other error of this API.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorCode::BodyTooLarge,
+            format!("request body over {MAX_BODY_BYTES} bytes; send a smaller body"),
+        ),
+        StatusCode::NOT_FOUND => (
+            ErrorCode::NotFound,
+            format!("no such endpoint; see {API_PREFIX}/status"),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorCode::MethodNotAllowed,
+            "method not allowed: reads are GET, changes are POST".to_string(),
+        ),
+        s if s.is_server_error() => (ErrorCode::Internal, format!("internal error ({s})")),
+        s => (ErrorCode::InvalidRequest, format!("invalid request ({s})")),
+    };
+    ApiError(status, ErrorBody::new(code, message)).into_response()
 }
 
 /// An error answer: status code plus JSON body.
@@ -61,6 +99,9 @@ impl ApiError {
             | ErrorCode::AlreadyClaimed
             | ErrorCode::WindowBusy => StatusCode::CONFLICT,
             ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, ErrorBody::new(code, message))
@@ -82,12 +123,16 @@ impl IntoResponse for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 async fn not_found() -> ApiError {
-    ApiError(
-        StatusCode::NOT_FOUND,
-        ErrorBody::new(
-            ErrorCode::InvalidRequest,
-            format!("no such endpoint; see {API_PREFIX}/status"),
-        ),
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no such endpoint; see {API_PREFIX}/status"),
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed: reads are GET, changes are POST",
     )
 }
 

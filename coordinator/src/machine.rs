@@ -102,6 +102,7 @@ pub(crate) struct Machine {
     outcomes: VecDeque<WindowOutcome>,
     version: u64,
     windows_opened: u64,
+    windows_ended: u64,
     metrics: Metrics,
 }
 
@@ -116,6 +117,7 @@ impl Machine {
             outcomes: VecDeque::new(),
             version: 1,
             windows_opened: 0,
+            windows_ended: 0,
             metrics,
         }
     }
@@ -140,8 +142,14 @@ impl Machine {
         self.active.as_ref().map(|w| &w.info)
     }
 
+    /// Recorded outcomes, newest first.
     pub(crate) fn outcomes(&self) -> impl Iterator<Item = &WindowOutcome> {
         self.outcomes.iter()
+    }
+
+    /// How many windows have ended (outcomes recorded) since start.
+    pub(crate) fn windows_ended(&self) -> u64 {
+        self.windows_ended
     }
 
     pub(crate) fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
@@ -171,6 +179,7 @@ impl Machine {
         );
         self.outcomes.push_front(outcome);
         self.outcomes.truncate(OUTCOMES_KEPT);
+        self.windows_ended += 1;
         self.version += 1;
     }
 

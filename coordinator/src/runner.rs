@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use crate::hooks::WindowInfo;
 use crate::machine::Next;
 use crate::schedule::Schedule;
-use crate::shared::Shared;
+use crate::shared::{Shared, WindowCounts};
 
 /// Longest the runner sleeps before looking at the wall clock again, so a
 /// clock step (NTP, suspend) never delays a window by more than this.
@@ -177,22 +177,20 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
     }
     gate.open_writes();
     phase_done(State::Resuming);
+    shared.note_window_counts(WindowCounts {
+        window_id: window_id.clone(),
+        refused: gate.refused_total() - refused_before,
+        deferred: gate.deferred_total() - deferred_before,
+    });
+    // Recording the outcome logs the window's one "window ended" line
+    // (`Shared::update`); a released window logs it on completion.
     let outcome = shared.update(|m| m.resumed(Utc::now()));
     publish_readiness(shared).await;
-
-    let refused = gate.refused_total() - refused_before;
-    let deferred = gate.deferred_total() - deferred_before;
-    match outcome {
-        Some(o) => info!(
-            %window_id, outcome = %o.outcome, quiesced_secs = o.quiesced_secs, refused, deferred,
-            reason = o.reason.as_deref().unwrap_or(""),
-            backup = o.report.as_ref().and_then(|r| r.backup.as_deref()).unwrap_or(""),
-            "window ended"
-        ),
-        None => info!(
-            %window_id, refused, deferred,
+    if outcome.is_none() {
+        info!(
+            %window_id,
             "tracker resumed after release; waiting for the sidecar's completion"
-        ),
+        );
     }
 }
 

@@ -7,7 +7,9 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use maintenance_proto::{ReadinessDocument, State, StatusResponse, WindowSpan, PROTOCOL_VERSION};
+use maintenance_proto::{
+    ReadinessDocument, State, StatusResponse, WindowId, WindowOutcome, WindowSpan, PROTOCOL_VERSION,
+};
 use tokio::sync::{watch, Notify};
 
 use crate::config::MaintenanceConfig;
@@ -31,6 +33,17 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     /// Flipped to true once on shutdown.
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Announces refused and deferred during the last resumed window, for
+    /// its "window ended" line (which may come later, on completion).
+    window_counts: Mutex<Option<WindowCounts>>,
+}
+
+/// What the gate counted during one window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WindowCounts {
+    pub(crate) window_id: WindowId,
+    pub(crate) refused: u64,
+    pub(crate) deferred: u64,
 }
 
 impl Shared {
@@ -57,24 +70,55 @@ impl Shared {
             changed,
             wake: Notify::new(),
             shutdown,
+            window_counts: Mutex::new(None),
         }
     }
 
     /// Runs `f` on the machine; if it changed anything, wakes long-polls and
-    /// the runner.
+    /// the runner. Every window that `f` ended gets its one "window ended"
+    /// log line here, whichever path ended it.
     pub(crate) fn update<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> R {
-        let (result, changed_to) = {
+        let (result, changed_to, ended) = {
             let mut machine = self.machine.lock().unwrap_or_else(|e| e.into_inner());
             let before = machine.version();
+            let ended_before = machine.windows_ended();
             let result = f(&mut machine);
             let after = machine.version();
-            (result, (after != before).then_some(after))
+            let new_endings = (machine.windows_ended() - ended_before) as usize;
+            let ended: Vec<WindowOutcome> = machine.outcomes().take(new_endings).cloned().collect();
+            (result, (after != before).then_some(after), ended)
         };
+        for outcome in ended.iter().rev() {
+            self.log_window_ended(outcome);
+        }
         if let Some(version) = changed_to {
             self.changed.send_replace(version);
             self.wake.notify_one();
         }
         result
+    }
+
+    /// Keeps what the gate counted during `window_id`, for its "window
+    /// ended" line. Called by the runner before it records the resume.
+    pub(crate) fn note_window_counts(&self, counts: WindowCounts) {
+        *self.window_counts.lock().unwrap_or_else(|e| e.into_inner()) = Some(counts);
+    }
+
+    fn log_window_ended(&self, o: &WindowOutcome) {
+        let counts = self
+            .window_counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|c| c.window_id == o.window_id);
+        let (refused, deferred) = counts.map_or((0, 0), |c| (c.refused, c.deferred));
+        tracing::info!(
+            window_id = %o.window_id, outcome = %o.outcome, quiesced_secs = o.quiesced_secs,
+            refused, deferred,
+            reason = o.reason.as_deref().unwrap_or(""),
+            backup = o.report.as_ref().and_then(|r| r.backup.as_deref()).unwrap_or(""),
+            "window ended"
+        );
     }
 
     /// Reads the machine without changing it.

@@ -427,10 +427,77 @@ async fn malformed_requests_get_400_with_json() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    let resp = h.http.get(format!("{}/nope", h.base)).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["code"], "invalid_request");
+}
+
+/// Every error, including those axum answers itself, is JSON with a code.
+#[tokio::test]
+async fn not_found_wrong_method_and_oversized_bodies_get_json_errors() {
+    let h = start("", RecordingHooks::default()).await;
+    let root = h.base.trim_end_matches("/maintenance/v1").to_owned();
+    let big = vec![b' '; 2 << 20];
+    let cases = [
+        (
+            reqwest::Method::GET,
+            format!("{}/nope", h.base),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{root}/elsewhere"),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{root}/"),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{}/status", h.base),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{}/claim", h.base),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{}/complete", h.base),
+            Some(big),
+            413,
+            "body_too_large",
+        ),
+    ];
+    for (method, url, body, want_status, want_code) in cases {
+        let mut req = h.http.request(method.clone(), &url).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), want_status, "{method} {url}");
+        let ctype = resp.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            ctype.starts_with("application/json"),
+            "{method} {url}: {ctype}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], want_code, "{method} {url}: {body}");
+        assert!(!body["message"].as_str().unwrap().is_empty());
+    }
 }
 
 #[tokio::test]

@@ -463,6 +463,12 @@ pub enum ErrorCode {
     WindowBusy,
     /// The request body or query is malformed (400).
     InvalidRequest,
+    /// No such endpoint (404).
+    NotFound,
+    /// The endpoint exists but not with this HTTP method (405).
+    MethodNotAllowed,
+    /// The request body is over the size limit (413).
+    BodyTooLarge,
     /// Unexpected server-side failure (500).
     Internal,
 }
@@ -477,6 +483,9 @@ impl ErrorCode {
             ErrorCode::AlreadyClaimed => "already_claimed",
             ErrorCode::WindowBusy => "window_busy",
             ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::Internal => "internal",
         }
     }
