@@ -34,6 +34,10 @@ use crate::metrics::Metrics;
 /// How many outcomes the status keeps.
 const OUTCOMES_KEPT: usize = 20;
 
+/// How much longer than its configured length a window may last in elapsed
+/// (monotonic) time before it is cut, whatever the wall clock says.
+pub(crate) const ELAPSED_MARGIN: Duration = Duration::from_secs(5);
+
 /// A refused request: the code and an explanation naming the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -603,6 +607,39 @@ impl Machine {
             expired.push(reason);
         }
         expired
+    }
+
+    /// The longest the active window may run in elapsed time since it was
+    /// opened: its configured length plus [`ELAPSED_MARGIN`]. `None` when
+    /// no window is running or it is already ending or released.
+    pub(crate) fn elapsed_cap(&self) -> Option<Duration> {
+        let active = self
+            .active
+            .as_ref()
+            .filter(|a| a.ending.is_none() && !a.released)?;
+        let length = (active.info.span.end - active.info.span.start)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        Some(length + ELAPSED_MARGIN)
+    }
+
+    /// Ends the active window when `elapsed` (monotonic time since it was
+    /// opened, measured by the caller) reached [`elapsed_cap`](Self::elapsed_cap):
+    /// a wall clock stepped forward into the window and corrected, or
+    /// stepped backward during it, cannot keep it open longer. Returns the
+    /// reason, for logging.
+    pub(crate) fn expire_elapsed(&mut self, elapsed: Duration) -> Option<String> {
+        let cap = self.elapsed_cap()?;
+        if elapsed < cap {
+            return None;
+        }
+        let reason = format!(
+            "window length exceeded: open for {:.0} s of elapsed time (length plus {} s margin); the wall clock was stepped",
+            elapsed.as_secs_f64(),
+            ELAPSED_MARGIN.as_secs()
+        );
+        self.end_active(Outcome::Expired, Some(reason.clone()), None);
+        Some(reason)
     }
 
     /// The next instant at which [`expire_due`](Self::expire_due) may act.

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use maintenance_proto::{Outcome, State, WindowSpan};
@@ -104,17 +104,18 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
         "maintenance window opened: draining"
     );
 
-    let mut phase_started = std::time::Instant::now();
+    let opened = Instant::now();
+    let mut phase_started = opened;
     let mut phase_done = |phase: State| {
         shared
             .metrics
             .phase_finished(phase, phase_started.elapsed().as_secs_f64());
-        phase_started = std::time::Instant::now();
+        phase_started = Instant::now();
     };
 
     // draining: the gate closes; requests already admitted finish.
     gate.close(info.policy, info.span.end.timestamp_millis());
-    match phase(shared, gate.drained(), config.drain_timeout).await {
+    match phase(shared, opened, gate.drained(), config.drain_timeout).await {
         Phase::Done(()) => {}
         Phase::TimedOut => {
             let (announces, writes) = gate.in_flight();
@@ -135,7 +136,7 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
     // quiescing: the tracker flushes and checkpoints.
     if shared.update(|m| m.advance(State::Quiescing)) == Next::Continue {
         info!(%window_id, "drained: quiescing");
-        match phase(shared, shared.hooks.quiesce(&info), config.quiesce_timeout).await {
+        match phase(shared, opened, shared.hooks.quiesce(&info), config.quiesce_timeout).await {
             Phase::Done(Ok(())) => {}
             Phase::Done(Err(e)) => {
                 shared.update(|m| m.fail(Outcome::Failed, format!("quiesce hook failed: {e}")))
@@ -159,7 +160,7 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
     if shared.update(|m| m.advance(State::Ready)) == Next::Continue {
         publish_readiness(shared).await;
         info!(%window_id, deadline = %info.span.end, "quiesced: ready for backup");
-        phase(shared, std::future::pending::<()>(), Duration::MAX).await;
+        phase(shared, opened, std::future::pending::<()>(), Duration::MAX).await;
         phase_done(State::Ready);
     }
 
@@ -207,30 +208,46 @@ async fn publish_readiness(shared: &Arc<Shared>) {
 
 /// Runs `work` until it finishes, `limit` passes, or the window must end
 /// (a request ended it, or its deadline or lease ran out).
-async fn phase<T>(shared: &Shared, work: impl Future<Output = T>, limit: Duration) -> Phase<T> {
+///
+/// `opened` is when the window opened on the monotonic clock: the window
+/// also ends once its length plus a margin has elapsed, whatever the wall
+/// clock says.
+async fn phase<T>(
+    shared: &Shared,
+    opened: Instant,
+    work: impl Future<Output = T>,
+    limit: Duration,
+) -> Phase<T> {
     let limit = tokio::time::sleep(limit.min(Duration::from_secs(86_400 * 365)));
     tokio::select! {
         result = work => Phase::Done(result),
         _ = limit => Phase::TimedOut,
-        _ = must_end(shared) => Phase::Interrupted,
+        _ = must_end(shared, opened) => Phase::Interrupted,
     }
 }
 
-/// Completes once the active window is ending, applying deadlines on the way.
-async fn must_end(shared: &Shared) {
+/// Completes once the active window is ending, applying deadlines (wall
+/// clock and elapsed time) on the way.
+async fn must_end(shared: &Shared, opened: Instant) {
     loop {
         let now = Utc::now();
-        let (next, deadline) = shared.update(|m| {
+        let elapsed = opened.elapsed();
+        let (next, deadline, cap) = shared.update(|m| {
             for reason in m.expire_due(now) {
                 warn!(%reason, "window expired");
             }
-            (m.next(), m.next_deadline())
+            if let Some(reason) = m.expire_elapsed(elapsed) {
+                warn!(%reason, "window expired");
+            }
+            (m.next(), m.next_deadline(), m.elapsed_cap())
         });
         if next == Next::Resume {
             return;
         }
+        let until_cap = cap.map_or(MAX_SLEEP, |c| c.saturating_sub(elapsed));
         tokio::select! {
             _ = sleep_until(deadline) => {}
+            _ = tokio::time::sleep(until_cap) => {}
             _ = shared.wake.notified() => {}
         }
     }

@@ -368,3 +368,39 @@ fn outcomes_are_bounded_newest_first() {
         "{totals}"
     );
 }
+
+/// The wall clock said the window had just begun (stepped forward into it,
+/// then corrected, or stepped back during it): elapsed time still ends it.
+#[test]
+fn elapsed_time_caps_a_window_whatever_the_wall_clock_says() {
+    let (mut m, id) = claimed();
+    let cap = Duration::from_secs(300) + ELAPSED_MARGIN;
+    assert_eq!(m.elapsed_cap(), Some(cap));
+    // Heartbeats keep the lease; the wall clock went back to the start.
+    m.heartbeat(&id, at(2), TTL).unwrap();
+    assert!(m.expire_due(at(2)).is_empty());
+    assert_eq!(m.expire_elapsed(cap - Duration::from_millis(1)), None);
+    assert_eq!(m.state(), State::Claimed);
+    let reason = m.expire_elapsed(cap).expect("cut at the cap");
+    assert!(reason.contains("elapsed"), "{reason}");
+    assert_eq!(m.state(), State::Resuming);
+    assert_eq!(m.next(), Next::Resume);
+    assert_eq!(m.elapsed_cap(), None);
+    assert_eq!(m.expire_elapsed(cap * 2), None, "ends once");
+    let recorded = m.resumed(at(3)).unwrap();
+    assert_eq!(recorded.outcome, Outcome::Expired);
+}
+
+#[test]
+fn elapsed_cap_applies_in_every_phase_but_not_to_released_windows() {
+    let mut m = machine();
+    m.open(span(), at(0)).unwrap();
+    assert_eq!(m.state(), State::Draining);
+    assert!(m.expire_elapsed(Duration::from_secs(400)).is_some());
+    m.resumed(at(1)).unwrap();
+
+    let (mut m, id) = claimed();
+    m.release(&id).unwrap();
+    assert_eq!(m.elapsed_cap(), None);
+    assert_eq!(m.expire_elapsed(Duration::from_secs(10_000)), None);
+}
