@@ -19,7 +19,8 @@ use axum::{Json, Router};
 use chrono::{Duration as ChronoDuration, Utc};
 use maintenance_proto::{
     AbortRequest, ClaimRequest, CompleteRequest, ErrorBody, ErrorCode, HealthResponse,
-    OpenWindowRequest, OpenWindowResponse, WindowRequest, WindowSpan, API_PREFIX,
+    OpenWindowRequest, OpenWindowResponse, ReleaseRequest, UnpinResponse, WindowRequest,
+    WindowSpan, API_PREFIX,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -43,6 +44,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/claim", post(claim))
         .route("/heartbeat", post(heartbeat))
         .route("/release", post(release))
+        .route("/unpin", post(unpin))
         .route("/complete", post(complete))
         .route("/windows", post(open_window))
         .route("/abort", post(abort))
@@ -97,7 +99,8 @@ impl ApiError {
             ErrorCode::StaleWindow
             | ErrorCode::WrongState
             | ErrorCode::AlreadyClaimed
-            | ErrorCode::WindowBusy => StatusCode::CONFLICT,
+            | ErrorCode::WindowBusy
+            | ErrorCode::PinLost => StatusCode::CONFLICT,
             ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -224,7 +227,11 @@ async fn metrics(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        shared.metrics.render(shared.read(|m| m.state())),
+        shared.metrics.render(
+            shared.read(|m| m.state()),
+            shared.read(|m| m.pin_status().is_some()),
+            shared.hooks.wal_bytes(),
+        ),
     )
         .into_response()
 }
@@ -258,10 +265,25 @@ async fn release(
     AxumState(shared): AxumState<Arc<Shared>>,
     body: Bytes,
 ) -> ApiResult<maintenance_proto::Ack> {
-    let req: WindowRequest = parse_body(&body)?;
-    let ack = shared.update(|m| m.release(&req.window_id))?;
-    info!(window_id = %req.window_id, "snapshot taken: released, tracker resuming");
+    let req: ReleaseRequest = parse_body(&body)?;
+    let ack = shared.update(|m| m.release(&req.window_id, req.keep_pin, Utc::now()))?;
+    info!(
+        window_id = %req.window_id, pinned = ack.pinned,
+        "released: tracker resuming{}",
+        if ack.pinned { "; the snapshot stays pinned until unpin" } else { "" }
+    );
     Ok(Json(ack))
+}
+
+async fn unpin(
+    _: Authorized,
+    AxumState(shared): AxumState<Arc<Shared>>,
+    body: Bytes,
+) -> ApiResult<UnpinResponse> {
+    let req: WindowRequest = parse_body(&body)?;
+    let done = shared.update(|m| m.unpin(&req.window_id, Utc::now()))?;
+    info!(window_id = %req.window_id, held_secs = done.held_secs, "sidecar finished reading: unpinning");
+    Ok(Json(done))
 }
 
 async fn complete(

@@ -46,7 +46,7 @@ mod shared;
 pub use config::{ConfigError, MaintenanceConfig, Token, MIN_TOKEN_LEN};
 pub use coordinator::{Coordinator, StartError};
 pub use gate::{AnnounceGate, AnnouncePass, Refusal, WritePass};
-pub use hooks::{HookError, MaintenanceHooks, NoopHooks, WindowInfo};
+pub use hooks::{HookError, MaintenanceHooks, NoopHooks, PinMode, WindowInfo};
 pub use readiness::ReadinessFile;
 pub use schedule::Schedule;
 

@@ -18,6 +18,15 @@
 //! A window that was *released* (snapshot taken, tracker resumed) is kept as
 //! `released` until the sidecar completes it or its lease runs out, so every
 //! window still ends with exactly one recorded outcome.
+//!
+//! **Pins (protocol 2).** When the tracker's quiesce leaves a pin (the main
+//! database file frozen), the claim offers it; a release with `keep_pin`
+//! resumes the tracker but keeps the pin until the sidecar says `unpin`
+//! (it has read everything), or until the lease, the deadline, an abort or
+//! `complete` ends it. Once the machine decides a pin ends, the runner
+//! drops it (the hook) and clears it here; an `unpin` after any end other
+//! than the sidecar's own is refused with `pin_lost`, so a sidecar never
+//! publishes a read that the pin did not cover from start to end.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -25,7 +34,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use maintenance_proto::{
     Ack, AnnouncePolicy, BackupReport, CompleteResponse, ErrorCode, LeaseResponse, Outcome,
-    ReleasedWindow, State, WindowId, WindowOutcome, WindowSpan,
+    PinMode, PinOffer, PinStatus, ReleasedWindow, State, UnpinResponse, WindowId, WindowOutcome,
+    WindowSpan,
 };
 
 use crate::hooks::WindowInfo;
@@ -86,6 +96,27 @@ struct Released {
     claim: Claim,
 }
 
+/// The pin the tracker holds for a window's snapshot.
+#[derive(Debug, Clone)]
+struct Pin {
+    info: WindowInfo,
+    mode: PinMode,
+    since: DateTime<Utc>,
+    /// The sidecar released the tracker but keeps reading under the pin.
+    kept: bool,
+    /// Decided: the pin ends (the runner drops it, then clears it).
+    ending: Option<PinEnd>,
+}
+
+/// Why a pin ended.
+#[derive(Debug, Clone)]
+struct PinEnd {
+    /// The sidecar said it finished reading (unpin, release, complete).
+    by_sidecar: bool,
+    reason: String,
+    held_secs: f64,
+}
+
 /// What the runner must do next for the active window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
@@ -103,6 +134,9 @@ pub(crate) struct Machine {
     state: State,
     active: Option<ActiveWindow>,
     released: Option<Released>,
+    pin: Option<Pin>,
+    /// How the most recent pin ended, for an `unpin` arriving after it.
+    last_pin_end: Option<(WindowId, PinEnd)>,
     outcomes: VecDeque<WindowOutcome>,
     version: u64,
     windows_opened: u64,
@@ -118,6 +152,8 @@ impl Machine {
             state: State::Idle,
             active: None,
             released: None,
+            pin: None,
+            last_pin_end: None,
             outcomes: VecDeque::new(),
             version: 1,
             windows_opened: 0,
@@ -167,6 +203,16 @@ impl Machine {
         self.released.as_ref().map(|r| ReleasedWindow {
             window_id: r.window_id.clone(),
             lease_expires_at: r.claim.lease_expires_at,
+        })
+    }
+
+    pub(crate) fn pin_status(&self) -> Option<PinStatus> {
+        self.pin.as_ref().map(|p| PinStatus {
+            window_id: p.info.window_id.clone(),
+            mode: p.mode,
+            since: p.since,
+            ends_by: p.info.span.end,
+            kept_after_release: p.kept,
         })
     }
 
@@ -281,6 +327,15 @@ impl Machine {
                 ),
             ));
         }
+        if let Some(pin) = &self.pin {
+            return Err(reject(
+                ErrorCode::WindowBusy,
+                format!(
+                    "the snapshot of window {} is still pinned; wait until it is unpinned or abort it",
+                    pin.info.window_id
+                ),
+            ));
+        }
         self.windows_opened += 1;
         let short_instance: String = self.instance_id.chars().take(12).collect();
         let window_id = WindowId::new(format!("{short_instance}-{}", self.windows_opened));
@@ -360,7 +415,9 @@ impl Machine {
         }
         let window_end = active.info.span.end;
         self.set_state(State::Claimed);
-        Ok(lease(id, ttl, lease_expires_at, window_end))
+        let mut answer = lease(id, ttl, lease_expires_at, window_end);
+        answer.pin = self.pin_offer(id);
+        Ok(answer)
     }
 
     /// Extends the lease of a claimed or released window.
@@ -390,7 +447,14 @@ impl Machine {
     }
 
     /// claimed → resuming, with the window kept open for `complete`.
-    pub(crate) fn release(&mut self, id: &WindowId) -> Result<Ack, Rejection> {
+    /// With `keep_pin`, the tracker's pin (if any) stays until `unpin`;
+    /// without it the sidecar has finished reading and the pin ends.
+    pub(crate) fn release(
+        &mut self,
+        id: &WindowId,
+        keep_pin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Ack, Rejection> {
         let already = self.released.as_ref().is_some_and(|r| &r.window_id == id)
             || self
                 .active
@@ -400,6 +464,7 @@ impl Machine {
             return Ok(Ack {
                 window_id: id.clone(),
                 state: self.state,
+                pinned: self.pin_held(id),
             });
         }
         let active = self.live_window(id)?;
@@ -411,10 +476,77 @@ impl Machine {
         }
         active.released = true;
         self.set_state(State::Resuming);
+        let pinned = match self.pin.as_mut() {
+            Some(pin) if keep_pin && pin.ending.is_none() => {
+                pin.kept = true;
+                true
+            }
+            _ => {
+                self.end_pin(true, "released: the sidecar finished reading", now);
+                false
+            }
+        };
         Ok(Ack {
             window_id: id.clone(),
             state: State::Resuming,
+            pinned,
         })
+    }
+
+    /// The sidecar has read everything under the pin: confirms that the
+    /// pin was held without interruption until now, and ends it.
+    pub(crate) fn unpin(
+        &mut self,
+        id: &WindowId,
+        now: DateTime<Utc>,
+    ) -> Result<UnpinResponse, Rejection> {
+        let lost = |end: &PinEnd| {
+            reject(
+                ErrorCode::PinLost,
+                format!(
+                    "the pin of window {id} ended before the read was confirmed ({}); abandon the backup",
+                    end.reason
+                ),
+            )
+        };
+        let current = self.pin.as_ref().filter(|p| &p.info.window_id == id);
+        match current.map(|p| p.ending.clone()) {
+            Some(None) => {
+                let held_secs = self.end_pin(true, "unpinned: the sidecar finished reading", now);
+                return Ok(UnpinResponse {
+                    window_id: id.clone(),
+                    held_secs,
+                });
+            }
+            Some(Some(end)) if end.by_sidecar => {
+                return Ok(UnpinResponse {
+                    window_id: id.clone(),
+                    held_secs: end.held_secs,
+                })
+            }
+            Some(Some(end)) => return Err(lost(&end)),
+            None => {}
+        }
+        match &self.last_pin_end {
+            Some((last, end)) if last == id && end.by_sidecar => Ok(UnpinResponse {
+                window_id: id.clone(),
+                held_secs: end.held_secs,
+            }),
+            Some((last, end)) if last == id => Err(lost(end)),
+            _ if self.find_outcome(id).is_some()
+                || self.released.as_ref().is_some_and(|r| &r.window_id == id)
+                || self
+                    .active
+                    .as_ref()
+                    .is_some_and(|a| &a.info.window_id == id) =>
+            {
+                Err(reject(
+                    ErrorCode::WrongState,
+                    format!("window {id} holds no pin; the tracker did not offer one at claim"),
+                ))
+            }
+            _ => Err(self.stale(id)),
+        }
     }
 
     /// Records the sidecar's report. Idempotent for the same window.
@@ -440,6 +572,7 @@ impl Machine {
             };
         }
         if let Some(released) = self.released.take_if(|r| &r.window_id == id) {
+            self.end_pin(true, "the sidecar completed the window", now);
             self.record(WindowOutcome {
                 window_id: id.clone(),
                 outcome,
@@ -464,6 +597,7 @@ impl Machine {
                     report: Some(report),
                 });
                 self.version += 1;
+                self.end_pin(true, "the sidecar completed the window", now);
                 return Ok(CompleteResponse {
                     window_id: id.clone(),
                     outcome,
@@ -505,6 +639,7 @@ impl Machine {
             .take_if(|r| id.is_none_or(|id| id == &r.window_id))
         {
             let window_id = released.window_id.clone();
+            self.end_pin(false, "the window was aborted", now);
             self.record(WindowOutcome {
                 window_id: window_id.clone(),
                 outcome: Outcome::Aborted,
@@ -517,6 +652,7 @@ impl Machine {
             return Ok(Ack {
                 window_id,
                 state: self.state,
+                pinned: false,
             });
         }
         let window_id = match (&self.active, id) {
@@ -540,6 +676,7 @@ impl Machine {
                     report: None,
                 });
                 self.version += 1;
+                self.end_pin(false, "the window was aborted", now);
             }
             None => {
                 self.end_active(Outcome::Aborted, reason, None);
@@ -549,6 +686,7 @@ impl Machine {
         Ok(Ack {
             window_id,
             state: self.state,
+            pinned: false,
         })
     }
 
@@ -563,11 +701,21 @@ impl Machine {
     /// Returns the reasons, for logging.
     pub(crate) fn expire_due(&mut self, now: DateTime<Utc>) -> Vec<String> {
         let mut expired = Vec::new();
+        if self
+            .pin
+            .as_ref()
+            .is_some_and(|p| p.ending.is_none() && p.kept && now >= p.info.span.end)
+        {
+            let reason = "deadline reached while the snapshot was pinned".to_string();
+            self.end_pin(false, &reason, now);
+            expired.push(reason);
+        }
         if let Some(released) = self.released.take_if(|r| r.claim.lease_expires_at <= now) {
             let reason = format!(
                 "lease lost after release: sidecar {:?} sent no heartbeat or completion",
                 released.claim.sidecar_id
             );
+            self.end_pin(false, &reason, now);
             self.metrics.lease_expired();
             self.record(WindowOutcome {
                 window_id: released.window_id,
@@ -645,6 +793,11 @@ impl Machine {
     /// The next instant at which [`expire_due`](Self::expire_due) may act.
     pub(crate) fn next_deadline(&self) -> Option<DateTime<Utc>> {
         let released = self.released.as_ref().map(|r| r.claim.lease_expires_at);
+        let pin = self
+            .pin
+            .as_ref()
+            .filter(|p| p.ending.is_none() && p.kept)
+            .map(|p| p.info.span.end);
         let active = self
             .active
             .as_ref()
@@ -653,7 +806,7 @@ impl Machine {
                 Some(c) => c.lease_expires_at.min(a.info.span.end),
                 None => a.info.span.end,
             });
-        [released, active].into_iter().flatten().min()
+        [released, active, pin].into_iter().flatten().min()
     }
 
     /// resuming → idle, once the tracker serves again. Records the outcome,
@@ -704,6 +857,97 @@ impl Machine {
     }
 }
 
+// ---- pins ------------------------------------------------------------------
+
+impl Machine {
+    /// After a successful quiesce: the tracker holds a pin for the active
+    /// window.
+    pub(crate) fn pinned(&mut self, mode: PinMode, now: DateTime<Utc>) {
+        if let Some(active) = &self.active {
+            self.pin = Some(Pin {
+                info: active.info.clone(),
+                mode,
+                since: now,
+                kept: false,
+                ending: None,
+            });
+            self.version += 1;
+        }
+    }
+
+    fn pin_offer(&self, id: &WindowId) -> Option<PinOffer> {
+        self.pin
+            .as_ref()
+            .filter(|p| &p.info.window_id == id && p.ending.is_none())
+            .map(|p| PinOffer {
+                mode: p.mode,
+                ends_by: p.info.span.end,
+            })
+    }
+
+    fn pin_held(&self, id: &WindowId) -> bool {
+        self.pin
+            .as_ref()
+            .is_some_and(|p| &p.info.window_id == id && p.kept && p.ending.is_none())
+    }
+
+    /// Decides that the current pin ends (no-op without one, or when
+    /// already decided); returns how long it was held.
+    fn end_pin(&mut self, by_sidecar: bool, reason: &str, now: DateTime<Utc>) -> f64 {
+        let Some(pin) = self.pin.as_mut() else {
+            return 0.0;
+        };
+        if let Some(end) = &pin.ending {
+            return end.held_secs;
+        }
+        let held_secs = (now - pin.since).num_milliseconds() as f64 / 1000.0;
+        pin.ending = Some(PinEnd {
+            by_sidecar,
+            reason: reason.to_owned(),
+            held_secs,
+        });
+        self.version += 1;
+        held_secs
+    }
+
+    /// At resume: the mode of a pin the sidecar keeps while reading, or
+    /// `None`, in which case any pin ends now (before the tracker resumes).
+    pub(crate) fn pin_at_resume(&mut self, now: DateTime<Utc>) -> Option<PinMode> {
+        let pin = self.pin.as_ref()?;
+        if pin.kept && pin.ending.is_none() {
+            return Some(pin.mode);
+        }
+        self.end_pin(
+            false,
+            "the window ended before a release that kept the pin",
+            now,
+        );
+        None
+    }
+
+    /// A pin whose end is decided and that the runner must drop.
+    pub(crate) fn pin_to_drop(&self) -> Option<(WindowInfo, PinMode, String)> {
+        let pin = self.pin.as_ref()?;
+        let end = pin.ending.as_ref()?;
+        Some((pin.info.clone(), pin.mode, end.reason.clone()))
+    }
+
+    /// The runner dropped the pin.
+    pub(crate) fn pin_dropped(&mut self) -> Option<f64> {
+        let pin = self.pin.take()?;
+        let end = pin.ending?;
+        let held = end.held_secs;
+        self.last_pin_end = Some((pin.info.window_id, end));
+        self.version += 1;
+        Some(held)
+    }
+
+    /// Ends any pin at once (coordinator shutdown).
+    pub(crate) fn end_pin_now(&mut self, reason: &str, now: DateTime<Utc>) {
+        self.end_pin(false, reason, now);
+    }
+}
+
 fn lease(
     id: &WindowId,
     ttl: Duration,
@@ -715,6 +959,7 @@ fn lease(
         lease_ttl_secs: ttl.as_secs_f64(),
         lease_expires_at,
         window_end,
+        pin: None,
     }
 }
 

@@ -48,6 +48,9 @@ pub(crate) struct Metrics {
     quiesced: Histogram,
     phases: HistogramFamily<PhaseLabel>,
     lease_expiries: Counter,
+    pin_held: Gauge,
+    pinned: Histogram,
+    wal_bytes: Gauge,
 }
 
 impl Metrics {
@@ -61,6 +64,24 @@ impl Metrics {
         let phases: HistogramFamily<PhaseLabel> =
             Family::new_with_constructor(duration_histogram as fn() -> Histogram);
         let lease_expiries = Counter::default();
+        let pin_held = Gauge::default();
+        let pinned = duration_histogram();
+        let wal_bytes = Gauge::default();
+        registry.register(
+            "maintenance_pin_held",
+            "1 while the tracker holds a snapshot pin (the database's main file is frozen)",
+            pin_held.clone(),
+        );
+        registry.register(
+            "maintenance_pinned_seconds",
+            "How long each snapshot pin was held",
+            pinned.clone(),
+        );
+        registry.register(
+            "maintenance_wal_bytes",
+            "Size of the database's write-ahead log as the tracker reports it; grows while pinned",
+            wal_bytes.clone(),
+        );
         registry.register(
             "maintenance_state",
             "Current coordinator state (1 for the current one)",
@@ -122,7 +143,14 @@ impl Metrics {
             quiesced,
             phases,
             lease_expiries,
+            pin_held,
+            pinned,
+            wal_bytes,
         }
+    }
+
+    pub(crate) fn pin_held_for(&self, secs: f64) {
+        self.pinned.observe(secs.max(0.0));
     }
 
     pub(crate) fn window_ended(&self, outcome: Outcome, duration_secs: f64, quiesced_secs: f64) {
@@ -147,8 +175,14 @@ impl Metrics {
             .observe(secs.max(0.0));
     }
 
-    /// Renders the exposition, with the state gauge set to `current`.
-    pub(crate) fn render(&self, current: State) -> String {
+    /// Renders the exposition, with the state gauge set to `current`, the
+    /// pin gauge to `pin_held` and the WAL gauge to `wal_bytes` (when the
+    /// tracker reports it).
+    pub(crate) fn render(&self, current: State, pin_held: bool, wal_bytes: Option<u64>) -> String {
+        self.pin_held.set(i64::from(pin_held));
+        if let Some(bytes) = wal_bytes {
+            self.wal_bytes.set(bytes.min(i64::MAX as u64) as i64);
+        }
         for s in State::ALL {
             self.state
                 .get_or_create(&StateLabel { state: s.as_str() })

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use maintenance_proto::{Outcome, State, WindowSpan};
+use maintenance_proto::{Outcome, PinMode, State, WindowSpan};
 use tracing::{error, info, warn};
 
 use crate::hooks::WindowInfo;
@@ -35,11 +35,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut last_scheduled_start: Option<DateTime<Utc>> = None;
     loop {
+        drop_pin_if_ended(&shared, true).await;
         if let Some(info) = shared.read(|m| m.active_window().cloned()) {
             run_window(&shared, info).await;
             continue;
         }
         if *shutdown.borrow() {
+            shared.update(|m| m.end_pin_now("the coordinator is shutting down", Utc::now()));
+            drop_pin_if_ended(&shared, true).await;
             return;
         }
         let now = Utc::now();
@@ -137,7 +140,12 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
     if shared.update(|m| m.advance(State::Quiescing)) == Next::Continue {
         info!(%window_id, "drained: quiescing");
         match phase(shared, opened, shared.hooks.quiesce(&info), config.quiesce_timeout).await {
-            Phase::Done(Ok(())) => {}
+            Phase::Done(Ok(())) => {
+                if let Some(mode) = shared.hooks.pin_mode() {
+                    shared.update(|m| m.pinned(mode, Utc::now()));
+                    info!(%window_id, ?mode, "the database's main file is pinned");
+                }
+            }
             Phase::Done(Err(e)) => {
                 shared.update(|m| m.fail(Outcome::Failed, format!("quiesce hook failed: {e}")))
             }
@@ -164,9 +172,12 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
         phase_done(State::Ready);
     }
 
-    // resuming: the tracker serves again, announces first.
+    // resuming: the tracker serves again, announces first. A pin the
+    // sidecar keeps while reading stays; any other pin is dropped first.
     publish_readiness(shared).await;
     gate.open_announces();
+    let kept_pin = shared.update(|m| m.pin_at_resume(Utc::now()));
+    drop_pin_if_ended(shared, false).await;
     match tokio::time::timeout(config.resume_timeout, shared.hooks.resume(&info)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -176,7 +187,11 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
             error!(%window_id, timeout = ?config.resume_timeout, "resume hook timed out; writes are reopened anyway")
         }
     }
-    gate.open_writes();
+    if kept_pin == Some(PinMode::WritesWait) {
+        info!(%window_id, "writes stay deferred until the unpin (the pin blocks writers)");
+    } else {
+        gate.open_writes();
+    }
     phase_done(State::Resuming);
     shared.note_window_counts(WindowCounts {
         window_id: window_id.clone(),
@@ -193,6 +208,31 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
             "tracker resumed after release; waiting for the sidecar's completion"
         );
     }
+}
+
+/// Drops a pin whose end the machine decided (sidecar done, lease lost,
+/// deadline, abort, shutdown): the hook releases it, writes reopen when
+/// `reopen_writes` (a pin that blocks writers kept them deferred after the
+/// resume; during a window's own resume the runner reopens them), and the
+/// machine forgets it.
+async fn drop_pin_if_ended(shared: &Arc<Shared>, reopen_writes: bool) {
+    let Some((info, mode, reason)) = shared.read(|m| m.pin_to_drop()) else {
+        return;
+    };
+    let config = &shared.config;
+    match tokio::time::timeout(config.resume_timeout, shared.hooks.unpin(&info)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(window_id = %info.window_id, error = %e, "unpin hook failed"),
+        Err(_) => {
+            error!(window_id = %info.window_id, timeout = ?config.resume_timeout, "unpin hook timed out")
+        }
+    }
+    if reopen_writes && mode == PinMode::WritesWait {
+        shared.gate.open_writes();
+    }
+    let held_secs = shared.update(|m| m.pin_dropped()).unwrap_or_default();
+    shared.metrics.pin_held_for(held_secs);
+    info!(window_id = %info.window_id, held_secs, %reason, "snapshot unpinned");
 }
 
 /// Rewrites the readiness file on the blocking pool: its fsyncs can take a

@@ -151,6 +151,7 @@ impl Shared {
             lease_expires_at: m.lease_expires_at(),
             released_window: m.released_window(),
             last_outcomes: m.outcomes().cloned().collect(),
+            pin: m.pin_status(),
         })
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use maintenance_coordinator::{
-    Coordinator, HookError, MaintenanceConfig, MaintenanceHooks, ReadinessFile, WindowInfo,
+    Coordinator, HookError, MaintenanceConfig, MaintenanceHooks, PinMode, ReadinessFile, WindowInfo,
 };
 use maintenance_proto::{
     Ack, BackupReport, CompleteResponse, ErrorBody, ErrorCode, LeaseResponse, OpenWindowResponse,
@@ -25,6 +25,9 @@ struct RecordingHooks {
     resume_calls: AtomicUsize,
     quiesce_delay: Duration,
     quiesce_error: Option<&'static str>,
+    /// The pin quiesce leaves, if any.
+    pin: Option<PinMode>,
+    unpin_calls: AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -41,6 +44,19 @@ impl MaintenanceHooks for RecordingHooks {
     async fn resume(&self, _w: &WindowInfo) -> Result<(), HookError> {
         self.resume_calls.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    fn pin_mode(&self) -> Option<PinMode> {
+        self.pin
+    }
+
+    async fn unpin(&self, _w: &WindowInfo) -> Result<(), HookError> {
+        self.unpin_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn wal_bytes(&self) -> Option<u64> {
+        Some(4096)
     }
 }
 
@@ -810,4 +826,139 @@ async fn metrics_move_as_windows_run() {
         after.contains("maintenance_quiesced_seconds_count 1"),
         "{after}"
     );
+}
+
+/// Protocol 2: release with `keep_pin` resumes the tracker at once; the
+/// pin is dropped at `unpin`, once. A pin that blocks writers keeps the
+/// writes deferred (announces flow) until then.
+#[tokio::test]
+async fn pinned_release_resumes_now_and_unpins_later() {
+    for mode in [PinMode::WritesContinue, PinMode::WritesWait] {
+        let h = start(
+            "",
+            RecordingHooks {
+                pin: Some(mode),
+                ..RecordingHooks::default()
+            },
+        )
+        .await;
+        let gate = h.coordinator.gate();
+        let id = h.open_until_ready(30).await;
+        assert_eq!(h.status().await.pin.unwrap().mode, mode);
+        let (code, body) = h.claim(&id, "sidecar-a").await;
+        assert_eq!(code, 200, "{body}");
+        let lease: LeaseResponse = serde_json::from_value(body).unwrap();
+        assert_eq!(lease.pin.unwrap().mode, mode);
+
+        let (code, body) = h
+            .post("release", json!({"window_id": id, "keep_pin": true}))
+            .await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["pinned"], true);
+        h.wait_until(Duration::from_secs(5), |s| s.state == State::Idle)
+            .await;
+        assert!(gate.admit_announce().is_ok(), "announces flow while pinned");
+        assert_eq!(
+            gate.begin_write().is_some(),
+            mode == PinMode::WritesContinue,
+            "writes under {mode:?}"
+        );
+        assert_eq!(h.hooks.unpin_calls.load(Ordering::SeqCst), 0);
+        let metrics = h
+            .http
+            .get(format!("{}/metrics", h.base))
+            .send()
+            .await
+            .unwrap();
+        let text = metrics.text().await.unwrap();
+        assert!(text.contains("maintenance_pin_held 1"), "{text}");
+        assert!(text.contains("maintenance_wal_bytes 4096"), "{text}");
+
+        let (code, body) = h.post("unpin", json!({"window_id": id})).await;
+        assert_eq!(code, 200, "{body}");
+        assert!(body["held_secs"].as_f64().unwrap() >= 0.0);
+        h.wait_until(Duration::from_secs(5), |s| s.pin.is_none())
+            .await;
+        assert_eq!(h.hooks.unpin_calls.load(Ordering::SeqCst), 1);
+        assert!(gate.begin_write().is_some(), "writes flow after the unpin");
+        let (code, _) = h.post("unpin", json!({"window_id": id})).await;
+        assert_eq!(code, 200, "unpin is idempotent");
+        let (code, _) = h
+            .post("complete", json!({"window_id": id, "report": {"backup": "b", "artifacts": [], "durations_secs": {}}}))
+            .await;
+        assert_eq!(code, 200);
+        assert_eq!(h.hooks.unpin_calls.load(Ordering::SeqCst), 1);
+        h.coordinator.shutdown().await;
+    }
+}
+
+/// A version-1 sidecar releases after copying, without `keep_pin`: the
+/// pin is dropped before the tracker resumes; an abort while pinned drops
+/// it and an `unpin` after that is refused as `pin_lost`.
+#[tokio::test]
+async fn unkept_or_aborted_pins_are_dropped() {
+    let h = start(
+        "",
+        RecordingHooks {
+            pin: Some(PinMode::WritesWait),
+            ..RecordingHooks::default()
+        },
+    )
+    .await;
+    let gate = h.coordinator.gate();
+    let id = h.open_until_ready(30).await;
+    h.claim(&id, "sidecar-a").await;
+    let (code, body) = h.post("release", json!({"window_id": id})).await;
+    assert_eq!(code, 200);
+    assert!(body.get("pinned").is_none(), "{body}");
+    h.wait_until(Duration::from_secs(5), |s| {
+        s.state == State::Idle && s.pin.is_none()
+    })
+    .await;
+    assert_eq!(h.hooks.unpin_calls.load(Ordering::SeqCst), 1);
+    assert!(gate.begin_write().is_some());
+    h.post(
+        "complete",
+        json!({"window_id": id, "report": {"backup": "b", "artifacts": [], "durations_secs": {}}}),
+    )
+    .await;
+
+    let id = h.open_until_ready(30).await;
+    h.claim(&id, "sidecar-a").await;
+    h.post("release", json!({"window_id": id, "keep_pin": true}))
+        .await;
+    h.wait_until(Duration::from_secs(5), |s| s.state == State::Idle)
+        .await;
+    assert!(gate.begin_write().is_none());
+    let (code, _) = h.post("abort", json!({"window_id": id})).await;
+    assert_eq!(code, 200);
+    h.wait_until(Duration::from_secs(5), |s| s.pin.is_none())
+        .await;
+    assert_eq!(h.hooks.unpin_calls.load(Ordering::SeqCst), 2);
+    assert!(gate.begin_write().is_some());
+    let (code, body) = h.post("unpin", json!({"window_id": id})).await;
+    assert_eq!(code, 409);
+    assert_eq!(body["code"], "pin_lost", "{body}");
+    h.coordinator.shutdown().await;
+}
+
+/// Shutting the coordinator down drops a kept pin.
+#[tokio::test]
+async fn shutdown_drops_a_kept_pin() {
+    let h = start(
+        "",
+        RecordingHooks {
+            pin: Some(PinMode::WritesContinue),
+            ..RecordingHooks::default()
+        },
+    )
+    .await;
+    let id = h.open_until_ready(30).await;
+    h.claim(&id, "sidecar-a").await;
+    h.post("release", json!({"window_id": id, "keep_pin": true}))
+        .await;
+    h.wait_until(Duration::from_secs(5), |s| s.state == State::Idle)
+        .await;
+    h.coordinator.shutdown().await;
+    assert_eq!(h.hooks.unpin_calls.load(Ordering::SeqCst), 1);
 }

@@ -24,9 +24,17 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Version of this contract. Bumped on any incompatible change; carried in
-/// the readiness file and in every status body.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of this contract, carried in the readiness file and in every
+/// status body.
+///
+/// - 1: claim, heartbeat, release, complete.
+/// - 2: pinned snapshots ("resume now, unpin later"): [`LeaseResponse::pin`],
+///   [`ReleaseRequest::keep_pin`], `POST unpin`, [`StatusResponse::pin`].
+///   Every addition is optional on the wire, so a version-1 sidecar works
+///   with a version-2 coordinator (it releases after copying, which drops
+///   the pin) and a version-2 sidecar with a version-1 coordinator (no pin
+///   is offered, so it reads before releasing).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Path prefix under which the coordinator's HTTP API is mounted.
 pub const API_PREFIX: &str = "/maintenance/v1";
@@ -326,6 +334,53 @@ pub struct StatusResponse {
     pub released_window: Option<ReleasedWindow>,
     /// Most recent outcomes, newest first.
     pub last_outcomes: Vec<WindowOutcome>,
+    /// The snapshot pin the tracker holds, if any (protocol 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinStatus>,
+}
+
+/// How a tracker's pin treats database writes while it is held.
+///
+/// ```
+/// use maintenance_proto::PinMode;
+/// assert_eq!(serde_json::to_string(&PinMode::WritesWait).unwrap(), "\"writes-wait\"");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinMode {
+    /// Writes resume at release and go around the frozen file (SQLite WAL:
+    /// new commits stay in the `-wal` file until the unpin).
+    WritesContinue,
+    /// The pin blocks writers (SQLite rollback journal): announces resume
+    /// at release, database writes wait for the unpin.
+    WritesWait,
+}
+
+/// A pin offered to the claiming sidecar: the database's main file is
+/// frozen until the unpin, so the sidecar may release the tracker before it
+/// reads (see [`ReleaseRequest::keep_pin`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinOffer {
+    /// How writes behave while pinned.
+    pub mode: PinMode,
+    /// The pin is dropped at this instant at the latest (the window's
+    /// deadline); a read not confirmed by then is abandoned.
+    pub ends_by: DateTime<Utc>,
+}
+
+/// The pin as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinStatus {
+    /// The window whose snapshot is pinned.
+    pub window_id: WindowId,
+    /// How writes behave while pinned.
+    pub mode: PinMode,
+    /// When the pin was taken (end of the quiesce).
+    pub since: DateTime<Utc>,
+    /// Deadline of the pin.
+    pub ends_by: DateTime<Utc>,
+    /// True once the tracker resumed while keeping the pin.
+    pub kept_after_release: bool,
 }
 
 /// Body of `POST claim`.
@@ -337,7 +392,7 @@ pub struct ClaimRequest {
     pub sidecar_id: String,
 }
 
-/// Body of `POST heartbeat`, `POST release`.
+/// Body of `POST heartbeat`, `POST unpin`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowRequest {
     /// The claimed window.
@@ -355,6 +410,33 @@ pub struct LeaseResponse {
     pub lease_expires_at: DateTime<Utc>,
     /// The window's hard deadline (irrelevant once released).
     pub window_end: DateTime<Utc>,
+    /// Present when the tracker holds a pin for this window (protocol 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinOffer>,
+}
+
+/// Body of `POST release`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    /// The claimed window.
+    pub window_id: WindowId,
+    /// Resume the tracker now but keep the pin until `POST unpin` (protocol
+    /// 2). Without it (or from a version-1 sidecar) the pin is dropped at
+    /// release: the sidecar has finished reading.
+    #[serde(default)]
+    pub keep_pin: bool,
+}
+
+/// Answer to `POST unpin`: the pin was held, without interruption, from
+/// the quiesce until this call, by the coordinator instance that owns the
+/// window. Any other situation is an error (`pin_lost`, `stale_window`),
+/// and a snapshot read under it must be abandoned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnpinResponse {
+    /// The window.
+    pub window_id: WindowId,
+    /// Seconds the pin was held.
+    pub held_secs: f64,
 }
 
 /// Answer to `POST release` and `POST abort`.
@@ -364,6 +446,10 @@ pub struct Ack {
     pub window_id: WindowId,
     /// State right after the call.
     pub state: State,
+    /// After a release with `keep_pin`: true when the pin is kept until
+    /// `POST unpin` (protocol 2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
 }
 
 /// One published file of a backup.
@@ -469,6 +555,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request body is over the size limit (413).
     BodyTooLarge,
+    /// The window's pin was dropped before `unpin` (deadline, abort, lease
+    /// lost): a snapshot read under it is not proven consistent (409).
+    PinLost,
     /// Unexpected server-side failure (500).
     Internal,
 }
@@ -486,6 +575,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::PinLost => "pin_lost",
             ErrorCode::Internal => "internal",
         }
     }

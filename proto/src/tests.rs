@@ -57,6 +57,13 @@ fn sample_status() -> StatusResponse {
             reason: None,
             report: Some(sample_report()),
         }],
+        pin: Some(PinStatus {
+            window_id: WindowId::new("w-1"),
+            mode: PinMode::WritesContinue,
+            since: t(3, 0),
+            ends_by: t(3, 5),
+            kept_after_release: false,
+        }),
     }
 }
 
@@ -75,10 +82,23 @@ fn every_body_round_trips() {
         lease_ttl_secs: 30.0,
         lease_expires_at: t(3, 0),
         window_end: t(3, 5),
+        pin: Some(PinOffer {
+            mode: PinMode::WritesWait,
+            ends_by: t(3, 5),
+        }),
     });
     roundtrip(&Ack {
         window_id: WindowId::new("w"),
         state: State::Resuming,
+        pinned: true,
+    });
+    roundtrip(&ReleaseRequest {
+        window_id: WindowId::new("w"),
+        keep_pin: true,
+    });
+    roundtrip(&UnpinResponse {
+        window_id: WindowId::new("w"),
+        held_secs: 2.5,
     });
     roundtrip(&CompleteRequest {
         window_id: WindowId::new("w"),
@@ -139,6 +159,7 @@ fn enums_use_their_documented_names() {
         ErrorCode::AlreadyClaimed,
         ErrorCode::WindowBusy,
         ErrorCode::InvalidRequest,
+        ErrorCode::PinLost,
         ErrorCode::Internal,
     ] {
         assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
@@ -159,7 +180,7 @@ fn enums_use_their_documented_names() {
 fn status_json_shape_is_pinned() {
     let value = serde_json::to_value(sample_status()).unwrap();
     let expected = json!({
-        "protocol_version": 1,
+        "protocol_version": 2,
         "instance_id": "i-1",
         "state": "claimed",
         "window_id": "w-1",
@@ -169,6 +190,8 @@ fn status_json_shape_is_pinned() {
         "next_window": null,
         "lease_expires_at": "2026-11-26T03:01:00Z",
         "released_window": {"window_id": "w-0", "lease_expires_at": "2026-11-26T03:01:00Z"},
+        "pin": {"window_id": "w-1", "mode": "writes-continue", "since": "2026-11-26T03:00:00Z",
+                "ends_by": "2026-11-26T03:05:00Z", "kept_after_release": false},
         "last_outcomes": [{
             "window_id": "w-0",
             "outcome": "completed",
@@ -259,4 +282,35 @@ proptest! {
         let back: CompleteRequest = serde_json::from_str(&text).unwrap();
         prop_assert_eq!(back, req);
     }
+}
+
+/// Protocol 2 only adds optional fields: version-1 bodies still parse, and
+/// a version-1 peer parsing version-2 bodies without pins sees no new keys.
+#[test]
+fn protocol_2_reads_version_1_bodies() {
+    let release: ReleaseRequest = serde_json::from_value(json!({"window_id": "w"})).unwrap();
+    assert!(!release.keep_pin);
+    let lease: LeaseResponse = serde_json::from_value(json!({
+        "window_id": "w", "lease_ttl_secs": 30.0,
+        "lease_expires_at": "2026-01-01T03:00:00Z", "window_end": "2026-01-01T03:05:00Z"
+    }))
+    .unwrap();
+    assert_eq!(lease.pin, None);
+    let ack: Ack = serde_json::from_value(json!({"window_id": "w", "state": "resuming"})).unwrap();
+    assert!(!ack.pinned);
+    let unpinned_ack = serde_json::to_value(Ack {
+        window_id: WindowId::new("w"),
+        state: State::Resuming,
+        pinned: false,
+    })
+    .unwrap();
+    assert_eq!(unpinned_ack, json!({"window_id": "w", "state": "resuming"}));
+    let mut status = serde_json::to_value(sample_status()).unwrap();
+    status.as_object_mut().unwrap().remove("pin");
+    let parsed: StatusResponse = serde_json::from_value(status).unwrap();
+    assert_eq!(parsed.pin, None);
+    assert_eq!(
+        serde_json::to_value(ErrorCode::PinLost).unwrap(),
+        json!("pin_lost")
+    );
 }

@@ -20,6 +20,7 @@ pub use maintenance_proto::{Outcome, State, StatusResponse, WindowOutcome};
 
 pub mod observe;
 pub use observe::{cpu_time, ConnectionCounter};
+pub mod scale;
 
 /// Bearer token every test tracker accepts.
 pub const TOKEN: &str = "e2e-token-0123456789abcdef";

@@ -112,7 +112,7 @@ fn stale_or_foreign_window_ids_are_refused_and_change_nothing() {
     for err in [
         m.claim(&foreign, "s", at(2), TTL).unwrap_err(),
         m.heartbeat(&foreign, at(2), TTL).unwrap_err(),
-        m.release(&foreign).unwrap_err(),
+        m.release(&foreign, false, at(2)).unwrap_err(),
         m.complete(&foreign, ok_report(), at(2)).unwrap_err(),
         m.abort(Some(&foreign), None, at(2)).unwrap_err(),
     ] {
@@ -194,11 +194,11 @@ fn deadline_while_draining_expires() {
 #[test]
 fn release_resumes_early_and_complete_records_later() {
     let (mut m, id) = claimed();
-    let ack = m.release(&id).unwrap();
+    let ack = m.release(&id, false, at(2)).unwrap();
     assert_eq!(ack.state, State::Resuming);
     assert_eq!(m.next(), Next::Resume);
     // Releasing twice is harmless.
-    assert!(m.release(&id).is_ok());
+    assert!(m.release(&id, false, at(2)).is_ok());
     assert!(
         m.resumed(at(5)).is_none(),
         "no outcome yet: waits for complete"
@@ -222,7 +222,7 @@ fn release_resumes_early_and_complete_records_later() {
 #[test]
 fn released_window_whose_lease_runs_out_expires() {
     let (mut m, id) = claimed();
-    m.release(&id).unwrap();
+    m.release(&id, false, at(2)).unwrap();
     m.resumed(at(5));
     assert_eq!(m.next_deadline(), Some(at(31)));
     let reasons = m.expire_due(at(31));
@@ -235,7 +235,7 @@ fn released_window_whose_lease_runs_out_expires() {
 #[test]
 fn complete_during_resume_after_release_is_kept() {
     let (mut m, id) = claimed();
-    m.release(&id).unwrap();
+    m.release(&id, false, at(2)).unwrap();
     let done = m.complete(&id, ok_report(), at(3)).unwrap();
     assert_eq!(done.outcome, Outcome::Completed);
     let o = m.resumed(at(4)).unwrap();
@@ -312,7 +312,7 @@ fn abort_ends_any_phase() {
 #[test]
 fn abort_of_a_released_window_records_it() {
     let (mut m, id) = claimed();
-    m.release(&id).unwrap();
+    m.release(&id, false, at(2)).unwrap();
     m.resumed(at(3));
     m.abort(None, None, at(4)).unwrap();
     assert_eq!(m.outcomes().next().unwrap().outcome, Outcome::Aborted);
@@ -362,7 +362,7 @@ fn outcomes_are_bounded_newest_first() {
     let reasons: Vec<_> = m.outcomes().map(|o| o.reason.clone().unwrap()).collect();
     assert_eq!(reasons.len(), OUTCOMES_KEPT);
     assert_eq!(reasons[0], "n29");
-    let totals = m.metrics.render(State::Idle);
+    let totals = m.metrics.render(State::Idle, false, None);
     assert!(
         totals.contains("maintenance_windows_total{outcome=\"aborted\"} 30"),
         "{totals}"
@@ -400,7 +400,141 @@ fn elapsed_cap_applies_in_every_phase_but_not_to_released_windows() {
     m.resumed(at(1)).unwrap();
 
     let (mut m, id) = claimed();
-    m.release(&id).unwrap();
+    m.release(&id, false, at(2)).unwrap();
     assert_eq!(m.elapsed_cap(), None);
     assert_eq!(m.expire_elapsed(Duration::from_secs(10_000)), None);
+}
+
+// ---- pins ------------------------------------------------------------------
+
+/// A claimed window whose tracker pinned the snapshot at quiesce.
+fn pinned_claim(mode: PinMode) -> (Machine, WindowId) {
+    let mut m = machine();
+    let info = m.open(span(), at(0)).unwrap();
+    m.advance(State::Quiescing);
+    m.pinned(mode, at(1));
+    m.advance(State::Ready);
+    let lease = m.claim(&info.window_id, "sidecar-a", at(1), TTL).unwrap();
+    assert_eq!(
+        lease.pin,
+        Some(PinOffer {
+            mode,
+            ends_by: at(300)
+        })
+    );
+    (m, info.window_id)
+}
+
+/// Releases with `keep_pin` and resumes; the pin is kept.
+fn pinned_released(mode: PinMode) -> (Machine, WindowId) {
+    let (mut m, id) = pinned_claim(mode);
+    let ack = m.release(&id, true, at(2)).unwrap();
+    assert!(ack.pinned);
+    assert_eq!(m.pin_at_resume(at(2)), Some(mode));
+    assert!(m.resumed(at(2)).is_none());
+    assert!(m.pin_to_drop().is_none(), "kept while the sidecar reads");
+    (m, id)
+}
+
+#[test]
+fn no_pin_is_offered_when_the_tracker_holds_none() {
+    let (mut m, id) = ready();
+    assert_eq!(m.claim(&id, "s", at(1), TTL).unwrap().pin, None);
+    let ack = m.release(&id, true, at(2)).unwrap();
+    assert!(!ack.pinned);
+    assert_eq!(m.pin_at_resume(at(2)), None);
+    assert_eq!(m.unpin(&id, at(3)).unwrap_err().code, ErrorCode::WrongState);
+}
+
+#[test]
+fn unpin_confirms_a_pin_held_throughout_and_ends_it() {
+    let (mut m, id) = pinned_released(PinMode::WritesContinue);
+    assert!(m.pin_status().unwrap().kept_after_release);
+    m.heartbeat(&id, at(20), TTL).unwrap();
+    let done = m.unpin(&id, at(41)).unwrap();
+    assert_eq!(done.held_secs, 40.0);
+    let (info, mode, reason) = m.pin_to_drop().unwrap();
+    assert_eq!(
+        (info.window_id, mode),
+        (id.clone(), PinMode::WritesContinue)
+    );
+    assert!(reason.contains("finished reading"));
+    // Repeated before and after the runner dropped it: the same answer.
+    assert_eq!(m.unpin(&id, at(42)).unwrap().held_secs, 40.0);
+    assert_eq!(m.pin_dropped(), Some(40.0));
+    assert_eq!(m.unpin(&id, at(43)).unwrap().held_secs, 40.0);
+    assert!(m.pin_status().is_none());
+    m.complete(&id, ok_report(), at(44)).unwrap();
+    assert_eq!(m.outcomes().next().unwrap().outcome, Outcome::Completed);
+}
+
+#[test]
+fn a_release_without_keep_pin_ends_the_pin_before_resume() {
+    // A version-1 sidecar: it releases after copying.
+    let (mut m, id) = pinned_claim(PinMode::WritesContinue);
+    assert!(!m.release(&id, false, at(9)).unwrap().pinned);
+    assert_eq!(m.pin_at_resume(at(9)), None);
+    assert!(m.pin_to_drop().is_some());
+    assert_eq!(m.pin_dropped(), Some(8.0));
+    // The sidecar's pin was not kept, so a late unpin cannot confirm it.
+    assert_eq!(m.unpin(&id, at(10)).unwrap().held_secs, 8.0);
+}
+
+#[test]
+fn the_deadline_ends_a_kept_pin_and_unpin_then_reports_it_lost() {
+    let (mut m, id) = pinned_released(PinMode::WritesContinue);
+    m.heartbeat(&id, at(290), TTL).unwrap();
+    assert_eq!(m.next_deadline(), Some(at(300)));
+    let reasons = m.expire_due(at(300));
+    assert!(reasons[0].contains("deadline"), "{reasons:?}");
+    let err = m.unpin(&id, at(301)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::PinLost);
+    assert!(err.message.contains("deadline"), "{}", err.message);
+    m.pin_dropped();
+    assert_eq!(m.unpin(&id, at(302)).unwrap_err().code, ErrorCode::PinLost);
+}
+
+#[test]
+fn a_lost_lease_after_release_ends_the_pin() {
+    let (mut m, id) = pinned_released(PinMode::WritesWait);
+    m.expire_due(at(31));
+    assert_eq!(m.outcomes().next().unwrap().outcome, Outcome::Expired);
+    let (_, mode, reason) = m.pin_to_drop().unwrap();
+    assert_eq!(mode, PinMode::WritesWait);
+    assert!(reason.contains("lease lost"), "{reason}");
+    m.pin_dropped();
+    assert_eq!(m.unpin(&id, at(32)).unwrap_err().code, ErrorCode::PinLost);
+}
+
+#[test]
+fn abort_and_complete_end_the_pin() {
+    let (mut m, id) = pinned_released(PinMode::WritesContinue);
+    m.abort(None, None, at(5)).unwrap();
+    assert!(m.pin_to_drop().unwrap().2.contains("aborted"));
+    m.pin_dropped();
+    assert_eq!(m.unpin(&id, at(6)).unwrap_err().code, ErrorCode::PinLost);
+
+    let (mut m, id) = pinned_released(PinMode::WritesContinue);
+    m.complete(&id, ok_report(), at(5)).unwrap();
+    assert!(m.pin_to_drop().is_some());
+}
+
+#[test]
+fn a_window_ending_before_release_drops_the_pin_and_no_window_opens_while_pinned() {
+    let (mut m, id) = pinned_claim(PinMode::WritesWait);
+    m.expire_due(at(31)); // lease lost before any release
+    assert_eq!(m.pin_at_resume(at(31)), None);
+    m.resumed(at(31));
+    let busy = m.open(span(), at(32)).unwrap_err();
+    assert_eq!(busy.code, ErrorCode::WindowBusy);
+    m.pin_dropped();
+    assert_eq!(m.unpin(&id, at(33)).unwrap_err().code, ErrorCode::PinLost);
+    assert!(m.open(span(), at(34)).is_ok());
+}
+
+#[test]
+fn shutdown_ends_a_pin() {
+    let (mut m, _) = pinned_released(PinMode::WritesContinue);
+    m.end_pin_now("the coordinator is shutting down", at(3));
+    assert!(m.pin_to_drop().unwrap().2.contains("shutting down"));
 }

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use maintenance_e2e::*;
 
+#[path = "bench/scale.rs"]
+mod scale;
+
 struct Opts {
     size_mib: u64,
     dir: PathBuf,
@@ -33,6 +36,10 @@ struct Opts {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().cloned().unwrap_or_else(|| "all".into());
+    if mode == "scale" {
+        scale::run(&args[1..]);
+        return;
+    }
     let smoke = mode == "smoke";
     let mut o = Opts {
         size_mib: if smoke { 10 } else { 1024 },
