@@ -16,8 +16,21 @@ pub const EXIT_FAILED: u8 = 1;
 /// Exit code for usage and configuration errors.
 pub const EXIT_USAGE: u8 = 2;
 
+/// The configuration error when no engine is enabled (exit 2 from `once`
+/// and `run`).
+pub fn require_engine(cfg: &Config, command: &str) -> Result<(), ExitCode> {
+    if cfg.any_engine() {
+        return Ok(());
+    }
+    eprintln!("maintenance-sidecar {command}: no engine is enabled (set SQLITE_DATABASE_PATH, BACKUP_MYSQL_ENABLED or BACKUP_PATHS_FILE)");
+    Err(ExitCode::from(EXIT_USAGE))
+}
+
 /// `once`: one uncoordinated backup, then retention.
 pub async fn once(cfg: &Config) -> ExitCode {
+    if let Err(code) = require_engine(cfg, "once") {
+        return code;
+    }
     let cfg2 = cfg.clone();
     let run = tokio::task::spawn_blocking(move || {
         crate::backup::run(&cfg2, None, CancelToken::new(), &mut || Ok(()))

@@ -76,12 +76,18 @@ fn main() -> ExitCode {
 }
 
 async fn open_window(cfg: &Config, duration: u64) -> ExitCode {
-    let result = async {
-        let c = client::Coordinators::from_config(&cfg.coordinator)?;
-        Ok::<_, anyhow::Error>(c.primary().open_window(duration).await?)
+    let coords = match client::Coordinators::from_config(&cfg.coordinator) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("maintenance-sidecar open-window: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if cfg.coordinator.token.is_none() {
+        eprintln!("maintenance-sidecar open-window: no token configured (set MAINTENANCE_TOKEN or MAINTENANCE_TOKEN_FILE)");
+        return ExitCode::from(EXIT_USAGE);
     }
-    .await;
-    match result {
+    match coords.primary().open_window(duration).await {
         Ok(w) => {
             println!("{}", w.window_id);
             ExitCode::SUCCESS

@@ -60,12 +60,19 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads `dir/manifest.json`.
+    /// Reads `dir/manifest.json`, and checks that every artifact path is
+    /// a plain file name inside `dir` (see [`check_artifact_path`]), so no
+    /// command reads or restores a file outside the backup folder.
     pub fn load(dir: &Path) -> anyhow::Result<Manifest> {
         let path = dir.join(FILE_NAME);
         let text =
             std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))
+        let manifest: Manifest =
+            serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+        for a in &manifest.artifacts {
+            check_artifact_path(&a.path).with_context(|| format!("{}", path.display()))?;
+        }
+        Ok(manifest)
     }
 
     /// Writes `dir/manifest.json` and fsyncs it.
@@ -86,5 +93,52 @@ impl Manifest {
     /// Total size of the artifacts.
     pub fn total_bytes(&self) -> u64 {
         self.artifacts.iter().map(|a| a.size_bytes).sum()
+    }
+}
+
+/// An artifact path must be a plain file name: not empty, not `.` or `..`,
+/// no `/` (so neither absolute nor in another folder), no NUL.
+pub fn check_artifact_path(name: &str) -> anyhow::Result<()> {
+    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']);
+    anyhow::ensure!(
+        plain,
+        "artifact path {name:?} is not a plain file name inside the backup folder \
+         (it must be a name like \"sqlite-tracker.db.zst\": not empty, not \".\" or \"..\", \
+         no \"/\"); the manifest is damaged or was not written by maintenance-sidecar, \
+         so this backup cannot be trusted"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_file_names_are_artifact_paths() {
+        for ok in [
+            "sqlite-tracker.db.zst",
+            "files.tar.zst",
+            ".hidden",
+            "a..b",
+            "x y",
+        ] {
+            check_artifact_path(ok).unwrap();
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x.zst",
+            "../../x.zst",
+            "/etc/passwd",
+            "sub/x.zst",
+            "x/",
+            "./x",
+            "x\0y",
+        ] {
+            let e = check_artifact_path(bad).unwrap_err().to_string();
+            assert!(e.contains("not a plain file name"), "{bad:?}: {e}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Retention: which backups to keep and which to delete, from manifest
-//! times (never mtimes), plus the sweep of staging folders left by crashed
-//! runs.
+//! times (never mtimes), plus the sweep of what killed runs left: staging
+//! folders and verify temp files (with their SQLite `-wal`/`-shm`).
 //!
 //! A backup is kept when it is one of the `keep_last` newest, or younger
 //! than `keep_days`, or the newest verified one (always, whatever the
@@ -114,11 +114,12 @@ fn older_than(entry: &std::fs::DirEntry, secs: u64) -> bool {
         .unwrap_or(false)
 }
 
-/// A staging folder is a crash leftover when its process (on this host) is
-/// gone; one from another host (another container sharing the volume) is
-/// only swept after a day, since its process cannot be checked from here.
-fn crashed(entry: &std::fs::DirEntry, name: &str) -> bool {
-    match staging::staging_owner(name) {
+/// A staging folder or verify temp file is a crash leftover when its
+/// process (on this host) is gone; one from another host (another
+/// container sharing the volume), or without an owner in its name, is only
+/// swept after a day, since its process cannot be checked from here.
+fn crashed(entry: &std::fs::DirEntry, owner: Option<(String, u32)>) -> bool {
+    match owner {
         Some((host, pid)) if host == staging::host_name() => {
             pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
         }
@@ -131,10 +132,16 @@ fn leftovers(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let crashed_staging = name.starts_with(staging::PREFIX) && crashed(&entry, &name);
-        let verify_tmp = (name.starts_with(".verify-") || name.starts_with(".drill-"))
-            && older_than(&entry, 24 * 3600);
-        if crashed_staging || verify_tmp {
+        let owner = if name.starts_with(staging::PREFIX) {
+            staging::staging_owner(&name)
+        } else if name.starts_with(staging::VERIFY_PREFIX) {
+            staging::verify_owner(&name)
+        } else if name.starts_with(".drill-") {
+            None
+        } else {
+            continue;
+        };
+        if crashed(&entry, owner) {
             out.push(entry.path());
         }
     }

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::backup;
 use crate::cancel::CancelToken;
 use crate::client::{ClientError, Coordinator, Coordinators};
-use crate::commands::{prune_quietly, EXIT_USAGE};
+use crate::commands::{prune_quietly, require_engine, EXIT_USAGE};
 use crate::config::Config;
 use crate::lease::LeaseKeeper;
 use crate::wake::ReadyFileWatch;
@@ -69,9 +69,8 @@ fn shutdown_signal() -> watch::Receiver<bool> {
 
 /// Runs until SIGTERM/SIGINT.
 pub async fn run(cfg: &Config) -> ExitCode {
-    if !cfg.any_engine() {
-        eprintln!("maintenance-sidecar run: no engine is enabled (set SQLITE_DATABASE_PATH, BACKUP_MYSQL_ENABLED or BACKUP_PATHS_FILE)");
-        return ExitCode::from(EXIT_USAGE);
+    if let Err(code) = require_engine(cfg, "run") {
+        return code;
     }
     if let Some(bind) = cfg.metrics_bind {
         crate::metrics::get().seed_from_backups(&cfg.backup_dir);

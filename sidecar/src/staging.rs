@@ -16,6 +16,10 @@ use crate::fsutil;
 /// Prefix of staging folder names.
 pub const PREFIX: &str = ".staging-";
 
+/// Prefix of the temporary files the verify step decompresses into (in the
+/// backup root, beside the staging folders).
+pub const VERIFY_PREFIX: &str = ".verify-";
+
 /// Name of the symlink to the newest verified backup.
 pub const LATEST: &str = "latest";
 
@@ -72,6 +76,23 @@ pub fn staging_owner(name: &str) -> Option<(String, u32)> {
     let (_time, owner) = rest.split_once('-')?;
     let (host, pid) = owner.rsplit_once('-')?;
     Some((host.to_owned(), pid.parse().ok()?))
+}
+
+/// The name prefix for this process's verify temp files,
+/// `.verify-<host>-<pid>-` (a random part follows), so that retention can
+/// tell a file left by a killed process from one still in use.
+pub fn verify_prefix() -> String {
+    format!("{VERIFY_PREFIX}{}-{}-", host_name(), std::process::id())
+}
+
+/// The owner (host name, process id) recorded in a verify temp file name,
+/// or in the name of one of its SQLite companions (`-wal`, `-shm`).
+pub fn verify_owner(name: &str) -> Option<(String, u32)> {
+    let mut parts = name.strip_prefix(VERIFY_PREFIX)?.splitn(3, '-');
+    let host = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some((host.to_owned(), pid))
 }
 
 impl Staging {
@@ -147,6 +168,16 @@ impl Drop for Staging {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verify_names_carry_their_owner() {
+        let name = format!("{}AbC123", verify_prefix());
+        let me = Some((host_name(), std::process::id()));
+        assert_eq!(verify_owner(&name), me);
+        assert_eq!(verify_owner(&format!("{name}-wal")), me);
+        assert_eq!(verify_owner(".verify-AbC123"), None);
+        assert_eq!(verify_owner(".staging-x-h-1"), None);
+    }
 
     #[test]
     fn names() {

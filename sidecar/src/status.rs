@@ -78,13 +78,20 @@ pub async fn fetch(cfg: &Config) -> CoordinatorView {
     }
 }
 
+/// "in 3m 10s" for a time still ahead, else "5s ago" (never "in 0s" for
+/// a time already passed).
 fn in_or_ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
-    let secs = (at - now).num_seconds();
-    if secs >= 0 {
-        format!("in {}", age(secs))
+    if at > now {
+        format!("in {}", age((at - now).num_seconds()))
     } else {
-        format!("{} ago", age(-secs))
+        ago(now, at)
     }
+}
+
+/// "5s ago" for a time that is over by definition (an outcome); a time
+/// slightly ahead (clocks of two hosts) reads "0s ago".
+fn ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    format!("{} ago", age((now - at).num_seconds()))
 }
 
 fn span(now: DateTime<Utc>, w: &WindowSpan) -> String {
@@ -162,7 +169,7 @@ fn render_into(
                     "  {:<10} {} ({}) quiesced {:.1} s  window {}{backup}{}",
                     o.outcome.as_str(),
                     o.ended_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                    in_or_ago(now, o.ended_at),
+                    ago(now, o.ended_at),
                     o.quiesced_secs,
                     o.window_id,
                     if reason.is_empty() {
@@ -219,4 +226,23 @@ fn backups(out: &mut String, dir: &Path, now: DateTime<Utc>) -> std::fmt::Result
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn past_times_read_ago_future_times_in() {
+        let now = Utc::now();
+        let ms = Duration::milliseconds;
+        assert_eq!(in_or_ago(now, now - ms(400)), "0s ago");
+        assert_eq!(in_or_ago(now, now), "0s ago");
+        assert_eq!(in_or_ago(now, now - ms(65_000)), "1m 5s ago");
+        assert_eq!(in_or_ago(now, now + ms(190_000)), "in 3m 10s");
+        assert_eq!(ago(now, now - ms(900)), "0s ago");
+        assert_eq!(ago(now, now + ms(700)), "0s ago");
+        assert_eq!(ago(now, now - ms(7_200_000)), "2h 0m ago");
+    }
 }

@@ -47,11 +47,30 @@ fn unknown_config_key_is_rejected() {
 }
 
 #[test]
-fn once_without_engine_fails() {
+fn once_without_engine_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(sidecar(None).env("BACKUP_DIR", dir.path()).arg("once"));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no engine"));
+    // The same for `run`, and through BACKUP_MODE.
+    let out = run(sidecar(None).env("BACKUP_DIR", dir.path()).arg("run"));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(sidecar(None)
+        .env("BACKUP_DIR", dir.path())
+        .env("BACKUP_MODE", "single"));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn open_window_without_url_or_token_is_a_configuration_error() {
+    let out = run(sidecar(None).arg("open-window"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAINTENANCE_URL"));
+    let out = run(sidecar(None)
+        .env("MAINTENANCE_URL", "http://127.0.0.1:9")
+        .arg("open-window"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAINTENANCE_TOKEN"));
 }
 
 #[test]

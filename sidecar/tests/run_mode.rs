@@ -580,6 +580,9 @@ async fn status_shows_the_coordinator_state_outcomes_and_backups() {
     assert!(text.contains("next window"), "{text}");
     assert!(text.contains(" UTC ") && text.contains("local "), "{text}");
     assert!(text.contains("completed"), "{text}");
+    // The outcome is a second old at most: it is past, so "… ago".
+    let line = text.lines().find(|l| l.contains(id.as_str())).unwrap();
+    assert!(line.contains("s ago)") && !line.contains("(in "), "{line}");
     assert!(text.contains(id.as_str()), "{text}");
     assert!(text.contains(&name), "{text}");
     assert!(!text.contains("UNREACHABLE"), "{text}");

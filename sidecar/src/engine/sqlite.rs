@@ -284,10 +284,32 @@ pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
         .and_then(Path::parent)
         .unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
-        .prefix(".verify-")
+        .prefix(&crate::staging::verify_prefix())
         .tempfile_in(dir)
         .or_else(|_| tempfile::NamedTempFile::new())?;
-    let n = decompress_to(path, tmp.path())?;
-    integrity_check(tmp.path())?;
-    Ok(format!("decompressed {} bytes, integrity_check ok", n))
+    let checked = decompress_to(path, tmp.path()).and_then(|n| {
+        integrity_check(tmp.path())?;
+        Ok(n)
+    });
+    // Reading a WAL-mode copy creates its -wal/-shm; the copy itself goes
+    // with `tmp`.
+    remove_companions(tmp.path());
+    Ok(format!(
+        "decompressed {} bytes, integrity_check ok",
+        checked?
+    ))
+}
+
+/// Removes the `-wal`, `-shm` and `-journal` files SQLite may leave beside
+/// the database `db` (after its last connection closed).
+pub fn remove_companions(db: &Path) {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        if let Err(e) = std::fs::remove_file(&p) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove {}: {e}", Path::new(&p).display());
+            }
+        }
+    }
 }
