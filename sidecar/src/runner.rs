@@ -329,6 +329,9 @@ async fn handle_window(
     stopper.abort();
     let mut report = run.report();
     let keeper_lost = keeper.lost();
+    // Summary line and metrics first: once `complete` is in, the outcome
+    // is visible to everyone, and the sidecar's metrics must agree with it.
+    run.finish("run", Some(window.as_str()), keeper_lost);
     if keeper_lost {
         tracing::error!("window {window}: lease lost, backup abandoned, nothing published");
         report.error.get_or_insert_with(|| "lease lost".into());
@@ -340,7 +343,6 @@ async fn handle_window(
         complete(coord, &window, report.clone(), &keeper).await;
     }
     keeper.stop();
-    run.finish("run", Some(window.as_str()), keeper_lost);
     webhook::notify(
         &cfg.webhook,
         &Notification::for_report(&cfg.sidecar_id, "run", Some(window.as_str()), &report),
