@@ -6,6 +6,7 @@
 //! cargo run --release -p maintenance-e2e --bin bench -- all      # 1 GiB database
 //! cargo run --release -p maintenance-e2e --bin bench -- smoke    # 10 MiB, seconds
 //! bench -- gate | downtime | snapshot | claim   [--size-mib N] [--dir D] [--rounds N] [--windows N]
+//! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli]   # see bench/rto.rs
 //! ```
 //!
 //! `downtime` also reports the sidecar's peak RSS (VmHWM) during the
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use maintenance_e2e::*;
 
+#[path = "bench/rto.rs"]
+mod rto;
 #[path = "bench/scale.rs"]
 mod scale;
 
@@ -36,6 +39,10 @@ struct Opts {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().cloned().unwrap_or_else(|| "all".into());
+    if mode == "rto" {
+        rto::run(&args[1..]);
+        return;
+    }
     if mode == "scale" {
         scale::run(&args[1..]);
         return;

@@ -1,0 +1,317 @@
+//! `bench rto`: how long until a lost SQLite database is back and the
+//! tracker serves again (recovery time objective).
+//!
+//! ```text
+//! bench rto --db /var/tmp/scale/scale-1g.db [--dir D] [--rounds N] [--no-full]
+//! ```
+//!
+//! One backup of `--db` is made with `maintenance-sidecar once` (on a copy,
+//! so the source is only read), or, with `--artifact-from-cli`, by
+//! `zstd -T0` plus a manifest written here (for databases too large to copy
+//! or to check at backup time). Then, in every round and side by side:
+//!
+//! - baseline: `zstd -d -T0` of the artifact into a file, `cp` of the result
+//!   to the target, `sync` of the target;
+//! - `restore` (default: hash + decompress in one pass, header check);
+//! - `restore --check full` and `drill` (full integrity_check), unless
+//!   `--no-full`;
+//!
+//! and once, the time from the `restore` command to the reference tracker
+//! answering an announce on the restored database. Medians and ratios to
+//! the baseline are printed. Page cache is warm for every variant (the
+//! shared benchmark machine's caches are not dropped).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use maintenance_e2e::*;
+
+struct RtoOpts {
+    db: PathBuf,
+    dir: PathBuf,
+    rounds: usize,
+    full: bool,
+    artifact_from_cli: bool,
+}
+
+fn parse(args: &[String]) -> RtoOpts {
+    let mut o = RtoOpts {
+        db: PathBuf::from("/var/tmp/scale/scale-1g.db"),
+        dir: PathBuf::from("/var/tmp/restore-rto"),
+        rounds: 5,
+        full: true,
+        artifact_from_cli: false,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--db" => o.db = PathBuf::from(v),
+            "--dir" => o.dir = PathBuf::from(v),
+            "--rounds" => o.rounds = v.parse().expect("--rounds N"),
+            "--no-full" => {
+                o.full = false;
+                i += 1;
+                continue;
+            }
+            "--artifact-from-cli" => {
+                o.artifact_from_cli = true;
+                i += 1;
+                continue;
+            }
+            other => panic!(
+                "unknown option {other} (rto takes --db PATH --dir D --rounds N --no-full --artifact-from-cli)"
+            ),
+        }
+        i += 2;
+    }
+    o
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn run_ok(cmd: &mut Command) -> f64 {
+    let t = Instant::now();
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    secs(t)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn sidecar(backups: &Path) -> Command {
+    let mut c = Command::new(bin("maintenance-sidecar"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("BACKUP_DIR", backups);
+    c
+}
+
+fn sha256_hex(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The backup folder to restore from: made by the sidecar (`once`) on a
+/// copy of the database, or by the zstd CLI with a hand-written manifest.
+fn make_backup(o: &RtoOpts, backups: &Path) -> PathBuf {
+    let t = Instant::now();
+    if o.artifact_from_cli {
+        let folder = backups.join("rto-cli");
+        std::fs::create_dir_all(&folder).unwrap();
+        let name = "sqlite-tracker.db.zst";
+        let artifact = folder.join(name);
+        run_ok(
+            Command::new("zstd")
+                .args(["-q", "-3", "-T0", "--check"])
+                .arg(&o.db)
+                .arg("-o")
+                .arg(&artifact),
+        );
+        let now = chrono::Utc::now();
+        let manifest = serde_json::json!({
+            "format_version": 1, "name": "rto-cli", "started_at": now, "finished_at": now,
+            "window_id": null, "mode": "once", "sidecar_id": "bench", "engines": ["sqlite"],
+            "artifacts": [{"engine": "sqlite", "path": name,
+                "size_bytes": std::fs::metadata(&artifact).unwrap().len(),
+                "sha256": sha256_hex(&artifact)}],
+            "verified": true,
+            "content_checks": {name: "integrity_check"},
+        });
+        std::fs::write(folder.join("manifest.json"), manifest.to_string()).unwrap();
+        println!(
+            "# artifact made with zstd -3 -T0 in {:.1} s (manifest records integrity_check without running it)",
+            secs(t)
+        );
+        return folder;
+    }
+    let src = o.dir.join("tracker.db");
+    run_ok(Command::new("cp").arg(&o.db).arg(&src));
+    let out = sidecar(backups)
+        .env("SQLITE_DATABASE_PATH", &src)
+        .env("RUST_LOG", "info")
+        .arg("once")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&src).unwrap();
+    let folder = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let m = manifest(&folder);
+    println!(
+        "# backup by `maintenance-sidecar once` in {:.1} s (compress {:.1} s, verify {:.1} s)",
+        secs(t),
+        m["durations_secs"]["compress"].as_f64().unwrap_or(0.0),
+        m["durations_secs"]["verify"].as_f64().unwrap_or(0.0),
+    );
+    folder
+}
+
+/// The candidates for the cheap check of a default restore, timed on one
+/// restored database: `PRAGMA quick_check` (reads every page) against the
+/// header check the sidecar runs (in the default restore's own time).
+fn cheap_checks(backups: &Path, folder: &Path, target: &Path) {
+    run_ok(
+        sidecar(backups)
+            .arg("restore")
+            .arg(folder)
+            .arg("--to")
+            .arg(target),
+    );
+    let uri = format!("file:{}?immutable=1", target.display());
+    let conn = rusqlite::Connection::open_with_flags(
+        &uri,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    for pragma in ["quick_check", "integrity_check"] {
+        let t = Instant::now();
+        let r: String = conn
+            .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+            .unwrap();
+        println!(
+            "cheap-check candidate: PRAGMA {pragma}: {r} in {:.2} s",
+            secs(t)
+        );
+    }
+    let t = Instant::now();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    println!(
+        "cheap-check candidate: header + schema ({n} schema rows) in {:.4} s",
+        secs(t)
+    );
+    drop(conn);
+    std::fs::remove_file(target).unwrap();
+}
+
+/// Time from the `restore` command to an answered announce on the
+/// restored database.
+fn tracker_serving(o: &RtoOpts, backups: &Path, folder: &Path) -> (f64, f64) {
+    let tdir = o.dir.join("tracker");
+    std::fs::create_dir_all(&tdir).unwrap();
+    let db = tdir.join("tracker.db");
+    let t = Instant::now();
+    run_ok(
+        sidecar(backups)
+            .arg("restore")
+            .arg(folder)
+            .arg("--to")
+            .arg(&db),
+    );
+    let restored = secs(t);
+    let tracker = Tracker::start(&tdir, &TrackerConfig::sqlite(&tdir, "reject"));
+    tracker.announce_ok(&info_hash(0xAB, 1), 1, "started");
+    let serving = secs(t);
+    drop(tracker);
+    std::fs::remove_dir_all(&tdir).unwrap();
+    (restored, serving)
+}
+
+/// Entry point of `bench rto`.
+pub fn run(args: &[String]) {
+    let o = parse(args);
+    assert!(o.db.is_file(), "{} does not exist", o.db.display());
+    let _ = std::fs::remove_dir_all(&o.dir);
+    let backups = o.dir.join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let db_bytes = std::fs::metadata(&o.db).unwrap().len();
+    println!(
+        "# rto: database {} ({:.2} GiB), {} rounds, workdir {}",
+        o.db.display(),
+        db_bytes as f64 / (1u64 << 30) as f64,
+        o.rounds,
+        o.dir.display()
+    );
+    let folder = make_backup(&o, &backups);
+    let artifact = folder.join("sqlite-tracker.db.zst");
+    println!(
+        "# artifact {:.1} MiB",
+        std::fs::metadata(&artifact).unwrap().len() as f64 / 1048576.0
+    );
+    let target = o.dir.join("restored.db");
+    let scratch = o.dir.join("decompressed.db");
+    let mut rows: Vec<(&str, Vec<f64>)> = vec![
+        ("baseline: zstd -d -T0 + cp + sync", Vec::new()),
+        ("restore (default)", Vec::new()),
+    ];
+    if o.full {
+        rows.push(("restore --check full", Vec::new()));
+        rows.push(("drill", Vec::new()));
+    }
+    for round in 0..o.rounds {
+        for (label, times) in rows.iter_mut() {
+            let _ = std::fs::remove_file(&target);
+            let secs = match *label {
+                l if l.starts_with("baseline") => {
+                    let t = Instant::now();
+                    run_ok(
+                        Command::new("zstd")
+                            .args(["-q", "-d", "-T0", "-f"])
+                            .arg(&artifact)
+                            .arg("-o")
+                            .arg(&scratch),
+                    );
+                    run_ok(Command::new("cp").arg(&scratch).arg(&target));
+                    run_ok(Command::new("sync").arg(&target));
+                    let s = secs(t);
+                    std::fs::remove_file(&scratch).unwrap();
+                    s
+                }
+                "restore (default)" => run_ok(
+                    sidecar(&backups)
+                        .arg("restore")
+                        .arg(&folder)
+                        .arg("--to")
+                        .arg(&target),
+                ),
+                "restore --check full" => run_ok(
+                    sidecar(&backups)
+                        .arg("restore")
+                        .arg(&folder)
+                        .args(["--check", "full", "--to"])
+                        .arg(&target),
+                ),
+                _ => run_ok(sidecar(&backups).arg("drill").arg(&folder)),
+            };
+            println!("round {round}: {label}: {secs:.2} s");
+            times.push(secs);
+            let _ = std::fs::remove_file(&target);
+        }
+    }
+    let base = median(&rows[0].1);
+    println!("\n| variant | median s | ratio to baseline |");
+    println!("|---|---|---|");
+    for (label, times) in &rows {
+        let m = median(times);
+        println!("| {label} | {m:.2} | {:.2} |", m / base);
+    }
+    cheap_checks(&backups, &folder, &target);
+    let (restored, serving) = tracker_serving(&o, &backups, &folder);
+    println!(
+        "\ntracker serving on the restored database: restore {restored:.1} s, first announce answered {serving:.1} s after the command (goal 120 s)"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::remove_dir_all(&o.dir).unwrap();
+}
