@@ -641,7 +641,12 @@ pub fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
 
 /// A sidecar command with a clean environment plus `env`.
 pub fn sidecar_cmd(env: &[(String, String)]) -> Command {
-    let mut cmd = Command::new(bin("maintenance-sidecar"));
+    sidecar_cmd_of(&bin("maintenance-sidecar"), env)
+}
+
+/// Like [`sidecar_cmd`] for another build of the sidecar (a baseline).
+pub fn sidecar_cmd_of(binary: &Path, env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(binary);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
@@ -654,9 +659,14 @@ pub fn sidecar_cmd(env: &[(String, String)]) -> Command {
 
 /// Starts `maintenance-sidecar run`; its log goes to `dir/sidecar-<name>.log`.
 pub fn spawn_sidecar(dir: &Path, name: &str, env: &[(String, String)]) -> Proc {
+    spawn_sidecar_of(&bin("maintenance-sidecar"), dir, name, env)
+}
+
+/// Like [`spawn_sidecar`] for another build of the sidecar (a baseline).
+pub fn spawn_sidecar_of(binary: &Path, dir: &Path, name: &str, env: &[(String, String)]) -> Proc {
     let log = dir.join(format!("sidecar-{name}.log"));
     let f = std::fs::File::create(&log).unwrap();
-    let child = sidecar_cmd(env)
+    let child = sidecar_cmd_of(binary, env)
         .arg("run")
         .stdout(f.try_clone().unwrap())
         .stderr(f)

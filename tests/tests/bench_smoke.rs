@@ -20,6 +20,7 @@ fn bench_smoke_mode_runs_every_benchmark() {
         "RESULT snapshot-sidecar:",
         "RESULT snapshot-baselines:",
         "RESULT claim-latency:",
+        "RESULT idle-sidecar:",
     ] {
         assert!(stdout.contains(key), "missing {key}");
     }

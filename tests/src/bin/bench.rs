@@ -5,9 +5,14 @@
 //! cargo build --release -p reference-tracker -p maintenance-sidecar
 //! cargo run --release -p maintenance-e2e --bin bench -- all      # 1 GiB database
 //! cargo run --release -p maintenance-e2e --bin bench -- smoke    # 10 MiB, seconds
-//! bench -- gate | downtime | snapshot | claim   [--size-mib N] [--dir D] [--rounds N] [--windows N]
+//! bench -- gate | downtime | snapshot | claim | idle   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]
 //! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli]   # see bench/rto.rs
+//! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench -- idle   # side by side with an older build
 //! ```
+//!
+//! `idle` watches `maintenance-sidecar run` beside an idle tracker, then
+//! with the tracker stopped: CPU share, connections (tracker up) and
+//! attempts (tracker down) per minute, log lines per minute.
 //!
 //! `downtime` also reports the sidecar's peak RSS (VmHWM) during the
 //! backup and the sidecar's snapshot throughput; `snapshot` compares `cp`
@@ -34,6 +39,7 @@ struct Opts {
     conns: usize,
     windows: usize,
     backup_cap_secs: u64,
+    idle_secs: u64,
 }
 
 fn main() {
@@ -56,6 +62,7 @@ fn main() {
         conns: 32,
         windows: if smoke { 3 } else { 100 },
         backup_cap_secs: if smoke { 20 } else { 180 },
+        idle_secs: if smoke { 2 } else { 60 },
     };
     let mut i = 1;
     while i < args.len() {
@@ -67,6 +74,7 @@ fn main() {
             "--round-secs" => o.round_secs = v.parse().expect("--round-secs S"),
             "--conns" => o.conns = v.parse().expect("--conns N"),
             "--windows" => o.windows = v.parse().expect("--windows N"),
+            "--idle-secs" => o.idle_secs = v.parse().expect("--idle-secs S"),
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -100,6 +108,9 @@ fn main() {
     }
     if all || mode == "claim" {
         claim_latency(&o);
+    }
+    if all || mode == "idle" {
+        idle(&o);
     }
     if std::env::var_os("BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&o.dir);
@@ -768,4 +779,94 @@ fn claim_latency(o: &Opts) {
         percentile(&mut lat, 1.0),
     );
     println!("RESULT claim-latency: n {n}, p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
+}
+
+// ---------------------------------------------------------------------------
+// 6. Idle sidecar
+
+/// What one idle phase cost.
+struct IdleFigures {
+    secs: f64,
+    cpu_share: f64,
+    connections: usize,
+    log_lines: usize,
+    retries: usize,
+}
+
+impl IdleFigures {
+    fn per_min(&self, n: usize) -> f64 {
+        n as f64 * 60.0 / self.secs
+    }
+}
+
+/// Watches `sidecar` for `secs`: CPU time from /proc, connections to
+/// `maint` from /proc/net/tcp, log lines and retry lines.
+fn watch_idle(sidecar: &Proc, maint: std::net::SocketAddr, secs: f64) -> IdleFigures {
+    let conns = ConnectionCounter::start(maint);
+    let lines = |p: &Proc| p.log_text().lines().count();
+    let retries = |p: &Proc| p.log_text().matches("retrying in").count();
+    let (l0, r0) = (lines(sidecar), retries(sidecar));
+    let cpu0 = cpu_time(sidecar.pid()).unwrap();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let cpu = cpu_time(sidecar.pid()).unwrap() - cpu0;
+    let wall = t0.elapsed().as_secs_f64();
+    IdleFigures {
+        secs: wall,
+        cpu_share: cpu.as_secs_f64() / wall,
+        connections: conns.finish(),
+        log_lines: lines(sidecar) - l0,
+        retries: retries(sidecar) - r0,
+    }
+}
+
+/// Tracker up, then stopped, with the sidecar at `binary`.
+fn idle_run(o: &Opts, label: &str, binary: &Path, secs: f64) {
+    let d = subdir(o, &format!("idle-{label}"));
+    let mut t = Tracker::start(&d, &TrackerConfig::sqlite(&d, "reject"));
+    let maint = t.maintenance.unwrap();
+    let env = sidecar_env(&t, &d.join("backups"));
+    let sidecar = spawn_sidecar_of(binary, &d, label, &env);
+    std::thread::sleep(Duration::from_secs(1));
+    let up = watch_idle(&sidecar, maint, secs);
+    t.proc.terminate(Duration::from_secs(10));
+    let down = watch_idle(&sidecar, maint, secs);
+    drop(sidecar);
+    println!(
+        "RESULT idle-{label}: tracker up {:.0} s: CPU {:.3} % of a core, {} connections = {:.1}/min, {:.1} log lines/min; \
+         tracker down {:.0} s: CPU {:.3} % of a core, {} attempts = {:.1}/min, {:.1} log lines/min",
+        up.secs,
+        up.cpu_share * 100.0,
+        up.connections,
+        up.per_min(up.connections),
+        up.per_min(up.log_lines),
+        down.secs,
+        down.cpu_share * 100.0,
+        down.retries,
+        down.per_min(down.retries),
+        down.per_min(down.log_lines),
+    );
+}
+
+fn idle(o: &Opts) {
+    println!(
+        "\n## 6. idle sidecar: `run` beside an idle tracker ({} s), then with the tracker stopped ({} s)",
+        o.idle_secs, o.idle_secs
+    );
+    idle_run(
+        o,
+        "sidecar",
+        &bin("maintenance-sidecar"),
+        o.idle_secs as f64,
+    );
+    if let Some(old) = std::env::var_os("BENCH_BASELINE_SIDECAR") {
+        // The spinning build opens hundreds of connections a second; its
+        // TIME_WAIT sockets would exhaust ephemeral ports in a long run.
+        let secs = (o.idle_secs as f64).min(10.0);
+        println!(
+            "baseline {} ({secs} s per phase)",
+            Path::new(&old).display()
+        );
+        idle_run(o, "baseline", Path::new(&old), secs);
+    }
 }
