@@ -12,6 +12,19 @@ use common::udp_client::*;
 use common::*;
 use maintenance_proto::State;
 
+/// `(leechers, seeders, peers)` of an announce answer; panics on an error.
+fn peers_of(r: UdpAnnounce) -> (u32, u32, Vec<SocketAddr>) {
+    match r {
+        UdpAnnounce::Peers {
+            leechers,
+            seeders,
+            peers,
+            ..
+        } => (leechers, seeders, peers),
+        UdpAnnounce::Error(e) => panic!("announce refused: {e}"),
+    }
+}
+
 fn ipv6_loopback() -> bool {
     UdpSocket::bind("[::1]:0").is_ok()
 }
@@ -46,16 +59,7 @@ async fn connect_announce_scrape_over_ipv4_and_ipv6_share_http_state() {
     // A second IPv4 client, a seeder, sees the first one.
     let mut b = UdpClient::new(t.udp[0]);
     let cid_b = b.connect();
-    let r = b.announce(cid_b, &hash, &id20(b'b', 1), 6882, 1, 0);
-    let UdpAnnounce::Peers {
-        leechers,
-        seeders,
-        peers,
-        ..
-    } = r
-    else {
-        panic!("{r:?}")
-    };
+    let (leechers, seeders, peers) = peers_of(b.announce(cid_b, &hash, &id20(b'b', 1), 6882, 1, 0));
     assert_eq!((leechers, seeders), (1, 1));
     assert_eq!(peers, vec!["127.0.0.1:6881".parse::<SocketAddr>().unwrap()]);
 
@@ -74,25 +78,14 @@ async fn connect_announce_scrape_over_ipv4_and_ipv6_share_http_state() {
     if v6 {
         let mut c = UdpClient::new(t.udp[1]);
         let cid = c.connect();
-        let r = c.announce(cid, &hash, &id20(b'c', 1), 6883, 2, 5);
-        let UdpAnnounce::Peers {
-            leechers,
-            seeders,
-            peers,
-            ..
-        } = r
-        else {
-            panic!("{r:?}")
-        };
+        let (leechers, seeders, peers) =
+            peers_of(c.announce(cid, &hash, &id20(b'c', 1), 6883, 2, 5));
         // Counts cover every peer; the peer list holds IPv6 peers only.
         assert_eq!((leechers, seeders), (3, 1));
         assert!(peers.is_empty(), "{peers:?}");
         let mut d = UdpClient::new(t.udp[1]);
         let cid = d.connect();
-        let r = d.announce(cid, &hash, &id20(b'd', 1), 6884, 2, 5);
-        let UdpAnnounce::Peers { peers, .. } = r else {
-            panic!("{r:?}")
-        };
+        let (_, _, peers) = peers_of(d.announce(cid, &hash, &id20(b'd', 1), 6884, 2, 5));
         assert_eq!(peers, vec!["[::1]:6883".parse::<SocketAddr>().unwrap()]);
     } else {
         eprintln!("no IPv6 loopback here: IPv6 response format checked by unit tests only");
@@ -235,10 +228,7 @@ async fn defer_writes_window_answers_udp_and_persists_after() {
     t.wait_state(State::Ready, Duration::from_secs(10)).await;
     let mut c = UdpClient::new(t.udp[0]);
     let cid = c.connect();
-    let r = c.announce(cid, &hash, &id20(b'l', 1), 6882, 1, 0);
-    let UdpAnnounce::Peers { peers, seeders, .. } = r else {
-        panic!("refused under defer-writes: {r:?}")
-    };
+    let (_, seeders, peers) = peers_of(c.announce(cid, &hash, &id20(b'l', 1), 6882, 1, 0));
     assert_eq!(seeders, 2);
     assert_eq!(peers, vec!["127.0.0.1:6881".parse::<SocketAddr>().unwrap()]);
     tokio::time::sleep(Duration::from_millis(400)).await;
