@@ -199,6 +199,8 @@ pub struct TrackerConfig {
     pub flush_interval: &'static str,
     /// `false` writes no `[maintenance]` table at all (the no-coordinator baseline).
     pub maintenance: bool,
+    /// `Some(port)` adds one `[[udp_trackers]]` on loopback (0 = OS-assigned).
+    pub udp_port: Option<u16>,
 }
 
 impl TrackerConfig {
@@ -219,6 +221,7 @@ impl TrackerConfig {
             maintenance_port: 0,
             flush_interval: "100ms",
             maintenance: true,
+            udp_port: None,
         }
     }
 
@@ -256,6 +259,11 @@ bind_address = "127.0.0.1:{health}"
             http = self.http_port,
             health = self.health_port,
         );
+        if let Some(port) = self.udp_port {
+            s.push_str(&format!(
+                "\n[[udp_trackers]]\nbind_address = \"127.0.0.1:{port}\"\n"
+            ));
+        }
         if self.maintenance {
             s.push_str(&format!(
                 r#"
@@ -286,6 +294,8 @@ pub struct Tracker {
     pub http: SocketAddr,
     pub health: SocketAddr,
     pub maintenance: Option<SocketAddr>,
+    /// The `[[udp_trackers]]` address, when configured.
+    pub udp: Option<SocketAddr>,
     pub config: TrackerConfig,
     pub dir: PathBuf,
 }
@@ -336,7 +346,8 @@ impl Tracker {
         let want_m = config.maintenance;
         while !(addrs.contains_key("http_tracker")
             && addrs.contains_key("health_check_api")
-            && (!want_m || addrs.contains_key("maintenance_api")))
+            && (!want_m || addrs.contains_key("maintenance_api"))
+            && (config.udp_port.is_none() || addrs.contains_key("udp_tracker")))
         {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
@@ -358,6 +369,7 @@ impl Tracker {
             http: addrs["http_tracker"],
             health: addrs["health_check_api"],
             maintenance: addrs.get("maintenance_api").copied(),
+            udp: addrs.get("udp_tracker").copied(),
             config: config.clone(),
             dir: dir.to_owned(),
         };

@@ -5,14 +5,19 @@
 //! cargo build --release -p reference-tracker -p maintenance-sidecar
 //! cargo run --release -p maintenance-e2e --bin bench -- all      # 1 GiB database
 //! cargo run --release -p maintenance-e2e --bin bench -- smoke    # 10 MiB, seconds
-//! bench -- gate | downtime | snapshot | claim | idle   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]
+//! bench -- gate | downtime | snapshot | claim | idle | udp   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]
 //! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli]   # see bench/rto.rs
 //! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench -- idle   # side by side with an older build
+//! bench -- udp-announce ADDR N     # N lockstep UDP announces (for scripts/bench-gate-instructions.sh udp)
 //! ```
 //!
 //! `idle` watches `maintenance-sidecar run` beside an idle tracker, then
 //! with the tracker stopped: CPU share, connections (tracker up) and
 //! attempts (tracker down) per minute, log lines per minute.
+//!
+//! `udp` measures raw UDP (BEP 15) announces per second, coordinator idle
+//! and maintenance disabled side by side (wall clock, so only indicative on
+//! a shared host; the instruction-count script gives the gate ratio).
 //!
 //! `downtime` also reports the sidecar's peak RSS (VmHWM) during the
 //! backup and the sidecar's snapshot throughput; `snapshot` compares `cp`
@@ -51,6 +56,15 @@ fn main() {
     }
     if mode == "scale" {
         scale::run(&args[1..]);
+        return;
+    }
+    if mode == "udp-announce" {
+        let addr = args.get(1).and_then(|a| a.parse().ok());
+        let n = args.get(2).and_then(|a| a.parse().ok());
+        let (Some(addr), Some(n)) = (addr, n) else {
+            panic!("usage: bench udp-announce IP:PORT COUNT");
+        };
+        udp_announce_lockstep(addr, n);
         return;
     }
     let smoke = mode == "smoke";
@@ -112,6 +126,9 @@ fn main() {
     if all || mode == "idle" {
         idle(&o);
     }
+    if mode == "all" || mode == "udp" {
+        udp_throughput(&o);
+    }
     if std::env::var_os("BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&o.dir);
     }
@@ -148,6 +165,16 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
     v[idx.min(v.len() - 1)]
+}
+
+/// Events per second counted by `count` over `secs`, after a 300 ms warm-up.
+fn rate_after_warmup(count: &AtomicU64, secs: f64) -> f64 {
+    std::thread::sleep(Duration::from_millis(300));
+    let c0 = count.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let n = count.load(Ordering::Relaxed) - c0;
+    n as f64 / t0.elapsed().as_secs_f64()
 }
 
 fn subdir(o: &Opts, name: &str) -> PathBuf {
@@ -301,12 +328,7 @@ fn gate(o: &Opts) {
     let measure = |t: &Tracker| -> f64 {
         let stop = Arc::new(AtomicBool::new(false));
         let (count, h) = run_load(t.http, o.conns, stop.clone(), false, false, Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(300)); // warm-up
-        let c0 = count.load(Ordering::Relaxed);
-        let t0 = Instant::now();
-        std::thread::sleep(Duration::from_secs_f64(o.round_secs));
-        let n = count.load(Ordering::Relaxed) - c0;
-        let rate = n as f64 / t0.elapsed().as_secs_f64();
+        let rate = rate_after_warmup(&count, o.round_secs);
         stop_load(&stop, h);
         rate
     };
@@ -869,4 +891,156 @@ fn idle(o: &Opts) {
         );
         idle_run(o, "baseline", Path::new(&old), secs);
     }
+}
+
+// ---------------------------------------------------------------------------
+// UDP (BEP 15) announces
+
+/// A BEP 15 request header.
+fn udp_header(connection_id: u64, action: u32, tid: u32) -> Vec<u8> {
+    let mut b = connection_id.to_be_bytes().to_vec();
+    b.extend_from_slice(&action.to_be_bytes());
+    b.extend_from_slice(&tid.to_be_bytes());
+    b
+}
+
+/// A 98-byte announce of peer `n` (64 torrents, 200 peers, as the HTTP
+/// instruction-count run).
+fn udp_announce(connection_id: u64, tid: u32, n: u32) -> Vec<u8> {
+    let mut b = udp_header(connection_id, 1, tid);
+    b.extend_from_slice(&info_hash(b'U', n % 64));
+    b.extend_from_slice(&peer_id(n % 200));
+    b.extend_from_slice(&[0u8; 24]); // downloaded, left = 0, uploaded
+    b.extend_from_slice(&[0u8; 4]); // event: none
+    b.extend_from_slice(&[0u8; 4]); // ip
+    b.extend_from_slice(&n.to_be_bytes()); // key
+    b.extend_from_slice(&50i32.to_be_bytes()); // num_want
+    b.extend_from_slice(&(6881 + (n % 200) as u16).to_be_bytes());
+    b
+}
+
+/// One client socket: connects, then announces.
+struct UdpLoad {
+    sock: std::net::UdpSocket,
+    cid: u64,
+    tid: u32,
+}
+
+impl UdpLoad {
+    fn new(server: std::net::SocketAddr) -> Self {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(server).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut me = UdpLoad {
+            sock,
+            cid: 0,
+            tid: 1,
+        };
+        let mut buf = [0u8; 2048];
+        for _ in 0..20 {
+            me.sock.send(&udp_header(0x41727101980, 0, me.tid)).unwrap();
+            if let Ok(16) = me.sock.recv(&mut buf) {
+                me.cid = u64::from_be_bytes(buf[8..16].try_into().unwrap());
+                return me;
+            }
+        }
+        panic!("no connect answer from {server}");
+    }
+
+    /// Sends `depth` announces, then reads their answers; returns how many
+    /// announce responses (action 1) came back.
+    fn burst(&mut self, depth: u32, first_peer: u32) -> u64 {
+        for k in 0..depth {
+            self.tid = self.tid.wrapping_add(1);
+            let _ = self
+                .sock
+                .send(&udp_announce(self.cid, self.tid, first_peer + k));
+        }
+        let mut buf = [0u8; 2048];
+        let mut got = 0;
+        for _ in 0..depth {
+            match self.sock.recv(&mut buf) {
+                Ok(n) if n >= 20 && buf[..4] == [0, 0, 0, 1] => got += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        got
+    }
+}
+
+/// `bench udp-announce ADDR N`: N announces one at a time; exits non-zero
+/// unless all were answered.
+fn udp_announce_lockstep(server: std::net::SocketAddr, n: u32) {
+    let mut c = UdpLoad::new(server);
+    let mut answered = 0;
+    for i in 0..n {
+        answered += c.burst(1, i);
+    }
+    println!("udp-announce: {answered} of {n} announces answered");
+    if answered != n as u64 {
+        std::process::exit(1);
+    }
+}
+
+fn udp_throughput(o: &Opts) {
+    println!("\n## UDP announces per second, coordinator idle vs maintenance disabled");
+    let mk = |name: &str, maintenance: bool| {
+        let d = subdir(o, name);
+        let mut c = TrackerConfig::sqlite(&d, "reject");
+        c.flush_interval = "1s";
+        c.maintenance = maintenance;
+        c.udp_port = Some(0);
+        Tracker::start(&d, &c)
+    };
+    let trackers = [mk("udp-idle", true), mk("udp-off", false)];
+    let clients = cores().max(2);
+    let measure = |t: &Tracker| -> f64 {
+        let server = t.udp.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let handles: Vec<_> = (0..clients as u32)
+            .map(|k| {
+                let (stop, count) = (stop.clone(), count.clone());
+                std::thread::spawn(move || {
+                    let mut c = UdpLoad::new(server);
+                    let mut peer = k * 1000;
+                    while !stop.load(Ordering::Relaxed) {
+                        count.fetch_add(c.burst(16, peer), Ordering::Relaxed);
+                        peer = peer.wrapping_add(16);
+                    }
+                })
+            })
+            .collect();
+        let rate = rate_after_warmup(&count, o.round_secs);
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            h.join().unwrap();
+        }
+        rate
+    };
+    let (mut idle, mut off, mut ratios) = (vec![], vec![], vec![]);
+    for r in 0..o.rounds {
+        let (a, b) = if r % 2 == 0 {
+            let a = measure(&trackers[0]);
+            (a, measure(&trackers[1]))
+        } else {
+            let b = measure(&trackers[1]);
+            (measure(&trackers[0]), b)
+        };
+        println!(
+            "round {r}: idle {a:.0} announces/s, off {b:.0} announces/s, idle/off {:.3}",
+            a / b
+        );
+        idle.push(a);
+        off.push(b);
+        ratios.push(a / b);
+    }
+    println!(
+        "RESULT udp-announces: median idle {:.0}/s, off {:.0}/s ({clients} client sockets, 16 in flight each); median per-round ratio idle/off {:.3}",
+        median(&mut idle),
+        median(&mut off),
+        median(&mut ratios)
+    );
 }
