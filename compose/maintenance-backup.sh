@@ -35,7 +35,8 @@ Options:
 
 Environment (defaults in brackets):
   COMPOSE_DIR           folder with docker-compose.yml and .env [script's folder]
-  COMPOSE_CMD           compose command [docker compose]
+  COMPOSE_CMD           compose command [the first that works of: docker compose,
+                        docker-compose, podman-compose]
   TRACKER_SERVICES      services to stop and restart, space-separated [tracker]
   BACKUP_SERVICE        one-shot backup service [backup-once]
   BACKUP_COMMAND        its command [once]
@@ -154,10 +155,7 @@ load_config() {
             LOCK_FILE=${TMPDIR:-/tmp}/maintenance-backup.lock
         fi
     fi
-    read -r -a COMPOSE <<<"${COMPOSE_CMD:-docker compose}"
     read -r -a SERVICES <<<"$TRACKER_SERVICES"
-
-    [ "${#COMPOSE[@]}" -gt 0 ] || die_usage "COMPOSE_CMD is empty"
     [ "${#SERVICES[@]}" -gt 0 ] || die_usage "TRACKER_SERVICES is empty"
     [ -n "$BACKUP_SERVICE" ] || die_usage "BACKUP_SERVICE is empty"
     local var
@@ -177,6 +175,31 @@ load_config() {
         mkdir -p "$(dirname "$LOG_FILE")" 2>/dev/null || true
         touch "$LOG_FILE" 2>/dev/null || die_usage "LOG_FILE is not writable: $LOG_FILE"
     fi
+    pick_compose
+}
+
+# Sets COMPOSE (and COMPOSE_ORIGIN): COMPOSE_CMD when set, else the first of
+# `docker compose` (v2 plugin), `docker-compose` (v1), `podman-compose`
+# whose `version` works. The script then uses only what all three accept:
+# plain `ps`, `stop [-t N]`, `start`, `run --rm`.
+pick_compose() {
+    local candidate try
+    if [ -n "${COMPOSE_CMD+set}" ]; then
+        read -r -a COMPOSE <<<"$COMPOSE_CMD"
+        [ "${#COMPOSE[@]}" -gt 0 ] || die_usage "COMPOSE_CMD is empty"
+        COMPOSE_ORIGIN="from COMPOSE_CMD"
+        return 0
+    fi
+    for candidate in "docker compose" "docker-compose" "podman-compose"; do
+        read -r -a try <<<"$candidate"
+        command -v "${try[0]}" >/dev/null 2>&1 || continue
+        if "${try[@]}" version >/dev/null 2>&1 9>&-; then
+            COMPOSE=("${try[@]}")
+            COMPOSE_ORIGIN="detected"
+            return 0
+        fi
+    done
+    die_usage "no working compose command: tried 'docker compose', 'docker-compose' and 'podman-compose' (\`version\` failed or not installed); install one or set COMPOSE_CMD"
 }
 
 # --- lock ------------------------------------------------------------------------
@@ -244,23 +267,35 @@ newest_autonomous_backup() {
 
 # --- services ----------------------------------------------------------------------
 
-running_services() {
-    if [ "$(basename "${COMPOSE[0]}")" = docker-compose ]; then
-        # Compose v1 has no --status.
-        "${COMPOSE[@]}" ps --services --filter status=running 9>&-
-    else
-        "${COMPOSE[@]}" ps --status running --services 9>&-
-    fi
+# True if the plain `ps` table (the one form every compose implementation
+# accepts: v2 and podman-compose have no common filter, v1 no --status)
+# has a line naming a container of service $2 (<project>_<service>_<n> or
+# <project>-<service>-<n>) whose status is Up.
+ps_lists_running() {
+    awk -v s="$2" '
+        function names_service(f,   base, tail) {
+            if (!match(f, /[_-][0-9]+$/)) return 0
+            base = substr(f, 1, RSTART - 1)
+            tail = substr(base, length(base) - length(s))
+            return tail == "_" s || tail == "-" s
+        }
+        {
+            up = 0; named = 0
+            for (i = 1; i <= NF; i++) {
+                if ($i == "Up") up = 1
+                if (names_service($i)) named = 1
+            }
+            if (up && named) found = 1
+        }
+        END { exit !found }' <<<"$1"
 }
 
 # Prints the tracker services that are not running; fails if compose fails.
 not_running() {
-    local running svc missing=()
-    running=$(running_services) || return 1
+    local table svc missing=()
+    table=$("${COMPOSE[@]}" ps 9>&- 2>/dev/null) || return 1
     for svc in "${SERVICES[@]}"; do
-        if ! grep -qx -- "$svc" <<<"$running"; then
-            missing+=("$svc")
-        fi
+        ps_lists_running "$table" "$svc" || missing+=("$svc")
     done
     printf '%s' "${missing[*]}"
 }
@@ -297,8 +332,30 @@ stop_tracker() {
 }
 
 run_backup() {
+    local marker rc=0
+    marker=$(mktemp "${TMPDIR:-/tmp}/maintenance-backup.XXXXXX")
     log "Running backup container (single execution)..."
-    compose run --rm "$BACKUP_SERVICE" "$BACKUP_COMMAND"
+    compose run --rm "$BACKUP_SERVICE" "$BACKUP_COMMAND" || rc=$?
+    # Not every compose passes the container's exit code on (podman-compose
+    # 1.0 does not), so a success also needs a new verified backup.
+    if [ "$rc" -eq 0 ] && [ -d "$BACKUP_HOST_DIR" ] && ! published_since "$marker"; then
+        log "ERROR: the backup container exited 0 but no new verified backup appeared in $BACKUP_HOST_DIR"
+        rc=1
+    fi
+    rm -f "$marker"
+    return "$rc"
+}
+
+# True if a manifest newer than the file $1 says "verified": true.
+published_since() {
+    local manifest
+    for manifest in "$BACKUP_HOST_DIR"/*/manifest.json; do
+        if [ ! -f "$manifest" ] || [ ! "$manifest" -nt "$1" ]; then
+            continue
+        fi
+        [ "$(manifest_field "$manifest" verified)" = true ] && return 0
+    done
+    return 1
 }
 
 # Starts the tracker services, three attempts; then waits for health.
@@ -367,6 +424,7 @@ main() {
     log "=== Maintenance backup started ==="
     log "Configuration:"
     log "  Compose directory: $COMPOSE_DIR"
+    log "  Compose command:   ${COMPOSE[*]} ($COMPOSE_ORIGIN)"
     log "  Tracker services:  ${SERVICES[*]}"
     log "  Backup service:    $BACKUP_SERVICE"
     log "  Backup folder:     $BACKUP_HOST_DIR"

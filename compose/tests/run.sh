@@ -453,6 +453,127 @@ test_compose_v1_command() {
     is_healthy tracker || fail "tracker not healthy" || return 1
 }
 
+test_compose_command_detected_and_named() {
+    add_tracker tracker && start_trackers tracker || return 1
+    unset COMPOSE_CMD
+    run_script
+    expect_eq "$rc" 0 "exit code (docker compose)" || return 1
+    expect_grep "$T/out" 'Compose command: +docker compose \(detected\)$' "v2 detected and named" || return 1
+    # No Compose v2 plugin: docker-compose.
+    DOCKER_STANDIN_BROKEN=v2 run_script
+    expect_eq "$rc" 0 "exit code (docker-compose)" || return 1
+    expect_grep "$T/out" 'Compose command: +docker-compose \(detected\)$' "v1 detected and named" || return 1
+    # Neither: podman-compose, which accepts no ps options.
+    local old
+    old=$(tracker_pid tracker)
+    DOCKER_STANDIN_BROKEN="v2 v1" run_script
+    expect_eq "$rc" 0 "exit code (podman-compose)" || return 1
+    expect_grep "$T/out" 'Compose command: +podman-compose \(detected\)$' "podman-compose detected and named" || return 1
+    expect_ne "$(tracker_pid tracker)" "$old" "tracker restarted through podman-compose" || return 1
+    expect_eq "$(backup_count)" 3 "one backup per run" || return 1
+    # COMPOSE_CMD wins and is named as such.
+    COMPOSE_CMD=podman-compose run_script
+    expect_eq "$rc" 0 "exit code (COMPOSE_CMD)" || return 1
+    expect_grep "$T/out" 'Compose command: +podman-compose \(from COMPOSE_CMD\)$' "COMPOSE_CMD named" || return 1
+    # None works: a usage error naming what was tried and the fix.
+    # (The stand-ins come first on PATH, so a real compose is never reached.)
+    DOCKER_STANDIN_BROKEN="v2 v1 podman-compose" run_script
+    expect_eq "$rc" 2 "exit code (no compose)" || return 1
+    expect_grep "$T/out" "no working compose command: tried 'docker compose', 'docker-compose' and 'podman-compose'.*set COMPOSE_CMD" "message" || return 1
+    is_healthy tracker || fail "tracker not healthy" || return 1
+}
+
+test_not_running_found_in_every_ps_table() {
+    add_tracker tracker && add_tracker other && start_trackers other || return 1
+    export TRACKER_SERVICES="tracker other"
+    local cmd
+    for cmd in "docker compose" docker-compose podman-compose; do
+        COMPOSE_CMD=$cmd run_script
+        expect_eq "$rc" 3 "exit code with $cmd (tracker stopped)" || return 1
+        expect_grep "$T/out" 'WARNING: tracker service\(s\) not running: tracker$' "$cmd: stopped service named" || return 1
+    done
+    start_trackers tracker || return 1
+    COMPOSE_CMD=podman-compose run_script --dry-run
+    expect_eq "$rc" 0 "both running (podman-compose table)" || return 1
+}
+
+test_backup_failure_seen_when_compose_hides_the_exit_code() {
+    add_tracker tracker && start_trackers tracker || return 1
+    export SQLITE_DATABASE_PATH=$T/no-such-dir/sqlite3.db
+    COMPOSE_CMD=podman-compose run_script
+    expect_eq "$rc" 1 "exit code" || return 1
+    expect_grep "$T/out" 'exited 0 but no new verified backup appeared' "error logged" || return 1
+    is_healthy tracker || fail "tracker not restarted" || return 1
+}
+
+# compose/init.sh on a fresh copy of the compose folder (needs root for chown).
+init_stack() {
+    mkdir -p "$T/stack"
+    cp "$COMPOSE_SRC/docker-compose.yml" "$COMPOSE_SRC/.env.example" "$COMPOSE_SRC/init.sh" "$T/stack/"
+}
+
+test_init_sets_up_everything_once() {
+    [ "$(id -u)" -eq 0 ] || { echo "    (skipped: init.sh chowns, needs root)"; return 0; }
+    init_stack
+    local s=$T/stack token
+    "$s/init.sh" >"$T/out" 2>&1 || fail "init.sh failed: $(cat "$T/out")" || return 1
+    expect_eq "$(stat -c %a "$s/.env")" 600 ".env mode" || return 1
+    expect_eq "$(stat -c '%u:%g %a' "$s/storage/secrets/maintenance_token")" "1000:1000 600" "token owner and mode" || return 1
+    token=$(cat "$s/storage/secrets/maintenance_token")
+    [[ $token =~ ^[0-9a-f]{64}$ ]] || fail "token is not 64 hex characters" || return 1
+    expect_no_grep "$T/out" "$token" "token printed" || return 1
+    expect_eq "$(stat -c %u:%g "$s/storage/tracker/lib/database")" 1000:1000 "data folder owner" || return 1
+    expect_eq "$(stat -c %u:%g "$s/storage/backup")" 1000:1000 "backup folder owner" || return 1
+    expect_eq "$(find "$s/storage" -name '.maintenance_token.*' | wc -l)" 0 "temp files left" || return 1
+    # Idempotent: the token stays, a root-owned file in the data folder is
+    # given back to the container user.
+    touch "$s/storage/tracker/lib/database/sqlite3.db"
+    "$s/init.sh" >"$T/out" 2>&1 || fail "second init.sh failed: $(cat "$T/out")" || return 1
+    expect_eq "$(cat "$s/storage/secrets/maintenance_token")" "$token" "token kept" || return 1
+    expect_eq "$(stat -c %u "$s/storage/tracker/lib/database/sqlite3.db")" 1000 "database owner repaired" || return 1
+    # APP_UID/APP_GID from .env decide the owner.
+    sed -i 's/^APP_UID=.*/APP_UID=1234/; s/^APP_GID=.*/APP_GID=1234/' "$s/.env"
+    "$s/init.sh" >"$T/out" 2>&1 || fail "init.sh with APP_UID=1234 failed: $(cat "$T/out")" || return 1
+    expect_eq "$(stat -c %u:%g "$s/storage/secrets/maintenance_token")" 1234:1234 "token owner follows APP_UID" || return 1
+    expect_eq "$(stat -c %u:%g "$s/storage/backup")" 1234:1234 "backup owner follows APP_UID" || return 1
+}
+
+test_init_repairs_the_directory_an_engine_made_of_a_missing_token() {
+    [ "$(id -u)" -eq 0 ] || { echo "    (skipped: init.sh chowns, needs root)"; return 0; }
+    init_stack
+    local s=$T/stack
+    # What `up` does before set-up: the missing secret becomes a directory.
+    mkdir -p "$s/storage/secrets/maintenance_token"
+    "$s/init.sh" >"$T/out" 2>&1 || fail "init.sh failed: $(cat "$T/out")" || return 1
+    expect_grep "$T/out" 'removed the empty directory .*maintenance_token' "repair explained" || return 1
+    [ -f "$s/storage/secrets/maintenance_token" ] && [ -s "$s/storage/secrets/maintenance_token" ] ||
+        fail "no token file after the repair" || return 1
+    # A directory with something in it is not removed: exit 1, path and fix named.
+    rm "$s/storage/secrets/maintenance_token"
+    mkdir -p "$s/storage/secrets/maintenance_token/keep"
+    rc=0
+    "$s/init.sh" >"$T/out" 2>&1 || rc=$?
+    expect_eq "$rc" 1 "exit code (non-empty directory)" || return 1
+    expect_grep "$T/out" 'maintenance_token is a directory with files in it.*move it away' "message" || return 1
+    [ -d "$s/storage/secrets/maintenance_token/keep" ] || fail "init.sh removed a non-empty directory" || return 1
+}
+
+test_init_without_root_names_owner_and_fix() {
+    if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
+        echo "    (skipped: needs root and setpriv)"
+        return 0
+    fi
+    init_stack
+    local s=$T/stack
+    "$s/init.sh" >/dev/null 2>&1 || fail "init.sh as root failed" || return 1
+    chown 0:0 "$s/storage/secrets/maintenance_token"
+    chmod -R a+rwX "$s" && chmod 755 "$T" "$WORK"
+    rc=0
+    setpriv --reuid=1000 --regid=1000 --clear-groups "$s/init.sh" >"$T/out" 2>&1 || rc=$?
+    expect_eq "$rc" 1 "exit code" || return 1
+    expect_grep "$T/out" 'maintenance_token is owned by root\(0\):root\(0\).*containers run as 1000:1000; fix: sudo ' "owner and fix named" || return 1
+}
+
 WEBHOOK_RECEIVER='
 import http.server, os, sys
 port, folder = int(sys.argv[1]), sys.argv[2]

@@ -128,6 +128,10 @@ pub enum ConfigError {
         /// What would be accepted.
         allowed: String,
     },
+    /// A file the section names cannot be used (missing, a directory,
+    /// unreadable): the message names the path, its owner and the fix.
+    #[error(transparent)]
+    Unusable(#[from] maintenance_preflight::PathProblem),
     /// A key the coordinator does not know.
     #[error("maintenance.{key}: unknown key; allowed keys are {}", KNOWN_KEYS.join(", "))]
     UnknownKey {
@@ -360,6 +364,7 @@ fn secs(n: u64) -> Duration {
 }
 
 fn read_token_file(path: &Path) -> Result<String, ConfigError> {
+    maintenance_preflight::readable_file("maintenance.token_file", path)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         invalid(
             "token_file",

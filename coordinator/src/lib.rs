@@ -32,10 +32,12 @@
 #![warn(missing_docs)]
 
 mod api;
+mod atomic_file;
 mod config;
 mod coordinator;
 mod gate;
 mod hooks;
+mod last_window;
 mod machine;
 mod metrics;
 mod readiness;

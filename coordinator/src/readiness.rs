@@ -8,9 +8,8 @@
 //! unpredictable name and is created exclusively, so a link or file planted
 //! in the folder is never followed or overwritten.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use maintenance_proto::ReadinessDocument;
@@ -43,35 +42,9 @@ impl ReadinessFile {
     /// assert!(!file.read().unwrap().ready);
     /// ```
     pub fn write(&self, doc: &ReadinessDocument) -> io::Result<()> {
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&dir)?;
-        let name = self
-            .path
-            .file_name()
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "ready_file has no file name")
-            })?
-            .to_string_lossy()
-            .into_owned();
-        let body = serde_json::to_vec_pretty(doc).map_err(io::Error::other)?;
-        // A random name created with O_CREAT|O_EXCL: nothing planted in the
-        // folder (a symlink, a file) is followed or overwritten. Readable by
-        // all like the file it replaces, since the sidecar may run as
-        // another user.
-        let mut temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}.tmp-"))
-            .tempfile_in(&dir)?;
-        temp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))?;
-        temp.write_all(&body)?;
-        temp.write_all(b"\n")?;
-        temp.as_file().sync_all()?;
-        // On failure the temp file is removed when the error drops it.
-        temp.persist(&self.path).map_err(|e| e.error)?;
-        File::open(&dir)?.sync_all()
+        let mut body = serde_json::to_vec_pretty(doc).map_err(io::Error::other)?;
+        body.push(b'\n');
+        crate::atomic_file::replace(&self.path, &body)
     }
 
     /// Reads and parses the file.

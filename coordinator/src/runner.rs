@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use maintenance_proto::{Outcome, PinMode, State, WindowSpan};
+use maintenance_proto::{Outcome, PinMode, State, WindowId, WindowSpan};
 use tracing::{error, info, warn};
 
 use crate::hooks::WindowInfo;
+use crate::last_window::{LastWindow, LastWindowFile};
 use crate::machine::Next;
 use crate::schedule::Schedule;
 use crate::shared::{Shared, WindowCounts};
@@ -33,7 +34,20 @@ enum Phase<T> {
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.subscribe();
-    let mut last_scheduled_start: Option<DateTime<Utc>> = None;
+    let last_window = shared
+        .readiness
+        .as_ref()
+        .map(|f| LastWindowFile::next_to(f.path()));
+    // A scheduled window that completed before a restart does not run again.
+    let mut last_scheduled_start = last_window.as_ref().and_then(|f| f.completed_start());
+    if let (Some(start), Some(file)) = (last_scheduled_start, &last_window) {
+        info!(
+            %start, path = %file.path().display(),
+            "the scheduled window starting then already completed; it does not run again"
+        );
+    }
+    // The scheduled window whose outcome is still to be recorded.
+    let mut awaiting: Option<(WindowId, WindowSpan)> = None;
     loop {
         drop_pin_if_ended(&shared, true).await;
         if let Some(info) = shared.read(|m| m.active_window().cloned()) {
@@ -45,6 +59,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             drop_pin_if_ended(&shared, true).await;
             return;
         }
+        record_completed(&shared, last_window.as_ref(), &mut awaiting).await;
         let now = Utc::now();
         for reason in shared.update(|m| m.expire_due(now)) {
             warn!(%reason, "released window expired");
@@ -59,7 +74,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             last_scheduled_start = Some(span.start);
             shared.set_next_scheduled(shared.config.schedule.next_after(span.start));
             match shared.update(|m| m.open(span, now)) {
-                Ok(info) => info!(window_id = %info.window_id, "scheduled window is due"),
+                Ok(info) => {
+                    info!(window_id = %info.window_id, "scheduled window is due");
+                    awaiting = Some((info.window_id, span));
+                }
                 Err(rejection) => warn!(
                     start = %span.start, reason = %rejection.message,
                     "skipping scheduled window"
@@ -79,6 +97,45 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = shared.wake.notified() => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// Once the awaited scheduled window has an outcome, forgets it, and if it
+/// completed, records its span on disk so a restart inside the span does
+/// not run it again.
+async fn record_completed(
+    shared: &Arc<Shared>,
+    file: Option<&LastWindowFile>,
+    awaiting: &mut Option<(WindowId, WindowSpan)>,
+) {
+    let Some((id, span)) = awaiting.clone() else {
+        return;
+    };
+    let Some((outcome, ended_at)) = shared.read(|m| {
+        m.outcomes()
+            .find(|o| o.window_id == id)
+            .map(|o| (o.outcome, o.ended_at))
+    }) else {
+        return;
+    };
+    *awaiting = None;
+    let Some(file) = file.filter(|_| outcome == Outcome::Completed).cloned() else {
+        return;
+    };
+    let record = LastWindow {
+        span,
+        window_id: id,
+        outcome,
+        ended_at,
+    };
+    let path = file.path().display().to_string();
+    match tokio::task::spawn_blocking(move || file.write(&record)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(
+            %path, error = %e,
+            "cannot record the completed window; a restart inside it would run it again: check the folder is writable"
+        ),
+        Err(e) => error!(error = %e, "last-window writer panicked"),
     }
 }
 

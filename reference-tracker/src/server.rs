@@ -52,6 +52,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     // Persistence: open, load the counts, put the write-behind buffer in front.
+    check_database_folder(&cfg.database)?;
     let store = crate::store::open(&cfg.database, std::env::var(PASSWORD_ENV).ok())
         .await
         .map_err(|e| format!("cannot open database ({:?}): {e}", cfg.database.driver))?;
@@ -159,4 +160,19 @@ pub async fn run(
     buffer.quiesce().await?;
     tracing::info!(flushed = written, "counts flushed, database closed");
     Ok(())
+}
+
+/// SQLite creates its journal and WAL next to the database, so its folder
+/// must be writable. Checked first, so a wrong owner is named at start-up
+/// instead of SQLite's "unable to open database file".
+fn check_database_folder(db: &crate::config::DatabaseConfig) -> Result<(), RunError> {
+    if db.driver != crate::config::Driver::Sqlite3 {
+        return Ok(());
+    }
+    let folder = match std::path::Path::new(&db.path).parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    maintenance_preflight::writable_dir("the folder of core.database.path", &folder)
+        .map_err(|e| RunError::from(e.to_string()))
 }

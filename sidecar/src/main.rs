@@ -26,6 +26,15 @@ fn main() -> ExitCode {
         Mode::Single => Command::Once,
         Mode::Continuous => Command::Run,
     });
+    // A backup folder the sidecar cannot write to would only show at the
+    // first window, hours later: check it now.
+    if matches!(command, Command::Run | Command::Once) {
+        let _ = std::fs::create_dir_all(&cfg.backup_dir);
+        if let Err(problem) = maintenance_preflight::writable_dir("BACKUP_DIR", &cfg.backup_dir) {
+            eprintln!("maintenance-sidecar: {problem}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     // Progress bars for the long operator commands on a terminal; plain
     // progress lines everywhere else (logs, containers, pipes).
     if matches!(

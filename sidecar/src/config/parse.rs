@@ -59,6 +59,8 @@ pub fn url_list(value: &str) -> Vec<String> {
 
 /// Reads a secret from a file (Docker secrets), trimming whitespace.
 pub fn secret_file(key: &str, path: &str) -> Result<Secret, ConfigError> {
+    maintenance_preflight::readable_file(key, std::path::Path::new(path))
+        .map_err(|problem| ConfigError::new(key, path, problem.to_string()))?;
     let text = std::fs::read_to_string(PathBuf::from(path))
         .map_err(|e| ConfigError::new(key, path, format!("a readable file ({e})")))?;
     let secret = Secret::new(text);

@@ -53,9 +53,11 @@ impl SqliteEngine {
     }
 
     /// Opens a read transaction that keeps rollback-mode writers out during
-    /// the copy. Best effort: on a read-only mount (the original compose
-    /// file mounts the data volume `:ro`) SQLite cannot open a WAL database
-    /// for reading, and the coordinator's quiescence is the guarantee.
+    /// the copy. Best effort: on a read-only mount (the compose stack mounts
+    /// the data folder `:ro`) SQLite cannot open a WAL database for reading,
+    /// and the coordinator's quiescence is the guarantee. That happens every
+    /// night by design there, so it is logged at info, not as a warning: a
+    /// warning nobody should act on teaches operators to ignore warnings.
     fn read_guard(&self) -> Option<Connection> {
         let guard = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .and_then(|c| {
@@ -65,8 +67,8 @@ impl SqliteEngine {
         match guard {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::warn!(
-                    "sqlite: cannot hold a read lock on {} ({e}); copying the quiesced file without it",
+                tracing::info!(
+                    "sqlite: no read lock on {} ({e}), as expected on a read-only mount; the tracker is quiesced, so the copy is consistent without it",
                     self.path.display()
                 );
                 None
