@@ -485,7 +485,8 @@ fi
 # --- 7. MariaDB stand-in (optional) --------------------------------------------------------
 
 if [ "$WITH_MYSQL" = true ]; then
-    die "--with-mysql: the MariaDB stand-in run is not implemented yet"
+    # shellcheck source=scripts/test-containers-mysql.sh
+    . "$REPO/scripts/test-containers-mysql.sh"
 fi
 
 step "all container checks passed in $((SECONDS - T0))s"

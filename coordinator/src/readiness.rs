@@ -61,7 +61,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn write_replaces_and_leaves_no_temp_files() {
+    fn write_replaces_the_document() {
         let dir = tempfile::tempdir().unwrap();
         let file = ReadinessFile::new(dir.path().join("sub/ready.json"));
         let mut doc = ReadinessDocument::not_ready("a", State::Ready, chrono::Utc::now());
@@ -72,11 +72,6 @@ mod tests {
         let later = ReadinessDocument::not_ready("a", State::Idle, chrono::Utc::now());
         file.write(&later).unwrap();
         assert_eq!(file.read().unwrap(), later);
-        let names: Vec<_> = fs::read_dir(dir.path().join("sub"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names, vec!["ready.json".to_string()]);
     }
 
     #[test]

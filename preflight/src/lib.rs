@@ -77,25 +77,7 @@ fn owner(meta: &fs::Metadata) -> String {
 /// assert!(problem.message().contains("is a directory"));
 /// ```
 pub fn readable_file(what: &str, path: &Path) -> Result<(), PathProblem> {
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(PathProblem::new(
-                what,
-                path,
-                "does not exist",
-                "create the file (or correct the path)",
-            ))
-        }
-        Err(e) => {
-            return Err(PathProblem::new(
-                what,
-                path,
-                format!("cannot be inspected ({e})"),
-                "make its folder searchable by this user",
-            ))
-        }
-    };
+    let meta = inspect(what, path, "create the file (or correct the path)")?;
     if meta.is_dir() {
         return Err(PathProblem::new(
             what,
@@ -130,25 +112,11 @@ pub fn readable_file(what: &str, path: &Path) -> Result<(), PathProblem> {
 /// maintenance_preflight::writable_dir("backup dir", dir.path()).unwrap();
 /// ```
 pub fn writable_dir(what: &str, path: &Path) -> Result<(), PathProblem> {
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(PathProblem::new(
-                what,
-                path,
-                "does not exist",
-                "create the folder, owned by the user this runs as",
-            ))
-        }
-        Err(e) => {
-            return Err(PathProblem::new(
-                what,
-                path,
-                format!("cannot be inspected ({e})"),
-                "make its parent folders searchable by this user",
-            ))
-        }
-    };
+    let meta = inspect(
+        what,
+        path,
+        "create the folder, owned by the user this runs as",
+    )?;
     if !meta.is_dir() {
         return Err(PathProblem::new(
             what,
@@ -181,6 +149,23 @@ pub fn writable_dir(what: &str, path: &Path) -> Result<(), PathProblem> {
             ))
         }
     }
+}
+
+/// The metadata of `path`, or the problem: missing (`create` says how to
+/// fix it) or not reachable.
+fn inspect(what: &str, path: &Path, create: &str) -> Result<fs::Metadata, PathProblem> {
+    fs::metadata(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            PathProblem::new(what, path, "does not exist", create)
+        } else {
+            PathProblem::new(
+                what,
+                path,
+                format!("cannot be inspected ({e})"),
+                "make its parent folders searchable by this user",
+            )
+        }
+    })
 }
 
 /// A value that differs between calls and processes, for probe names.
