@@ -142,6 +142,7 @@ pub fn content_check(engine: &str) -> &'static str {
     match engine {
         "sqlite" => sqlite::CONTENT_CHECK,
         "mysql" => "dump trailer",
+        "postgres" => "pg_restore read-through",
         "files" => "tar listing",
         _ => "unknown",
     }
