@@ -42,6 +42,21 @@ pub struct DatabaseConfig {
     /// How often the write-behind buffer is flushed (`flush_interval`,
     /// not a Torrust key; default 1 s).
     pub flush_interval: Duration,
+    /// SQLite journal mode (`journal_mode`, not a Torrust key): WAL by
+    /// default, or the rollback journal the upstream tracker runs with.
+    pub journal_mode: JournalMode,
+}
+
+/// The SQLite journal mode the store puts the database in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JournalMode {
+    /// `journal_mode = "wal"` (default): a snapshot pin freezes the main
+    /// file while writes carry on into the `-wal` file.
+    #[default]
+    Wal,
+    /// `journal_mode = "delete"`: the rollback journal. A snapshot pin
+    /// blocks writers, so writes stay deferred until the unpin.
+    Delete,
 }
 
 /// Everything the tracker reads from its file, except `[maintenance]`.
@@ -256,6 +271,20 @@ impl TrackerConfig {
             }
         };
 
+        let journal_mode = match string(db, "journal_mode", "core.database.journal_mode")?
+            .map(|m| m.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("wal") => JournalMode::Wal,
+            Some("delete") => JournalMode::Delete,
+            Some(other) => {
+                return Err(bad(
+                    "core.database.journal_mode",
+                    format!("{other:?} is not allowed: expected \"wal\" or \"delete\" (the rollback journal)"),
+                ))
+            }
+        };
+
         let ap = table(core, "announce_policy", "core.announce_policy")?.unwrap_or(&empty);
         let interval = seconds(ap, "interval", "core.announce_policy.interval", 120)?;
         let interval_min = seconds(ap, "interval_min", "core.announce_policy.interval_min", 120)?;
@@ -280,6 +309,7 @@ impl TrackerConfig {
                 driver,
                 path,
                 flush_interval,
+                journal_mode,
             },
             interval,
             interval_min,
@@ -297,6 +327,22 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn journal_mode_is_wal_unless_delete_is_asked() {
+        let cfg = TrackerConfig::parse("", no_env).unwrap();
+        assert_eq!(cfg.database.journal_mode, JournalMode::Wal);
+        let cfg =
+            TrackerConfig::parse("[core.database]\njournal_mode = \"DELETE\"", no_env).unwrap();
+        assert_eq!(cfg.database.journal_mode, JournalMode::Delete);
+        let e = TrackerConfig::parse("[core.database]\njournal_mode = \"memory\"", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("core.database.journal_mode") && e.contains("\"delete\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! Quiesce writes every pending completed count, checkpoints the database
 //! (`PRAGMA wal_checkpoint(TRUNCATE)` for SQLite) and closes it; resume
 //! reopens it, after which the flusher writes whatever was deferred.
+//! A SQLite store ends its quiesce with a snapshot pin (a read transaction
+//! on a connection of its own), dropped by `unpin`.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use maintenance_coordinator::{HookError, MaintenanceHooks, WindowInfo};
+use maintenance_coordinator::{HookError, MaintenanceHooks, PinMode, WindowInfo};
 
 use crate::writebehind::WriteBehind;
 
@@ -52,5 +54,28 @@ impl MaintenanceHooks for TrackerHooks {
             "database reopened; deferred counts flow again"
         );
         Ok(())
+    }
+
+    fn pin_mode(&self) -> Option<PinMode> {
+        self.buffer.store().pin_mode()
+    }
+
+    async fn unpin(&self, window: &WindowInfo) -> Result<(), HookError> {
+        let wal_bytes = self.buffer.store().wal_bytes();
+        self.buffer
+            .store()
+            .unpin()
+            .await
+            .map_err(|e| -> HookError { format!("unpinning the database failed: {e}").into() })?;
+        tracing::info!(
+            window = %window.window_id,
+            wal_bytes_while_pinned = wal_bytes.unwrap_or(0),
+            "snapshot pin dropped; the write-ahead log is checkpointed"
+        );
+        Ok(())
+    }
+
+    fn wal_bytes(&self) -> Option<u64> {
+        self.buffer.store().wal_bytes()
     }
 }

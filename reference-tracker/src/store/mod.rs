@@ -6,7 +6,8 @@
 //! tracker and back. The trait is shaped by the maintenance window: besides
 //! loading and writing counts, a store can be *quiesced* (flushed to its
 //! files and closed, so a backup sees consistent, untouched files) and
-//! *resumed* (reopened).
+//! *resumed* (reopened). A store may end its quiesce with a snapshot *pin*
+//! that keeps the main file frozen after the tracker resumes, until unpin.
 
 pub mod mysql;
 pub mod postgres;
@@ -15,6 +16,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use maintenance_coordinator::PinMode;
 
 use crate::config::{DatabaseConfig, Driver};
 use crate::peers::InfoHash;
@@ -59,6 +61,22 @@ pub trait Store: Send + Sync {
     /// Reopens after [`Store::quiesce`]. A no-op when open.
     async fn resume(&self) -> Result<(), StoreError>;
 
+    /// After [`Store::quiesce`]: the snapshot pin the store now holds (the
+    /// main file frozen until [`Store::unpin`]), if it takes one.
+    fn pin_mode(&self) -> Option<PinMode> {
+        None
+    }
+
+    /// Drops the pin taken by [`Store::quiesce`]. A no-op without one.
+    async fn unpin(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Size of the write-ahead log, for stores that have one.
+    fn wal_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// Human-readable location, with no password in it.
     fn describe(&self) -> String;
 }
@@ -73,7 +91,9 @@ pub async fn open(
     password_override: Option<String>,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match cfg.driver {
-        Driver::Sqlite3 => Arc::new(sqlite::SqliteStore::open(cfg.path.clone().into()).await?),
+        Driver::Sqlite3 => {
+            Arc::new(sqlite::SqliteStore::open(cfg.path.clone().into(), cfg.journal_mode).await?)
+        }
         Driver::Mysql => Arc::new(mysql::MysqlStore::open(&cfg.path, password_override).await?),
         Driver::Postgresql => {
             Arc::new(postgres::PostgresStore::open(&cfg.path, password_override).await?)

@@ -1,23 +1,39 @@
-//! The SQLite driver: one connection to a WAL-mode database file.
+//! The SQLite driver: one connection to a WAL-mode database file (or a
+//! rollback-journal one, `journal_mode = "delete"`).
 //!
 //! Quiescing checkpoints the WAL into the main file with
-//! `PRAGMA wal_checkpoint(TRUNCATE)` and then closes the connection, so while
-//! a window is `ready` the database file is complete on its own and no
-//! process of ours writes to it: a plain copy of it is a consistent backup.
+//! `PRAGMA wal_checkpoint(TRUNCATE)`, closes the connection, and then takes
+//! the snapshot **pin**: a read transaction on a connection of its own,
+//! started while the WAL is empty. Such a reader reads only the main file,
+//! and while it is held SQLite's checkpointer cannot copy any frame back
+//! into that file, so the main file stays byte for byte frozen even after
+//! the tracker resumes and commits again (new commits stay in the `-wal`
+//! file, which grows until the unpin). The unpin ends the read transaction
+//! and checkpoints the WAL (TRUNCATE).
+//!
+//! We use WAL because of that: in rollback-journal mode the same pin (a
+//! SHARED lock) blocks every commit, so writes have to stay deferred until
+//! the unpin ([`PinMode::WritesWait`]); the store supports that mode for
+//! databases that must stay in it (the upstream tracker's default).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use maintenance_coordinator::PinMode;
 use rusqlite::{params, Connection};
 
 use super::{Store, StoreError};
+use crate::config::JournalMode;
 use crate::peers::InfoHash;
 
 /// A SQLite database file holding the `torrents` table.
 pub struct SqliteStore {
     path: PathBuf,
+    journal: JournalMode,
     conn: Arc<Mutex<Option<Connection>>>,
+    /// The snapshot pin: a connection inside a read transaction.
+    pin: Arc<Mutex<Option<Connection>>>,
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS torrents (
@@ -26,21 +42,42 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS torrents (
     completed INTEGER DEFAULT 0 NOT NULL
 )";
 
-fn connect(path: &PathBuf) -> Result<Connection, rusqlite::Error> {
+fn connect(path: &PathBuf, journal: JournalMode) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(path = %path.display(), mode, "SQLite did not switch to WAL mode");
+    let want = match journal {
+        JournalMode::Wal => "wal",
+        JournalMode::Delete => "delete",
+    };
+    let mode: String = conn.query_row(&format!("PRAGMA journal_mode={want}"), [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case(want) {
+        tracing::warn!(path = %path.display(), mode, want, "SQLite did not switch journal mode");
     }
     conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
 }
 
+/// Opens the pin: a read transaction that has read the schema, so its
+/// snapshot is fixed from here on.
+fn take_pin(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let pin = Connection::open(path)?;
+    pin.busy_timeout(std::time::Duration::from_secs(5))?;
+    pin.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")?;
+    Ok(pin)
+}
+
+/// The `-wal` file next to `path`.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` in WAL mode.
-    pub async fn open(path: PathBuf) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the database at `path` in the journal
+    /// mode asked for (WAL unless told otherwise).
+    pub async fn open(path: PathBuf, journal: JournalMode) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
                 std::fs::create_dir_all(dir)
@@ -48,12 +85,14 @@ impl SqliteStore {
             }
         }
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(move || connect(&p))
+        let conn = tokio::task::spawn_blocking(move || connect(&p, journal))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
         Ok(SqliteStore {
             path,
+            journal,
             conn: Arc::new(Mutex::new(Some(conn))),
+            pin: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -116,6 +155,8 @@ impl Store for SqliteStore {
 
     async fn quiesce(&self) -> Result<(), StoreError> {
         let conn = self.conn.clone();
+        let pin = self.pin.clone();
+        let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap();
             if let Some(c) = guard.as_ref() {
@@ -132,6 +173,10 @@ impl Store for SqliteStore {
             if let Some(c) = guard.take() {
                 c.close().map_err(|(_, e)| StoreError::Sqlite(e))?;
             }
+            let mut pin = pin.lock().unwrap();
+            if pin.is_none() {
+                *pin = Some(take_pin(&path)?);
+            }
             Ok(())
         })
         .await
@@ -141,15 +186,54 @@ impl Store for SqliteStore {
     async fn resume(&self) -> Result<(), StoreError> {
         let conn = self.conn.clone();
         let path = self.path.clone();
+        let journal = self.journal;
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap();
             if guard.is_none() {
-                *guard = Some(connect(&path)?);
+                *guard = Some(connect(&path, journal)?);
             }
             Ok(())
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    fn pin_mode(&self) -> Option<PinMode> {
+        self.pin.lock().unwrap().as_ref()?;
+        Some(match self.journal {
+            JournalMode::Wal => PinMode::WritesContinue,
+            JournalMode::Delete => PinMode::WritesWait,
+        })
+    }
+
+    async fn unpin(&self) -> Result<(), StoreError> {
+        let conn = self.conn.clone();
+        let pin = self.pin.clone();
+        let journal = self.journal;
+        tokio::task::spawn_blocking(move || {
+            if let Some(p) = pin.lock().unwrap().take() {
+                p.execute_batch("COMMIT;")?;
+                p.close().map_err(|(_, e)| StoreError::Sqlite(e))?;
+            }
+            // What was committed while pinned is in the WAL: write it back
+            // now rather than at the next automatic checkpoint.
+            if journal == JournalMode::Wal {
+                if let Some(c) = conn.lock().unwrap().as_ref() {
+                    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    fn wal_bytes(&self) -> Option<u64> {
+        (self.journal == JournalMode::Wal).then(|| {
+            std::fs::metadata(wal_path(&self.path))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
     }
 
     fn describe(&self) -> String {
