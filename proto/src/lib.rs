@@ -476,6 +476,26 @@ pub struct BackupReport {
     pub durations_secs: BTreeMap<String, f64>,
     /// Set when the backup failed; the window's outcome is then `failed`.
     pub error: Option<String>,
+    /// The off-site copy of the published backup, when a remote is
+    /// configured. Its failure does not fail the window (the local backup
+    /// is good); it is reported here, in the sidecar's metrics and webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteCopy>,
+}
+
+/// Outcome of uploading a backup to the off-site remote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RemoteCopy {
+    /// The remote (`s3://bucket/prefix`, `file:///path`), without credentials.
+    pub remote: String,
+    /// True when every artifact and then the manifest were uploaded.
+    pub uploaded: bool,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Seconds the upload took, retries included.
+    pub secs: f64,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// Body of `POST complete`.

@@ -27,6 +27,7 @@ fn sample_report() -> BackupReport {
         }],
         durations_secs: BTreeMap::from([("snapshot".into(), 0.5), ("total".into(), 2.0)]),
         error: None,
+        remote: None,
     }
 }
 
@@ -276,6 +277,7 @@ proptest! {
             artifacts: vec![Artifact { engine, path: "p".into(), size_bytes: size, sha256: "0".repeat(64) }],
             durations_secs: BTreeMap::from([("total".to_string(), secs)]),
             error,
+            remote: None,
         };
         let req = CompleteRequest { window_id: WindowId::new(id), report };
         let text = serde_json::to_string(&req).unwrap();

@@ -50,12 +50,14 @@ impl RunResult {
                 artifacts: p.manifest.artifacts.clone(),
                 durations_secs: self.durations_secs.clone(),
                 error: None,
+                remote: None,
             },
             Err(e) => BackupReport {
                 backup: None,
                 artifacts: Vec::new(),
                 durations_secs: self.durations_secs.clone(),
                 error: Some(format!("{e:#}")),
+                remote: None,
             },
         }
     }
@@ -198,7 +200,13 @@ fn run_inner(
     );
     let started_at = Utc::now();
     let staging = Staging::create(&cfg.backup_dir, started_at)?;
+    let sealing = cfg
+        .encryption
+        .recipients
+        .clone()
+        .map(|r| std::sync::Arc::new(crate::crypt::Sealing::new(r)));
     let ctx = EngineContext {
+        sealing: sealing.clone(),
         staging: staging.path().to_owned(),
         compression: cfg.compression,
         level: cfg.compression_level,
@@ -235,9 +243,11 @@ fn run_inner(
         }
         Ok(())
     })?;
-    let (artifacts, content_checks) =
-        timed(durations, "verify", || verify_outputs(&outputs, &cancel))
-            .inspect_err(|_| *verify_failed = !cancel.is_cancelled())?;
+    let check_keys = sealing.as_deref().map(|s| s.check_identities());
+    let (artifacts, content_checks) = timed(durations, "verify", || {
+        verify_outputs(&outputs, check_keys, &cancel)
+    })
+    .inspect_err(|_| *verify_failed = !cancel.is_cancelled())?;
     cancel.check()?;
 
     let name = staging.free_name(&backup_name(started_at, window_id));
@@ -257,6 +267,7 @@ fn run_inner(
         content_checks,
         tool_versions: tool_versions(&engines),
         durations_secs: durations.clone(),
+        encryption: sealing.as_deref().map(|s| s.manifest_record()),
     };
     manifest.save(staging.path())?;
     let path = staging.publish(&name)?;
@@ -270,10 +281,12 @@ fn run_inner(
 }
 
 /// Re-reads every artifact from disk: its hash must match what was written
-/// and its content must pass the engine's check. Returns the manifest
-/// entries and, per artifact, the name of the check it passed.
+/// and its content must pass the engine's check (an encrypted one is read
+/// with the run's check key, so the decryption is proven too). Returns the
+/// manifest entries and, per artifact, the name of the check it passed.
 fn verify_outputs(
     outputs: &[EngineOutput],
+    keys: Option<&crate::crypt::Identities>,
     cancel: &CancelToken,
 ) -> anyhow::Result<(Vec<Artifact>, BTreeMap<String, String>)> {
     let mut artifacts = Vec::new();
@@ -287,7 +300,7 @@ fn verify_outputs(
                 "{}: content on disk differs from what was written",
                 file.path.display()
             );
-            let detail = engine::check_artifact(out.engine, &file.path)
+            let detail = engine::check_artifact(out.engine, &file.path, keys)
                 .with_context(|| format!("verify {}", file.path.display()))?;
             tracing::info!("verified {}: {detail}", file.path.display());
             let path = file

@@ -14,7 +14,10 @@ BACKUP_DIR, BACKUP_COMPRESSION, BACKUP_SQLITE_ENABLED, SQLITE_DATABASE_PATH,
 BACKUP_MYSQL_ENABLED, MYSQL_HOST, MYSQL_PORT, MYSQL_DATABASE, MYSQL_USER,
 MYSQL_PASSWORD(_FILE), MYSQL_DUMP_COMMAND, BACKUP_PATHS_FILE, MAINTENANCE_URL,
 MAINTENANCE_TOKEN(_FILE), MAINTENANCE_READY_FILE, BACKUP_WEBHOOK_URL,
-BACKUP_WEBHOOK_ON_SUCCESS, BACKUP_SIDECAR_ID, SIDECAR_METRICS_BIND. See sidecar/README.md.
+BACKUP_WEBHOOK_ON_SUCCESS, BACKUP_SIDECAR_ID, SIDECAR_METRICS_BIND,
+BACKUP_AGE_RECIPIENTS(_FILE), BACKUP_AGE_IDENTITY_FILE, BACKUP_REMOTE,
+BACKUP_REMOTE_ALLOW_HTTP, AWS_ENDPOINT_URL, AWS_REGION,
+AWS_ACCESS_KEY_ID(_FILE), AWS_SECRET_ACCESS_KEY(_FILE). See sidecar/README.md.
 
 Without a subcommand, BACKUP_MODE decides: single = once, continuous = run.
 
@@ -54,10 +57,19 @@ pub enum Command {
     /// One backup now, without coordination (host-cron fallback: the host
     /// stopped the tracker). Exit code 1 on failure.
     Once,
-    /// Re-hash every artifact of a backup and check its content.
+    /// Re-hash every artifact of a backup and check its content (an
+    /// encrypted artifact's content only with an identity).
     Verify {
-        /// Backup folder path, name inside the backup dir, or `latest`.
+        /// Backup folder path, name inside the backup dir (or on the
+        /// remote), or `latest`.
         backup: String,
+        /// Verify the copy on the remote (BACKUP_REMOTE) by a streaming download.
+        #[arg(long)]
+        remote: bool,
+        /// age identity file to decrypt encrypted artifacts (default:
+        /// BACKUP_AGE_IDENTITY_FILE).
+        #[arg(long)]
+        identity: Option<PathBuf>,
     },
     /// Restore one artifact of a backup.
     Restore {
@@ -80,6 +92,13 @@ pub enum Command {
         /// (otherwise a header check); `full` always runs it.
         #[arg(long, value_enum, default_value = "auto")]
         check: CheckMode,
+        /// Restore from the copy on the remote (BACKUP_REMOTE).
+        #[arg(long)]
+        remote: bool,
+        /// age identity file for an encrypted backup (default:
+        /// BACKUP_AGE_IDENTITY_FILE).
+        #[arg(long)]
+        identity: Option<PathBuf>,
     },
     /// Restore drill: restore every artifact of a backup into a temporary
     /// folder in the backup dir, run the full content checks, report the
@@ -91,7 +110,24 @@ pub enum Command {
         backup: String,
     },
     /// Table of backups: name, age, size, status.
-    List,
+    List {
+        /// List the remote's backups (complete or incomplete) instead.
+        #[arg(long)]
+        remote: bool,
+    },
+    /// Create an age identity file (mode 0600, never overwritten) and print
+    /// its public key, the value for BACKUP_AGE_RECIPIENTS. Keep the file
+    /// away from the backups: it is what decrypts them.
+    Keygen {
+        /// Where to write the identity.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Upload a local backup to the remote (again).
+    Push {
+        /// Backup folder path, name inside the backup dir, or `latest`.
+        backup: String,
+    },
     /// One screen: the coordinator's state, the next window (UTC and local
     /// time), the last outcomes and the newest backups.
     Status,
@@ -100,6 +136,10 @@ pub enum Command {
         /// Only print what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Apply retention to the remote instead (and sweep incomplete
+        /// uploads older than the grace period).
+        #[arg(long)]
+        remote: bool,
     },
     /// Ask the coordinator to open an ad hoc maintenance window now.
     OpenWindow {

@@ -1,6 +1,7 @@
 //! The operator subcommands other than `run`, each returning the process
 //! exit code.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::Utc;
@@ -48,6 +49,14 @@ pub async fn once(cfg: &Config) -> ExitCode {
         Ok(p) => {
             println!("{}", p.path.display());
             prune_quietly(cfg);
+            let copy = crate::offsite::upload_published(cfg, &p, "once", None).await;
+            if let Some(err) = copy.and_then(|c| c.error) {
+                eprintln!(
+                    "off-site upload failed (the local backup {} is intact): {err}",
+                    p.path.display()
+                );
+                return ExitCode::from(EXIT_FAILED);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -106,9 +115,12 @@ pub fn list(cfg: &Config) -> ExitCode {
     }
 }
 
-/// `verify <backup>`.
-pub fn verify(cfg: &Config, backup: &str) -> ExitCode {
-    let result = ops::resolve_backup(&cfg.backup_dir, backup).and_then(|d| ops::verify::verify(&d));
+/// `verify <backup> [--identity FILE]`.
+pub fn verify(cfg: &Config, backup: &str, identity: Option<&Path>) -> ExitCode {
+    let result = crate::offsite::identities(cfg, identity).and_then(|keys| {
+        ops::resolve_backup(&cfg.backup_dir, backup)
+            .and_then(|d| ops::verify::verify(&d, keys.as_ref()))
+    });
     match result {
         Ok(r) => {
             for line in &r.ok {
@@ -131,10 +143,21 @@ pub fn verify(cfg: &Config, backup: &str) -> ExitCode {
     }
 }
 
-/// `restore <backup>`.
-pub fn restore(cfg: &Config, backup: &str, opts: &RestoreOptions) -> ExitCode {
-    let result = ops::resolve_backup(&cfg.backup_dir, backup)
-        .and_then(|d| ops::restore::restore(&d, opts, &cfg.mysql, &cfg.postgres));
+/// `restore <backup> [--identity FILE]`.
+pub fn restore(
+    cfg: &Config,
+    backup: &str,
+    opts: &RestoreOptions,
+    identity: Option<&Path>,
+) -> ExitCode {
+    let result = crate::offsite::identities(cfg, identity).and_then(|keys| {
+        let opts = RestoreOptions {
+            identities: keys.map(std::sync::Arc::new),
+            ..opts.clone()
+        };
+        ops::resolve_backup(&cfg.backup_dir, backup)
+            .and_then(|d| ops::restore::restore(&d, &opts, &cfg.mysql, &cfg.postgres))
+    });
     match result {
         Ok(line) => {
             println!("{line}");
@@ -149,8 +172,10 @@ pub fn restore(cfg: &Config, backup: &str, opts: &RestoreOptions) -> ExitCode {
 
 /// `drill [backup]`.
 pub fn drill(cfg: &Config, backup: &str) -> ExitCode {
-    let result = ops::resolve_backup(&cfg.backup_dir, backup)
-        .and_then(|d| ops::drill::drill(&cfg.backup_dir, &d));
+    let result = crate::offsite::identities(cfg, None).and_then(|keys| {
+        ops::resolve_backup(&cfg.backup_dir, backup)
+            .and_then(|d| ops::drill::drill(&cfg.backup_dir, &d, keys.as_ref()))
+    });
     match result {
         Ok(r) => {
             for line in &r.artifacts {

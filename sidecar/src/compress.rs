@@ -1,11 +1,13 @@
 //! zstd/gzip encoders and decoders behind one small interface, plus the
-//! artifact writer (compress → hash → buffered file) every engine uses.
+//! artifact writer (compress → encrypt when configured → hash → buffered
+//! file) every engine uses.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::config::Compression;
+use crate::crypt::{self, Identities, Sealer, Sealing};
 use crate::hashing::HashingWriter;
 
 /// A compressing writer; call [`Encoder::finish`] to write the trailer.
@@ -61,15 +63,42 @@ pub fn decoder<'a, R: Read + 'a>(kind: Compression, inner: R) -> io::Result<Box<
     })
 }
 
-/// Opens a compressed artifact for reading, picking the codec from its name.
-pub fn open_decoded(path: &Path) -> io::Result<Box<dyn Read>> {
+/// Opens an artifact for reading its plaintext, picking the codec from its
+/// name; an encrypted one (`.age`) needs `keys`.
+pub fn open_decoded(path: &Path, keys: Option<&Identities>) -> io::Result<Box<dyn Read>> {
+    decode_stream(path, File::open(path)?, keys)
+}
+
+/// Decodes the artifact bytes of `input`, named `path` (which gives the
+/// codec and whether it is encrypted).
+pub fn decode_stream<'a, R: Read + 'a>(
+    path: &Path,
+    input: R,
+    keys: Option<&Identities>,
+) -> io::Result<Box<dyn Read + 'a>> {
     let kind = Compression::from_path(path).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{}: not a .zst or .gz file", path.display()),
         )
     })?;
-    decoder(kind, File::open(path)?)
+    let what = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    if !crypt::is_encrypted(path) {
+        return decoder(kind, input);
+    }
+    let keys = keys.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{what} is encrypted with age: give the identity with --identity FILE or BACKUP_AGE_IDENTITY_FILE"
+            ),
+        )
+    })?;
+    decoder(kind, keys.decrypt(&what, input)?)
 }
 
 /// A finished artifact file.
@@ -88,23 +117,38 @@ pub struct WrittenFile {
 /// (staging is removed as a whole on failure).
 pub struct ArtifactWriter {
     path: PathBuf,
-    encoder: Encoder<HashingWriter<BufWriter<File>>>,
+    encoder: Encoder<Sealer<HashingWriter<BufWriter<File>>>>,
 }
 
 impl ArtifactWriter {
-    /// Creates `path` (must not exist) and starts a compressed stream.
-    pub fn create(path: &Path, kind: Compression, level: Option<i32>) -> io::Result<Self> {
+    /// Creates `path` (must not exist) and starts a compressed stream,
+    /// encrypted when `sealing` is given (the hash is of the ciphertext).
+    pub fn create(
+        path: &Path,
+        kind: Compression,
+        level: Option<i32>,
+        sealing: Option<&Sealing>,
+    ) -> io::Result<Self> {
         let file = File::options().write(true).create_new(true).open(path)?;
         let inner = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let sealed = match sealing {
+            Some(s) => s.seal(inner)?,
+            None => Sealer::Plain(inner),
+        };
         Ok(ArtifactWriter {
             path: path.to_owned(),
-            encoder: Encoder::new(kind, level, inner)?,
+            encoder: Encoder::new(kind, level, sealed)?,
         })
+    }
+
+    /// The artifact's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Ends the stream, flushes and fsyncs the file.
     pub fn finish(self) -> io::Result<WrittenFile> {
-        let hashing = self.encoder.finish()?;
+        let hashing = self.encoder.finish()?.finish()?;
         let (buf, size_bytes, sha256) = hashing.finish();
         let file = buf.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -135,12 +179,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for kind in [Compression::Zstd, Compression::Gzip] {
             let path = dir.path().join(format!("x.{}", kind.extension()));
-            let mut w = ArtifactWriter::create(&path, kind, None).unwrap();
+            let mut w = ArtifactWriter::create(&path, kind, None, None).unwrap();
             w.write_all(&b"hello ".repeat(1000)).unwrap();
             let written = w.finish().unwrap();
             assert_eq!(written.size_bytes, std::fs::metadata(&path).unwrap().len());
             let mut out = Vec::new();
-            open_decoded(&path).unwrap().read_to_end(&mut out).unwrap();
+            open_decoded(&path, None)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, b"hello ".repeat(1000));
             assert_eq!(
                 crate::hashing::sha256_file(&path).unwrap().1,

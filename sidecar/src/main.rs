@@ -10,7 +10,7 @@ use maintenance_sidecar::commands::{self, EXIT_FAILED, EXIT_USAGE};
 use maintenance_sidecar::config::{Config, Mode};
 use maintenance_sidecar::logging::{self, LogFormat};
 use maintenance_sidecar::ops::restore::RestoreOptions;
-use maintenance_sidecar::{client, progress, runner, status};
+use maintenance_sidecar::{client, offsite, progress, runner, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,7 +56,14 @@ fn main() -> ExitCode {
         match command {
             Command::Run => runner::run(&cfg).await,
             Command::Once => commands::once(&cfg).await,
-            Command::Verify { backup } => commands::verify(&cfg, &backup),
+            Command::Verify {
+                backup,
+                remote: true,
+                identity,
+            } => offsite::verify(&cfg, &backup, identity.as_deref()).await,
+            Command::Verify {
+                backup, identity, ..
+            } => commands::verify(&cfg, &backup, identity.as_deref()),
             Command::Restore {
                 backup,
                 engine,
@@ -64,21 +71,43 @@ fn main() -> ExitCode {
                 database,
                 force,
                 check,
-            } => commands::restore(
-                &cfg,
-                &backup,
-                &RestoreOptions {
+                remote,
+                identity,
+            } => {
+                let opts = RestoreOptions {
                     engine,
                     to,
                     database,
                     force,
                     check,
-                },
-            ),
+                    identities: None,
+                };
+                if remote {
+                    offsite::restore(&cfg, &backup, &opts, identity.as_deref()).await
+                } else {
+                    commands::restore(&cfg, &backup, &opts, identity.as_deref())
+                }
+            }
             Command::Drill { backup } => commands::drill(&cfg, &backup),
-            Command::List => commands::list(&cfg),
+            Command::List { remote: true } => offsite::list(&cfg).await,
+            Command::List { remote: false } => commands::list(&cfg),
+            Command::Push { backup } => offsite::push(&cfg, &backup).await,
+            Command::Keygen { out } => match maintenance_sidecar::crypt::keygen(&out) {
+                Ok(public) => {
+                    println!("{public}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("keygen failed: {e:#}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            },
             Command::Status => status::status(&cfg).await,
-            Command::Prune { dry_run } => commands::prune(&cfg, dry_run),
+            Command::Prune {
+                dry_run,
+                remote: true,
+            } => offsite::prune(&cfg, dry_run).await,
+            Command::Prune { dry_run, .. } => commands::prune(&cfg, dry_run),
             Command::OpenWindow { duration } => open_window(&cfg, duration).await,
         }
     })

@@ -57,6 +57,9 @@ pub struct Manifest {
     /// Phase durations in seconds.
     #[serde(default)]
     pub durations_secs: BTreeMap<String, f64>,
+    /// How the artifacts are encrypted (public keys only); absent = plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::crypt::Encryption>,
 }
 
 impl Manifest {
@@ -73,6 +76,11 @@ impl Manifest {
             check_artifact_path(&a.path).with_context(|| format!("{}", path.display()))?;
         }
         Ok(manifest)
+    }
+
+    /// Parses a manifest (as read from a remote).
+    pub fn from_json(text: &[u8], what: &str) -> anyhow::Result<Manifest> {
+        serde_json::from_slice(text).with_context(|| format!("parse {what}"))
     }
 
     /// Writes `dir/manifest.json` and fsyncs it.

@@ -77,6 +77,10 @@ pub struct Metrics {
     claims: Family<ResultLabel, Counter>,
     last_drill: Gauge<f64, AtomicU64>,
     drill_dir: OnceLock<std::path::PathBuf>,
+    remote_last_success: Gauge<f64, AtomicU64>,
+    remote_uploads: Family<ResultLabel, Counter>,
+    remote_bytes: Gauge,
+    remote_duration: Gauge<f64, AtomicU64>,
 }
 
 /// Claim results for `maintenance_backup_claims_total{result}`.
@@ -94,6 +98,30 @@ impl Metrics {
         let lease_losses = Counter::default();
         let claims = Family::<ResultLabel, Counter>::default();
         let last_drill = Gauge::<f64, AtomicU64>::default();
+        let remote_last_success = Gauge::<f64, AtomicU64>::default();
+        let remote_uploads = Family::<ResultLabel, Counter>::default();
+        let remote_bytes = Gauge::default();
+        let remote_duration = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "maintenance_backup_remote_last_success_timestamp_seconds",
+            "Unix time of the last complete off-site upload (seeded from the remote at start; 0 = none)",
+            remote_last_success.clone(),
+        );
+        registry.register(
+            "maintenance_backup_remote_uploads",
+            "Off-site uploads, by result (success, failed)",
+            remote_uploads.clone(),
+        );
+        registry.register(
+            "maintenance_backup_remote_upload_bytes",
+            "Bytes sent by the last successful off-site upload",
+            remote_bytes.clone(),
+        );
+        registry.register(
+            "maintenance_backup_remote_upload_duration_seconds",
+            "Duration of the last off-site upload, retries included",
+            remote_duration.clone(),
+        );
         registry.register(
             "maintenance_backup_last_success_timestamp_seconds",
             "Unix time of the last published and verified backup (seeded from BACKUP_DIR at start; 0 = none)",
@@ -144,6 +172,9 @@ impl Metrics {
         for r in CLAIM_RESULTS {
             let _ = claims.get_or_create(&ResultLabel { result: r });
         }
+        for r in ["success", "failed"] {
+            let _ = remote_uploads.get_or_create(&ResultLabel { result: r });
+        }
         Metrics {
             registry,
             last_success,
@@ -155,6 +186,10 @@ impl Metrics {
             claims,
             last_drill,
             drill_dir: OnceLock::new(),
+            remote_last_success,
+            remote_uploads,
+            remote_bytes,
+            remote_duration,
         }
     }
 
@@ -168,6 +203,28 @@ impl Metrics {
     /// `backup_dir`: drills run as separate `drill` processes.
     pub fn watch_drills(&self, backup_dir: &std::path::Path) {
         let _ = self.drill_dir.set(backup_dir.to_owned());
+    }
+
+    /// Records an off-site upload.
+    pub fn upload_finished(&self, ok: bool, bytes: u64, secs: f64) {
+        let result = if ok { "success" } else { "failed" };
+        self.remote_uploads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        self.remote_duration.set(secs.max(0.0));
+        if ok {
+            self.remote_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            self.remote_last_success.set(unix_now());
+        }
+    }
+
+    /// Seeds the last off-site success from the remote's newest complete
+    /// backup (its manifest's upload time), so a restart does not trip the
+    /// off-site alert.
+    pub fn seed_remote(&self, uploaded_at: chrono::DateTime<chrono::Utc>) {
+        self.remote_last_success
+            .set(uploaded_at.timestamp_millis() as f64 / 1000.0);
     }
 
     /// Records a finished backup.
@@ -202,11 +259,7 @@ impl Metrics {
                         })
                         .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
                 }
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0);
-                self.last_success.set(now);
+                self.last_success.set(unix_now());
             }
             BackupResult::LeaseLost => {
                 self.lease_losses.inc();
@@ -267,6 +320,13 @@ impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The process-wide metrics.
@@ -334,6 +394,8 @@ mod tests {
             "maintenance_backup_lease_losses_total 0",
             "maintenance_backup_claims_total{result=\"claimed\"} 1",
             "maintenance_backup_last_drill_timestamp_seconds 0",
+            "maintenance_backup_remote_uploads_total{result=\"failed\"} 0",
+            "maintenance_backup_remote_last_success_timestamp_seconds ",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

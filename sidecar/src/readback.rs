@@ -31,8 +31,14 @@ pub struct Readback {
 }
 
 impl Readback {
-    /// Opens `path`, the file of the manifest entry `artifact`.
-    pub fn open(path: &Path, artifact: &Artifact) -> anyhow::Result<Readback> {
+    /// Opens `path`, the file of the manifest entry `artifact`; an
+    /// encrypted one (`.age`) needs `keys`. The hash is of the bytes on
+    /// disk (the ciphertext when encrypted).
+    pub fn open(
+        path: &Path,
+        artifact: &Artifact,
+        keys: Option<&crate::crypt::Identities>,
+    ) -> anyhow::Result<Readback> {
         let kind = Compression::from_path(path).ok_or_else(|| {
             anyhow::anyhow!(
                 "{}: not a .zst or .gz file; the manifest names an artifact no engine writes",
@@ -44,7 +50,11 @@ impl Readback {
         let hashing = HashingReader::new(io::BufReader::with_capacity(READ_BUFFER, file));
         let tally = hashing.tally();
         Ok(Readback {
-            decoded: decoder(kind, hashing)?,
+            decoded: if crate::crypt::is_encrypted(path) {
+                crate::compress::decode_stream(path, hashing, keys)?
+            } else {
+                decoder(kind, hashing)?
+            },
             tally,
             name: artifact.path.clone(),
             size_bytes: artifact.size_bytes,

@@ -64,6 +64,34 @@ pub struct Plan {
     pub skipped: Vec<(String, String)>,
 }
 
+/// The retention rule on manifests sorted newest first: for each, why it
+/// is kept, or `None` when it goes. Shared by the local folder and the
+/// remote, so both keep the same backups.
+pub fn decide(
+    manifests: &[&Manifest],
+    keep_days: u32,
+    keep_last: u32,
+    now: DateTime<Utc>,
+) -> Vec<Option<&'static str>> {
+    let newest_verified = manifests.iter().position(|m| m.verified);
+    manifests
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let age = now - m.started_at;
+            if Some(i) == newest_verified {
+                Some("newest verified")
+            } else if (i as u64) < u64::from(keep_last) {
+                Some("keep_last")
+            } else if age < chrono::Duration::days(i64::from(keep_days)) {
+                Some("keep_days")
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// Decides what to keep.
 pub fn plan(
     root: &Path,
@@ -72,34 +100,19 @@ pub fn plan(
     now: DateTime<Utc>,
 ) -> std::io::Result<Plan> {
     let mut plan = Plan::default();
-    let entries = scan(root)?;
-    let newest_verified = entries
-        .iter()
-        .find(|e| matches!(&e.manifest, Ok(m) if m.verified))
-        .map(|e| e.name.clone());
-    let mut rank = 0u32;
-    for e in entries {
-        let m = match &e.manifest {
-            Ok(m) => m,
-            Err(err) => {
-                plan.skipped.push((e.name, err.clone()));
-                continue;
-            }
-        };
-        rank += 1;
-        let age = now - m.started_at;
-        let reason = if Some(&e.name) == newest_verified.as_ref() {
-            Some("newest verified")
-        } else if rank <= keep_last {
-            Some("keep_last")
-        } else if age < chrono::Duration::days(i64::from(keep_days)) {
-            Some("keep_days")
-        } else {
-            None
-        };
-        match reason {
-            Some(r) => plan.keep.push((e.name, r)),
-            None => plan.delete.push(e.path),
+    let mut readable = Vec::new();
+    for e in scan(root)? {
+        match e.manifest {
+            Ok(m) => readable.push((e.name, e.path, m)),
+            Err(err) => plan.skipped.push((e.name, err)),
+        }
+    }
+    let manifests: Vec<&Manifest> = readable.iter().map(|(_, _, m)| m).collect();
+    let verdicts = decide(&manifests, keep_days, keep_last, now);
+    for ((name, path, _), verdict) in readable.into_iter().zip(verdicts) {
+        match verdict {
+            Some(r) => plan.keep.push((name, r)),
+            None => plan.delete.push(path),
         }
     }
     plan.leftovers = leftovers(root)?;

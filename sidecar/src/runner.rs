@@ -2,7 +2,8 @@
 //!
 //! Wait for a ready window (ready-file event or status long-poll, whichever
 //! comes first) → claim over HTTP → heartbeat while working → snapshot →
-//! `release` → compress, verify, publish → `complete` with the report.
+//! `release` → compress, verify, publish → upload off-site (when a remote is
+//! configured; the tracker already runs again) → `complete` with the report.
 //! Nothing is backed up unless the claim succeeded; a coordinator that is
 //! down is retried with exponential backoff (capped), and a stale or foreign
 //! window is simply skipped.
@@ -75,6 +76,8 @@ pub async fn run(cfg: &Config) -> ExitCode {
     if let Some(bind) = cfg.metrics_bind {
         crate::metrics::get().seed_from_backups(&cfg.backup_dir);
         crate::metrics::get().watch_drills(&cfg.backup_dir);
+        let seed_cfg = cfg.clone();
+        tokio::spawn(async move { crate::offsite::seed_metrics(&seed_cfg).await });
         match crate::metrics::serve(bind).await {
             Ok(addr) => tracing::info!("metrics listening on http://{addr}/metrics"),
             Err(e) => {
@@ -337,7 +340,11 @@ async fn handle_window(
         report.error.get_or_insert_with(|| "lease lost".into());
     } else {
         match &run.result {
-            Ok(p) => tracing::info!("window {window}: backup {} published", p.manifest.name),
+            Ok(p) => {
+                tracing::info!("window {window}: backup {} published", p.manifest.name);
+                report.remote =
+                    crate::offsite::upload_published(cfg, p, "run", Some(window.as_str())).await;
+            }
             Err(e) => tracing::error!("window {window}: backup failed: {e:#}"),
         }
         complete(coord, &window, report.clone(), &keeper).await;

@@ -27,6 +27,9 @@ pub const BACKUPS_SHOWN: usize = 5;
 pub async fn status(cfg: &Config) -> ExitCode {
     let coordinator = fetch(cfg).await;
     print!("{}", render(cfg, &coordinator, Utc::now()));
+    if let Some(section) = crate::offsite::status_section(cfg, Utc::now()).await {
+        print!("\n{section}");
+    }
     ExitCode::SUCCESS
 }
 

@@ -76,6 +76,8 @@ fn dashboard_is_grafana_json_with_the_promised_panels() {
         "maintenance_backup_last_success_timestamp_seconds",
         "maintenance_backup_bytes",
         "maintenance_backup_phase_duration_seconds",
+        "maintenance_backup_remote_last_success_timestamp_seconds",
+        "maintenance_backup_remote_upload_bytes",
     ] {
         assert!(all.contains(metric), "no panel queries {metric}");
     }

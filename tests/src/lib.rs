@@ -16,6 +16,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod s3;
+
 pub use maintenance_proto::{Outcome, State, StatusResponse, WindowOutcome};
 
 pub mod observe;

@@ -56,6 +56,7 @@ pub fn apply(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(
     if let Some(v) = get("MAINTENANCE_READY_FILE") {
         cfg.coordinator.ready_file = Some(PathBuf::from(v));
     }
+    super::offsite::apply_env(&mut cfg.encryption, &mut cfg.remote, &get)?;
     Ok(())
 }
 

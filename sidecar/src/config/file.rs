@@ -41,6 +41,10 @@ pub struct RawConfig {
     webhook: RawWebhook,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    encryption: super::offsite::RawEncryption,
+    #[serde(default)]
+    remote: super::offsite::RawRemote,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +144,8 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
     };
     Ok(Config {
         metrics_bind,
+        encryption: super::offsite::resolve_encryption(raw.encryption)?,
+        remote: super::offsite::resolve_remote(raw.remote)?,
         backup_dir: raw.backup_dir.unwrap_or_else(|| PathBuf::from("/backups")),
         compression,
         compression_level: raw.compression_level,

@@ -9,12 +9,14 @@
 mod env;
 mod error;
 mod file;
+mod offsite;
 mod parse;
 mod secret;
 
 use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
+pub use offsite::{EncryptionConfig, RemoteConfig};
 pub use secret::Secret;
 
 /// Compression applied to every artifact.
@@ -35,9 +37,15 @@ impl Compression {
         }
     }
 
-    /// Guesses the compression of an artifact from its file name.
+    /// Guesses the compression of an artifact from its file name
+    /// (`x.zst`, or `x.zst.age` when encrypted).
     pub fn from_path(path: &Path) -> Option<Compression> {
-        match path.extension()?.to_str()? {
+        let plain = if crate::crypt::is_encrypted(path) {
+            Path::new(path.file_stem()?)
+        } else {
+            path
+        };
+        match plain.extension()?.to_str()? {
             "zst" => Some(Compression::Zstd),
             "gz" => Some(Compression::Gzip),
             _ => None,
@@ -189,6 +197,10 @@ pub struct Config {
     /// Where `run` serves `GET /metrics` (`metrics.bind`,
     /// `SIDECAR_METRICS_BIND`); `None` (the default) = no listener.
     pub metrics_bind: Option<std::net::SocketAddr>,
+    /// Encryption at rest (`[encryption]`, `BACKUP_AGE_*`).
+    pub encryption: EncryptionConfig,
+    /// Off-site copy (`[remote]`, `BACKUP_REMOTE`, `AWS_*`).
+    pub remote: RemoteConfig,
 }
 
 impl Config {
@@ -232,6 +244,7 @@ impl Config {
 }
 
 fn validate(cfg: &Config) -> Result<(), ConfigError> {
+    offsite::validate(&cfg.remote)?;
     if cfg.sqlite.enabled && cfg.sqlite.path.is_none() {
         return Err(ConfigError::new(
             "sqlite.path (SQLITE_DATABASE_PATH)",

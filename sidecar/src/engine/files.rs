@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::{Engine, EngineContext, EngineOutput, Staged};
-use crate::compress::{open_decoded, ArtifactWriter};
+use crate::compress::open_decoded;
+use crate::crypt::Identities;
 
 /// Archives the paths listed in a file.
 #[derive(Debug, Clone)]
@@ -69,8 +70,7 @@ impl Engine for FilesEngine {
             });
         }
         let paths = read_paths_file(&self.paths_file)?;
-        let out = ctx.staged(&format!("files.tar.{}", ctx.compression.extension()));
-        let writer = ArtifactWriter::create(&out, ctx.compression, ctx.level)?;
+        let writer = ctx.artifact("files.tar")?;
         let mut tar = tar::Builder::new(writer);
         tar.follow_symlinks(false);
         let mut missing = Vec::new();
@@ -121,8 +121,8 @@ impl Engine for FilesEngine {
 }
 
 /// Lists every entry of a tarball artifact (decoding it fully).
-pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
-    let mut archive = tar::Archive::new(open_decoded(path)?);
+pub fn check_artifact(path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
+    let mut archive = tar::Archive::new(open_decoded(path, keys)?);
     let mut count = 0usize;
     for entry in archive
         .entries()

@@ -13,11 +13,13 @@ pub mod postgres;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cancel::CancelToken;
-use crate::compress::WrittenFile;
+use crate::compress::{ArtifactWriter, WrittenFile};
 use crate::config::{Compression, Config};
+use crate::crypt::{Identities, Sealing};
 use crate::progress::CopyOptions;
 
 /// What every engine gets to work with.
@@ -33,6 +35,8 @@ pub struct EngineContext {
     pub progress_every: Duration,
     /// Set when the lease is lost; engines stop at the next chunk.
     pub cancel: CancelToken,
+    /// The run's encryption, when recipients are configured.
+    pub sealing: Option<Arc<Sealing>>,
 }
 
 impl EngineContext {
@@ -49,6 +53,21 @@ impl EngineContext {
     /// Path in staging for a file called `name`.
     pub fn staged(&self, name: &str) -> PathBuf {
         self.staging.join(name)
+    }
+
+    /// Starts the artifact `<stem>.<zst|gz>[.age]` in staging: compressed,
+    /// encrypted when recipients are configured, hashed while written.
+    pub fn artifact(&self, stem: &str) -> std::io::Result<ArtifactWriter> {
+        let mut name = format!("{stem}.{}", self.compression.extension());
+        if self.sealing.is_some() {
+            name = format!("{name}.{}", crate::crypt::AGE_SUFFIX);
+        }
+        ArtifactWriter::create(
+            &self.staged(&name),
+            self.compression,
+            self.level,
+            self.sealing.as_deref(),
+        )
     }
 }
 
@@ -149,13 +168,18 @@ pub fn content_check(engine: &str) -> &'static str {
 }
 
 /// Checks the content of a published artifact of `engine` (used by
-/// `verify`); returns a short description of what was checked.
-pub fn check_artifact(engine: &str, path: &Path) -> anyhow::Result<String> {
+/// `verify`); returns a short description of what was checked. An
+/// encrypted artifact needs `keys`.
+pub fn check_artifact(
+    engine: &str,
+    path: &Path,
+    keys: Option<&Identities>,
+) -> anyhow::Result<String> {
     match engine {
-        "sqlite" => sqlite::check_artifact(path),
-        "mysql" => mysql::check_artifact(path),
-        "postgres" => postgres::check_artifact(path),
-        "files" => files::check_artifact(path),
+        "sqlite" => sqlite::check_artifact(path, keys),
+        "mysql" => mysql::check_artifact(path, keys),
+        "postgres" => postgres::check_artifact(path, keys),
+        "files" => files::check_artifact(path, keys),
         other => anyhow::bail!("unknown engine {other:?} in manifest"),
     }
 }

@@ -29,6 +29,7 @@ use anyhow::{bail, Context};
 use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
 use crate::compress::{open_decoded, ArtifactWriter};
 use crate::config::MysqlConfig;
+use crate::crypt::Identities;
 use crate::progress;
 
 /// Options that make the dump consistent and complete without locking.
@@ -159,9 +160,7 @@ impl Engine for MysqlEngine {
 
     fn snapshot(&self, ctx: &EngineContext) -> anyhow::Result<Staged> {
         let db = self.database()?.to_owned();
-        let name = format!("mysql-{db}.sql.{}", ctx.compression.extension());
-        let path = ctx.staged(&name);
-        let writer = ArtifactWriter::create(&path, ctx.compression, ctx.level)?;
+        let writer = ctx.artifact(&format!("mysql-{db}.sql"))?;
         let child = self.spawn()?;
         let (consistent_tx, consistent_rx) = std::sync::mpsc::channel();
         let copy_options = ctx.copy_options("mysql dump", None);
@@ -293,8 +292,8 @@ fn stream_dump(
 }
 
 /// Decodes a dump artifact fully and checks it ends with the dump trailer.
-pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
-    let reader = BufReader::new(open_decoded(path)?);
+pub fn check_artifact(path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
+    let reader = BufReader::new(open_decoded(path, keys)?);
     let mut last = String::new();
     let mut bytes = 0u64;
     for line in reader.lines() {

@@ -38,6 +38,7 @@ use sqlx::{ConnectOptions, Connection};
 use super::mysql::{find_program, kill_on_cancel};
 use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
 use crate::compress::{open_decoded, ArtifactWriter, WrittenFile};
+use crate::crypt::Identities;
 use crate::config::PostgresConfig;
 use crate::progress;
 
@@ -267,8 +268,7 @@ impl Engine for PostgresEngine {
 
     fn snapshot(&self, ctx: &EngineContext) -> anyhow::Result<Staged> {
         let db = self.database()?.to_owned();
-        let name = format!("postgres-{db}.dump.{}", ctx.compression.extension());
-        let writer = ArtifactWriter::create(&ctx.staged(&name), ctx.compression, ctx.level)?;
+        let writer = ctx.artifact(&format!("postgres-{db}.dump"))?;
         let (snapshot, exporter) = Exporter::start(&self.cfg, &db)?;
         let child = self.spawn(&snapshot)?;
         let copy_options = ctx.copy_options("postgres dump", None);
@@ -349,7 +349,12 @@ fn stream_dump(
 /// Feeds the decoded artifact to `program args` on stdin; returns its
 /// stdout. A reader that stops early (`--list` reads only the TOC) is fine
 /// when it exits 0.
-fn feed(artifact: &Path, mut cmd: Command, what: &str) -> anyhow::Result<String> {
+fn feed(
+    artifact: &Path,
+    mut cmd: Command,
+    what: &str,
+    keys: Option<&Identities>,
+) -> anyhow::Result<String> {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -372,7 +377,7 @@ fn feed(artifact: &Path, mut cmd: Command, what: &str) -> anyhow::Result<String>
     });
     let mut stdin = child.stdin.take().context("stdin")?;
     let copied = progress::copy(
-        &mut open_decoded(artifact)?,
+        &mut open_decoded(artifact, keys)?,
         &mut stdin,
         &progress::operator_copy(what, None),
     )
@@ -394,10 +399,10 @@ fn feed(artifact: &Path, mut cmd: Command, what: &str) -> anyhow::Result<String>
 
 /// Checks an archive: `pg_restore --list` reads its table of contents, and
 /// `pg_restore --file=/dev/null` reads every data block to the end.
-pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
+pub fn check_artifact(path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
     let mut list = Command::new("pg_restore");
     list.arg("--list");
-    let toc = feed(path, list, "pg_restore --list")?;
+    let toc = feed(path, list, "pg_restore --list", keys)?;
     let entries = toc
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
@@ -409,7 +414,7 @@ pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
     );
     let mut read = Command::new("pg_restore");
     read.arg("--file=/dev/null");
-    feed(path, read, "pg_restore (full read)")?;
+    feed(path, read, "pg_restore (full read)", keys)?;
     Ok(format!(
         "pg_restore --list: {entries} entries; every data block read"
     ))
@@ -432,6 +437,7 @@ pub fn restore(
     database: Option<&str>,
     force: bool,
     cfg: &PostgresConfig,
+    keys: Option<&Identities>,
 ) -> anyhow::Result<String> {
     let db = database
         .or(cfg.database.as_deref())
@@ -487,7 +493,7 @@ pub fn restore(
     if force {
         cmd.args(["--clean", "--if-exists"]);
     }
-    feed(artifact, cmd, "pg_restore")?;
+    feed(artifact, cmd, "pg_restore", keys)?;
     Ok(format!(
         "restored PostgreSQL archive into database {db} ({} bytes compressed)",
         std::fs::metadata(artifact).map(|m| m.len()).unwrap_or(0)

@@ -20,7 +20,8 @@ use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Engine, EngineContext, EngineOutput, Staged};
-use crate::compress::{open_decoded, ArtifactWriter};
+use crate::compress::open_decoded;
+use crate::crypt::Identities;
 use crate::progress;
 
 /// Backs up one SQLite database file.
@@ -138,13 +139,7 @@ impl Engine for SqliteEngine {
 
     fn finish(&self, ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput> {
         let raw = staged.raw.context("sqlite snapshot missing")?;
-        let name = format!(
-            "sqlite-{}.{}",
-            self.file_name(),
-            ctx.compression.extension()
-        );
-        let path = ctx.staged(&name);
-        let mut writer = ArtifactWriter::create(&path, ctx.compression, ctx.level)?;
+        let mut writer = ctx.artifact(&format!("sqlite-{}", self.file_name()))?;
         let mut src = File::open(&raw)?;
         let total = src.metadata()?.len();
         progress::copy(
@@ -261,8 +256,8 @@ pub fn header_check(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Decompresses `src` to `dst` (streaming).
-pub fn decompress_to(src: &Path, dst: &Path) -> anyhow::Result<u64> {
-    let mut reader = open_decoded(src)?;
+pub fn decompress_to(src: &Path, dst: &Path, keys: Option<&Identities>) -> anyhow::Result<u64> {
+    let mut reader = open_decoded(src, keys)?;
     let mut out = BufWriter::new(File::create(dst)?);
     let label = format!(
         "decompress {}",
@@ -280,7 +275,7 @@ pub fn decompress_to(src: &Path, dst: &Path) -> anyhow::Result<u64> {
 /// `verify` check: decompresses to a hidden temporary file in the backup
 /// root (same disk, never inside the published folder) and runs
 /// `PRAGMA integrity_check` on it.
-pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
+pub fn check_artifact(path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
     let dir = path
         .parent()
         .and_then(Path::parent)
@@ -289,7 +284,7 @@ pub fn check_artifact(path: &Path) -> anyhow::Result<String> {
         .prefix(&crate::staging::verify_prefix())
         .tempfile_in(dir)
         .or_else(|_| tempfile::NamedTempFile::new())?;
-    let checked = decompress_to(path, tmp.path()).and_then(|n| {
+    let checked = decompress_to(path, tmp.path(), keys).and_then(|n| {
         integrity_check(tmp.path())?;
         Ok(n)
     });

@@ -55,7 +55,11 @@ pub struct DrillReport {
 
 /// Drills the backup folder `dir`, working in a temporary folder under
 /// `backup_dir`, and records success in `backup_dir`.
-pub fn drill(backup_dir: &Path, dir: &Path) -> anyhow::Result<DrillReport> {
+pub fn drill(
+    backup_dir: &Path,
+    dir: &Path,
+    keys: Option<&crate::crypt::Identities>,
+) -> anyhow::Result<DrillReport> {
     let started = Instant::now();
     let manifest = Manifest::load(dir)?;
     anyhow::ensure!(
@@ -76,7 +80,7 @@ pub fn drill(backup_dir: &Path, dir: &Path) -> anyhow::Result<DrillReport> {
         let line = match a.engine.as_str() {
             "sqlite" => {
                 let target = work.path().join(sqlite_file_name(&a.path));
-                let r = sqlite_into(&path, a, &target, SqliteCheck::Full)?;
+                let r = sqlite_into(&path, a, &target, SqliteCheck::Full, keys)?;
                 report.decompress_secs += r.decompress_secs;
                 report.check_secs += r.check_secs;
                 report.restored_bytes += r.bytes;
@@ -98,13 +102,13 @@ pub fn drill(backup_dir: &Path, dir: &Path) -> anyhow::Result<DrillReport> {
                 // A dump cannot be restored without a database server;
                 // hash and decode it, then check its content.
                 let t = Instant::now();
-                let mut decoded = Readback::open(&path, a)?;
+                let mut decoded = Readback::open(&path, a, keys)?;
                 let bytes = std::io::copy(&mut decoded, &mut std::io::sink())
                     .with_context(|| format!("decompress {}", a.path))?;
                 decoded.finish()?;
                 report.decompress_secs += t.elapsed().as_secs_f64();
                 let t = Instant::now();
-                let detail = crate::engine::check_artifact(&a.engine, &path)?;
+                let detail = crate::engine::check_artifact(&a.engine, &path, keys)?;
                 report.check_secs += t.elapsed().as_secs_f64();
                 report.restored_bytes += bytes;
                 format!("{}: sha256 ok, {detail}", a.path)

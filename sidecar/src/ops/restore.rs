@@ -27,6 +27,7 @@ use maintenance_proto::Artifact;
 
 use crate::compress::open_decoded;
 use crate::config::{MysqlConfig, PostgresConfig};
+use crate::crypt::{self, Identities};
 use crate::engine::mysql::{find_program, tool_command};
 use crate::engine::sqlite::{self, header_check, integrity_check};
 use crate::hashing::sha256_file;
@@ -59,6 +60,8 @@ pub struct RestoreOptions {
     pub force: bool,
     /// SQLite content check.
     pub check: CheckMode,
+    /// Keys for an encrypted backup (`--identity`, `BACKUP_AGE_IDENTITY_FILE`).
+    pub identities: Option<std::sync::Arc<Identities>>,
 }
 
 /// The one artifact of `manifest` to restore, optionally for `engine`.
@@ -96,6 +99,12 @@ pub fn restore(
     let manifest = Manifest::load(dir)?;
     let artifact = select(&manifest, opts.engine.as_deref(), dir)?;
     let path = dir.join(&artifact.path);
+    let keys = opts.identities.as_deref();
+    ensure!(
+        keys.is_some() || !crypt::is_encrypted(&path),
+        "{} is encrypted with age: restore needs the identity (--identity FILE or BACKUP_AGE_IDENTITY_FILE)",
+        artifact.path
+    );
     match artifact.engine.as_str() {
         "sqlite" => restore_sqlite(&manifest, artifact, &path, opts),
         engine @ ("mysql" | "postgres") => {
@@ -106,13 +115,14 @@ pub fn restore(
                 artifact.path
             );
             if engine == "mysql" {
-                restore_mysql(&path, opts, mysql)
+                restore_mysql(&path, opts, mysql, keys)
             } else {
                 crate::engine::postgres::restore(
                     &path,
                     opts.database.as_deref(),
                     opts.force,
                     postgres,
+                    keys,
                 )
             }
         }
@@ -121,7 +131,7 @@ pub fn restore(
                 .to
                 .as_deref()
                 .context("a files restore needs --to DIR")?;
-            super::restore_files::restore(&path, artifact, to, opts.force)
+            super::restore_files::restore(&path, artifact, to, opts.force, keys)
         }
         other => bail!("unknown engine {other:?}"),
     }
@@ -188,10 +198,11 @@ pub fn sqlite_into(
     artifact: &Artifact,
     target: &Path,
     check: SqliteCheck,
+    keys: Option<&Identities>,
 ) -> anyhow::Result<SqliteRestored> {
     let started = Instant::now();
     let mut tmp = Replacement::create(target, ".restore-")?;
-    let mut decoded = Readback::open(path, artifact)?;
+    let mut decoded = Readback::open(path, artifact, keys)?;
     let label = format!("restore {}", artifact.path);
     let bytes = {
         let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
@@ -227,6 +238,7 @@ pub fn sqlite_into(
 /// (`sqlite-tracker.db.zst` → `tracker.db`).
 pub fn sqlite_file_name(artifact: &str) -> String {
     let base = artifact.strip_prefix("sqlite-").unwrap_or(artifact);
+    let base = base.strip_suffix(".age").unwrap_or(base);
     base.strip_suffix(".zst")
         .or_else(|| base.strip_suffix(".gz"))
         .unwrap_or(base)
@@ -259,7 +271,7 @@ fn restore_sqlite(
         );
     }
     let check = SqliteCheck::choose(opts.check, manifest, artifact);
-    let r = sqlite_into(path, artifact, &target, check)?;
+    let r = sqlite_into(path, artifact, &target, check, opts.identities.as_deref())?;
     Ok(format!(
         "restored SQLite database to {} ({} bytes, sha256 ok, {}; decompress {:.2} s, check {:.2} s)",
         target.display(),
@@ -305,6 +317,7 @@ fn restore_mysql(
     artifact: &Path,
     opts: &RestoreOptions,
     cfg: &MysqlConfig,
+    keys: Option<&Identities>,
 ) -> anyhow::Result<String> {
     let db = opts
         .database
@@ -344,7 +357,7 @@ fn restore_mysql(
     });
     let mut stdin = child.stdin.take().context("client stdin")?;
     let copied = crate::progress::copy(
-        &mut open_decoded(artifact)?,
+        &mut open_decoded(artifact, keys)?,
         &mut stdin,
         &crate::progress::operator_copy("mysql restore", None),
     );

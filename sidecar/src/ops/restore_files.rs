@@ -21,7 +21,13 @@ const PREFIX: &str = ".restore-";
 /// Extracts the files artifact at `path` into the folder `to`; refuses a
 /// non-empty `to` unless `force` (then extracted entries replace same-named
 /// files and merge into same-named folders).
-pub fn restore(path: &Path, artifact: &Artifact, to: &Path, force: bool) -> anyhow::Result<String> {
+pub fn restore(
+    path: &Path,
+    artifact: &Artifact,
+    to: &Path,
+    force: bool,
+    keys: Option<&crate::crypt::Identities>,
+) -> anyhow::Result<String> {
     let non_empty = std::fs::read_dir(to)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
@@ -46,7 +52,7 @@ fn extract_then_move(path: &Path, artifact: &Artifact, to: &Path) -> anyhow::Res
         .prefix(PREFIX)
         .tempdir_in(to)
         .with_context(|| format!("create a temporary folder in {}", to.display()))?;
-    let mut decoded = Readback::open(path, artifact)?;
+    let mut decoded = Readback::open(path, artifact, keys)?;
     tar::Archive::new(&mut decoded)
         .unpack(staging.path())
         .with_context(|| {

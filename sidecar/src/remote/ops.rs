@@ -1,0 +1,334 @@
+//! Operating on the remote: list its backups (complete or not), verify one
+//! by a streaming download with hash checks, fetch one into a local folder
+//! (what `restore --remote` and a restore drill use), and apply retention.
+//!
+//! A backup is complete only when its manifest is on the remote (it is
+//! uploaded last). One without is listed as incomplete and swept by prune
+//! once its newest object is older than the grace period.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::Remote;
+use crate::manifest::{self, Manifest};
+use crate::retention;
+
+/// What the remote holds under one backup name.
+#[derive(Debug)]
+pub enum RemoteState {
+    /// The manifest is there (and parsed).
+    Complete(Box<Manifest>),
+    /// The manifest is there but unreadable.
+    Invalid(String),
+    /// No manifest: an upload that did not finish.
+    Incomplete {
+        /// Objects under the backup's prefix.
+        objects: usize,
+        /// Their total size.
+        bytes: u64,
+        /// The newest object's time.
+        last_modified: Option<DateTime<Utc>>,
+    },
+}
+
+/// One backup on the remote.
+#[derive(Debug)]
+pub struct RemoteEntry {
+    /// Backup name (the "folder" under the prefix).
+    pub name: String,
+    /// Complete, invalid or incomplete.
+    pub state: RemoteState,
+}
+
+impl RemoteEntry {
+    /// The manifest of a complete backup.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        match &self.state {
+            RemoteState::Complete(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Lists the remote's backups, complete ones newest first, then the rest.
+pub async fn list(remote: &Remote) -> anyhow::Result<Vec<RemoteEntry>> {
+    let root = remote.root();
+    let listing = remote
+        .store()
+        .list_with_delimiter(root.as_ref())
+        .await
+        .with_context(|| format!("list {}", remote.describe()))?;
+    let mut out = Vec::new();
+    for p in listing.common_prefixes {
+        let Some(name) = p.filename().map(str::to_owned) else {
+            continue;
+        };
+        let state = match remote
+            .store()
+            .get(&remote.key(&name, manifest::FILE_NAME))
+            .await
+        {
+            Ok(got) => {
+                let text = got.bytes().await?;
+                match Manifest::from_json(&text, &format!("{name}/{}", manifest::FILE_NAME)) {
+                    Ok(m) => RemoteState::Complete(Box::new(m)),
+                    Err(e) => RemoteState::Invalid(format!("{e:#}")),
+                }
+            }
+            Err(object_store::Error::NotFound { .. }) => incomplete(remote, &p).await?,
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!("read the manifest of {name}")))
+            }
+        };
+        out.push(RemoteEntry { name, state });
+    }
+    out.sort_by(|a, b| match (a.manifest(), b.manifest()) {
+        (Some(x), Some(y)) => y.started_at.cmp(&x.started_at).then(b.name.cmp(&a.name)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.name.cmp(&b.name),
+    });
+    Ok(out)
+}
+
+async fn incomplete(remote: &Remote, prefix: &ObjectPath) -> anyhow::Result<RemoteState> {
+    let mut objects = 0;
+    let mut bytes = 0;
+    let mut last_modified = None;
+    let mut stream = remote.store().list(Some(prefix));
+    while let Some(meta) = stream.next().await {
+        let meta = meta?;
+        objects += 1;
+        bytes += meta.size;
+        last_modified = last_modified.max(Some(meta.last_modified));
+    }
+    Ok(RemoteState::Incomplete {
+        objects,
+        bytes,
+        last_modified,
+    })
+}
+
+/// Resolves `NAME` or `latest` (the newest complete, verified backup) to a
+/// complete remote backup.
+pub async fn resolve(remote: &Remote, arg: &str) -> anyhow::Result<Manifest> {
+    let entries = list(remote).await?;
+    let found = if arg == crate::staging::LATEST {
+        entries
+            .into_iter()
+            .find(|e| e.manifest().is_some_and(|m| m.verified))
+    } else {
+        entries.into_iter().find(|e| e.name == arg)
+    };
+    match found.map(|e| e.state) {
+        Some(RemoteState::Complete(m)) => Ok(*m),
+        Some(RemoteState::Invalid(why)) => bail!("remote backup {arg}: {why}"),
+        Some(RemoteState::Incomplete { .. }) => bail!(
+            "remote backup {arg} is incomplete (no manifest: its upload did not finish); choose another with list --remote"
+        ),
+        None => bail!(
+            "no {} backup on {} (see list --remote)",
+            if arg == crate::staging::LATEST {
+                "complete, verified".to_owned()
+            } else {
+                format!("{arg:?}")
+            },
+            remote.describe()
+        ),
+    }
+}
+
+/// Streams every artifact of `manifest` from the remote, hashing it; when
+/// `into` is given, also writes it there. Returns one line per artifact,
+/// or the first mismatch as an error.
+async fn stream_artifacts(
+    remote: &Remote,
+    manifest: &Manifest,
+    into: Option<&Path>,
+) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for a in &manifest.artifacts {
+        let key = remote.key(&manifest.name, &a.path);
+        let got = remote
+            .store()
+            .get(&key)
+            .await
+            .with_context(|| format!("download {key}"))?;
+        let mut out = match into {
+            Some(dir) => Some(
+                tokio::fs::File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(dir.join(&a.path))
+                    .await
+                    .with_context(|| format!("create {}", dir.join(&a.path).display()))?,
+            ),
+            None => None,
+        };
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.with_context(|| format!("download {key}"))?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            if let Some(f) = out.as_mut() {
+                f.write_all(&chunk).await?;
+            }
+        }
+        let sha = hex::encode(hasher.finalize());
+        if size != a.size_bytes || sha != a.sha256 {
+            bail!(
+                "{key}: downloaded {size} bytes with sha256 {sha}, the manifest says {} bytes with sha256 {}; the remote copy is damaged",
+                a.size_bytes,
+                a.sha256
+            );
+        }
+        if let Some(mut f) = out {
+            f.flush().await?;
+            f.sync_all().await?;
+        }
+        lines.push(format!("{}: sha256 ok ({size} bytes downloaded)", a.path));
+    }
+    Ok(lines)
+}
+
+/// `verify --remote`: the streaming hash check of every artifact (no disk
+/// used). Errors on the first damaged artifact.
+pub async fn verify_hashes(remote: &Remote, manifest: &Manifest) -> anyhow::Result<Vec<String>> {
+    stream_artifacts(remote, manifest, None).await
+}
+
+/// Downloads a complete remote backup into a new folder `into/<name>`
+/// (which must not exist), checking every hash, manifest last; returns the
+/// folder, a local backup that `verify` and `restore` accept. A failure
+/// removes the partial folder.
+pub async fn fetch(remote: &Remote, manifest: &Manifest, into: &Path) -> anyhow::Result<PathBuf> {
+    let dir = into.join(&manifest.name);
+    tokio::fs::create_dir_all(into).await?;
+    tokio::fs::create_dir(&dir)
+        .await
+        .with_context(|| format!("create {}", dir.display()))?;
+    let result = async {
+        stream_artifacts(remote, manifest, Some(&dir)).await?;
+        manifest.save(&dir)?;
+        crate::fsutil::sync_dir(&dir)?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok(dir)
+}
+
+/// A remote prune's decisions.
+#[derive(Debug, Default)]
+pub struct RemotePlan {
+    /// Backups kept, with the reason.
+    pub keep: Vec<(String, String)>,
+    /// Backups (complete, or incomplete past the grace period) to delete.
+    pub delete: Vec<(String, String)>,
+}
+
+/// Applies the local retention rule to the remote's manifests, and sweeps
+/// incomplete uploads older than `grace_hours`.
+pub fn plan(
+    entries: &[RemoteEntry],
+    keep_days: u32,
+    keep_last: u32,
+    grace_hours: u32,
+    now: DateTime<Utc>,
+) -> RemotePlan {
+    let mut plan = RemotePlan::default();
+    let complete: Vec<(&str, &Manifest)> = entries
+        .iter()
+        .filter_map(|e| e.manifest().map(|m| (e.name.as_str(), m)))
+        .collect();
+    let manifests: Vec<&Manifest> = complete.iter().map(|(_, m)| *m).collect();
+    let verdicts = retention::decide(&manifests, keep_days, keep_last, now);
+    for ((name, _), verdict) in complete.iter().zip(verdicts) {
+        match verdict {
+            Some(why) => plan.keep.push((name.to_string(), why.into())),
+            None => plan.delete.push((name.to_string(), "retention".into())),
+        }
+    }
+    let grace = chrono::Duration::hours(i64::from(grace_hours));
+    for e in entries {
+        match &e.state {
+            RemoteState::Incomplete { last_modified, .. } => {
+                if last_modified.is_none_or(|t| now - t >= grace) {
+                    plan.delete.push((
+                        e.name.clone(),
+                        format!("incomplete for over {grace_hours} h"),
+                    ));
+                } else {
+                    plan.keep.push((
+                        e.name.clone(),
+                        format!("incomplete, within the {grace_hours} h grace period"),
+                    ));
+                }
+            }
+            RemoteState::Invalid(why) => plan
+                .keep
+                .push((e.name.clone(), format!("unreadable manifest: {why}"))),
+            RemoteState::Complete(_) => {}
+        }
+    }
+    plan
+}
+
+/// Deletes every object of the backups in `plan.delete`, the manifest
+/// first (so an interrupted delete leaves an incomplete backup, never a
+/// complete one with missing parts). Returns how many backups went.
+pub async fn apply(remote: &Remote, plan: &RemotePlan) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    for (name, why) in &plan.delete {
+        let manifest_key = remote.key(name, manifest::FILE_NAME);
+        match remote.store().delete(&manifest_key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(anyhow::Error::from(e).context(format!("delete {manifest_key}"))),
+        }
+        let prefix = remote.backup_prefix(name);
+        let mut stream = remote.store().list(Some(&prefix));
+        let mut keys = Vec::new();
+        while let Some(meta) = stream.next().await {
+            keys.push(meta?.location);
+        }
+        for key in keys {
+            match remote.store().delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(anyhow::Error::from(e).context(format!("delete {key}"))),
+            }
+        }
+        tracing::info!(
+            "remote retention: removed {name} from {} ({why})",
+            remote.describe()
+        );
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Puts raw bytes at `<backup>/<file>` (used by tests and tools that need
+/// to place an object on the remote through the same store).
+pub async fn put_bytes(
+    remote: &Remote,
+    backup: &str,
+    file: &str,
+    data: Vec<u8>,
+) -> anyhow::Result<()> {
+    remote
+        .store()
+        .put(&remote.key(backup, file), PutPayload::from(data))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,480 @@
+//! Encryption at rest and off-site copies, against a real S3-compatible
+//! server on loopback (moto's server mode, with authentication on): the
+//! encrypted round trip, the server killed mid-upload, wrong credentials, a
+//! missing bucket, a wrong identity, tampered ciphertext, and remote
+//! retention.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{bin, make_sqlite, run, sqlite_rows};
+use maintenance_e2e::s3::S3Server;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    backups: PathBuf,
+    identity: PathBuf,
+    public: String,
+}
+
+impl Setup {
+    fn new(rows: u32) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tracker.db");
+        make_sqlite(&db, rows);
+        let identity = dir.path().join("identity.txt");
+        let out = run(Command::new(bin()).args(["keygen", "--out"]).arg(&identity));
+        assert!(out.status.success());
+        let public = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(public.starts_with("age1"), "{public}");
+        Setup {
+            backups: dir.path().join("backups"),
+            db,
+            identity,
+            public,
+            dir,
+        }
+    }
+
+    fn env(&self, s3: &S3Server) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("SQLITE_DATABASE_PATH".into(), self.db.display().to_string()),
+            ("BACKUP_DIR".into(), self.backups.display().to_string()),
+            ("BACKUP_MYSQL_ENABLED".into(), "false".into()),
+            ("BACKUP_AGE_RECIPIENTS".into(), self.public.clone()),
+        ];
+        env.extend(s3.sidecar_env("tracker"));
+        env
+    }
+}
+
+fn sidecar(env: &[(String, String)], args: &[&str]) -> Output {
+    let mut cmd = common::sidecar(None);
+    cmd.envs(env.iter().map(|(k, v)| (k, v))).args(args);
+    run(&mut cmd)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.to_owned(), value.to_owned()));
+}
+
+fn only_published(backups: &Path) -> PathBuf {
+    let p = common::published(backups);
+    assert_eq!(p.len(), 1, "{p:?}");
+    p[0].clone()
+}
+
+#[test]
+fn encrypted_backup_round_trips_through_s3() {
+    let s = Setup::new(300);
+    let Some(s3) = S3Server::start(s.dir.path(), "offsite") else {
+        return;
+    };
+    let env = s.env(&s3);
+    let out = sidecar(&env, &["once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = text(&out);
+    assert!(log.contains("upload finished") && log.contains("outcome=\"success\""));
+    for secret in [&s3.secret_access_key, &s3.access_key_id] {
+        assert!(!log.contains(secret.as_str()), "a key leaked into the log");
+    }
+
+    // Local: encrypted artifact, the manifest records public keys only.
+    let local = only_published(&s.backups);
+    let manifest_text = std::fs::read_to_string(local.join("manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&manifest_text).unwrap();
+    assert_eq!(m["encryption"]["scheme"], "age");
+    assert_eq!(m["encryption"]["recipients"][0], s.public.as_str());
+    let artifact = m["artifacts"][0]["path"].as_str().unwrap().to_owned();
+    assert!(artifact.ends_with(".zst.age"), "{artifact}");
+    let secret_key = std::fs::read_to_string(&s.identity).unwrap();
+    let secret_line = secret_key.lines().last().unwrap();
+    assert!(!manifest_text.contains(secret_line));
+    assert!(!manifest_text.contains(&s3.secret_access_key));
+    // No plaintext on disk: the artifact is not a zstd frame.
+    let bytes = std::fs::read(local.join(&artifact)).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1"));
+
+    // Local verify: ciphertext only without identity, content with it.
+    let out = sidecar(&env, &["verify", "latest"]);
+    assert!(out.status.success());
+    assert!(text(&out).contains("content not checked"));
+    let id = s.identity.display().to_string();
+    let out = sidecar(&env, &["verify", "latest", "--identity", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("integrity_check ok"));
+
+    // Remote: listed complete and encrypted, verified by streaming hashes.
+    let name = local.file_name().unwrap().to_string_lossy().into_owned();
+    let out = sidecar(&env, &["list", "--remote"]);
+    assert!(out.status.success());
+    let listing = text(&out);
+    assert!(
+        listing.contains(&name) && listing.contains("complete, encrypted"),
+        "{listing}"
+    );
+    let out = sidecar(&env, &["verify", "--remote", "latest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sidecar(&env, &["verify", "--remote", &name, "--identity", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("integrity_check ok"));
+
+    // Restore from the remote on another folder, with the local backups
+    // gone: the same rows.
+    std::fs::remove_dir_all(&s.backups).unwrap();
+    let target = s.dir.path().join("elsewhere/restored.db");
+    let to = target.display().to_string();
+    let out = sidecar(&env, &["restore", "--remote", "latest", "--to", &to]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("encrypted with age: restore needs the identity"),
+        "{}",
+        text(&out)
+    );
+    assert!(!target.exists());
+    let out = sidecar(
+        &env,
+        &[
+            "restore",
+            "--remote",
+            "latest",
+            "--to",
+            &to,
+            "--identity",
+            &id,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sqlite_rows(&target), sqlite_rows(&s.db));
+    assert_eq!(sqlite_rows(&target).len(), 300);
+}
+
+#[test]
+fn wrong_credentials_missing_bucket_wrong_identity_and_tampering_fail_clearly() {
+    let s = Setup::new(50);
+    let Some(s3) = S3Server::start(s.dir.path(), "offsite") else {
+        return;
+    };
+    let env = s.env(&s3);
+
+    // Wrong secret: the backup stays local, the upload fails with a hint.
+    let mut bad = env.clone();
+    set(&mut bad, "AWS_SECRET_ACCESS_KEY", "not-the-secret");
+    let out = sidecar(&bad, &["once"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("off-site upload failed") && t.contains("check AWS_ACCESS_KEY_ID"),
+        "{t}"
+    );
+    assert!(!t.contains("not-the-secret"), "the secret leaked: {t}");
+    let local = only_published(&s.backups);
+    let out = sidecar(&env, &["verify", "latest"]);
+    assert!(out.status.success(), "the local backup is intact");
+    let out = sidecar(&bad, &["list", "--remote"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("refused the credentials"),
+        "{}",
+        text(&out)
+    );
+
+    // Missing bucket.
+    let mut nobucket = env.clone();
+    set(&mut nobucket, "BACKUP_REMOTE", "s3://no-such-bucket/x");
+    let out = sidecar(&nobucket, &["list", "--remote"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("bucket does not exist"),
+        "{}",
+        text(&out)
+    );
+
+    // Plain HTTP only when allowed.
+    let mut nohttp = env.clone();
+    nohttp.retain(|(k, _)| k != "BACKUP_REMOTE_ALLOW_HTTP");
+    let out = sidecar(&nohttp, &["list", "--remote"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("BACKUP_REMOTE_ALLOW_HTTP"),
+        "{}",
+        text(&out)
+    );
+
+    // Push the backup with good keys, then read it with a wrong identity.
+    let out = sidecar(&env, &["push", "latest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let other = s.dir.path().join("other-identity.txt");
+    assert!(
+        run(Command::new(bin()).args(["keygen", "--out"]).arg(&other))
+            .status
+            .success()
+    );
+    let to = s.dir.path().join("r.db").display().to_string();
+    let wrong = other.display().to_string();
+    let out = sidecar(
+        &env,
+        &[
+            "restore",
+            "--remote",
+            "latest",
+            "--to",
+            &to,
+            "--identity",
+            &wrong,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("wrong identity"), "{}", text(&out));
+    let out = sidecar(&env, &["verify", "latest", "--identity", &wrong]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("wrong identity"), "{}", text(&out));
+
+    // Tampered ciphertext on the remote: the hash check catches it.
+    let name = local.file_name().unwrap().to_string_lossy().into_owned();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(local.join("manifest.json")).unwrap())
+            .unwrap();
+    let artifact = m["artifacts"][0]["path"].as_str().unwrap().to_owned();
+    let mut bytes = std::fs::read(local.join(&artifact)).unwrap();
+    let middle = bytes.len() - 40;
+    bytes[middle] ^= 0x55;
+    let remote = remote_handle(&env);
+    put(&remote, &name, &artifact, bytes.clone());
+    let out = sidecar(&env, &["verify", "--remote", "latest"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("damaged"), "{}", text(&out));
+
+    // ... and when the manifest is rewritten to match, age's
+    // authentication still refuses the changed chunk.
+    let mut m2 = m.clone();
+    m2["artifacts"][0]["sha256"] = sha256_hex(&bytes).into();
+    put(
+        &remote,
+        &name,
+        "manifest.json",
+        serde_json::to_vec_pretty(&m2).unwrap(),
+    );
+    let id = s.identity.display().to_string();
+    let out = sidecar(
+        &env,
+        &["restore", "--remote", &name, "--to", &to, "--identity", &id],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("modified or truncated"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !Path::new(&to).exists(),
+        "nothing restored from tampered data"
+    );
+}
+
+fn remote_handle(env: &[(String, String)]) -> maintenance_sidecar::remote::Remote {
+    let lookup = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let cfg = maintenance_sidecar::config::Config::from_sources(None, &lookup).unwrap();
+    maintenance_sidecar::remote::Remote::required(&cfg.remote).unwrap()
+}
+
+fn put(remote: &maintenance_sidecar::remote::Remote, backup: &str, file: &str, data: Vec<u8>) {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(maintenance_sidecar::remote::ops::put_bytes(
+            remote, backup, file, data,
+        ))
+        .unwrap();
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    maintenance_sidecar::hashing::sha256_reader(data).unwrap().1
+}
+
+#[test]
+fn server_killed_mid_upload_never_leaves_a_complete_remote_backup() {
+    // ~16 MiB of random pages: incompressible, several 5 MiB parts.
+    let s = Setup::new(10);
+    let conn = rusqlite::Connection::open(&s.db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE pad(x BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 4000)
+         INSERT INTO pad SELECT randomblob(4000) FROM c;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    let Some(mut s3) = S3Server::start(s.dir.path(), "offsite") else {
+        return;
+    };
+    let mut env = s.env(&s3);
+    set(&mut env, "BACKUP_REMOTE_PART_SIZE_MIB", "5");
+    set(&mut env, "BACKUP_REMOTE_CONCURRENCY", "1");
+    set(&mut env, "BACKUP_REMOTE_ATTEMPTS", "2");
+
+    // 1. Killed and not back: the upload fails, the local backup stays.
+    let log = s.dir.path().join("once.log");
+    let mut child = common::sidecar(None)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .arg("once")
+        .stdout(std::fs::File::create(s.dir.path().join("once.out")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(
+        maintenance_e2e::poll(Duration::from_secs(60), || s3
+            .log_text()
+            .contains("partNumber=")),
+        "no part was uploaded:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    s3.kill();
+    let status = child.wait().unwrap();
+    let t = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("attempt 1 of 2") && t.contains("off-site upload failed"),
+        "{t}"
+    );
+    assert!(t.contains("local backup") && t.contains("is intact"), "{t}");
+    let out = sidecar(&env, &["verify", "latest"]);
+    assert!(
+        out.status.success(),
+        "local backup intact after the failed upload"
+    );
+
+    // The server is back (empty, like a replaced node): nothing complete.
+    s3.restart();
+    let out = sidecar(&env, &["list", "--remote"]);
+    assert!(out.status.success());
+    assert!(!text(&out).contains("complete"), "{}", text(&out));
+
+    // 2. Killed and back while the sidecar retries: the retry succeeds.
+    set(&mut env, "BACKUP_REMOTE_ATTEMPTS", "10");
+    let log2 = s.dir.path().join("push.log");
+    let mut child = common::sidecar(None)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["push", "latest"])
+        .stdout(std::fs::File::create(s.dir.path().join("push.out")).unwrap())
+        .stderr(std::fs::File::create(&log2).unwrap())
+        .spawn()
+        .unwrap();
+    let before = s3.log_text().matches("partNumber=").count();
+    assert!(maintenance_e2e::poll(Duration::from_secs(60), || {
+        s3.log_text().matches("partNumber=").count() > before
+    }));
+    s3.restart();
+    let status = child.wait().unwrap();
+    let t = std::fs::read_to_string(&log2).unwrap();
+    assert!(status.success(), "{t}");
+    assert!(t.contains("retrying in"), "{t}");
+    let out = sidecar(&env, &["list", "--remote"]);
+    assert!(text(&out).contains("complete, encrypted"), "{}", text(&out));
+    let out = sidecar(&env, &["verify", "--remote", "latest"]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn remote_retention_keeps_the_newest_verified_and_sweeps_incomplete_uploads() {
+    let s = Setup::new(20);
+    let Some(s3) = S3Server::start(s.dir.path(), "offsite") else {
+        return;
+    };
+    let mut env = s.env(&s3);
+    set(&mut env, "BACKUP_KEEP_LAST", "10");
+    set(&mut env, "BACKUP_RETENTION_DAYS", "30");
+    for _ in 0..2 {
+        let out = sidecar(&env, &["once"]);
+        assert!(out.status.success(), "{}", text(&out));
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let mut names: Vec<String> = common::published(&s.backups)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let (older, newest_verified) = (names[0].clone(), names[1].clone());
+
+    // A newer but unverified backup, pushed through the same upload path.
+    let src = s.backups.join(&newest_verified);
+    let unverified = format!("{newest_verified}-unverified");
+    let dst = s.backups.join(&unverified);
+    std::fs::create_dir(&dst).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("manifest.json")).unwrap()).unwrap();
+    for a in m["artifacts"].as_array().unwrap() {
+        let f = a["path"].as_str().unwrap();
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    let started: chrono::DateTime<chrono::Utc> = m["started_at"].as_str().unwrap().parse().unwrap();
+    m["started_at"] = (started + chrono::Duration::seconds(1)).to_rfc3339().into();
+    m["name"] = unverified.clone().into();
+    m["verified"] = false.into();
+    std::fs::write(dst.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let out = sidecar(&env, &["push", &unverified]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // An upload that never finished: an artifact, no manifest.
+    let remote = remote_handle(&env);
+    put(
+        &remote,
+        "20200101T000000Z-crashed",
+        "sqlite-tracker.db.zst.age",
+        vec![1; 100],
+    );
+    let out = sidecar(&env, &["list", "--remote"]);
+    let listing = text(&out);
+    assert!(
+        listing.contains("20200101T000000Z-crashed") && listing.contains("INCOMPLETE"),
+        "{listing}"
+    );
+
+    // Every age says "delete": only the newest verified one stays; the
+    // incomplete one is kept within its grace period.
+    set(&mut env, "BACKUP_KEEP_LAST", "0");
+    set(&mut env, "BACKUP_RETENTION_DAYS", "0");
+    let out = sidecar(&env, &["prune", "--remote", "--dry-run"]);
+    assert!(out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains(&format!("keep    {newest_verified} (newest verified)")),
+        "{t}"
+    );
+    assert!(t.contains(&format!("would remove {older}")), "{t}");
+    assert!(t.contains(&format!("would remove {unverified}")), "{t}");
+    assert!(
+        t.contains("20200101T000000Z-crashed (incomplete, within"),
+        "{t}"
+    );
+    let out = sidecar(&env, &["list", "--remote"]);
+    assert!(text(&out).contains(&older), "dry run removed nothing");
+
+    set(&mut env, "BACKUP_REMOTE_INCOMPLETE_GRACE_HOURS", "0");
+    let out = sidecar(&env, &["prune", "--remote"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sidecar(&env, &["list", "--remote"]);
+    let listing = text(&out);
+    assert!(listing.contains(&newest_verified), "{listing}");
+    for gone in [&older, &unverified, &"20200101T000000Z-crashed".to_owned()] {
+        assert!(
+            !listing.contains(gone.as_str()),
+            "{gone} should be gone:\n{listing}"
+        );
+    }
+    let out = sidecar(&env, &["verify", "--remote", "latest"]);
+    assert!(out.status.success());
+    assert!(text(&out).contains(&newest_verified));
+}
