@@ -345,10 +345,9 @@ pub async fn restore(
             ..opts.clone()
         };
         let mysql = cfg.mysql.clone();
-        let line = tokio::task::spawn_blocking(move || {
-            crate::ops::restore::restore(&dir, &opts, &mysql)
-        })
-        .await??;
+        let line =
+            tokio::task::spawn_blocking(move || crate::ops::restore::restore(&dir, &opts, &mysql))
+                .await??;
         Ok::<_, anyhow::Error>(line)
     }
     .await;

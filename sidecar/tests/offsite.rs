@@ -335,7 +335,7 @@ fn server_killed_mid_upload_never_leaves_a_complete_remote_backup() {
         .spawn()
         .unwrap();
     assert!(
-        maintenance_e2e::poll(Duration::from_secs(60), || s3
+        maintenance_e2e::poll(Duration::from_secs(180), || s3
             .log_text()
             .contains("partNumber=")),
         "no part was uploaded:\n{}",
@@ -373,7 +373,7 @@ fn server_killed_mid_upload_never_leaves_a_complete_remote_backup() {
         .spawn()
         .unwrap();
     let before = s3.log_text().matches("partNumber=").count();
-    assert!(maintenance_e2e::poll(Duration::from_secs(60), || {
+    assert!(maintenance_e2e::poll(Duration::from_secs(180), || {
         s3.log_text().matches("partNumber=").count() > before
     }));
     s3.restart();

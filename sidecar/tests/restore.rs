@@ -161,7 +161,7 @@ fn hand_made_backup(root: &Path, name: &str, raw: &[u8], engine: &str, checked: 
     } else {
         "files.tar.zst"
     };
-    let mut w = ArtifactWriter::create(&dir.join(file), Compression::Zstd, None).unwrap();
+    let mut w = ArtifactWriter::create(&dir.join(file), Compression::Zstd, None, None).unwrap();
     w.write_all(raw).unwrap();
     let written = w.finish().unwrap();
     let now = chrono::Utc::now();
@@ -189,6 +189,7 @@ fn hand_made_backup(root: &Path, name: &str, raw: &[u8], engine: &str, checked: 
         content_checks,
         tool_versions: Default::default(),
         durations_secs: Default::default(),
+        encryption: None,
     }
     .save(&dir)
     .unwrap();

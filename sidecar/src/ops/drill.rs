@@ -92,7 +92,7 @@ pub fn drill(
             "files" => {
                 let t = Instant::now();
                 let to = work.path().join("files");
-                super::restore_files::restore(&path, a, &to, false)?;
+                super::restore_files::restore(&path, a, &to, false, keys)?;
                 report.decompress_secs += t.elapsed().as_secs_f64();
                 let bytes = crate::fsutil::tree_size(&to);
                 report.restored_bytes += bytes;

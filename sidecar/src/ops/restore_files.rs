@@ -39,7 +39,7 @@ pub fn restore(
     }
     let created = !to.exists();
     std::fs::create_dir_all(to).with_context(|| format!("create {}", to.display()))?;
-    let result = extract_then_move(path, artifact, to);
+    let result = extract_then_move(path, artifact, to, keys);
     if result.is_err() && created {
         let _ = std::fs::remove_dir(to);
     }
@@ -47,7 +47,12 @@ pub fn restore(
     Ok(format!("extracted files into {}", to.display()))
 }
 
-fn extract_then_move(path: &Path, artifact: &Artifact, to: &Path) -> anyhow::Result<()> {
+fn extract_then_move(
+    path: &Path,
+    artifact: &Artifact,
+    to: &Path,
+    keys: Option<&crate::crypt::Identities>,
+) -> anyhow::Result<()> {
     let staging = tempfile::Builder::new()
         .prefix(PREFIX)
         .tempdir_in(to)
