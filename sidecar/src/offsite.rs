@@ -344,10 +344,11 @@ pub async fn restore(
             identities: keys.map(std::sync::Arc::new),
             ..opts.clone()
         };
-        let mysql = cfg.mysql.clone();
-        let line =
-            tokio::task::spawn_blocking(move || crate::ops::restore::restore(&dir, &opts, &mysql))
-                .await??;
+        let (mysql, postgres) = (cfg.mysql.clone(), cfg.postgres.clone());
+        let line = tokio::task::spawn_blocking(move || {
+            crate::ops::restore::restore(&dir, &opts, &mysql, &postgres)
+        })
+        .await??;
         Ok::<_, anyhow::Error>(line)
     }
     .await;

@@ -142,9 +142,9 @@ fn verify_notices_a_truncated_archive() {
     let cut = zstd::encode_all(&raw[..16384], 3).unwrap();
     let bad = dir.path().join("truncated.dump.zst");
     std::fs::write(&bad, cut).unwrap();
-    let err = maintenance_sidecar::engine::check_artifact("postgres", &bad).unwrap_err();
+    let err = maintenance_sidecar::engine::check_artifact("postgres", &bad, None).unwrap_err();
     assert!(format!("{err:#}").contains("pg_restore"), "{err:#}");
-    maintenance_sidecar::engine::check_artifact("postgres", &artifact).unwrap();
+    maintenance_sidecar::engine::check_artifact("postgres", &artifact, None).unwrap();
 }
 
 fn failing_dump(body: &str) {

@@ -38,8 +38,8 @@ use sqlx::{ConnectOptions, Connection};
 use super::mysql::{find_program, kill_on_cancel};
 use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
 use crate::compress::{open_decoded, ArtifactWriter, WrittenFile};
-use crate::crypt::Identities;
 use crate::config::PostgresConfig;
+use crate::crypt::Identities;
 use crate::progress;
 
 /// Options of every dump: custom format, uncompressed (the artifact writer
