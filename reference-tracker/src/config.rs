@@ -480,4 +480,18 @@ mod example_tests {
             maintenance_coordinator::proto::AnnouncePolicy::DeferWrites
         );
     }
+
+    #[test]
+    fn the_compose_database_configs_are_valid() {
+        let mysql = include_str!("../../compose/storage/tracker/etc/tracker.mysql.toml");
+        let cfg = TrackerConfig::parse(mysql, |_| None).unwrap();
+        assert_eq!(cfg.database.driver, Driver::Mysql);
+        let pg = include_str!("../../compose/storage/tracker/etc/tracker.postgresql.toml");
+        let cfg = TrackerConfig::parse(pg, |_| None).unwrap();
+        assert_eq!(cfg.database.driver, Driver::Postgresql);
+        assert!(cfg
+            .database
+            .path
+            .starts_with("postgresql://torrust@postgres:5432/"));
+    }
 }

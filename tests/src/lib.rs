@@ -344,7 +344,9 @@ impl Tracker {
             }
         });
         let mut addrs: BTreeMap<String, SocketAddr> = BTreeMap::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: a tracker loads every completed count before it
+        // listens, millions of rows in the PostgreSQL benchmark.
+        let deadline = Instant::now() + Duration::from_secs(180);
         let want_m = config.maintenance;
         while !(addrs.contains_key("http_tracker")
             && addrs.contains_key("health_check_api")

@@ -24,6 +24,12 @@ fn bench_smoke_mode_runs_every_benchmark() {
     ] {
         assert!(stdout.contains(key), "missing {key}");
     }
+    if std::env::var_os("TEST_POSTGRES_URL").is_some() {
+        assert!(
+            stdout.contains("RESULT postgres-early-"),
+            "missing postgres"
+        );
+    }
     assert!(
         stdout.contains("defer-writes: refused 0 announces"),
         "defer-writes refused announces in smoke run"

@@ -5,7 +5,7 @@
 //! cargo build --release -p reference-tracker -p maintenance-sidecar
 //! cargo run --release -p maintenance-e2e --bin bench -- all      # 1 GiB database
 //! cargo run --release -p maintenance-e2e --bin bench -- smoke    # 10 MiB, seconds
-//! bench -- gate | downtime | snapshot | claim | idle | udp   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]
+//! bench -- gate | downtime | snapshot | claim | idle | udp | postgres   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]
 //! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli]   # see bench/rto.rs
 //! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench -- idle   # side by side with an older build
 //! bench -- udp-announce ADDR N     # N lockstep UDP announces (for scripts/bench-gate-instructions.sh udp)
@@ -18,6 +18,9 @@
 //! `udp` measures raw UDP (BEP 15) announces per second, coordinator idle
 //! and maintenance disabled side by side (wall clock, so only indicative on
 //! a shared host; the instruction-count script gives the gate ratio).
+//!
+//! `postgres` (also part of `all` and `smoke`) needs `TEST_POSTGRES_URL`
+//! (`scripts/test-postgres.sh`); without it, it prints a skip line.
 //!
 //! `downtime` also reports the sidecar's peak RSS (VmHWM) during the
 //! backup and the sidecar's snapshot throughput; `snapshot` compares `cp`
@@ -35,6 +38,9 @@ use maintenance_e2e::*;
 mod rto;
 #[path = "bench/scale.rs"]
 mod scale;
+
+#[path = "bench/postgres.rs"]
+mod postgres;
 
 struct Opts {
     size_mib: u64,
@@ -128,6 +134,9 @@ fn main() {
     }
     if mode == "all" || mode == "udp" {
         udp_throughput(&o);
+    }
+    if all || mode == "postgres" {
+        postgres::run(&o);
     }
     if std::env::var_os("BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&o.dir);
