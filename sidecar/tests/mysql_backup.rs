@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -32,24 +31,7 @@ fn rows(m: &Maria, db: &str) -> String {
 }
 
 fn config(dir: &Path, m: &Maria, db: &str, extra: &str) -> PathBuf {
-    let cfg = dir.join("sidecar.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "backup_dir = \"{}\"\n{}{extra}\n",
-            dir.join("backups").display(),
-            maria_toml(m, db)
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
+    engine_config(dir, &maria_toml(m, db), extra)
 }
 
 #[test]

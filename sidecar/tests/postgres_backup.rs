@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -32,24 +31,7 @@ fn rows(pg: &Pg, db: &str) -> String {
 }
 
 fn config(dir: &Path, pg: &Pg, db: &str, extra: &str) -> PathBuf {
-    let cfg = dir.join("sidecar.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "backup_dir = \"{}\"\n{}{extra}\n",
-            dir.join("backups").display(),
-            postgres_toml(pg, db)
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/bash\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
+    engine_config(dir, &postgres_toml(pg, db), extra)
 }
 
 #[test]

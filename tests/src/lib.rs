@@ -814,6 +814,18 @@ pub fn make_tracker_sqlite(db: &Path, torrents: &[([u8; 20], i64)], pad_bytes: u
 // ---------------------------------------------------------------------------
 // MariaDB
 
+/// A database name no other test uses: `e2e_<prefix>_<pid>_<nanos>`.
+pub fn unique_db_name(prefix: &str) -> String {
+    format!(
+        "e2e_{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
 /// The throwaway MariaDB from `TEST_MARIADB_URL`.
 #[derive(Debug, Clone)]
 pub struct Maria {
@@ -879,14 +891,7 @@ impl Maria {
 
     /// Creates a uniquely named empty database; dropped with the guard.
     pub fn create_db(&self, prefix: &str) -> MariaDb {
-        let name = format!(
-            "e2e_{prefix}_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
+        let name = unique_db_name(prefix);
         self.sql(&format!("CREATE DATABASE `{name}`"));
         MariaDb {
             maria: self.clone(),
@@ -1025,14 +1030,7 @@ impl Pg {
 
     /// Creates a uniquely named empty database; dropped with the guard.
     pub fn create_db(&self, prefix: &str) -> PgDb {
-        let name = format!(
-            "e2e_{prefix}_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
+        let name = unique_db_name(prefix);
         self.sql_in("postgres", &format!("CREATE DATABASE \"{name}\""));
         PgDb {
             pg: self.clone(),

@@ -246,42 +246,30 @@ fn mariadb_defer_writes_window_never_refuses_and_publishes_one_verified_backup()
     mariadb_flow(&m, "defer-writes");
 }
 
-/// With `--single-transaction` the dump's snapshot is fixed once it prints
-/// its first table, so the tracker resumes then, while the dump streams on.
-/// The dump here is the real one followed by a 4 s tail: with a release at
-/// the end of the dump the tracker would refuse announces for over 4 s.
-#[test]
-fn mariadb_reject_tracker_resumes_while_the_dump_still_streams() {
-    let Some(m) = maria() else { return };
-    let dir = tempdir();
-    let d = dir.path();
-    let db = m.create_db("early");
-    let t = start_mysql_tracker(d, &m, &db.name, "reject");
-    let a = info_hash(12, 1);
-    complete_n(&t, &a, 1, 3);
-    let script = d.join("slow-tail-dump.sh");
-    write_script(
-        &script,
-        "#!/bin/sh\nmariadb-dump \"$@\" || exit $?\nsleep 4\n",
-    );
+/// Runs one `reject` window on `t` with a sidecar whose dump program is
+/// `script` (the real dump followed by a 4 s tail, set through `dump_var`)
+/// and checks that announces are served again before the backup is
+/// published and that the quiesced time stayed well under the tail.
+/// Returns the sidecar's environment.
+fn resumes_while_the_dump_streams(
+    t: &Tracker,
+    d: &Path,
+    db_env: Vec<(String, String)>,
+    dump_var: &str,
+    script: &Path,
+    a: &[u8; 20],
+) -> Vec<(String, String)> {
     let backups = d.join("backups");
-    let mut env = sidecar_env(&t, &backups);
-    env.extend(m.sidecar_env(&db.name));
-    set_env(
-        &mut env,
-        "MYSQL_DUMP_COMMAND",
-        &script.display().to_string(),
-    );
+    let mut env = sidecar_env(t, &backups);
+    env.extend(db_env);
+    set_env(&mut env, dump_var, &script.display().to_string());
     let _sidecar = spawn_sidecar(d, "early", &env);
 
     let id = t.api().open_window(60);
     wait_until(
         Duration::from_secs(10),
         "announces served again while the dump streams",
-        || {
-            t.status().state == State::Idle
-                && t.announce(&a, 60, "").get("failure reason").is_none()
-        },
+        || t.status().state == State::Idle && t.announce(a, 60, "").get("failure reason").is_none(),
     );
     assert!(
         published(&backups).is_empty(),
@@ -300,6 +288,35 @@ fn mariadb_reject_tracker_resumes_while_the_dump_still_streams() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    env
+}
+
+/// With `--single-transaction` the dump's snapshot is fixed once it prints
+/// its first table, so the tracker resumes then, while the dump streams on.
+/// The dump here is the real one followed by a 4 s tail: with a release at
+/// the end of the dump the tracker would refuse announces for over 4 s.
+#[test]
+fn mariadb_reject_tracker_resumes_while_the_dump_still_streams() {
+    let Some(m) = maria() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let db = m.create_db("early");
+    let t = start_mysql_tracker(d, &m, &db.name, "reject");
+    let a = info_hash(12, 1);
+    complete_n(&t, &a, 1, 3);
+    let script = d.join("slow-tail-dump.sh");
+    write_script(
+        &script,
+        "#!/bin/sh\nmariadb-dump \"$@\" || exit $?\nsleep 4\n",
+    );
+    let env = resumes_while_the_dump_streams(
+        &t,
+        d,
+        m.sidecar_env(&db.name),
+        "MYSQL_DUMP_COMMAND",
+        &script,
+        &a,
     );
     let restored = m.create_db("early_restored");
     let out = sidecar_output(&env, &["restore", "latest", "--database", &restored.name]);
@@ -421,42 +438,13 @@ fn postgres_reject_tracker_resumes_while_the_dump_still_streams() {
     let a = info_hash(12, 1);
     complete_n(&t, &a, 1, 3);
     let script = pg_dump_wrapper(d, "", "sleep 4");
-    let backups = d.join("backups");
-    let mut env = sidecar_env(&t, &backups);
-    env.extend(pg.sidecar_env(&db.name));
-    set_env(
-        &mut env,
+    resumes_while_the_dump_streams(
+        &t,
+        d,
+        pg.sidecar_env(&db.name),
         "POSTGRES_DUMP_COMMAND",
-        &script.display().to_string(),
-    );
-    let _sidecar = spawn_sidecar(d, "early", &env);
-
-    let id = t.api().open_window(60);
-    wait_until(
-        Duration::from_secs(10),
-        "announces served again while the dump streams",
-        || {
-            t.status().state == State::Idle
-                && t.announce(&a, 60, "").get("failure reason").is_none()
-        },
-    );
-    assert!(
-        published(&backups).is_empty(),
-        "the tracker resumed only after the backup was published"
-    );
-    let o = t.wait_outcome(&id, Duration::from_secs(30));
-    assert_eq!(o.outcome, Outcome::Completed, "{o:?}");
-    assert!(
-        o.quiesced_secs < 3.5,
-        "the tracker waited for the whole dump: quiesced {} s",
-        o.quiesced_secs
-    );
-    assert_eq!(published(&backups).len(), 1);
-    let out = sidecar_output(&env, &["verify", "latest"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &script,
+        &a,
     );
 }
 

@@ -127,7 +127,7 @@ fn drain_stderr(stderr: impl Read + Send + 'static) -> JoinHandle<Vec<String>> {
 
 /// Kills the process group of the dump `label` as soon as `cancel` is set;
 /// stops watching when `done` is set.
-pub(super) fn kill_on_cancel(
+fn kill_on_cancel(
     label: &'static str,
     pid: u32,
     cancel: crate::cancel::CancelToken,
@@ -144,6 +144,45 @@ pub(super) fn kill_on_cancel(
             std::thread::sleep(Duration::from_millis(100));
         }
     });
+}
+
+/// How a streamed dump child ended.
+pub(super) struct Pumped<T> {
+    /// Bytes copied from stdout into the sink, or why the copy stopped.
+    pub copied: std::io::Result<u64>,
+    /// The child's exit status.
+    pub status: std::process::ExitStatus,
+    /// What the stderr reader returned.
+    pub stderr: T,
+}
+
+/// Copies the stdout of the dump `label` (a child in its own process
+/// group) into `sink`, killing the whole group on cancellation or when the
+/// copy fails; then reaps it and joins its stderr reader.
+pub(super) fn pump<T: Default>(
+    label: &'static str,
+    child: &mut Child,
+    sink: &mut dyn std::io::Write,
+    stderr: JoinHandle<T>,
+    copy_options: &progress::CopyOptions,
+    cancel: crate::cancel::CancelToken,
+) -> anyhow::Result<Pumped<T>> {
+    let mut stdout = child.stdout.take().context("dump stdout")?;
+    let done = Arc::new(AtomicBool::new(false));
+    kill_on_cancel(label, child.id(), cancel, done.clone());
+    let copied = progress::copy(&mut stdout, sink, copy_options);
+    if copied.is_err() {
+        // SAFETY: plain syscall; a negative pid addresses the group.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    }
+    drop(stdout);
+    let status = child.wait().context("wait for dump")?;
+    done.store(true, Ordering::SeqCst);
+    Ok(Pumped {
+        copied,
+        status,
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 fn stderr_has_error(lines: &[String]) -> bool {
@@ -260,24 +299,24 @@ fn stream_dump(
     cancel: crate::cancel::CancelToken,
     consistent: std::sync::mpsc::Sender<()>,
 ) -> anyhow::Result<crate::compress::WrittenFile> {
-    let mut stdout = child.stdout.take().context("dump stdout")?;
     let stderr = drain_stderr(child.stderr.take().context("dump stderr")?);
-    let done = Arc::new(AtomicBool::new(false));
-    kill_on_cancel("mysql dump", child.id(), cancel, done.clone());
     let mut watched = MarkerWatch {
         inner: writer,
         tail: Vec::new(),
         consistent: Some(consistent),
     };
-    let copied = progress::copy(&mut stdout, &mut watched, copy_options);
-    if copied.is_err() {
-        // SAFETY: plain syscall; a negative pid addresses the group.
-        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-    }
-    drop(stdout);
-    let status = child.wait().context("wait for dump")?;
-    done.store(true, Ordering::SeqCst);
-    let errors = stderr.join().unwrap_or_default();
+    let Pumped {
+        copied,
+        status,
+        stderr: errors,
+    } = pump(
+        "mysql dump",
+        &mut child,
+        &mut watched,
+        stderr,
+        copy_options,
+        cancel,
+    )?;
     copied.context("stream mysql dump into staging")?;
     if !status.success() {
         bail!(

@@ -26,8 +26,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -35,7 +33,7 @@ use anyhow::{bail, ensure, Context};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::mysql::{find_program, kill_on_cancel};
+use super::mysql::{find_program, pump, Pumped};
 use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
 use crate::compress::{open_decoded, ArtifactWriter, WrittenFile};
 use crate::config::PostgresConfig;
@@ -317,19 +315,19 @@ fn stream_dump(
     copy_options: &progress::CopyOptions,
     cancel: crate::cancel::CancelToken,
 ) -> anyhow::Result<WrittenFile> {
-    let mut stdout = child.stdout.take().context("dump stdout")?;
     let stderr = watch_stderr(child.stderr.take().context("dump stderr")?, exporter);
-    let done = Arc::new(AtomicBool::new(false));
-    kill_on_cancel("postgres dump", child.id(), cancel, done.clone());
-    let copied = progress::copy(&mut stdout, &mut writer, copy_options);
-    if copied.is_err() {
-        // SAFETY: plain syscall; a negative pid addresses the group.
-        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-    }
-    drop(stdout);
-    let status = child.wait().context("wait for dump")?;
-    done.store(true, Ordering::SeqCst);
-    let problems = stderr.join().unwrap_or_default();
+    let Pumped {
+        copied,
+        status,
+        stderr: problems,
+    } = pump(
+        "postgres dump",
+        &mut child,
+        &mut writer,
+        stderr,
+        copy_options,
+        cancel,
+    )?;
     copied.context("stream postgres dump into staging")?;
     if !status.success() {
         bail!(

@@ -102,6 +102,30 @@ pub fn postgres_toml(pg: &Pg, db: &str) -> String {
     )
 }
 
+/// Writes `dir/sidecar.toml`: backups into `dir/backups`, then the engine
+/// `section` and `extra` lines.
+pub fn engine_config(dir: &Path, section: &str, extra: &str) -> PathBuf {
+    let cfg = dir.join("sidecar.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "backup_dir = \"{}\"\n{section}{extra}\n",
+            dir.join("backups").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Writes an executable bash script `dir/name` running `body`.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/bash\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
 /// A unique database name for one test.
 pub fn unique_db(prefix: &str) -> String {
     format!(

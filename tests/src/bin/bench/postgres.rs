@@ -4,7 +4,9 @@
 //! (stop the tracker, back up, start), all on one `torrents` table in one
 //! run; first on a small table, then on one of at least `--size-mib`.
 //!
-//! Needs the cluster of `TEST_POSTGRES_URL` (`scripts/test-postgres.sh`).
+//! Needs the cluster of `TEST_POSTGRES_URL` (`scripts/test-postgres.sh`);
+//! `BENCH_POSTGRES_DB` names an existing database to reuse for the large
+//! table (it is filled only up to the size asked, never dropped).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -227,28 +229,35 @@ pub fn run(o: &Opts) {
         );
         return;
     };
-    let db = pg.create_db("bench");
-    // The tracker creates the schema.
-    let d = subdir(o, "pg-schema");
-    let cfg = TrackerConfig::with_db(&d, Db::Postgres(pg.url(&db.name)), "reject");
-    drop(Tracker::start_with_env(&d, &cfg, &pg.tracker_env()));
-    let small = (o.size_mib / 64).max(4);
-    let (mib, _) = grow_table(&pg, &db.name, small);
+    let small_db = pg.create_db("bench_small");
+    create_schema(o, &pg, &small_db.name);
+    let (mib, _) = grow_table(&pg, &small_db.name, (o.size_mib / 64).max(4));
     measure(
         o,
         &pg,
-        &db.name,
+        &small_db.name,
         &format!("{mib:.0}MiB"),
         o.rounds.min(3),
         false,
     );
-    let (mib, _) = grow_table(&pg, &db.name, o.size_mib);
-    measure(
-        o,
-        &pg,
-        &db.name,
-        &format!("{mib:.0}MiB"),
-        o.rounds.min(3),
-        true,
-    );
+    drop(small_db);
+    // BENCH_POSTGRES_DB names a database kept between runs (filled once).
+    let (_guard, big) = match std::env::var("BENCH_POSTGRES_DB") {
+        Ok(name) if !name.is_empty() => (None, name),
+        _ => {
+            let db = pg.create_db("bench");
+            create_schema(o, &pg, &db.name);
+            let name = db.name.clone();
+            (Some(db), name)
+        }
+    };
+    let (mib, _) = grow_table(&pg, &big, o.size_mib);
+    measure(o, &pg, &big, &format!("{mib:.0}MiB"), o.rounds.min(3), true);
+}
+
+/// The tracker creates its schema on first start.
+fn create_schema(o: &Opts, pg: &Pg, db: &str) {
+    let d = subdir(o, "pg-schema");
+    let cfg = TrackerConfig::with_db(&d, Db::Postgres(pg.url(db)), "reject");
+    drop(Tracker::start_with_env(&d, &cfg, &pg.tracker_env()));
 }
