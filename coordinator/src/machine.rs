@@ -919,7 +919,7 @@ impl Machine {
         }
         self.end_pin(
             false,
-            "the window ended before a release that kept the pin",
+            "the tracker resumed without a release that kept the pin",
             now,
         );
         None
