@@ -104,6 +104,40 @@ impl Streaming {
     }
 }
 
+impl Staged {
+    /// The output of a dump engine: the artifacts finished during the
+    /// snapshot plus the stream still running, joined here.
+    pub fn join_stream(self, engine: &'static str) -> anyhow::Result<EngineOutput> {
+        let mut artifacts = self.artifacts;
+        if let Some(stream) = self.streaming {
+            artifacts.push(stream.join()?);
+        }
+        Ok(EngineOutput {
+            engine,
+            artifacts,
+            missing: self.missing,
+        })
+    }
+}
+
+/// `<program> --version` for a known dump tool (one of `known` file names);
+/// a custom command (often a wrapper script) is named, not run twice.
+pub fn dump_tool_version(program: &str, known: &[&str]) -> Option<String> {
+    let base = Path::new(program)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    if !known.contains(&base.as_str()) {
+        return Some(format!("custom dump command {program}"));
+    }
+    let out = std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
 /// Result of a finished engine.
 #[derive(Debug, Clone)]
 pub struct EngineOutput {

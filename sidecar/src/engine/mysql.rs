@@ -224,30 +224,11 @@ impl Engine for MysqlEngine {
     }
 
     fn finish(&self, _ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput> {
-        let mut artifacts = staged.artifacts;
-        if let Some(stream) = staged.streaming {
-            artifacts.push(stream.join()?);
-        }
-        Ok(EngineOutput {
-            engine: "mysql",
-            artifacts,
-            missing: Vec::new(),
-        })
+        staged.join_stream("mysql")
     }
 
     fn tool_version(&self) -> Option<String> {
-        let program = self.program().ok()?;
-        let base = Path::new(&program)
-            .file_name()?
-            .to_string_lossy()
-            .into_owned();
-        if base != "mariadb-dump" && base != "mysqldump" {
-            // A custom command (often a wrapper script) is not run twice.
-            return Some(format!("custom dump command {program}"));
-        }
-        let out = Command::new(&program).arg("--version").output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        (!text.is_empty()).then_some(text)
+        super::dump_tool_version(&self.program().ok()?, &["mariadb-dump", "mysqldump"])
     }
 }
 

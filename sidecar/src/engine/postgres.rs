@@ -282,26 +282,11 @@ impl Engine for PostgresEngine {
     }
 
     fn finish(&self, _ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput> {
-        let mut artifacts = staged.artifacts;
-        if let Some(stream) = staged.streaming {
-            artifacts.push(stream.join()?);
-        }
-        Ok(EngineOutput {
-            engine: "postgres",
-            artifacts,
-            missing: Vec::new(),
-        })
+        staged.join_stream("postgres")
     }
 
     fn tool_version(&self) -> Option<String> {
-        let program = self.program().ok()?;
-        if Path::new(&program).file_name()? != "pg_dump" {
-            // A custom command (often a wrapper script) is not run twice.
-            return Some(format!("custom dump command {program}"));
-        }
-        let out = Command::new(&program).arg("--version").output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        (!text.is_empty()).then_some(text)
+        super::dump_tool_version(&self.program().ok()?, &["pg_dump"])
     }
 }
 
