@@ -48,18 +48,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/complete", post(complete))
         .route("/windows", post(open_window))
         .route("/abort", post(abort))
-        .fallback(not_found)
         .with_state(shared);
     Router::new()
         .nest(API_PREFIX, api)
-        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(json_errors))
 }
 
 /// Turns an error answered by axum itself (a body over the limit, an
-/// extractor's plain-text rejection) into the JSON error body with a
+/// unknown path, an extractor's plain-text rejection) into the JSON error body with a
 /// stable code, like every other error of this API.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
@@ -78,10 +76,6 @@ async fn json_errors(response: Response) -> Response {
         StatusCode::NOT_FOUND => (
             ErrorCode::NotFound,
             format!("no such endpoint; see {API_PREFIX}/status"),
-        ),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            ErrorCode::MethodNotAllowed,
-            "method not allowed: reads are GET, changes are POST".to_string(),
         ),
         s if s.is_server_error() => (ErrorCode::Internal, format!("internal error ({s})")),
         s => (ErrorCode::InvalidRequest, format!("invalid request ({s})")),
@@ -124,13 +118,6 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
-
-async fn not_found() -> ApiError {
-    ApiError::new(
-        ErrorCode::NotFound,
-        format!("no such endpoint; see {API_PREFIX}/status"),
-    )
-}
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
@@ -222,16 +209,15 @@ async fn health(AxumState(shared): AxumState<Arc<Shared>>) -> Json<HealthRespons
 }
 
 async fn metrics(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    let (state, pinned) = shared.read(|m| (m.state(), m.has_pin()));
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        shared.metrics.render(
-            shared.read(|m| m.state()),
-            shared.read(|m| m.pin_status().is_some()),
-            shared.hooks.wal_bytes(),
-        ),
+        shared
+            .metrics
+            .render(state, pinned, shared.hooks.wal_bytes()),
     )
         .into_response()
 }

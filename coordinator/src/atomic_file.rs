@@ -72,7 +72,12 @@ mod tests {
         let blocked = dir.path().join("d");
         fs::create_dir_all(blocked.join("x")).unwrap();
         assert!(replace(&blocked, b"new").is_err());
-        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert!(
+            blocked.join("x").is_dir(),
+            "the replaced target must be untouched"
+        );
+        // No temp file is left beside the two entries that were there.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(fs::read(&path).unwrap(), b"old");
     }
 }

@@ -206,6 +206,11 @@ impl Machine {
         })
     }
 
+    /// True while the tracker holds a snapshot pin.
+    pub(crate) fn has_pin(&self) -> bool {
+        self.pin.is_some()
+    }
+
     pub(crate) fn pin_status(&self) -> Option<PinStatus> {
         self.pin.as_ref().map(|p| PinStatus {
             window_id: p.info.window_id.clone(),
@@ -500,40 +505,36 @@ impl Machine {
         id: &WindowId,
         now: DateTime<Utc>,
     ) -> Result<UnpinResponse, Rejection> {
-        let lost = |end: &PinEnd| {
-            reject(
-                ErrorCode::PinLost,
-                format!(
-                    "the pin of window {id} ended before the read was confirmed ({}); abandon the backup",
-                    end.reason
-                ),
-            )
-        };
-        let current = self.pin.as_ref().filter(|p| &p.info.window_id == id);
-        match current.map(|p| p.ending.clone()) {
-            Some(None) => {
+        // How this window's pin ended: the live pin's decided end, or the
+        // last ended pin's; `None` when it is live and undecided, or unknown.
+        let ending = match self.pin.as_ref().filter(|p| &p.info.window_id == id) {
+            Some(pin) if pin.ending.is_none() => {
                 let held_secs = self.end_pin(true, "unpinned: the sidecar finished reading", now);
                 return Ok(UnpinResponse {
                     window_id: id.clone(),
                     held_secs,
                 });
             }
-            Some(Some(end)) if end.by_sidecar => {
-                return Ok(UnpinResponse {
-                    window_id: id.clone(),
-                    held_secs: end.held_secs,
-                })
-            }
-            Some(Some(end)) => return Err(lost(&end)),
-            None => {}
-        }
-        match &self.last_pin_end {
-            Some((last, end)) if last == id && end.by_sidecar => Ok(UnpinResponse {
+            Some(pin) => pin.ending.clone(),
+            None => self
+                .last_pin_end
+                .as_ref()
+                .filter(|(last, _)| last == id)
+                .map(|(_, end)| end.clone()),
+        };
+        match ending {
+            Some(end) if end.by_sidecar => Ok(UnpinResponse {
                 window_id: id.clone(),
                 held_secs: end.held_secs,
             }),
-            Some((last, end)) if last == id => Err(lost(end)),
-            _ if self.find_outcome(id).is_some()
+            Some(end) => Err(reject(
+                ErrorCode::PinLost,
+                format!(
+                    "the pin of window {id} ended before the read was confirmed ({}); abandon the backup",
+                    end.reason
+                ),
+            )),
+            None if self.find_outcome(id).is_some()
                 || self.released.as_ref().is_some_and(|r| &r.window_id == id)
                 || self
                     .active
@@ -545,7 +546,7 @@ impl Machine {
                     format!("window {id} holds no pin; the tracker did not offer one at claim"),
                 ))
             }
-            _ => Err(self.stale(id)),
+            None => Err(self.stale(id)),
         }
     }
 

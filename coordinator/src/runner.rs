@@ -93,7 +93,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         .flatten()
         .min();
         tokio::select! {
-            _ = sleep_until(wake_at) => {}
+            _ = tokio::time::sleep(wall_wait(wake_at)) => {}
             _ = shared.wake.notified() => {}
             _ = shutdown.changed() => {}
         }
@@ -341,19 +341,22 @@ async fn must_end(shared: &Shared, opened: Instant) {
         if next == Next::Resume {
             return;
         }
+        // One timer: the nearer of the wall-clock deadline and the
+        // monotonic cap (each bounded by MAX_SLEEP).
         let until_cap = cap.map_or(MAX_SLEEP, |c| c.saturating_sub(elapsed));
         tokio::select! {
-            _ = sleep_until(deadline) => {}
-            _ = tokio::time::sleep(until_cap) => {}
+            _ = tokio::time::sleep(wall_wait(deadline).min(until_cap)) => {}
             _ = shared.wake.notified() => {}
         }
     }
 }
 
-async fn sleep_until(at: Option<DateTime<Utc>>) {
+/// How long to sleep until the wall-clock instant `at`, at most
+/// [`MAX_SLEEP`] (so a stepped clock is re-read in time).
+fn wall_wait(at: Option<DateTime<Utc>>) -> Duration {
     let wait = match at {
         Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
         None => MAX_SLEEP,
     };
-    tokio::time::sleep(wait.min(MAX_SLEEP)).await;
+    wait.min(MAX_SLEEP)
 }

@@ -161,6 +161,9 @@ fn enums_use_their_documented_names() {
         ErrorCode::WindowBusy,
         ErrorCode::InvalidRequest,
         ErrorCode::PinLost,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::BodyTooLarge,
         ErrorCode::Internal,
     ] {
         assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));

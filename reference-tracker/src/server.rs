@@ -173,6 +173,9 @@ fn check_database_folder(db: &crate::config::DatabaseConfig) -> Result<(), RunEr
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
+    // A missing folder is created, as the store always did; only one that
+    // exists but cannot be written stops start-up.
+    let _ = std::fs::create_dir_all(&folder);
     maintenance_preflight::writable_dir("the folder of core.database.path", &folder)
         .map_err(|e| RunError::from(e.to_string()))
 }

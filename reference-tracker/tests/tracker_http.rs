@@ -207,6 +207,27 @@ async fn health_check_answers_on_both_listeners() {
     t.stop();
 }
 
+#[tokio::test]
+async fn a_missing_database_folder_is_created_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("storage/tracker/lib/database/sqlite3.db");
+    let config = sqlite_config(dir.path(), "reject").replace(
+        &format!("path = \"{}\"", dir.path().join("tracker.db").display()),
+        &format!("path = \"{}\"", db.display()),
+    );
+    assert!(config.contains("storage/tracker/lib"), "{config}");
+    let t = start(dir.path(), &config);
+    let resp = t
+        .client
+        .get(format!("http://{}/health_check", t.health))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(db.parent().unwrap().is_dir());
+    t.stop();
+}
+
 #[test]
 fn help_and_bad_config_are_answered() {
     let bin = env!("CARGO_BIN_EXE_reference-tracker");

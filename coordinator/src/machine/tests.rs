@@ -476,7 +476,8 @@ fn a_release_without_keep_pin_ends_the_pin_before_resume() {
     assert_eq!(m.pin_at_resume(at(9)), None);
     assert!(m.pin_to_drop().is_some());
     assert_eq!(m.pin_dropped(), Some(8.0));
-    // The sidecar's pin was not kept, so a late unpin cannot confirm it.
+    // A release without keep_pin means the sidecar finished reading, so a
+    // late unpin confirms the pin with the time it was held.
     assert_eq!(m.unpin(&id, at(10)).unwrap().held_secs, 8.0);
 }
 
