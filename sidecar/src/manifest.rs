@@ -72,15 +72,27 @@ impl Manifest {
             std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
         let manifest: Manifest =
             serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
-        for a in &manifest.artifacts {
-            check_artifact_path(&a.path).with_context(|| format!("{}", path.display()))?;
-        }
+        manifest.check_paths(&path.display().to_string())?;
         Ok(manifest)
     }
 
-    /// Parses a manifest (as read from a remote).
+    /// Parses a manifest (as read from a remote, `what` naming it in
+    /// errors), with the same artifact-path check as [`Manifest::load`], so
+    /// a fetch never writes a file outside the folder it downloads into.
     pub fn from_json(text: &[u8], what: &str) -> anyhow::Result<Manifest> {
-        serde_json::from_slice(text).with_context(|| format!("parse {what}"))
+        let manifest: Manifest =
+            serde_json::from_slice(text).with_context(|| format!("parse {what}"))?;
+        manifest.check_paths(what)?;
+        Ok(manifest)
+    }
+
+    /// Every artifact path must pass [`check_artifact_path`]; `what` names
+    /// the manifest in the error.
+    fn check_paths(&self, what: &str) -> anyhow::Result<()> {
+        for a in &self.artifacts {
+            check_artifact_path(&a.path).with_context(|| what.to_owned())?;
+        }
+        Ok(())
     }
 
     /// Writes `dir/manifest.json` and fsyncs it.
