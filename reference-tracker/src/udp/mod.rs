@@ -17,7 +17,7 @@ pub mod connection;
 pub mod wire;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::AddAssign;
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
@@ -34,24 +34,38 @@ pub const MAX_PACKET: usize = 2048;
 /// Error text for a missing, forged or expired connection id.
 pub const BAD_CONNECTION_ID: &str = "connection id is invalid or expired: send a new connect";
 
-/// Counters of one UDP listener.
-#[derive(Debug, Default)]
-pub struct UdpStats {
-    /// Requests answered with a connect, announce or scrape response.
-    pub answered: AtomicU64,
-    /// Requests answered with an error packet (malformed, bad connection
-    /// id, or refused by a maintenance window).
-    pub errors: AtomicU64,
-    /// Datagrams dropped without an answer (not tracker requests).
-    pub dropped: AtomicU64,
-}
-
 /// Shared by the workers of one listener.
 pub struct UdpTracker {
     tracker: Arc<Tracker>,
     ids: ConnectionIds,
-    /// This listener's counters.
-    pub stats: UdpStats,
+}
+
+/// Datagrams one worker handled, by [`Outcome`]; each worker counts its
+/// own and [`UdpTracker::serve`] sums them for the shutdown log, so no
+/// counter is shared between workers.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    answered: u64,
+    errors: u64,
+    dropped: u64,
+}
+
+impl Counts {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Answered => self.answered += 1,
+            Outcome::Error => self.errors += 1,
+            Outcome::Dropped => self.dropped += 1,
+        }
+    }
+}
+
+impl AddAssign for Counts {
+    fn add_assign(&mut self, other: Counts) {
+        self.answered += other.answered;
+        self.errors += other.errors;
+        self.dropped += other.dropped;
+    }
 }
 
 /// What [`UdpTracker::handle`] decided about one datagram.
@@ -68,30 +82,17 @@ pub enum Outcome {
 impl UdpTracker {
     /// A UDP front end over `tracker`, with fresh random connection-id keys.
     pub fn new(tracker: Arc<Tracker>) -> Result<Self, getrandom::Error> {
-        Ok(Self::with_ids(tracker, ConnectionIds::new()?))
-    }
-
-    /// Same, with given connection ids (tests).
-    pub fn with_ids(tracker: Arc<Tracker>, ids: ConnectionIds) -> Self {
-        UdpTracker {
+        Ok(UdpTracker {
             tracker,
-            ids,
-            stats: UdpStats::default(),
-        }
+            ids: ConnectionIds::new()?,
+        })
     }
 
     /// Handles one datagram from `from`, writing the reply (if any) into
     /// `out` (cleared first).
     pub fn handle(&self, packet: &[u8], from: SocketAddr, out: &mut Vec<u8>) -> Outcome {
         out.clear();
-        let outcome = self.respond(packet, from, out);
-        let counter = match outcome {
-            Outcome::Answered => &self.stats.answered,
-            Outcome::Error => &self.stats.errors,
-            Outcome::Dropped => &self.stats.dropped,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        outcome
+        self.respond(packet, from, out)
     }
 
     fn respond(&self, packet: &[u8], from: SocketAddr, out: &mut Vec<u8>) -> Outcome {
@@ -158,40 +159,58 @@ impl UdpTracker {
     ) {
         let socket = Arc::new(socket);
         let tasks: Vec<_> = (0..workers.max(1))
-            .map(|_| {
-                let (me, socket, mut stop) = (self.clone(), socket.clone(), stop.clone());
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; MAX_PACKET];
-                    let mut out = Vec::with_capacity(MAX_PACKET);
-                    loop {
-                        let (n, from) = tokio::select! {
-                            r = socket.recv_from(&mut buf) => match r {
-                                Ok(x) => x,
-                                Err(e) => {
-                                    // E.g. ICMP port unreachable reported on Linux; not fatal.
-                                    tracing::trace!(error = %e, "udp receive error");
-                                    continue;
-                                }
-                            },
-                            _ = stop.wait_for(|s| *s) => break,
-                        };
-                        if me.handle(&buf[..n], from, &mut out) != Outcome::Dropped {
-                            if let Err(e) = socket.send_to(&out, from).await {
-                                tracing::trace!(%from, error = %e, "udp send failed");
-                            }
-                        }
-                    }
-                })
-            })
+            .map(|_| tokio::spawn(self.clone().worker(socket.clone(), stop.clone())))
             .collect();
+        let mut total = Counts::default();
         for t in tasks {
-            let _ = t.await;
+            if let Ok(counts) = t.await {
+                total += counts;
+            }
         }
         tracing::info!(
-            answered = self.stats.answered.load(Ordering::Relaxed),
-            errors = self.stats.errors.load(Ordering::Relaxed),
-            dropped = self.stats.dropped.load(Ordering::Relaxed),
+            answered = total.answered,
+            errors = total.errors,
+            dropped = total.dropped,
             "udp tracker stopped"
         );
+    }
+
+    /// One worker: receives, answers and counts datagrams until `stop`
+    /// turns true.
+    async fn worker(
+        self: Arc<Self>,
+        socket: Arc<UdpSocket>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Counts {
+        let mut buf = vec![0u8; MAX_PACKET];
+        let mut out = Vec::with_capacity(MAX_PACKET);
+        let mut counts = Counts::default();
+        // Built once: a fresh wait per datagram would take the watch's lock
+        // and register a waiter for every packet. Polled first, so a
+        // steady stream of datagrams cannot keep the worker from stopping.
+        let stopped = stop.wait_for(|s| *s);
+        tokio::pin!(stopped);
+        loop {
+            let (n, from) = tokio::select! {
+                biased;
+                _ = &mut stopped => break,
+                r = socket.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // E.g. ICMP port unreachable reported on Linux; not fatal.
+                        tracing::trace!(error = %e, "udp receive error");
+                        continue;
+                    }
+                },
+            };
+            let outcome = self.handle(&buf[..n], from, &mut out);
+            counts.count(outcome);
+            if outcome != Outcome::Dropped {
+                if let Err(e) = socket.send_to(&out, from).await {
+                    tracing::trace!(%from, error = %e, "udp send failed");
+                }
+            }
+        }
+        counts
     }
 }
