@@ -355,12 +355,29 @@ fn server_killed_mid_upload_never_leaves_a_complete_remote_backup() {
         out.status.success(),
         "local backup intact after the failed upload"
     );
+    // The manifest goes last, so the killed server never received it: no
+    // complete backup ever existed remotely.
+    let requests = s3.log_text();
+    let put = |l: &&str| l.contains("\"PUT ");
+    assert!(
+        requests
+            .lines()
+            .filter(put)
+            .any(|l| l.contains("partNumber=")),
+        "no part upload in the server's request log:\n{requests}"
+    );
+    assert!(
+        !requests
+            .lines()
+            .filter(put)
+            .any(|l| l.contains("/manifest.json")),
+        "the manifest was uploaded before the parts finished:\n{requests}"
+    );
 
-    // The server is back (empty, like a replaced node): nothing complete.
+    // The server is back (empty, like a replaced node) and answers again.
     s3.restart();
     let out = sidecar(&env, &["list", "--remote"]);
-    assert!(out.status.success());
-    assert!(!text(&out).contains("complete"), "{}", text(&out));
+    assert!(out.status.success(), "{}", text(&out));
 
     // 2. Killed and back while the sidecar retries: the retry succeeds.
     set(&mut env, "BACKUP_REMOTE_ATTEMPTS", "10");
