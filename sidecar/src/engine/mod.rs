@@ -10,6 +10,7 @@
 pub mod files;
 pub mod mysql;
 pub mod postgres;
+pub mod process;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

@@ -19,13 +19,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use super::process::{find_program, pump, Pumped};
 use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
 use crate::compress::{open_decoded, ArtifactWriter};
 use crate::config::MysqlConfig;
@@ -48,15 +46,6 @@ pub const TRAILER: &str = "-- Dump completed";
 #[derive(Debug, Clone)]
 pub struct MysqlEngine {
     cfg: MysqlConfig,
-}
-
-/// Finds the first program of `candidates` on `PATH`.
-pub fn find_program(candidates: &[&str]) -> Option<String> {
-    let path = std::env::var_os("PATH")?;
-    candidates
-        .iter()
-        .find(|c| std::env::split_paths(&path).any(|d| d.join(c).is_file()))
-        .map(|c| c.to_string())
 }
 
 /// Builds a command for a MySQL tool with connection options and the
@@ -122,66 +111,6 @@ fn drain_stderr(stderr: impl Read + Send + 'static) -> JoinHandle<Vec<String>> {
             }
         }
         lines
-    })
-}
-
-/// Kills the process group of the dump `label` as soon as `cancel` is set;
-/// stops watching when `done` is set.
-fn kill_on_cancel(
-    label: &'static str,
-    pid: u32,
-    cancel: crate::cancel::CancelToken,
-    done: Arc<AtomicBool>,
-) {
-    std::thread::spawn(move || {
-        while !done.load(Ordering::SeqCst) {
-            if cancel.is_cancelled() {
-                tracing::warn!("{label} cancelled: killing process group {pid}");
-                // SAFETY: plain syscall; a negative pid addresses the group.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
-}
-
-/// How a streamed dump child ended.
-pub(super) struct Pumped<T> {
-    /// Bytes copied from stdout into the sink, or why the copy stopped.
-    pub copied: std::io::Result<u64>,
-    /// The child's exit status.
-    pub status: std::process::ExitStatus,
-    /// What the stderr reader returned.
-    pub stderr: T,
-}
-
-/// Copies the stdout of the dump `label` (a child in its own process
-/// group) into `sink`, killing the whole group on cancellation or when the
-/// copy fails; then reaps it and joins its stderr reader.
-pub(super) fn pump<T: Default>(
-    label: &'static str,
-    child: &mut Child,
-    sink: &mut dyn std::io::Write,
-    stderr: JoinHandle<T>,
-    copy_options: &progress::CopyOptions,
-    cancel: crate::cancel::CancelToken,
-) -> anyhow::Result<Pumped<T>> {
-    let mut stdout = child.stdout.take().context("dump stdout")?;
-    let done = Arc::new(AtomicBool::new(false));
-    kill_on_cancel(label, child.id(), cancel, done.clone());
-    let copied = progress::copy(&mut stdout, sink, copy_options);
-    if copied.is_err() {
-        // SAFETY: plain syscall; a negative pid addresses the group.
-        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-    }
-    drop(stdout);
-    let status = child.wait().context("wait for dump")?;
-    done.store(true, Ordering::SeqCst);
-    Ok(Pumped {
-        copied,
-        status,
-        stderr: stderr.join().unwrap_or_default(),
     })
 }
 

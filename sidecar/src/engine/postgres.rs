@@ -22,10 +22,10 @@
 //! never argv; the dump runs in its own process group, killed as a whole on
 //! cancellation; a partial file dies with the staging folder.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -33,9 +33,9 @@ use anyhow::{bail, ensure, Context};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::mysql::{find_program, pump, Pumped};
+use super::process::{self, find_program, pump, Fed, Pumped};
 use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
-use crate::compress::{open_decoded, ArtifactWriter, WrittenFile};
+use crate::compress::{ArtifactWriter, WrittenFile};
 use crate::config::PostgresConfig;
 use crate::crypt::Identities;
 use crate::progress;
@@ -344,33 +344,14 @@ fn feed(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {what} (is pg_restore on PATH?)"))?;
-    let mut out = child.stdout.take().context("stdout")?;
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = child.stderr.take().context("stderr")?;
-    let err = std::thread::spawn(move || {
-        BufReader::new(err)
-            .lines()
-            .map_while(Result::ok)
-            .take(50)
-            .collect::<Vec<_>>()
-    });
-    let mut stdin = child.stdin.take().context("stdin")?;
-    let copied = progress::copy(
-        &mut open_decoded(artifact, keys)?,
-        &mut stdin,
-        &progress::operator_copy(what, None),
-    )
-    .and_then(|_| stdin.flush());
-    drop(stdin);
-    let status: ExitStatus = child.wait()?;
-    let errors = err.join().unwrap_or_default();
-    let stdout = out.join().unwrap_or_default();
+    let Fed {
+        copied,
+        status,
+        stderr,
+        stdout,
+    } = process::feed(&mut child, artifact, keys, what)?;
     if !status.success() {
-        bail!("{what} failed ({status}): {}", errors.join(" | "));
+        bail!("{what} failed ({status}): {}", stderr.join(" | "));
     }
     match copied {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

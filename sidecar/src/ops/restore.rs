@@ -17,7 +17,7 @@
 //! checked, so by default only the cheap [`header_check`] runs; `--check
 //! full` (and any manifest without that record) runs the full check.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
@@ -25,10 +25,10 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context};
 use maintenance_proto::Artifact;
 
-use crate::compress::open_decoded;
 use crate::config::{MysqlConfig, PostgresConfig};
 use crate::crypt::{self, Identities};
-use crate::engine::mysql::{find_program, tool_command};
+use crate::engine::mysql::tool_command;
+use crate::engine::process::{feed, find_program};
 use crate::engine::sqlite::{self, header_check, integrity_check};
 use crate::hashing::sha256_file;
 use crate::manifest::Manifest;
@@ -347,32 +347,15 @@ fn restore_mysql(
         .stderr(Stdio::piped())
         .spawn()
         .context("start mysql client")?;
-    let stderr = child.stderr.take().context("client stderr")?;
-    let errs = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .take(50)
-            .collect::<Vec<_>>()
-    });
-    let mut stdin = child.stdin.take().context("client stdin")?;
-    let copied = crate::progress::copy(
-        &mut open_decoded(artifact, keys)?,
-        &mut stdin,
-        &crate::progress::operator_copy("mysql restore", None),
-    );
-    let flushed = stdin.flush();
-    drop(stdin);
-    let status = child.wait()?;
-    let errors = errs.join().unwrap_or_default();
-    if !status.success() {
+    let fed = feed(&mut child, artifact, keys, "mysql restore")?;
+    if !fed.status.success() {
         bail!(
-            "mysql restore into {db} failed ({status}): {}",
-            errors.join(" | ")
+            "mysql restore into {db} failed ({}): {}",
+            fed.status,
+            fed.stderr.join(" | ")
         );
     }
-    let bytes = copied.context("stream dump into client")?;
-    flushed?;
+    let bytes = fed.copied.context("stream dump into client")?;
     Ok(format!(
         "restored MySQL dump into database {db} ({bytes} bytes of SQL)"
     ))

@@ -1,0 +1,148 @@
+//! Child processes of the dump engines and of restores: finding a program
+//! on `PATH`, pumping a dump child's stdout into an artifact (killing its
+//! process group on cancellation), and streaming a decoded artifact into a
+//! child's stdin (`pg_restore`, the `mysql` client).
+//!
+//! The MySQL and PostgreSQL engines and the restore command all run their
+//! tools the same way; this keeps the pipe, reaping and kill logic in one
+//! place while each caller words its own errors.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::compress::open_decoded;
+use crate::crypt::Identities;
+use crate::progress;
+
+/// Finds the first program of `candidates` on `PATH`.
+pub fn find_program(candidates: &[&str]) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    candidates
+        .iter()
+        .find(|c| std::env::split_paths(&path).any(|d| d.join(c).is_file()))
+        .map(|c| c.to_string())
+}
+
+/// Kills the process group of the dump `label` as soon as `cancel` is set;
+/// stops watching when `done` is set.
+fn kill_on_cancel(
+    label: &'static str,
+    pid: u32,
+    cancel: crate::cancel::CancelToken,
+    done: Arc<AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        while !done.load(Ordering::SeqCst) {
+            if cancel.is_cancelled() {
+                tracing::warn!("{label} cancelled: killing process group {pid}");
+                // SAFETY: plain syscall; a negative pid addresses the group.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}
+
+/// How a streamed dump child ended.
+pub(super) struct Pumped<T> {
+    /// Bytes copied from stdout into the sink, or why the copy stopped.
+    pub copied: std::io::Result<u64>,
+    /// The child's exit status.
+    pub status: ExitStatus,
+    /// What the stderr reader returned.
+    pub stderr: T,
+}
+
+/// Copies the stdout of the dump `label` (a child in its own process
+/// group) into `sink`, killing the whole group on cancellation or when the
+/// copy fails; then reaps it and joins its stderr reader.
+pub(super) fn pump<T: Default>(
+    label: &'static str,
+    child: &mut Child,
+    sink: &mut dyn Write,
+    stderr: JoinHandle<T>,
+    copy_options: &progress::CopyOptions,
+    cancel: crate::cancel::CancelToken,
+) -> anyhow::Result<Pumped<T>> {
+    let mut stdout = child.stdout.take().context("dump stdout")?;
+    let done = Arc::new(AtomicBool::new(false));
+    kill_on_cancel(label, child.id(), cancel, done.clone());
+    let copied = progress::copy(&mut stdout, sink, copy_options);
+    if copied.is_err() {
+        // SAFETY: plain syscall; a negative pid addresses the group.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    }
+    drop(stdout);
+    let status = child.wait().context("wait for dump")?;
+    done.store(true, Ordering::SeqCst);
+    Ok(Pumped {
+        copied,
+        status,
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// How a child fed by [`feed`] ended.
+pub struct Fed {
+    /// Decoded bytes written (and flushed) into the child's stdin, or why
+    /// the writing stopped (`BrokenPipe` when the child stopped reading).
+    pub copied: std::io::Result<u64>,
+    /// The child's exit status.
+    pub status: ExitStatus,
+    /// Its first 50 stderr lines.
+    pub stderr: Vec<String>,
+    /// Its stdout when that was piped (empty otherwise).
+    pub stdout: String,
+}
+
+/// Streams the decoded `artifact` into the stdin of `child` (spawned with
+/// stdin and stderr piped, stdout piped to collect it or not), showing
+/// progress as `label`; then reaps it. The caller judges the result: a
+/// reader that may stop early accepts a `BrokenPipe` when it exits 0.
+pub fn feed(
+    child: &mut Child,
+    artifact: &Path,
+    keys: Option<&Identities>,
+    label: &str,
+) -> anyhow::Result<Fed> {
+    let stdout = child.stdout.take().map(|mut out| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        })
+    });
+    let err = child.stderr.take().context("stderr")?;
+    let err = std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .take(50)
+            .collect::<Vec<_>>()
+    });
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let copied = progress::copy(
+        &mut open_decoded(artifact, keys)?,
+        &mut stdin,
+        &progress::operator_copy(label, None),
+    )
+    .and_then(|n| stdin.flush().map(|()| n));
+    drop(stdin);
+    let status = child.wait()?;
+    Ok(Fed {
+        copied,
+        status,
+        stderr: err.join().unwrap_or_default(),
+        stdout: stdout
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default(),
+    })
+}
