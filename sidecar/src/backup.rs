@@ -194,10 +194,7 @@ fn run_inner(
     started: Instant,
 ) -> anyhow::Result<Published> {
     let engines = engine::from_config(cfg);
-    anyhow::ensure!(
-        !engines.is_empty(),
-        "no engine is enabled: set SQLITE_DATABASE_PATH, BACKUP_MYSQL_ENABLED/MYSQL_DATABASE, BACKUP_POSTGRES_ENABLED/POSTGRES_DATABASE or BACKUP_PATHS_FILE"
-    );
+    anyhow::ensure!(!engines.is_empty(), crate::config::NO_ENGINE);
     let started_at = Utc::now();
     let staging = Staging::create(&cfg.backup_dir, started_at)?;
     let sealing = cfg

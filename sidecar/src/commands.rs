@@ -23,7 +23,10 @@ pub fn require_engine(cfg: &Config, command: &str) -> Result<(), ExitCode> {
     if cfg.any_engine() {
         return Ok(());
     }
-    eprintln!("maintenance-sidecar {command}: no engine is enabled (set SQLITE_DATABASE_PATH, BACKUP_MYSQL_ENABLED or BACKUP_PATHS_FILE)");
+    eprintln!(
+        "maintenance-sidecar {command}: {}",
+        crate::config::NO_ENGINE
+    );
     Err(ExitCode::from(EXIT_USAGE))
 }
 

@@ -205,13 +205,10 @@ pub fn keygen(path: &Path) -> anyhow::Result<String> {
     use anyhow::Context;
     let id = x25519::Identity::generate();
     let public = id.to_public().to_string();
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = crate::fsutil::parent_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".age-identity-")
-        .tempfile_in(parent)
+        .tempfile_in(&parent)
         .with_context(|| format!("create a file in {}", parent.display()))?;
     writeln!(
         tmp,
@@ -223,7 +220,7 @@ pub fn keygen(path: &Path) -> anyhow::Result<String> {
     tmp.persist_noclobber(path).map_err(|e| {
         anyhow::anyhow!("{}: {} (it is never overwritten)", path.display(), e.error)
     })?;
-    crate::fsutil::sync_dir(parent)?;
+    crate::fsutil::sync_dir(&parent)?;
     Ok(public)
 }
 

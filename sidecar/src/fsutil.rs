@@ -5,7 +5,16 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The folder holding `path` (`.` for a bare file name), where a temporary
+/// file that replaces it is created and which is fsynced after the rename.
+pub fn parent_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned()
+}
 
 /// Flushes a file's data and metadata to disk.
 pub fn sync_file(path: &Path) -> io::Result<()> {

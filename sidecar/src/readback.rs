@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::ensure;
 use maintenance_proto::Artifact;
 
-use crate::compress::decoder;
+use crate::compress::decode_stream;
 use crate::config::Compression;
 use crate::hashing::{HashingReader, Tally};
 
@@ -39,22 +39,17 @@ impl Readback {
         artifact: &Artifact,
         keys: Option<&crate::crypt::Identities>,
     ) -> anyhow::Result<Readback> {
-        let kind = Compression::from_path(path).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: not a .zst or .gz file; the manifest names an artifact no engine writes",
-                path.display()
-            )
-        })?;
+        ensure!(
+            Compression::from_path(path).is_some(),
+            "{}: not a .zst or .gz file; the manifest names an artifact no engine writes",
+            path.display()
+        );
         let file = File::open(path)
             .map_err(|e| anyhow::anyhow!("open artifact {}: {e}", path.display()))?;
         let hashing = HashingReader::new(io::BufReader::with_capacity(READ_BUFFER, file));
         let tally = hashing.tally();
         Ok(Readback {
-            decoded: if crate::crypt::is_encrypted(path) {
-                crate::compress::decode_stream(path, hashing, keys)?
-            } else {
-                decoder(kind, hashing)?
-            },
+            decoded: decode_stream(path, hashing, keys)?,
             tally,
             name: artifact.path.clone(),
             size_bytes: artifact.size_bytes,

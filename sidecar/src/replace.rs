@@ -15,19 +15,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::fsutil::parent_dir;
+
 /// A file being written that will atomically replace `target`.
 pub struct Replacement {
     tmp: tempfile::NamedTempFile,
     target: PathBuf,
     dir: PathBuf,
-}
-
-/// The folder holding `path` (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> PathBuf {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_owned()
 }
 
 impl Replacement {

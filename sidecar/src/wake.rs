@@ -12,7 +12,7 @@
 //! wake-up, and waking on its own reads made an idle sidecar spin.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use maintenance_proto::ReadinessDocument;
@@ -76,11 +76,7 @@ impl ReadyFileWatch {
             return;
         }
         let Some(path) = &self.path else { return };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned();
+        let dir = crate::fsutil::parent_dir(path);
         if !dir.is_dir() {
             return;
         }

@@ -137,7 +137,9 @@ fn apply_server(
     Ok(())
 }
 
-fn env_secret(
+/// A secret from `key`, else from the file named by `file_key` (e.g. a
+/// Docker secret); `None` when neither is set.
+pub(super) fn env_secret(
     get: &dyn Fn(&str) -> Option<String>,
     key: &str,
     file_key: &str,

@@ -234,7 +234,8 @@ impl Config {
         Ok(cfg)
     }
 
-    /// True when at least one engine is enabled.
+    /// True when at least one engine is enabled (otherwise the error is
+    /// [`NO_ENGINE`]).
     pub fn any_engine(&self) -> bool {
         self.sqlite.enabled
             || self.mysql.enabled
@@ -242,6 +243,12 @@ impl Config {
             || self.files.paths_file.is_some()
     }
 }
+
+/// The error when [`Config::any_engine`] is false, naming every way to
+/// enable one.
+pub const NO_ENGINE: &str = "no engine is enabled: set SQLITE_DATABASE_PATH, \
+    BACKUP_MYSQL_ENABLED/MYSQL_DATABASE, BACKUP_POSTGRES_ENABLED/POSTGRES_DATABASE \
+    or BACKUP_PATHS_FILE";
 
 fn validate(cfg: &Config) -> Result<(), ConfigError> {
     offsite::validate(&cfg.remote)?;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::env::env_secret;
 use super::parse;
 use super::{ConfigError, Secret};
 use crate::crypt::Recipients;
@@ -162,19 +163,6 @@ pub fn resolve_remote(raw: RawRemote) -> Result<RemoteConfig, ConfigError> {
     })
 }
 
-fn secret_env(
-    get: &dyn Fn(&str) -> Option<String>,
-    key: &str,
-) -> Result<Option<Secret>, ConfigError> {
-    if let Some(v) = get(key) {
-        return Ok(Some(Secret::new(v)));
-    }
-    let file_key = format!("{key}_FILE");
-    get(&file_key)
-        .map(|f| parse::secret_file(&file_key, &f))
-        .transpose()
-}
-
 /// Overlays the environment.
 pub fn apply_env(
     enc: &mut EncryptionConfig,
@@ -205,10 +193,10 @@ pub fn apply_env(
     // a compose file can always point AWS_SECRET_ACCESS_KEY_FILE at its
     // (possibly empty) Docker secret.
     if matches!(remote.location, Some(RemoteLocation::S3 { .. })) {
-        if let Some(v) = secret_env(get, "AWS_ACCESS_KEY_ID")? {
+        if let Some(v) = env_secret(get, "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID_FILE")? {
             remote.access_key_id = Some(v);
         }
-        if let Some(v) = secret_env(get, "AWS_SECRET_ACCESS_KEY")? {
+        if let Some(v) = env_secret(get, "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY_FILE")? {
             remote.secret_access_key = Some(v);
         }
     }
