@@ -4,7 +4,8 @@
 //! verified" for a folder holding no artifact and `restore` restore the
 //! outside file. Both must now refuse, naming the bad path. The same holds
 //! for a manifest read from a remote: `restore --remote` once downloaded an
-//! artifact named `../../x` outside the folder it fetched into.
+//! artifact named `../../x` outside the folder it fetched into, and a remote
+//! manifest naming the backup `../../evil` made it fetch into that folder.
 
 mod common;
 
@@ -89,65 +90,133 @@ fn verify_and_restore_refuse_artifact_paths_outside_the_backup_folder() {
     }
 }
 
+/// A SQLite backup made with a `file://` remote, as the remote holds it.
+struct RemoteBackup {
+    dir: tempfile::TempDir,
+    cfg: std::path::PathBuf,
+    remote: maintenance_sidecar::remote::Remote,
+    rt: tokio::runtime::Runtime,
+    /// The backup's name (its folder, locally and on the remote).
+    name: String,
+    /// Its manifest as uploaded.
+    manifest: serde_json::Value,
+    /// The local backup folder's entries.
+    before: Vec<std::ffi::OsString>,
+}
+
+impl RemoteBackup {
+    fn new() -> RemoteBackup {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let db = d.join("tracker.db");
+        make_sqlite(&db, 20);
+        let url = format!("file://{}", d.join("remote").display());
+        let cfg = config_with(d, &db, &format!("[remote]\nurl = \"{url}\"\n"));
+        assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+        let backups = d.join("backups");
+        let name = published(&backups)
+            .remove(0)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let config = maintenance_sidecar::config::Config::load(Some(&cfg)).unwrap();
+        let remote = maintenance_sidecar::remote::Remote::required(&config.remote).unwrap();
+        let text = std::fs::read_to_string(d.join("remote").join(&name).join("manifest.json"));
+        RemoteBackup {
+            manifest: serde_json::from_str(&text.unwrap()).unwrap(),
+            before: entries(&backups),
+            dir,
+            cfg,
+            remote,
+            rt: tokio::runtime::Runtime::new().unwrap(),
+            name,
+        }
+    }
+
+    /// Stores `data` on the remote as `file` of the backup `backup`.
+    fn put(&self, backup: &str, file: &str, data: &[u8]) {
+        self.rt
+            .block_on(maintenance_sidecar::remote::ops::put_bytes(
+                &self.remote,
+                backup,
+                file,
+                data.to_vec(),
+            ))
+            .unwrap();
+    }
+
+    /// `restore --remote ARG` into a fresh target: must fail without
+    /// restoring or writing anything outside the fetch folder (none of
+    /// `outside`, nothing new in the backup folder). Returns stderr.
+    fn refused(&self, arg: &str, outside: &[std::path::PathBuf]) -> String {
+        let d = self.dir.path();
+        let target = d.join("restored.db");
+        let out = run(sidecar(Some(&self.cfg))
+            .args(["restore", "--remote", arg, "--to"])
+            .arg(&target));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "restore --remote {arg} accepted"
+        );
+        assert!(!target.exists(), "restore --remote {arg} restored");
+        for p in outside {
+            assert!(!p.exists(), "restore --remote {arg} wrote {}", p.display());
+        }
+        assert_eq!(entries(&d.join("backups")), self.before, "left a file");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
 #[test]
 fn restore_from_a_remote_refuses_artifact_paths_outside_the_fetch_folder() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let db = d.join("tracker.db");
-    make_sqlite(&db, 20);
-    let remote_dir = d.join("remote");
-    let url = format!("file://{}", remote_dir.display());
-    let cfg = config_with(d, &db, &format!("[remote]\nurl = \"{url}\"\n"));
-    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
-    let backups = d.join("backups");
-    let name = published(&backups)
-        .remove(0)
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let remote_manifest = remote_dir.join(&name).join("manifest.json");
-    let original = std::fs::read_to_string(&remote_manifest).unwrap();
-    let before = entries(&backups);
-
+    let r = RemoteBackup::new();
+    let d = r.dir.path();
     // The remote holds an object under each bad name, with the hash its
     // manifest states, so only the path check can stop the download.
-    let config = maintenance_sidecar::config::Config::load(Some(&cfg)).unwrap();
-    let remote = maintenance_sidecar::remote::Remote::required(&config.remote).unwrap();
-    let data = b"not part of any backup".to_vec();
+    let data = b"not part of any backup";
     let sha = maintenance_sidecar::hashing::sha256_reader(&data[..])
         .unwrap()
         .1;
-    let rt = tokio::runtime::Runtime::new().unwrap();
     for bad in ["../x", "../../x", "../../../x"] {
-        rt.block_on(maintenance_sidecar::remote::ops::put_bytes(
-            &remote,
-            &name,
-            bad,
-            data.clone(),
-        ))
-        .unwrap();
-        let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
+        r.put(&r.name, bad, data);
+        let mut m = r.manifest.clone();
         m["artifacts"][0]["path"] = bad.into();
         m["artifacts"][0]["size_bytes"] = data.len().into();
         m["artifacts"][0]["sha256"] = sha.clone().into();
-        std::fs::write(&remote_manifest, m.to_string()).unwrap();
+        r.put(&r.name, "manifest.json", m.to_string().as_bytes());
 
-        let target = d.join("restored.db");
-        let out = run(sidecar(Some(&cfg))
-            .args(["restore", "--remote", &name, "--to"])
-            .arg(&target));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "restore accepted {bad:?}");
+        let stderr = r.refused(&r.name, &[d.join("x"), d.join("backups").join("x")]);
         assert!(
             stderr.contains("not a plain file name") && stderr.contains(&format!("{bad:?}")),
             "restore --remote should name the bad path {bad:?}: {stderr}"
         );
-        assert!(!target.exists(), "restored from {bad:?}");
-        for outside in [d.join("x"), backups.join("x")] {
-            assert!(!outside.exists(), "{bad:?} wrote {}", outside.display());
-        }
-        assert_eq!(entries(&backups), before, "{bad:?} left a file");
+    }
+}
+
+#[test]
+fn restore_from_a_remote_refuses_a_manifest_naming_another_folder() {
+    let r = RemoteBackup::new();
+    let d = r.dir.path();
+    // The fetch folder is named after the manifest's backup name: a remote
+    // manifest naming ../../evil, with the artifacts stored where a fetch
+    // of that name reads them, must not create d/evil.
+    let artifact = r.manifest["artifacts"][0]["path"].as_str().unwrap();
+    let data = std::fs::read(d.join("remote").join(&r.name).join(artifact)).unwrap();
+    for bad in ["../evil", "../../evil", "other"] {
+        r.put(bad, artifact, &data);
+        let mut m = r.manifest.clone();
+        m["name"] = bad.into();
+        r.put(&r.name, "manifest.json", m.to_string().as_bytes());
+
+        let outside = [d.join("evil"), d.join("backups").join("evil")];
+        let stderr = r.refused(&r.name, &outside);
+        assert!(
+            stderr.contains("names the backup") && stderr.contains(&format!("{bad:?}")),
+            "restore --remote should name the wrong backup name {bad:?}: {stderr}"
+        );
+        r.refused("latest", &outside);
     }
 }
 

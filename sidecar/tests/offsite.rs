@@ -458,6 +458,18 @@ fn remote_retention_keeps_the_newest_verified_and_sweeps_incomplete_uploads() {
         listing.contains("20200101T000000Z-crashed") && listing.contains("INCOMPLETE"),
         "{listing}"
     );
+    // Asked for by name, it is read alone: incomplete, or not there.
+    for (name, error) in [
+        ("20200101T000000Z-crashed", "is incomplete (no manifest"),
+        (
+            "20200101T000000Z-none",
+            "no \"20200101T000000Z-none\" backup on",
+        ),
+    ] {
+        let out = sidecar(&env, &["verify", "--remote", name]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains(error), "{}", text(&out));
+    }
 
     // Every age says "delete": only the newest verified one stays; the
     // incomplete one is kept within its grace period.

@@ -70,22 +70,9 @@ pub async fn list(remote: &Remote) -> anyhow::Result<Vec<RemoteEntry>> {
         let Some(name) = p.filename().map(str::to_owned) else {
             continue;
         };
-        let state = match remote
-            .store()
-            .get(&remote.key(&name, manifest::FILE_NAME))
-            .await
-        {
-            Ok(got) => {
-                let text = got.bytes().await?;
-                match Manifest::from_json(&text, &format!("{name}/{}", manifest::FILE_NAME)) {
-                    Ok(m) => RemoteState::Complete(Box::new(m)),
-                    Err(e) => RemoteState::Invalid(format!("{e:#}")),
-                }
-            }
-            Err(object_store::Error::NotFound { .. }) => incomplete(remote, &p).await?,
-            Err(e) => {
-                return Err(anyhow::Error::from(e).context(format!("read the manifest of {name}")))
-            }
+        let state = match manifest_state(remote, &name).await? {
+            Some(state) => state,
+            None => incomplete(remote, &p).await?,
         };
         out.push(RemoteEntry { name, state });
     }
@@ -96,6 +83,35 @@ pub async fn list(remote: &Remote) -> anyhow::Result<Vec<RemoteEntry>> {
         (None, None) => a.name.cmp(&b.name),
     });
     Ok(out)
+}
+
+/// The state of backup `name` from its manifest: complete, invalid, or
+/// `None` when there is no manifest. A manifest must carry the name of the
+/// folder it lies in: a fetch creates its local folder from that name.
+async fn manifest_state(remote: &Remote, name: &str) -> anyhow::Result<Option<RemoteState>> {
+    let got = match remote
+        .store()
+        .get(&remote.key(name, manifest::FILE_NAME))
+        .await
+    {
+        Ok(got) => got,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => {
+            return Err(anyhow::Error::from(e).context(format!("read the manifest of {name}")))
+        }
+    };
+    let text = got.bytes().await?;
+    let what = format!("{name}/{}", manifest::FILE_NAME);
+    Ok(Some(match Manifest::from_json(&text, &what) {
+        Ok(m) if m.name != name => RemoteState::Invalid(format!(
+            "{what} names the backup {:?}, not the folder it lies in; \
+             the manifest is damaged or was not written by maintenance-sidecar, \
+             so this backup cannot be trusted",
+            m.name
+        )),
+        Ok(m) => RemoteState::Complete(Box::new(m)),
+        Err(e) => RemoteState::Invalid(format!("{e:#}")),
+    }))
 }
 
 async fn incomplete(remote: &Remote, prefix: &ObjectPath) -> anyhow::Result<RemoteState> {
@@ -119,15 +135,23 @@ async fn incomplete(remote: &Remote, prefix: &ObjectPath) -> anyhow::Result<Remo
 /// Resolves `NAME` or `latest` (the newest complete, verified backup) to a
 /// complete remote backup.
 pub async fn resolve(remote: &Remote, arg: &str) -> anyhow::Result<Manifest> {
-    let entries = list(remote).await?;
     let found = if arg == crate::staging::LATEST {
-        entries
+        list(remote)
+            .await?
             .into_iter()
             .find(|e| e.manifest().is_some_and(|m| m.verified))
+            .map(|e| e.state)
     } else {
-        entries.into_iter().find(|e| e.name == arg)
+        // Only this backup's manifest, not the whole remote's.
+        match manifest_state(remote, arg).await? {
+            Some(state) => Some(state),
+            None => match incomplete(remote, &remote.backup_prefix(arg)).await? {
+                RemoteState::Incomplete { objects: 0, .. } => None,
+                state => Some(state),
+            },
+        }
     };
-    match found.map(|e| e.state) {
+    match found {
         Some(RemoteState::Complete(m)) => Ok(*m),
         Some(RemoteState::Invalid(why)) => bail!("remote backup {arg}: {why}"),
         Some(RemoteState::Incomplete { .. }) => bail!(
