@@ -1,9 +1,11 @@
 //! One backup run, shared by `once` and `run`: snapshot every engine, let
 //! the caller release the tracker, compress, verify, publish.
 //!
-//! The caller decides what "release" means (an HTTP call in `run`, nothing
-//! in `once`) through the `after_snapshot` callback; if it fails the run
-//! stops and publishes nothing.
+//! The caller decides what "release" means (HTTP calls in `run`, nothing
+//! in `once`) through [`Release`]; if it fails the run stops and publishes
+//! nothing. When the coordinator offered a snapshot pin, the SQLite file is
+//! read after the release, and [`Release::unpin`] must confirm that the pin
+//! held for the whole read, or nothing is published.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -63,13 +65,42 @@ impl RunResult {
     }
 }
 
+/// What a run tells the tracker's coordinator (nothing in `once`).
+pub trait Release {
+    /// The coordinator offered a snapshot pin at claim (protocol 2).
+    fn pin_offered(&self) -> bool {
+        false
+    }
+
+    /// Every snapshot is taken: the tracker may resume. With `keep_pin`
+    /// the pin stays until [`Release::unpin`]; returns whether it is kept.
+    fn release(&mut self, keep_pin: bool) -> anyhow::Result<bool>;
+
+    /// The last byte was read under the pin: confirms that the pin was
+    /// held throughout (an error means the read is not proven consistent)
+    /// and drops it.
+    fn unpin(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// `once`: no coordinator to tell, no pin.
+pub struct Uncoordinated;
+
+impl Release for Uncoordinated {
+    fn release(&mut self, _keep_pin: bool) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+}
+
 /// Runs one backup. `window_id` names the coordinator window (`None` for
-/// `once`); `after_snapshot` is called once every snapshot is taken.
+/// `once`); `after_snapshot` is told once every snapshot is taken, and once
+/// the pinned sources are read.
 pub fn run(
     cfg: &Config,
     window_id: Option<&str>,
     cancel: CancelToken,
-    after_snapshot: &mut dyn FnMut() -> anyhow::Result<()>,
+    after_snapshot: &mut dyn Release,
 ) -> RunResult {
     let mut durations = BTreeMap::new();
     let started = Instant::now();
@@ -188,7 +219,7 @@ fn run_inner(
     cfg: &Config,
     window_id: Option<&str>,
     cancel: CancelToken,
-    after_snapshot: &mut dyn FnMut() -> anyhow::Result<()>,
+    release: &mut dyn Release,
     durations: &mut BTreeMap<String, f64>,
     verify_failed: &mut bool,
     started: Instant,
@@ -209,6 +240,7 @@ fn run_inner(
         level: cfg.compression_level,
         progress_every: Duration::from_secs(cfg.progress_secs),
         cancel: cancel.clone(),
+        pinned: release.pin_offered(),
     };
     tracing::info!(
         "backup started: engines [{}], staging {}",
@@ -227,7 +259,14 @@ fn run_inner(
         Ok(())
     })?;
     tracing::info!("snapshots taken");
-    after_snapshot().context("after snapshot (release)")?;
+    let read_after_release = staged.iter().any(|s| s.read_after_release);
+    let kept = release
+        .release(read_after_release)
+        .context("after snapshot (release)")?;
+    anyhow::ensure!(
+        kept || !read_after_release,
+        "the coordinator did not keep the snapshot pin at release (the window is ending); nothing was read, backup abandoned"
+    );
 
     let mut outputs: Vec<EngineOutput> = Vec::new();
     timed(durations, "compress", || {
@@ -240,6 +279,11 @@ fn run_inner(
         }
         Ok(())
     })?;
+    if read_after_release {
+        release
+            .unpin()
+            .context("the pin was not held for the whole read; the backup is abandoned")?;
+    }
     let check_keys = sealing.as_deref().map(|s| s.check_identities());
     let (artifacts, content_checks) = timed(durations, "verify", || {
         verify_outputs(&outputs, check_keys, &cancel)
@@ -291,30 +335,64 @@ fn verify_outputs(
     for out in outputs {
         for file in &out.artifacts {
             cancel.check()?;
-            let (size, sha) = sha256_file(&file.path)?;
-            anyhow::ensure!(
-                size == file.size_bytes && sha == file.sha256,
-                "{}: content on disk differs from what was written",
-                file.path.display()
-            );
-            let detail = engine::check_artifact(out.engine, &file.path, keys)
-                .with_context(|| format!("verify {}", file.path.display()))?;
-            tracing::info!("verified {}: {detail}", file.path.display());
             let path = file
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            checks.insert(path.clone(), engine::content_check(out.engine).to_owned());
-            artifacts.push(Artifact {
+            let artifact = Artifact {
                 engine: out.engine.to_owned(),
                 path,
                 size_bytes: file.size_bytes,
                 sha256: file.sha256.clone(),
-            });
+            };
+            let (detail, check) = match &file.content_sha256 {
+                Some(content) => (
+                    verify_streamed(file, &artifact, content, keys)?,
+                    engine::sqlite::STREAM_CHECK,
+                ),
+                None => {
+                    let (size, sha) = sha256_file(&file.path)?;
+                    anyhow::ensure!(
+                        size == file.size_bytes && sha == file.sha256,
+                        "{}: content on disk differs from what was written",
+                        file.path.display()
+                    );
+                    let detail = engine::check_artifact(out.engine, &file.path, keys)
+                        .with_context(|| format!("verify {}", file.path.display()))?;
+                    (detail, engine::content_check(out.engine))
+                }
+            };
+            tracing::info!("verified {}: {detail}", file.path.display());
+            checks.insert(artifact.path.clone(), check.to_owned());
+            artifacts.push(artifact);
         }
     }
     Ok((artifacts, checks))
+}
+
+/// Verifies an artifact whose source was hashed while it was read, in one
+/// pass over the file and without writing anything: the file's size and
+/// SHA-256 must be what was written, and its decoded bytes (zstd checks its
+/// frame checksum on the way) must hash to the digest of the source read.
+fn verify_streamed(
+    file: &crate::compress::WrittenFile,
+    artifact: &Artifact,
+    content_sha256: &str,
+    keys: Option<&crate::crypt::Identities>,
+) -> anyhow::Result<String> {
+    let mut back = crate::readback::Readback::open(&file.path, artifact, keys)?;
+    let (n, digest) = crate::hashing::sha256_reader(&mut back)
+        .with_context(|| format!("decode {}", file.path.display()))?;
+    back.finish()?;
+    anyhow::ensure!(
+        digest == content_sha256,
+        "{}: decodes to {n} bytes that differ from the database read under the pin",
+        file.path.display()
+    );
+    Ok(format!(
+        "decoded {n} bytes in memory, identical to the source read under the pin"
+    ))
 }
 
 fn names(engines: &[Box<dyn Engine>]) -> Vec<String> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use maintenance_proto::{
     AbortRequest, Ack, BackupReport, ClaimRequest, CompleteRequest, CompleteResponse, ErrorBody,
-    ErrorCode, LeaseResponse, OpenWindowRequest, OpenWindowResponse, StatusResponse, WindowId,
-    WindowRequest, API_PREFIX,
+    ErrorCode, LeaseResponse, OpenWindowRequest, OpenWindowResponse, ReleaseRequest,
+    StatusResponse, UnpinResponse, WindowId, WindowRequest, API_PREFIX,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -205,10 +205,27 @@ impl Coordinator {
         .await
     }
 
-    /// `POST release`: snapshots taken, the tracker may resume.
-    pub async fn release(&self, window_id: &WindowId) -> Result<Ack, ClientError> {
+    /// `POST release`: snapshots taken, the tracker may resume. With
+    /// `keep_pin` the tracker resumes but keeps its snapshot pin until
+    /// [`Coordinator::unpin`] (protocol 2; a version-1 coordinator ignores
+    /// the field and answers without `pinned`).
+    pub async fn release(&self, window_id: &WindowId, keep_pin: bool) -> Result<Ack, ClientError> {
         self.post(
             "release",
+            &ReleaseRequest {
+                window_id: window_id.clone(),
+                keep_pin,
+            },
+        )
+        .await
+    }
+
+    /// `POST unpin`: the read under the pin is over. Succeeds only when the
+    /// instance that owns the window held the pin without interruption
+    /// until this call; any error means the read is not proven consistent.
+    pub async fn unpin(&self, window_id: &WindowId) -> Result<UnpinResponse, ClientError> {
+        self.post(
+            "unpin",
             &WindowRequest {
                 window_id: window_id.clone(),
             },

@@ -37,7 +37,12 @@ pub async fn once(cfg: &Config) -> ExitCode {
     }
     let cfg2 = cfg.clone();
     let run = tokio::task::spawn_blocking(move || {
-        crate::backup::run(&cfg2, None, CancelToken::new(), &mut || Ok(()))
+        crate::backup::run(
+            &cfg2,
+            None,
+            CancelToken::new(),
+            &mut crate::backup::Uncoordinated,
+        )
     })
     .await
     .expect("backup thread panicked");

@@ -22,7 +22,20 @@ impl<W: Write> Encoder<W> {
     /// Starts a compressed stream into `inner`.
     pub fn new(kind: Compression, level: Option<i32>, inner: W) -> io::Result<Self> {
         Ok(match kind {
-            Compression::Zstd => Encoder::Zstd(zstd::Encoder::new(inner, level.unwrap_or(3))?),
+            Compression::Zstd => {
+                let mut e = zstd::Encoder::new(inner, level.unwrap_or(3))?;
+                // The frame carries a checksum of its content, checked by
+                // every decompression (restore, drill, verify).
+                e.include_checksum(true)?;
+                // Worker threads let compression keep pace with the read of
+                // a large file (see BENCHMARKS.md, `scale`); memory stays
+                // bounded by the level's job size per worker.
+                let workers = zstd_workers();
+                if workers > 1 {
+                    e.multithread(workers)?;
+                }
+                Encoder::Zstd(e)
+            }
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 inner,
                 flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32),
@@ -53,6 +66,21 @@ impl<W: Write> Write for Encoder<W> {
             Encoder::Gzip(e) => e.flush(),
         }
     }
+}
+
+/// zstd compression workers: one per core, at most 4 (more cannot outrun
+/// a disk, and each holds a job buffer). `BACKUP_ZSTD_WORKERS` overrides it
+/// (`1` compresses on the calling thread).
+fn zstd_workers() -> u32 {
+    if let Some(n) = std::env::var("BACKUP_ZSTD_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        return n.clamp(1, 16);
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(4) as u32)
+        .unwrap_or(1)
 }
 
 /// A decompressing reader over `inner`.
@@ -110,6 +138,11 @@ pub struct WrittenFile {
     pub size_bytes: u64,
     /// SHA-256 of the compressed bytes.
     pub sha256: String,
+    /// SHA-256 of the uncompressed content, when the engine hashed its
+    /// source while reading it (a SQLite file under the pin): the verify
+    /// phase then decodes the artifact in memory and compares, instead of
+    /// writing a full-size copy to disk.
+    pub content_sha256: Option<String>,
 }
 
 /// Compressed, hashed, buffered output file. Dropping it without
@@ -156,6 +189,7 @@ impl ArtifactWriter {
             path: self.path,
             size_bytes,
             sha256,
+            content_sha256: None,
         })
     }
 }

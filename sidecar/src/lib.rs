@@ -26,6 +26,7 @@ pub mod offsite;
 pub mod ops;
 pub mod progress;
 pub mod readback;
+pub mod release;
 pub mod remote;
 pub mod replace;
 pub mod retention;

@@ -308,6 +308,14 @@ async fn handle_window(
     mut stop: watch::Receiver<bool>,
 ) {
     let cancel = CancelToken::new();
+    let pin_offered = lease.pin.is_some();
+    if let Some(pin) = &lease.pin {
+        tracing::info!(
+            "window {window}: the tracker pins the snapshot ({:?}, until {}); it resumes before the read",
+            pin.mode,
+            pin.ends_by
+        );
+    }
     let keeper = LeaseKeeper::start(coord.clone(), window.clone(), lease, cancel.clone());
     let stopper = {
         let cancel = cancel.clone();
@@ -323,7 +331,12 @@ async fn handle_window(
         let window = window.clone();
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let mut release = || release_window(&rt, &coord, &window);
+            let mut release = crate::release::WindowRelease {
+                rt,
+                coord,
+                window: window.clone(),
+                pin_offered,
+            };
             backup::run(&cfg, Some(window.as_str()), cancel, &mut release)
         })
         .await
@@ -357,27 +370,6 @@ async fn handle_window(
     .await;
     if run.result.is_ok() {
         prune_quietly(cfg);
-    }
-}
-
-fn release_window(
-    rt: &tokio::runtime::Handle,
-    coord: &Coordinator,
-    window: &WindowId,
-) -> anyhow::Result<()> {
-    match rt.block_on(coord.release(window)) {
-        Ok(ack) => {
-            tracing::info!(
-                "released window {window}: tracker resumes (state {})",
-                ack.state
-            );
-            Ok(())
-        }
-        Err(e) if e.is_conflict() => Err(anyhow::anyhow!("release refused, lease lost: {e}")),
-        Err(e) => {
-            tracing::warn!("release failed ({e}); the tracker resumes when the window completes");
-            Ok(())
-        }
     }
 }
 

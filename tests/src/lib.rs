@@ -203,6 +203,8 @@ pub struct TrackerConfig {
     pub maintenance: bool,
     /// `Some(port)` adds one `[[udp_trackers]]` on loopback (0 = OS-assigned).
     pub udp_port: Option<u16>,
+    /// SQLite `journal_mode` key (`wal`, `delete`); `None` keeps the default.
+    pub journal_mode: Option<&'static str>,
 }
 
 impl TrackerConfig {
@@ -224,6 +226,7 @@ impl TrackerConfig {
             flush_interval: "100ms",
             maintenance: true,
             udp_port: None,
+            journal_mode: None,
         }
     }
 
@@ -261,6 +264,13 @@ bind_address = "127.0.0.1:{health}"
             http = self.http_port,
             health = self.health_port,
         );
+        if let Some(mode) = self.journal_mode {
+            s = s.replacen(
+                "[core.announce_policy]",
+                &format!("journal_mode = \"{mode}\"\n\n[core.announce_policy]"),
+                1,
+            );
+        }
         if let Some(port) = self.udp_port {
             s.push_str(&format!(
                 "\n[[udp_trackers]]\nbind_address = \"127.0.0.1:{port}\"\n"

@@ -1,11 +1,14 @@
 //! The backup engines behind one trait.
 //!
-//! A backup has two phases because the tracker is down only for the first:
-//! [`Engine::snapshot`] runs while the database is quiesced and must produce
-//! a consistent copy (or the finished artifact) in staging;
-//! [`Engine::finish`] runs after the coordinator was told `release` and does
-//! the slow part (compression); then [`check_artifact`] verifies each
-//! artifact's content, per engine.
+//! A backup has two phases because the tracker is paused only for the
+//! first: [`Engine::snapshot`] runs while the database is quiesced and must
+//! produce a consistent copy (or the finished artifact) in staging, or
+//! nothing at all when the source stays frozen after the release (a SQLite
+//! file under the tracker's pin); [`Engine::finish`] runs after the
+//! coordinator was told `release` and does the slow part (the read under
+//! the pin, compression); then the verify phase checks each artifact's
+//! content, per engine ([`check_artifact`], or the streamed-content check
+//! of an artifact whose source was hashed while it was read).
 
 pub mod files;
 pub mod mysql;
@@ -38,6 +41,9 @@ pub struct EngineContext {
     pub cancel: CancelToken,
     /// The run's encryption, when recipients are configured.
     pub sealing: Option<Arc<Sealing>>,
+    /// The tracker holds a snapshot pin (protocol 2): the SQLite main file
+    /// stays frozen after the release, so it is read after it.
+    pub pinned: bool,
 }
 
 impl EngineContext {
@@ -75,8 +81,11 @@ impl EngineContext {
 /// Output of the snapshot phase, handed back to [`Engine::finish`].
 #[derive(Debug, Default)]
 pub struct Staged {
-    /// An uncompressed snapshot still to be compressed (SQLite).
+    /// An uncompressed snapshot still to be compressed (SQLite, unpinned).
     pub raw: Option<PathBuf>,
+    /// The source is frozen by the tracker's pin and is streamed into its
+    /// artifact after the release, in [`Engine::finish`] (SQLite).
+    pub read_after_release: bool,
     /// Artifacts already finished during the snapshot (streamed engines).
     pub artifacts: Vec<WrittenFile>,
     /// Listed paths that did not exist (files engine).

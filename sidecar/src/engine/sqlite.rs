@@ -1,28 +1,56 @@
-//! SQLite engine: a consistent copy of the quiesced database, then zstd or
-//! gzip, then `PRAGMA integrity_check`.
+//! SQLite engine: the database file into a zstd or gzip artifact, by one
+//! of two paths.
 //!
-//! The snapshot is a plain streaming copy of the checkpointed file while a
-//! read transaction is held (no writer can commit into the main file in
-//! rollback mode, and the coordinator guarantees the tracker is quiet). When
-//! a non-empty `-wal` or `-journal` file shows the database was *not*
-//! checkpointed, the online backup API is used instead, in one step, which
-//! reads through SQLite and is consistent by construction.
+//! **Pinned (protocol 2).** The tracker's quiesce ends with a pin: a read
+//! transaction taken right after `wal_checkpoint(TRUNCATE)`, which freezes
+//! the main file (WAL mode: new commits stay in the `-wal`; rollback-journal
+//! mode: writers wait). The snapshot phase does nothing; the tracker is
+//! released at once, and [`Engine::finish`] streams the frozen main file
+//! straight into compression while hashing it (no raw copy in staging).
+//! Then the frozen source passes [`header_check`], and the caller's
+//! `unpin` must confirm that the pin was held for the whole read, or the
+//! backup is abandoned. The verify phase decodes the artifact in memory and
+//! compares the digest of the decoded bytes with the digest of the bytes
+//! read ([`STREAM_CHECK`]): what is published is exactly the frozen file,
+//! without a second full-size copy on disk. The full `integrity_check` runs
+//! where a copy exists anyway: `restore` (the manifest does not record it,
+//! so `--check auto` runs it), `drill` and `verify`.
 //!
-//! `PRAGMA integrity_check` runs in the generic verify phase on the artifact
-//! decompressed to a temporary file ([`check_artifact`]), which proves that
-//! what is published restores to a sound database.
+//! **Unpinned** (a version-1 coordinator, or `once`). The snapshot is a
+//! plain copy of the checkpointed file into staging while a read
+//! transaction is held (no writer can commit into the main file in rollback
+//! mode, and the coordinator guarantees the tracker is quiet), compressed
+//! after the release; the verify phase decompresses it to a temporary file
+//! and runs `PRAGMA integrity_check` ([`check_artifact`]). When a non-empty
+//! `-wal` or `-journal` file shows the database was *not* checkpointed, the
+//! online backup API is used instead, in one step, which reads through
+//! SQLite and is consistent by construction.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Engine, EngineContext, EngineOutput, Staged};
-use crate::compress::open_decoded;
+use crate::compress::{open_decoded, WrittenFile};
 use crate::crypt::Identities;
+use crate::hashing::HashingReader;
 use crate::progress;
+
+/// The content check recorded for an artifact streamed from the pinned
+/// source: it decodes (zstd checks its frame checksum on the way) to bytes
+/// whose SHA-256 is that of the frozen file as it was read, and the frozen
+/// file passed [`header_check`]. Not [`CONTENT_CHECK`], so a restore runs
+/// the full `integrity_check` on its copy.
+pub const STREAM_CHECK: &str = "content sha256 of the pinned source";
+
+/// Test-only: milliseconds to sleep after every MiB read under the pin, so
+/// tests can kill a process in the middle of the read deterministically.
+/// Unset (the default) means no delay; never set it in production.
+pub const TEST_READ_DELAY_ENV: &str = "SIDECAR_TEST_READ_DELAY_MS_PER_MIB";
 
 /// Backs up one SQLite database file.
 #[derive(Debug, Clone)]
@@ -98,6 +126,32 @@ impl SqliteEngine {
         Ok(())
     }
 
+    /// Streams `src` into the artifact, hashing the uncompressed bytes on
+    /// the way; the written file carries their digest.
+    fn stream(&self, ctx: &EngineContext, src: &Path, label: &str) -> anyhow::Result<WrittenFile> {
+        let file = File::open(src).with_context(|| format!("open {}", src.display()))?;
+        let total = file.metadata()?.len();
+        let throttled = Throttled::from_env(BufReader::with_capacity(1 << 20, file));
+        let mut reader = HashingReader::new(throttled);
+        let tally = reader.tally();
+        let mut writer = ctx.artifact(&format!("sqlite-{}", self.file_name()))?;
+        progress::copy(
+            &mut reader,
+            &mut writer,
+            &ctx.copy_options(label, Some(total)),
+        )
+        .with_context(|| format!("stream {} into its artifact", src.display()))?;
+        let mut written = writer.finish().context("finish sqlite artifact")?;
+        let (read, content_sha256) = tally.result();
+        anyhow::ensure!(
+            read == total,
+            "{}: read {read} bytes but the file has {total}; it changed while being read",
+            src.display()
+        );
+        written.content_sha256 = Some(content_sha256);
+        Ok(written)
+    }
+
     fn backup_api(&self, raw: &Path) -> anyhow::Result<()> {
         tracing::warn!(
             "sqlite: {} has a non-empty -wal/-journal (not checkpointed); using the online backup API in one step",
@@ -125,6 +179,14 @@ impl Engine for SqliteEngine {
         if !self.path.is_file() {
             bail!("sqlite database {} does not exist", self.path.display());
         }
+        if ctx.pinned {
+            // The WAL was truncated before the pin: the main file alone is
+            // the snapshot, and it stays frozen after the release.
+            return Ok(Staged {
+                read_after_release: true,
+                ..Staged::default()
+            });
+        }
         let raw = ctx.staged(&format!(".snapshot-{}", self.file_name()));
         if self.needs_backup_api() {
             self.backup_api(&raw)?;
@@ -138,18 +200,19 @@ impl Engine for SqliteEngine {
     }
 
     fn finish(&self, ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput> {
-        let raw = staged.raw.context("sqlite snapshot missing")?;
-        let mut writer = ctx.artifact(&format!("sqlite-{}", self.file_name()))?;
-        let mut src = File::open(&raw)?;
-        let total = src.metadata()?.len();
-        progress::copy(
-            &mut src,
-            &mut writer,
-            &ctx.copy_options("sqlite compress", Some(total)),
-        )
-        .context("compress sqlite snapshot")?;
-        let written = writer.finish().context("finish sqlite artifact")?;
-        std::fs::remove_file(&raw)?;
+        let written = if staged.read_after_release {
+            let written = self.stream(ctx, &self.path, "sqlite read under the pin")?;
+            header_check(&self.path).context("check the pinned source")?;
+            written
+        } else {
+            let raw = staged.raw.context("sqlite snapshot missing")?;
+            let mut written = self.stream(ctx, &raw, "sqlite compress")?;
+            // The staged copy is checked by the verify phase's full
+            // integrity_check on the artifact.
+            written.content_sha256 = None;
+            std::fs::remove_file(&raw)?;
+            written
+        };
         Ok(EngineOutput {
             engine: "sqlite",
             artifacts: vec![written],
@@ -159,6 +222,49 @@ impl Engine for SqliteEngine {
 
     fn tool_version(&self) -> Option<String> {
         Some(format!("sqlite {}", rusqlite::version()))
+    }
+}
+
+/// A reader that sleeps after every MiB when [`TEST_READ_DELAY_ENV`] is
+/// set (tests only); a plain pass-through otherwise.
+struct Throttled<R> {
+    inner: R,
+    delay: Option<Duration>,
+    since_pause: usize,
+}
+
+impl<R: Read> Throttled<R> {
+    fn from_env(inner: R) -> Self {
+        let delay = std::env::var(TEST_READ_DELAY_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        if let Some(d) = delay {
+            tracing::warn!(
+                "{TEST_READ_DELAY_ENV} is set: the read sleeps {} ms per MiB (test setting)",
+                d.as_millis()
+            );
+        }
+        Throttled {
+            inner,
+            delay,
+            since_pause: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Throttled<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(d) = self.delay {
+            self.since_pause += n;
+            while self.since_pause >= 1 << 20 {
+                self.since_pause -= 1 << 20;
+                std::thread::sleep(d);
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -1,0 +1,286 @@
+//! Pinned SQLite snapshots (protocol 2) with the real processes: the
+//! tracker resumes at release while its pin keeps the main database file
+//! frozen, the sidecar streams that file into the artifact and unpins after
+//! the last byte. Checked here: the file's bytes do not change while pinned
+//! under continuous writes, every write is in the database after the unpin,
+//! the restored backup has exactly the counts acknowledged when the pin was
+//! taken (both policies, WAL and rollback-journal mode), and a tracker or
+//! sidecar killed in the middle of the read publishes nothing and leaves
+//! the database checkpointed.
+//!
+//! The read is slowed down with the sidecar's test-only throttle
+//! (`SIDECAR_TEST_READ_DELAY_MS_PER_MIB`), so "in the middle of the read"
+//! is a wide, deterministic interval rather than a race.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use maintenance_e2e::*;
+
+const THROTTLE_ENV: &str = "SIDECAR_TEST_READ_DELAY_MS_PER_MIB";
+/// Size of the padding that makes the database worth reading slowly.
+const PAD: u64 = 8 << 20;
+
+/// `n` completions of `hash` by new peers from `first`, each one served
+/// (a refusal right after the release, while the coordinator finishes its
+/// resume, is retried with the same peer).
+fn writes(t: &Tracker, hash: &[u8; 20], first: u32, n: u32) {
+    for p in first..first + n {
+        wait_until(Duration::from_secs(10), "completion served", || {
+            t.announce(hash, p, "completed")
+                .get("failure reason")
+                .is_none()
+        });
+    }
+}
+
+fn wal_of(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+fn wal_len(db: &Path) -> u64 {
+    std::fs::metadata(wal_of(db)).map(|m| m.len()).unwrap_or(0)
+}
+
+/// A tracker on a padded database (so the throttled read takes a while).
+/// Ports are OS-assigned unless `fixed` (a restart needs the same ones).
+fn start(dir: &Path, policy: &'static str, journal: Option<&'static str>, fixed: bool) -> Tracker {
+    let db = dir.join("tracker.db");
+    make_tracker_sqlite(&db, &[], PAD);
+    let mut cfg = TrackerConfig::sqlite(dir, policy);
+    if fixed {
+        cfg = cfg.fixed_ports();
+    }
+    cfg.journal_mode = journal;
+    Tracker::start(dir, &cfg)
+}
+
+/// Waits until the tracker resumed while keeping the pin of its window.
+fn wait_pinned_and_resumed(t: &Tracker) {
+    wait_until(
+        Duration::from_secs(30),
+        "released with the pin kept",
+        || t.status().pin.is_some_and(|p| p.kept_after_release),
+    );
+}
+
+fn pinned_flow(policy: &'static str, journal: Option<&'static str>) {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = d.join("tracker.db");
+    let t = start(d, policy, journal, false);
+    let a = info_hash(9, 1);
+    writes(&t, &a, 1, 6);
+    let h = hex(&a);
+    wait_until(Duration::from_secs(10), "counts persisted", || {
+        sqlite_counts(&db).get(&h) == Some(&6)
+    });
+
+    let backups = d.join("backups");
+    let mut env = sidecar_env(&t, &backups);
+    // 8 MiB at 400 ms per MiB: about 3 s of reading under the pin.
+    set_env(&mut env, THROTTLE_ENV, "400");
+    let sidecar = spawn_sidecar(d, "pinned", &env);
+    let id = t.api().open_window(120);
+    wait_pinned_and_resumed(&t);
+    let frozen = std::fs::read(&db).unwrap();
+
+    // The tracker serves and writes while the file is read.
+    writes(&t, &a, 100, 20);
+    assert_eq!(t.scrape_downloaded(&[a]), vec![26]);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        t.status().pin.is_some(),
+        "the read should still be running (throttled)\n{}",
+        sidecar.log_text()
+    );
+    assert!(
+        std::fs::read(&db).unwrap() == frozen,
+        "the main file changed while pinned"
+    );
+    if journal == Some("delete") {
+        // Rollback journal: writers wait for the unpin.
+        assert_eq!(sqlite_counts(&db).get(&h), Some(&6), "written while pinned");
+    } else {
+        assert!(wal_len(&db) > 0, "the writes should be in the -wal file");
+    }
+
+    let o = t.wait_outcome(&id, Duration::from_secs(60));
+    assert_eq!(
+        o.outcome,
+        Outcome::Completed,
+        "{o:?}\n{}",
+        sidecar.log_text()
+    );
+    assert!(t.status().pin.is_none());
+    let log = sidecar.log_text();
+    assert!(log.contains("through the whole read; unpinned"), "{log}");
+    let rel = log.find("released window").unwrap();
+    let read = log.find("sqlite read under the pin").unwrap_or(usize::MAX);
+    assert!(rel < read, "the release must come before the read:\n{log}");
+
+    // Every write reaches the database after the unpin; the WAL is
+    // checkpointed back into the main file.
+    wait_until(
+        Duration::from_secs(10),
+        "writes persisted after unpin",
+        || sqlite_counts(&db).get(&h) == Some(&26),
+    );
+    if journal != Some("delete") {
+        wait_until(Duration::from_secs(10), "WAL checkpointed", || {
+            wal_len(&db) == 0
+        });
+    }
+
+    // The backup has exactly the counts acknowledged when the pin was taken.
+    let backup = published(&backups).pop().expect("one backup");
+    let m = manifest(&backup);
+    let artifact = m["artifacts"][0]["path"].as_str().unwrap().to_owned();
+    assert_eq!(
+        m["content_checks"][&artifact], "content sha256 of the pinned source",
+        "{m}"
+    );
+    assert!(
+        !backups.join(".staging").exists() && staging_dirs(&backups).is_empty(),
+        "no raw copy or staging left"
+    );
+    let restored = d.join("restored.db");
+    let out = sidecar_output(
+        &env,
+        &["restore", "latest", "--to", restored.to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("integrity_check ok")
+            || String::from_utf8_lossy(&out.stderr).contains("integrity_check ok"),
+        "a restore of a streamed backup runs the full integrity_check"
+    );
+    assert_eq!(sqlite_counts(&restored).get(&h), Some(&6));
+    assert_eq!(std::fs::read(&restored).unwrap().len(), frozen.len());
+    let out = sidecar_output(&env, &["verify", "latest"]);
+    assert!(
+        out.status.success(),
+        "verify (decompress + integrity_check)"
+    );
+}
+
+#[test]
+fn wal_reject_file_frozen_while_pinned_writes_after_unpin_restore_has_pinned_counts() {
+    pinned_flow("reject", None);
+}
+
+#[test]
+fn wal_defer_writes_file_frozen_while_pinned_writes_after_unpin_restore_has_pinned_counts() {
+    pinned_flow("defer-writes", None);
+}
+
+#[test]
+fn rollback_journal_writes_wait_for_the_unpin_and_restore_has_pinned_counts() {
+    pinned_flow("defer-writes", Some("delete"));
+}
+
+#[test]
+fn rollback_journal_reject_policy_also_backs_up_under_the_pin() {
+    pinned_flow("reject", Some("delete"));
+}
+
+#[test]
+fn tracker_killed_mid_read_then_restarted_and_written_publishes_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = d.join("tracker.db");
+    let mut t = start(d, "reject", None, true);
+    let a = info_hash(9, 2);
+    writes(&t, &a, 1, 4);
+    let backups = d.join("backups");
+    let mut env = sidecar_env(&t, &backups);
+    // 8 MiB at 1.5 s per MiB: the read lasts about 12 s.
+    set_env(&mut env, THROTTLE_ENV, "1500");
+    let sidecar = spawn_sidecar(d, "reader", &env);
+    let id = t.api().open_window(120);
+    wait_pinned_and_resumed(&t);
+    let old_instance = t.status().instance_id;
+    writes(&t, &a, 100, 10);
+    std::thread::sleep(Duration::from_millis(300));
+    t.proc.sigkill();
+
+    // Restart on the same database and write heavily: opening the database
+    // checkpoints the orphaned WAL into the main file under the reader.
+    let t = t.restart();
+    assert_ne!(t.status().instance_id, old_instance);
+    for i in 0..20 {
+        writes(&t, &info_hash(10, i), 1, 20);
+    }
+    let h = hex(&a);
+    wait_until(
+        Duration::from_secs(10),
+        "writes of the restarted tracker",
+        || sqlite_counts(&db).len() >= 21 && sqlite_counts(&db).get(&h) == Some(&14),
+    );
+    wait_until(
+        Duration::from_secs(40),
+        "sidecar gives the window up",
+        || sidecar.log_text().contains("backup finished"),
+    );
+    let log = sidecar.log_text();
+    assert!(
+        log.contains("lease lost") || log.contains("pin was not held"),
+        "the sidecar must abandon the read:\n{log}"
+    );
+    assert!(!log.contains("backup published"), "{log}");
+    assert!(published(&backups).is_empty(), "{log}");
+    // The new instance never completed the old window.
+    assert!(!t
+        .status()
+        .last_outcomes
+        .iter()
+        .any(|o| o.window_id.as_str() == id && o.outcome == Outcome::Completed));
+    let out = sidecar_output(&env, &["prune"]);
+    assert!(out.status.success());
+    assert_nothing_published(&backups);
+}
+
+#[test]
+fn sidecar_killed_mid_read_lease_expires_pin_drops_wal_checkpointed() {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = d.join("tracker.db");
+    let t = start(d, "reject", None, false);
+    let a = info_hash(9, 3);
+    writes(&t, &a, 1, 5);
+    let backups = d.join("backups");
+    let mut env = sidecar_env(&t, &backups);
+    set_env(&mut env, THROTTLE_ENV, "1500");
+    let mut sidecar = spawn_sidecar(d, "killed", &env);
+    let id = t.api().open_window(120);
+    wait_pinned_and_resumed(&t);
+    let frozen = std::fs::read(&db).unwrap();
+    writes(&t, &a, 100, 15);
+    let h = hex(&a);
+    wait_until(Duration::from_secs(10), "writes in the WAL", || {
+        wal_len(&db) > 0
+    });
+    assert!(std::fs::read(&db).unwrap() == frozen);
+    sidecar.sigkill();
+
+    // lease_ttl is 2 s: the lease expires, the window ends, the pin drops.
+    let o = t.wait_outcome(&id, Duration::from_secs(15));
+    assert_eq!(o.outcome, Outcome::Expired, "{o:?}");
+    wait_until(Duration::from_secs(10), "pin dropped", || {
+        t.status().pin.is_none()
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "WAL checkpointed after the pin",
+        || wal_len(&db) == 0 && sqlite_counts(&db).get(&h) == Some(&20),
+    );
+    assert!(std::fs::read(&db).unwrap() != frozen);
+    assert!(published(&backups).is_empty());
+    // Serving and persisting as usual.
+    t.announce_ok(&a, 9000, "completed");
+    wait_until(Duration::from_secs(10), "new write persisted", || {
+        sqlite_counts(&db).get(&h) == Some(&21)
+    });
+}
