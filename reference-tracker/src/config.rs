@@ -45,6 +45,12 @@ pub struct DatabaseConfig {
     /// SQLite journal mode (`journal_mode`, not a Torrust key): WAL by
     /// default, or the rollback journal the upstream tracker runs with.
     pub journal_mode: JournalMode,
+    /// The completion journal (`completion_journal`, not a Torrust key):
+    /// completions acknowledged but not yet in the database. Default
+    /// `<path>.completions` for SQLite,
+    /// `./storage/tracker/lib/database/completions.journal` for MySQL and
+    /// PostgreSQL.
+    pub completion_journal: String,
 }
 
 /// The SQLite journal mode the store puts the database in.
@@ -285,6 +291,19 @@ impl TrackerConfig {
             }
         };
 
+        let completion_journal =
+            match string(db, "completion_journal", "core.database.completion_journal")? {
+                Some(p) if p.is_empty() => {
+                    return Err(bad(
+                        "core.database.completion_journal",
+                        "must not be empty: leave it out for the default",
+                    ))
+                }
+                Some(p) => p,
+                None if driver == Driver::Sqlite3 => format!("{path}.completions"),
+                None => "./storage/tracker/lib/database/completions.journal".to_owned(),
+            };
+
         let ap = table(core, "announce_policy", "core.announce_policy")?.unwrap_or(&empty);
         let interval = seconds(ap, "interval", "core.announce_policy.interval", 120)?;
         let interval_min = seconds(ap, "interval_min", "core.announce_policy.interval_min", 120)?;
@@ -310,6 +329,7 @@ impl TrackerConfig {
                 path,
                 flush_interval,
                 journal_mode,
+                completion_journal,
             },
             interval,
             interval_min,
@@ -445,6 +465,29 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.database.path, "b.db");
+        assert_eq!(cfg.database.completion_journal, "b.db.completions");
+    }
+
+    #[test]
+    fn completion_journal_is_configurable_and_never_empty() {
+        let cfg = TrackerConfig::parse(
+            "[core.database]\ndriver = \"mysql\"\npath = \"mysql://u:p@h/t\"",
+            no_env,
+        )
+        .unwrap();
+        assert!(cfg
+            .database
+            .completion_journal
+            .ends_with("completions.journal"));
+        let cfg =
+            TrackerConfig::parse("[core.database]\ncompletion_journal = \"/j/x\"", no_env).unwrap();
+        assert_eq!(cfg.database.completion_journal, "/j/x");
+        let e =
+            TrackerConfig::parse("[core.database]\ncompletion_journal = \"\"", no_env).unwrap_err();
+        assert!(
+            e.to_string().contains("core.database.completion_journal"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod bencode;
 pub mod config;
 pub mod hooks;
 pub mod http;
+pub mod journal;
 pub mod peers;
 pub mod query;
 pub mod server;

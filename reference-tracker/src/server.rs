@@ -58,9 +58,21 @@ pub async fn run(
         .map_err(|e| format!("cannot open database ({:?}): {e}", cfg.database.driver))?;
     let counts = store.load_completed().await?;
     tracing::info!(store = %store.describe(), torrents = counts.len(), "database open");
+    // Increments journaled before a crash but not in the database yet.
+    let (buffer, replayed) =
+        WriteBehind::open(store, cfg.database.completion_journal.clone().into()).await?;
+    let buffer = Arc::new(buffer);
+    let replayed_total: u64 = replayed.values().sum();
+    if replayed_total > 0 {
+        tracing::info!(completions = replayed_total, journal = %cfg.database.completion_journal,
+            "replayed completions from the journal");
+    }
+    let mut counts: std::collections::HashMap<_, _> = counts.into_iter().collect();
+    for (hash, n) in replayed {
+        *counts.entry(hash).or_insert(0) += n;
+    }
     let peers = PeerStore::new();
     peers.load_completed(counts);
-    let buffer = Arc::new(WriteBehind::new(store));
 
     // --- Embedding the coordinator: start it with our hooks, take its gate. ---
     let coordinator = if mconf.enabled || mconf.bind.is_some() {
@@ -128,6 +140,7 @@ pub async fn run(
     let flusher = buffer
         .clone()
         .spawn_flusher(gate.clone(), cfg.database.flush_interval);
+    let journal_sync = buffer.clone().spawn_journal_sync();
     let ttl = Duration::from_secs(cfg.max_peer_timeout as u64);
     let expiry_state = state.clone();
     let expiry = tokio::spawn(async move {
@@ -149,6 +162,7 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
     }
     flusher.abort();
+    journal_sync.abort();
     expiry.abort();
     if let Some(c) = coordinator {
         c.shutdown().await;

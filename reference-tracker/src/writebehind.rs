@@ -6,35 +6,63 @@
 //! That keeps the database off the request path, and is what makes policy
 //! `defer-writes` possible: during a maintenance window increments simply
 //! accumulate here and flow to the database after resume. A failed flush
-//! puts its increments back, so nothing is lost.
+//! puts its increments back, so nothing is lost. Every increment is also
+//! appended to the completion journal (`journal.rs`), so a crash loses at
+//! most the last [`crate::journal::SYNC_INTERVAL`] of them.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use maintenance_coordinator::AnnounceGate;
 
+use crate::journal::{self, Journal};
 use crate::peers::InfoHash;
 use crate::store::{Store, StoreError};
 
+/// The pending increments and their journal, kept under one lock so a
+/// journal mark always covers exactly the increments drained with it.
+struct Deferred {
+    counts: HashMap<InfoHash, u64>,
+    journal: Journal,
+}
+
 /// Completed-count increments not yet in the database.
 pub struct WriteBehind {
-    pending: Mutex<HashMap<InfoHash, u64>>,
+    pending: Mutex<Deferred>,
     store: Arc<dyn Store>,
     flush_lock: tokio::sync::Mutex<()>,
     quiesced: AtomicBool,
 }
 
 impl WriteBehind {
-    /// A buffer in front of `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        WriteBehind {
-            pending: Mutex::new(HashMap::new()),
-            store,
-            flush_lock: tokio::sync::Mutex::new(()),
-            quiesced: AtomicBool::new(false),
-        }
+    /// A buffer in front of `store`, journaled at `journal_path`. Replays
+    /// the increments the journal holds beyond the store's mark: they are
+    /// pending again (and returned, so the caller can count them) and reach
+    /// the database with the next flush.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        journal_path: PathBuf,
+    ) -> Result<(Self, HashMap<InfoHash, u64>), StoreError> {
+        let mark = store.load_journal_mark().await?;
+        let shown = journal_path.display().to_string();
+        let (journal, counts) =
+            tokio::task::spawn_blocking(move || Journal::open(journal_path, mark))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))?
+                .map_err(|e| StoreError::Task(format!("completion journal {shown}: {e}")))?;
+        let replayed = counts.clone();
+        Ok((
+            WriteBehind {
+                pending: Mutex::new(Deferred { counts, journal }),
+                store,
+                flush_lock: tokio::sync::Mutex::new(()),
+                quiesced: AtomicBool::new(false),
+            },
+            replayed,
+        ))
     }
 
     /// The store behind the buffer.
@@ -44,12 +72,44 @@ impl WriteBehind {
 
     /// Counts one completion of `hash`, to be written later.
     pub fn record_completion(&self, hash: InfoHash) {
-        *self.pending.lock().unwrap().entry(hash).or_insert(0) += 1;
+        let mut d = self.pending.lock().unwrap();
+        d.journal.append(&hash);
+        *d.counts.entry(hash).or_insert(0) += 1;
     }
 
     /// Sum of all increments waiting for a flush.
     pub fn pending_total(&self) -> u64 {
-        self.pending.lock().unwrap().values().sum()
+        self.pending.lock().unwrap().counts.values().sum()
+    }
+
+    /// Writes and syncs the journal records appended since the last call.
+    pub async fn sync_journal(&self) {
+        let Some((file, bytes)) = self.pending.lock().unwrap().journal.take_unwritten() else {
+            return;
+        };
+        let done = tokio::task::spawn_blocking(move || journal::write_out(&file, &bytes)).await;
+        let err = match done {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        let mut d = self.pending.lock().unwrap();
+        tracing::warn!(error = %err, journal = %d.journal.path().display(),
+            "writing the completion journal failed; it is rewritten after the next flush");
+        d.journal.mark_broken();
+    }
+
+    /// Runs forever: every [`journal::SYNC_INTERVAL`], writes and syncs the
+    /// journal, whatever the window state.
+    pub fn spawn_journal_sync(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(journal::SYNC_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                self.sync_journal().await;
+            }
+        })
     }
 
     /// True between [`WriteBehind::quiesce`] and [`WriteBehind::resume`].
@@ -68,19 +128,42 @@ impl WriteBehind {
     }
 
     async fn flush_locked(&self) -> Result<u64, StoreError> {
-        let batch: Vec<(InfoHash, u64)> = self.pending.lock().unwrap().drain().collect();
+        let (batch, mark): (Vec<(InfoHash, u64)>, _) = {
+            let mut d = self.pending.lock().unwrap();
+            (d.counts.drain().collect(), d.journal.mark())
+        };
         if batch.is_empty() {
+            // Nothing pending means every journal record is in the database
+            // (a shutdown's last flush lands here): leave an empty journal.
+            self.compact_if_due();
             return Ok(0);
         }
         let total = batch.iter().map(|(_, n)| n).sum();
-        if let Err(e) = self.store.add_completed(&batch).await {
-            let mut pending = self.pending.lock().unwrap();
+        if let Err(e) = self.store.add_completed(&batch, mark).await {
+            let mut d = self.pending.lock().unwrap();
             for (hash, n) in batch {
-                *pending.entry(hash).or_insert(0) += n;
+                *d.counts.entry(hash).or_insert(0) += n;
             }
             return Err(e);
         }
+        // Everything up to `mark` is in the database.
+        self.compact_if_due();
         Ok(total)
+    }
+
+    /// Starts a new journal generation holding only the pending increments,
+    /// when due. Called only after a successful flush (or with nothing
+    /// pending), so every record not in the pending counts is in the
+    /// database.
+    fn compact_if_due(&self) {
+        let mut d = self.pending.lock().unwrap();
+        let d = &mut *d;
+        if d.journal.compaction_due(d.counts.is_empty()) {
+            if let Err(e) = d.journal.compact(&d.counts) {
+                tracing::warn!(error = %e, journal = %d.journal.path().display(),
+                    "compacting the completion journal failed; it keeps growing until it succeeds");
+            }
+        }
     }
 
     /// The quiesce step: flush everything, make the files consistent, close

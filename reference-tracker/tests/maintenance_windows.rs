@@ -83,9 +83,15 @@ async fn reject_policy_refuses_announces_and_quiesces_a_consistent_db() {
     // Quiesced: the file alone is consistent and already holds every count.
     let copy_dir = tempfile::tempdir().unwrap();
     check_copy(&db, copy_dir.path(), &hash, 7);
-    let ready: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("ready.json")).unwrap()).unwrap();
-    assert_eq!(ready["ready"], serde_json::json!(true), "{ready}");
+    // The file is rewritten just after the state turns `ready` (on the
+    // blocking pool), so it may lag the status by a moment.
+    let ready_file = dir.path().join("ready.json");
+    eventually(STATE_TIMEOUT, "ready.json saying ready", || {
+        let ready: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&ready_file).unwrap()).unwrap();
+        ready["ready"] == serde_json::json!(true)
+    })
+    .await;
 
     // Announces are refused with a retry interval until the window's end.
     let v = t
@@ -293,4 +299,52 @@ async fn sigterm_during_a_window_persists_deferred_counts() {
     let ready: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("ready.json")).unwrap()).unwrap();
     assert_eq!(ready["ready"], serde_json::json!(false), "{ready}");
+}
+
+#[tokio::test]
+async fn sigkill_during_a_window_loses_no_acknowledged_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    let config = sqlite_config(dir.path(), "defer-writes");
+    let t = start(dir.path(), &config);
+    let hash = id20(1, 83);
+    complete_many(&t, &hash, 0, 4).await;
+    eventually(Duration::from_secs(10), "4 counts in the db", || {
+        sqlite_counts(&db).get(&hex(&hash)).copied() == Some(4)
+    })
+    .await;
+    t.open_window(60).await;
+    t.wait_state(State::Ready, STATE_TIMEOUT).await;
+    complete_many(&t, &hash, 4, 25).await;
+    assert_eq!(t.scraped_downloaded(&hash).await, 29);
+    // More than the journal's sync interval, then SIGKILL (dropping the
+    // handle kills the process): no chance to flush.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drop(t);
+    assert_eq!(sqlite_counts(&db).get(&hex(&hash)).copied(), Some(4));
+
+    // The restart replays the journal: every acknowledged completion counts.
+    let t = start(dir.path(), &config);
+    assert_eq!(t.scraped_downloaded(&hash).await, 29);
+    assert!(t.logs().contains("replayed completions"), "{}", t.logs());
+    eventually(Duration::from_secs(10), "29 counts in the db", || {
+        sqlite_counts(&db).get(&hex(&hash)).copied() == Some(29)
+    })
+    .await;
+    // Killed again once the replayed counts are in the database: they are
+    // not counted a second time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(t);
+    let t = start(dir.path(), &config);
+    assert_eq!(t.scraped_downloaded(&hash).await, 29);
+    complete_many(&t, &hash, 29, 1).await;
+    t.stop();
+    assert_eq!(sqlite_counts(&db).get(&hex(&hash)).copied(), Some(30));
+    let t = start(dir.path(), &config);
+    assert_eq!(t.scraped_downloaded(&hash).await, 30);
+    t.stop();
+    assert_eq!(sqlite_counts(&db).get(&hex(&hash)).copied(), Some(30));
+    // A clean stop leaves a journal with nothing to replay: its header only.
+    let journal = dir.path().join("tracker.db.completions");
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 16);
 }

@@ -106,6 +106,13 @@ async fn mariadb_counts_survive_a_defer_writes_window_and_a_restart() {
     let config = sqlite_config(dir.path(), "defer-writes")
         .replace("driver = \"sqlite3\"", "driver = \"mysql\"")
         .replace(
+            "flush_interval = \"100ms\"",
+            &format!(
+                "flush_interval = \"100ms\"\njournal_path = \"{}\"",
+                dir.path().join("completed.journal").display()
+            ),
+        )
+        .replace(
             &format!("path = \"{}\"", dir.path().join("tracker.db").display()),
             &format!("path = \"{before_pw}:not-the-password{after_pw}/{db_name}\""),
         );
@@ -139,8 +146,22 @@ async fn mariadb_counts_survive_a_defer_writes_window_and_a_restart() {
         .announce(&hash, &id20(9, 500), 20_000, "&left=0&event=completed")
         .await;
     assert_eq!(v.get("complete").and_then(Value::as_int), Some(1));
-    t.stop();
+    wait_completed(&pool, &hash, 41).await;
+
+    // SIGKILL during a deferred window: the journal brings the counts back.
+    t.open_window(30).await;
+    t.wait_state(State::Ready, Duration::from_secs(15)).await;
+    complete_many(&t, &hash, 41, 5).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drop(t);
     assert_eq!(completed(&pool, &hash).await, Some(41));
+    let t = start_with_env(dir.path(), &config, &env);
+    assert_eq!(t.scraped_downloaded(&hash).await, 46);
+    t.stop();
+    assert_eq!(completed(&pool, &hash).await, Some(46));
+    let t = start_with_env(dir.path(), &config, &env);
+    assert_eq!(t.scraped_downloaded(&hash).await, 46);
+    t.stop();
 
     let rows: i64 = sqlx::query("SELECT COUNT(*) FROM torrents")
         .fetch_one(&pool)

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use maintenance_coordinator::PinMode;
 use reference_tracker::config::JournalMode;
+use reference_tracker::journal::JournalMark;
 use reference_tracker::peers::InfoHash;
 use reference_tracker::store::sqlite::SqliteStore;
 use reference_tracker::store::Store;
@@ -21,6 +22,12 @@ fn hash(n: u32) -> InfoHash {
     h[..4].copy_from_slice(&n.to_be_bytes());
     InfoHash(h)
 }
+
+/// The completion-journal mark every write here stores with its counts.
+const MARK: JournalMark = JournalMark {
+    generation: 1,
+    offset: 16,
+};
 
 fn total(counts: &[(InfoHash, u64)]) -> u64 {
     counts.iter().map(|(_, n)| n).sum()
@@ -40,7 +47,7 @@ async fn wal_pin_freezes_the_main_file_while_writes_continue() {
         .await
         .unwrap();
     let first: Vec<_> = (0..500).map(|i| (hash(i), 1)).collect();
-    store.add_completed(&first).await.unwrap();
+    store.add_completed(&first, MARK).await.unwrap();
 
     store.quiesce().await.unwrap();
     assert_eq!(store.pin_mode(), Some(PinMode::WritesContinue));
@@ -49,7 +56,7 @@ async fn wal_pin_freezes_the_main_file_while_writes_continue() {
     // Continuous writes after the resume: thousands of new rows and updates.
     for round in 0..40u32 {
         let batch: Vec<_> = (0..250).map(|i| (hash(round * 1000 + i), 2)).collect();
-        store.add_completed(&batch).await.unwrap();
+        store.add_completed(&batch, MARK).await.unwrap();
     }
     assert_eq!(sha(&db), frozen, "the main file changed while pinned");
     assert!(store.wal_bytes().unwrap() > 0, "the writes went to the WAL");
@@ -71,7 +78,7 @@ async fn rollback_journal_pin_blocks_writers_until_the_unpin() {
     let store = SqliteStore::open(db.clone(), JournalMode::Delete)
         .await
         .unwrap();
-    store.add_completed(&[(hash(1), 1)]).await.unwrap();
+    store.add_completed(&[(hash(1), 1)], MARK).await.unwrap();
     store.quiesce().await.unwrap();
     assert_eq!(store.pin_mode(), Some(PinMode::WritesWait));
     assert_eq!(store.wal_bytes(), None);
@@ -79,11 +86,11 @@ async fn rollback_journal_pin_blocks_writers_until_the_unpin() {
     store.resume().await.unwrap();
     // The coordinator keeps writes deferred; a write that came anyway
     // waits out the busy timeout and fails: the file cannot change.
-    let blocked = store.add_completed(&[(hash(2), 1)]).await;
+    let blocked = store.add_completed(&[(hash(2), 1)], MARK).await;
     assert!(blocked.is_err(), "a writer got past the pin");
     assert_eq!(sha(&db), frozen);
     store.unpin().await.unwrap();
-    store.add_completed(&[(hash(2), 1)]).await.unwrap();
+    store.add_completed(&[(hash(2), 1)], MARK).await.unwrap();
     assert_eq!(total(&store.load_completed().await.unwrap()), 2);
     assert!(!db.with_extension("db-wal").exists());
 }

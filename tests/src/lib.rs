@@ -244,12 +244,26 @@ impl TrackerConfig {
             Db::Mysql(url) => ("mysql", url.clone()),
             Db::Postgres(url) => ("postgresql", url.clone()),
         };
+        // The completion journal in the test's folder, not the working
+        // directory (SQLite's default is already beside its database).
+        let journal = match &self.db {
+            Db::Sqlite(_) => String::new(),
+            _ => format!(
+                "journal_path = \"{}\"\n",
+                self.ready_file
+                    .parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new("."))
+                    .join("completed.journal")
+                    .display()
+            ),
+        };
         let mut s = format!(
             r#"[core.database]
 driver = "{driver}"
 path = "{path}"
 flush_interval = "{flush}"
-
+{journal}
 [core.announce_policy]
 interval = 120
 interval_min = 60

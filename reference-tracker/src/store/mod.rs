@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use maintenance_coordinator::PinMode;
 
 use crate::config::{DatabaseConfig, Driver};
+use crate::journal::JournalMark;
 use crate::peers::InfoHash;
 
 /// Why a store operation failed.
@@ -47,9 +48,18 @@ pub trait Store: Send + Sync {
     /// Every torrent's completed count.
     async fn load_completed(&self) -> Result<Vec<(InfoHash, u64)>, StoreError>;
 
-    /// Adds `delta` to each torrent's count (creating rows as needed), all in
-    /// one transaction: either every increment lands or none does.
-    async fn add_completed(&self, deltas: &[(InfoHash, u64)]) -> Result<(), StoreError>;
+    /// Adds `delta` to each torrent's count (creating rows as needed) and
+    /// records `mark` (how far the completion journal is applied), all in
+    /// one transaction: either every increment and the mark land or nothing
+    /// does.
+    async fn add_completed(
+        &self,
+        deltas: &[(InfoHash, u64)],
+        mark: JournalMark,
+    ) -> Result<(), StoreError>;
+
+    /// The journal mark stored by the last [`Store::add_completed`], if any.
+    async fn load_journal_mark(&self) -> Result<Option<JournalMark>, StoreError>;
 
     /// Makes the database ready for a backup: SQLite checkpoints
     /// (`wal_checkpoint(TRUNCATE)`) and closes the file, MySQL closes its
@@ -79,6 +89,28 @@ pub trait Store: Send + Sync {
 
     /// Human-readable location, with no password in it.
     fn describe(&self) -> String;
+}
+
+/// The one-row table holding the [`JournalMark`]: `generation` and
+/// `applied_offset` are stored as signed 64-bit integers (the generation's
+/// bits reinterpreted).
+pub(crate) const JOURNAL_TABLE: &str = "CREATE TABLE IF NOT EXISTS tracker_journal (
+    id INTEGER PRIMARY KEY,
+    generation BIGINT NOT NULL,
+    applied_offset BIGINT NOT NULL
+)";
+
+/// A mark as the two signed columns of `tracker_journal`.
+pub(crate) fn mark_to_row(mark: JournalMark) -> (i64, i64) {
+    (mark.generation as i64, mark.offset as i64)
+}
+
+/// The two signed columns of `tracker_journal` as a mark.
+pub(crate) fn mark_from_row(generation: i64, offset: i64) -> JournalMark {
+    JournalMark {
+        generation: generation as u64,
+        offset: offset.max(0) as u64,
+    }
 }
 
 /// Opens the store named by the config, creating the schema if needed.

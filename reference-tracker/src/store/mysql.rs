@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::Row;
 
-use super::{redact, Store, StoreError};
+use super::{mark_from_row, mark_to_row, redact, Store, StoreError, JOURNAL_TABLE};
+use crate::journal::JournalMark;
 use crate::peers::InfoHash;
 
 /// A MySQL/MariaDB database holding the `torrents` table.
@@ -35,6 +36,7 @@ async fn connect(options: &MySqlConnectOptions) -> Result<MySqlPool, sqlx::Error
         .connect_with(options.clone())
         .await?;
     sqlx::query(SCHEMA).execute(&pool).await?;
+    sqlx::query(JOURNAL_TABLE).execute(&pool).await?;
     Ok(pool)
 }
 
@@ -76,7 +78,12 @@ impl Store for MysqlStore {
         Ok(out)
     }
 
-    async fn add_completed(&self, deltas: &[(InfoHash, u64)]) -> Result<(), StoreError> {
+    async fn add_completed(
+        &self,
+        deltas: &[(InfoHash, u64)],
+        mark: JournalMark,
+    ) -> Result<(), StoreError> {
+        let (generation, offset) = mark_to_row(mark);
         let pool = self.pool()?;
         let mut tx = pool.begin().await?;
         for (hash, n) in deltas {
@@ -89,8 +96,29 @@ impl Store for MysqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        sqlx::query(
+            "INSERT INTO tracker_journal (id, generation, applied_offset) VALUES (1, ?, ?)
+             ON DUPLICATE KEY UPDATE generation = VALUES(generation),
+             applied_offset = VALUES(applied_offset)",
+        )
+        .bind(generation)
+        .bind(offset)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn load_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
+        let pool = self.pool()?;
+        let row =
+            sqlx::query("SELECT generation, applied_offset FROM tracker_journal WHERE id = 1")
+                .fetch_optional(&pool)
+                .await?;
+        Ok(match row {
+            Some(r) => Some(mark_from_row(r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
     }
 
     async fn quiesce(&self) -> Result<(), StoreError> {

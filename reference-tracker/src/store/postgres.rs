@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
-use super::{redact, Store, StoreError};
+use super::{mark_from_row, mark_to_row, redact, Store, StoreError, JOURNAL_TABLE};
+use crate::journal::JournalMark;
 use crate::peers::InfoHash;
 
 /// A PostgreSQL database holding the `torrents` table.
@@ -45,12 +46,15 @@ impl PostgresStore {
             .await?;
         // Concurrent first starts may race on CREATE TABLE IF NOT EXISTS
         // (a unique violation in pg_type); the loser finds the table there.
-        if let Err(e) = sqlx::query(SCHEMA).execute(&pool).await {
-            let exists: bool = sqlx::query_scalar("SELECT to_regclass('torrents') IS NOT NULL")
-                .fetch_one(&pool)
-                .await?;
-            if !exists {
-                return Err(e.into());
+        for (ddl, table) in [(SCHEMA, "torrents"), (JOURNAL_TABLE, "tracker_journal")] {
+            if let Err(e) = sqlx::query(ddl).execute(&pool).await {
+                let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(table)
+                    .fetch_one(&pool)
+                    .await?;
+                if !exists {
+                    return Err(e.into());
+                }
             }
         }
         Ok(PostgresStore {
@@ -76,7 +80,12 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn add_completed(&self, deltas: &[(InfoHash, u64)]) -> Result<(), StoreError> {
+    async fn add_completed(
+        &self,
+        deltas: &[(InfoHash, u64)],
+        mark: JournalMark,
+    ) -> Result<(), StoreError> {
+        let (generation, offset) = mark_to_row(mark);
         let mut tx = self.pool.begin().await?;
         for (hash, n) in deltas {
             sqlx::query(
@@ -88,8 +97,28 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
+        sqlx::query(
+            "INSERT INTO tracker_journal (id, generation, applied_offset) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET generation = EXCLUDED.generation,
+             applied_offset = EXCLUDED.applied_offset",
+        )
+        .bind(generation)
+        .bind(offset)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn load_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
+        let row =
+            sqlx::query("SELECT generation, applied_offset FROM tracker_journal WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some(r) => Some(mark_from_row(r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
     }
 
     /// Nothing to do: the buffer was flushed before this call and the

@@ -23,8 +23,9 @@ use async_trait::async_trait;
 use maintenance_coordinator::PinMode;
 use rusqlite::{params, Connection};
 
-use super::{Store, StoreError};
+use super::{mark_from_row, mark_to_row, Store, StoreError, JOURNAL_TABLE};
 use crate::config::JournalMode;
+use crate::journal::JournalMark;
 use crate::peers::InfoHash;
 
 /// A SQLite database file holding the `torrents` table.
@@ -55,6 +56,7 @@ fn connect(path: &PathBuf, journal: JournalMode) -> Result<Connection, rusqlite:
     }
     conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(JOURNAL_TABLE)?;
     Ok(conn)
 }
 
@@ -131,7 +133,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_completed(&self, deltas: &[(InfoHash, u64)]) -> Result<(), StoreError> {
+    async fn add_completed(
+        &self,
+        deltas: &[(InfoHash, u64)],
+        mark: JournalMark,
+    ) -> Result<(), StoreError> {
+        let (generation, offset) = mark_to_row(mark);
         let deltas: Vec<(String, i64)> = deltas
             .iter()
             .map(|(h, n)| (h.to_hex(), *n as i64))
@@ -147,8 +154,27 @@ impl Store for SqliteStore {
                     stmt.execute(params![hex, n])?;
                 }
             }
+            tx.execute(
+                "INSERT INTO tracker_journal (id, generation, applied_offset) VALUES (1, ?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET generation = excluded.generation,
+                 applied_offset = excluded.applied_offset",
+                params![generation, offset],
+            )?;
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn load_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
+        self.with_conn(|c| {
+            let mut stmt =
+                c.prepare("SELECT generation, applied_offset FROM tracker_journal WHERE id = 1")?;
+            let mut rows = stmt.query([])?;
+            Ok(match rows.next()? {
+                Some(r) => Some(mark_from_row(r.get(0)?, r.get(1)?)),
+                None => None,
+            })
         })
         .await
     }
