@@ -108,8 +108,8 @@ async fn mariadb_counts_survive_a_defer_writes_window_and_a_restart() {
         .replace(
             "flush_interval = \"100ms\"",
             &format!(
-                "flush_interval = \"100ms\"\njournal_path = \"{}\"",
-                dir.path().join("completed.journal").display()
+                "flush_interval = \"100ms\"\ncompletion_journal = \"{}\"",
+                dir.path().join("completions.journal").display()
             ),
         )
         .replace(

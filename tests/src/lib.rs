@@ -111,16 +111,20 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn signal(&self, sig: i32) {
-        if let Some(c) = &self.child {
-            unsafe { libc::kill(c.id() as i32, sig) };
+    /// Sends `sig`, unless the process has exited and been reaped: its pid
+    /// may then belong to another process (another test's tracker).
+    pub fn signal(&mut self, sig: i32) {
+        if let Some(c) = self.child.as_mut() {
+            if matches!(c.try_wait(), Ok(None)) {
+                unsafe { libc::kill(c.id() as i32, sig) };
+            }
         }
     }
 
-    /// kill -9 and reap.
+    /// kill -9 and reap (nothing is sent once the process has been reaped).
     pub fn sigkill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+            let _ = c.kill();
             let _ = c.wait();
         }
     }
@@ -128,6 +132,9 @@ impl Proc {
     /// SIGTERM and wait up to `timeout` for the exit.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         let mut c = self.child.take().expect("process already gone");
+        if let Some(s) = c.try_wait().unwrap() {
+            return s;
+        }
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         let t = Instant::now();
         loop {
@@ -205,6 +212,9 @@ pub struct TrackerConfig {
     pub udp_port: Option<u16>,
     /// SQLite `journal_mode` key (`wal`, `delete`); `None` keeps the default.
     pub journal_mode: Option<&'static str>,
+    /// `completion_journal` for MySQL and PostgreSQL (in the test's folder,
+    /// not the working directory); SQLite keeps its default beside the file.
+    pub completion_journal: PathBuf,
 }
 
 impl TrackerConfig {
@@ -227,6 +237,7 @@ impl TrackerConfig {
             maintenance: true,
             udp_port: None,
             journal_mode: None,
+            completion_journal: dir.join("completions.journal"),
         }
     }
 
@@ -244,18 +255,11 @@ impl TrackerConfig {
             Db::Mysql(url) => ("mysql", url.clone()),
             Db::Postgres(url) => ("postgresql", url.clone()),
         };
-        // The completion journal in the test's folder, not the working
-        // directory (SQLite's default is already beside its database).
         let journal = match &self.db {
             Db::Sqlite(_) => String::new(),
             _ => format!(
-                "journal_path = \"{}\"\n",
-                self.ready_file
-                    .parent()
-                    .and_then(Path::parent)
-                    .unwrap_or(Path::new("."))
-                    .join("completed.journal")
-                    .display()
+                "completion_journal = \"{}\"\n",
+                self.completion_journal.display()
             ),
         };
         let mut s = format!(

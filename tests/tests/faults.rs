@@ -758,3 +758,45 @@ fn postgres_lease_lost_mid_dump_kills_the_dump_and_publishes_nothing() {
     assert_nothing_published(&backups);
     t.announce_ok(&info_hash(6, 3), 1, "completed");
 }
+
+/// A PostgreSQL tracker killed with SIGKILL in a `defer-writes` window
+/// (counts only in memory and in the completion journal): the restart
+/// replays every acknowledged completion, and a second SIGKILL after the
+/// replayed counts reached the database does not count them again.
+#[test]
+fn postgres_tracker_sigkill_in_a_defer_writes_window_loses_and_doubles_no_completion() {
+    let Some(pg) = postgres() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let db = pg.create_db("journal");
+    let h = info_hash(9, 1);
+    let key = hex(&h);
+    let in_db = || pg.counts(&db.name).get(&key).copied();
+
+    let mut t = start_postgres_tracker(d, &pg, &db.name, "defer-writes");
+    complete_n(&t, &h, 0, 3);
+    wait_until(Duration::from_secs(10), "3 counts in the db", || {
+        in_db() == Some(3)
+    });
+    t.api().open_window(60);
+    t.wait_state(State::Ready, Duration::from_secs(15));
+    complete_n(&t, &h, 3, 20);
+    // Past the journal's 100 ms sync interval; then no chance to flush.
+    std::thread::sleep(Duration::from_millis(400));
+    t.proc.sigkill();
+    assert_eq!(in_db(), Some(3), "the window let a write through");
+
+    let mut t = start_postgres_tracker(d, &pg, &db.name, "defer-writes");
+    assert_eq!(t.scrape_downloaded(&[h]), vec![23]);
+    assert!(t.proc.log_text().contains("replayed completions"));
+    wait_until(Duration::from_secs(10), "23 counts in the db", || {
+        in_db() == Some(23)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    t.proc.sigkill();
+
+    let mut t = start_postgres_tracker(d, &pg, &db.name, "defer-writes");
+    assert_eq!(t.scrape_downloaded(&[h]), vec![23]);
+    assert!(t.proc.terminate(Duration::from_secs(20)).success());
+    assert_eq!(in_db(), Some(23));
+}
