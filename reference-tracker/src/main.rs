@@ -58,29 +58,41 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGTERM and SIGINT handlers now and returns the future that
+/// resolves on the first of them. Installing them before anything is bound
+/// matters: until a handler exists a SIGTERM takes its default action and
+/// kills the process without the final flush, and a tracker that has
+/// announced a listener must already shut down cleanly.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
+}
+
+/// Ctrl-C only, where there is no SIGTERM.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let shutdown = match shutdown_signal() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("reference-tracker: cannot install the SIGTERM/SIGINT handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let args = Args::parse();
     init_logging(args.log_format);
     let env = |k: &str| std::env::var(k).ok();
@@ -98,7 +110,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match reference_tracker::server::run(cfg, mconf, shutdown_signal()).await {
+    match reference_tracker::server::run(cfg, mconf, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("reference-tracker: {e}");

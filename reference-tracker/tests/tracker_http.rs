@@ -4,8 +4,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::*;
 use reference_tracker::bencode::Value;
@@ -268,4 +269,39 @@ fn help_and_bad_config_are_answered() {
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("missing.toml"));
+}
+
+/// A SIGTERM that arrives as soon as the first listener is announced is a
+/// clean shutdown (exit 0, counts flushed), never the signal's default
+/// action: the handlers are installed before anything is served.
+#[test]
+fn sigterm_right_after_the_first_listener_is_a_clean_shutdown() {
+    let bin = env!("CARGO_BIN_EXE_reference-tracker");
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("tracker.toml");
+        std::fs::write(&cfg, sqlite_config(dir.path(), "reject")).unwrap();
+        let mut child = Command::new(bin)
+            .arg("--config")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(line.contains(" listening on "), "{line}");
+        // SAFETY: the child is not reaped yet, so its pid is still its own.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "round {round}: exited with {:?}; log:\n{log}",
+            out.status
+        );
+        assert!(log.contains("counts flushed"), "round {round}: {log}");
+    }
 }
