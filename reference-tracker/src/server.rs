@@ -161,7 +161,7 @@ pub async fn run(
         // Long-polls may hold a connection open; do not wait for them forever.
         let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
     }
-    flusher.abort();
+    buffer.stop_flusher(flusher).await;
     journal_sync.abort();
     expiry.abort();
     if let Some(c) = coordinator {

@@ -189,6 +189,18 @@ impl WriteBehind {
         Ok(())
     }
 
+    /// Stops the task returned by [`WriteBehind::spawn_flusher`] between two
+    /// flushes, never inside one: a flush cancelled after it drained its
+    /// batch would drop those increments from memory (they would come back
+    /// only from the journal at the next start).
+    pub async fn stop_flusher(&self, flusher: tokio::task::JoinHandle<()>) {
+        let _serial = self.flush_lock.lock().await;
+        flusher.abort();
+        // Cancelled at its next poll; it cannot be inside a flush while we
+        // hold the lock.
+        let _ = flusher.await;
+    }
+
     /// Runs forever: every `every`, flushes if the gate allows writes (the
     /// write pass is held for the whole database write, so a window opening
     /// meanwhile waits for it to finish).
