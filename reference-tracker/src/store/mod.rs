@@ -100,6 +100,10 @@ pub(crate) const JOURNAL_TABLE: &str = "CREATE TABLE IF NOT EXISTS tracker_journ
     applied_offset BIGINT NOT NULL
 )";
 
+/// Reads the stored mark (same SQL on every engine).
+pub(crate) const SELECT_MARK: &str =
+    "SELECT generation, applied_offset FROM tracker_journal WHERE id = 1";
+
 /// A mark as the two signed columns of `tracker_journal`.
 pub(crate) fn mark_to_row(mark: JournalMark) -> (i64, i64) {
     (mark.generation as i64, mark.offset as i64)

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::Row;
 
-use super::{mark_from_row, mark_to_row, redact, Store, StoreError, JOURNAL_TABLE};
+use super::{mark_from_row, mark_to_row, redact, Store, StoreError, JOURNAL_TABLE, SELECT_MARK};
 use crate::journal::JournalMark;
 use crate::peers::InfoHash;
 
@@ -111,10 +111,7 @@ impl Store for MysqlStore {
 
     async fn load_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
         let pool = self.pool()?;
-        let row =
-            sqlx::query("SELECT generation, applied_offset FROM tracker_journal WHERE id = 1")
-                .fetch_optional(&pool)
-                .await?;
+        let row = sqlx::query(SELECT_MARK).fetch_optional(&pool).await?;
         Ok(match row {
             Some(r) => Some(mark_from_row(r.try_get(0)?, r.try_get(1)?)),
             None => None,

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use maintenance_coordinator::PinMode;
 use rusqlite::{params, Connection};
 
-use super::{mark_from_row, mark_to_row, Store, StoreError, JOURNAL_TABLE};
+use super::{mark_from_row, mark_to_row, Store, StoreError, JOURNAL_TABLE, SELECT_MARK};
 use crate::config::JournalMode;
 use crate::journal::JournalMark;
 use crate::peers::InfoHash;
@@ -168,8 +168,7 @@ impl Store for SqliteStore {
 
     async fn load_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
         self.with_conn(|c| {
-            let mut stmt =
-                c.prepare("SELECT generation, applied_offset FROM tracker_journal WHERE id = 1")?;
+            let mut stmt = c.prepare(SELECT_MARK)?;
             let mut rows = stmt.query([])?;
             Ok(match rows.next()? {
                 Some(r) => Some(mark_from_row(r.get(0)?, r.get(1)?)),
