@@ -455,6 +455,48 @@ struct WindowRun {
     quiesced_secs: f64,
     total_secs: f64,
     hwm_kib: u64,
+    /// Peak bytes of every file under the backup folder during the window
+    /// (staging, artifact, temporary copies).
+    peak_backup_bytes: u64,
+    /// Peak size of the database's `-wal` file during the window.
+    peak_wal_bytes: u64,
+    /// Compressed bytes of the published backup.
+    artifact_bytes: u64,
+}
+
+/// Bytes of every file under `dir`, recursively (0 when it is missing).
+fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Samples the peaks of the backup folder and the `-wal` file every 50 ms
+/// until `stop`; returns (peak backup bytes, peak WAL bytes).
+fn sample_disk(
+    backups: PathBuf,
+    db: PathBuf,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, u64)> {
+    std::thread::spawn(move || {
+        let mut wal = db.into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let (mut disk, mut wal_peak) = (0, 0);
+        while !stop.load(Ordering::Relaxed) {
+            disk = disk.max(tree_bytes(&backups));
+            wal_peak = wal_peak.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (disk, wal_peak)
+    })
 }
 
 fn window_run(
@@ -472,6 +514,7 @@ fn window_run(
     let sidecar = spawn_sidecar(&d, "bench", &sidecar_env(&t, &backups));
     std::thread::sleep(Duration::from_millis(500));
     let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_disk(backups.clone(), db.to_owned(), stop.clone());
     let (_, h) = run_load(t.http, 8, stop.clone(), completed_load, true, PACE);
     std::thread::sleep(Duration::from_millis(500));
     // A window that ends without a backup is retried, so the figures are
@@ -493,10 +536,12 @@ fn window_run(
     }
     std::thread::sleep(Duration::from_millis(300));
     let ev = stop_load(&stop, h);
+    let (peak_backup_bytes, peak_wal_bytes) = sampler.join().unwrap();
     let outcome = outcome
         .unwrap_or_else(|| panic!("no window completed in 3 attempts\n{}", sidecar.log_text()));
     let hwm_kib = vm_hwm_kib(sidecar.pid()).unwrap_or(0);
     let report = outcome.report.clone().unwrap();
+    let artifact_bytes = report.artifacts.iter().map(|a| a.size_bytes).sum();
     let (refused, errors, outage_secs) = outage(&ev);
     drop(sidecar);
     drop(t);
@@ -517,6 +562,9 @@ fn window_run(
             .copied()
             .unwrap_or(f64::NAN),
         hwm_kib,
+        peak_backup_bytes,
+        peak_wal_bytes,
+        artifact_bytes,
     }
 }
 
@@ -568,7 +616,32 @@ fn downtime(o: &Opts, db: &Path) {
         if first.hwm_kib.max(r.hwm_kib) <= 64 * 1024 { "met" } else { "NOT met" }
     );
 
-    // Host-cron: SIGTERM, cp, start, until /health_check answers.
+    let (span, _) = host_cron(o, db);
+    println!(
+        "RESULT downtime: reject refusal {:.3} s (snapshot {:.3} s, beyond {:.0} ms; run 1: {:.3} s, beyond {:.0} ms); defer-writes refused {}; host-cron outage {span:.3} s; ratio host-cron / reject outage {:.1}x",
+        r.outage_secs,
+        r.snapshot_secs,
+        (r.outage_secs - r.snapshot_secs) * 1000.0,
+        first.outage_secs,
+        (first.outage_secs - first.snapshot_secs) * 1000.0,
+        dw.refused + dw.errors,
+        span / r.outage_secs
+    );
+    println!(
+        "RESULT snapshot-sidecar: quiesced (reject run 2, idle db) {:.3} s = {:.0} MiB/s (run 1: {:.3} s); defer-writes window under completed-announce load {:.3} s = {:.0} MiB/s",
+        r.snapshot_secs,
+        size / r.snapshot_secs,
+        first.snapshot_secs,
+        dw.snapshot_secs,
+        size / dw.snapshot_secs
+    );
+}
+
+/// The host-cron path of the original note: SIGTERM the tracker, `cp` the
+/// database, start it again, until `/health_check` answers; prints the
+/// parts and returns (the outage seen by clients, the whole stop-to-healthy
+/// time), in seconds.
+fn host_cron(o: &Opts, db: &Path) -> (f64, f64) {
     let d = subdir(o, "hostcron");
     let mut cfg = TrackerConfig::with_db(&d, Db::Sqlite(db.to_owned()), "reject").fixed_ports();
     cfg.maintenance = false;
@@ -596,24 +669,7 @@ fn downtime(o: &Opts, db: &Path) {
         total - stopped - cp_secs,
         (total - cp_secs) * 1000.0
     );
-    println!(
-        "RESULT downtime: reject refusal {:.3} s (snapshot {:.3} s, beyond {:.0} ms; run 1: {:.3} s, beyond {:.0} ms); defer-writes refused {}; host-cron outage {span:.3} s; ratio host-cron / reject outage {:.1}x",
-        r.outage_secs,
-        r.snapshot_secs,
-        (r.outage_secs - r.snapshot_secs) * 1000.0,
-        first.outage_secs,
-        (first.outage_secs - first.snapshot_secs) * 1000.0,
-        dw.refused + dw.errors,
-        span / r.outage_secs
-    );
-    println!(
-        "RESULT snapshot-sidecar: quiesced (reject run 2, idle db) {:.3} s = {:.0} MiB/s (run 1: {:.3} s); defer-writes window under completed-announce load {:.3} s = {:.0} MiB/s",
-        r.snapshot_secs,
-        size / r.snapshot_secs,
-        first.snapshot_secs,
-        dw.snapshot_secs,
-        size / dw.snapshot_secs
-    );
+    (span, total)
 }
 
 // ---------------------------------------------------------------------------
