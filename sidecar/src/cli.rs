@@ -105,9 +105,18 @@ pub enum Command {
     /// recovery time (download, decompress, check), then remove it all.
     /// Starts nothing; records success for the last-drill metric.
     Drill {
-        /// Backup folder path, name inside the backup dir, or `latest`.
+        /// Backup folder path, name inside the backup dir (or on the
+        /// remote), or `latest`.
         #[arg(default_value = "latest")]
         backup: String,
+        /// Drill the copy on the remote (BACKUP_REMOTE): download it into a
+        /// temporary folder in the backup dir first.
+        #[arg(long)]
+        remote: bool,
+        /// age identity file for an encrypted backup (default:
+        /// BACKUP_AGE_IDENTITY_FILE).
+        #[arg(long)]
+        identity: Option<PathBuf>,
     },
     /// Table of backups: name, age, size, status.
     List {

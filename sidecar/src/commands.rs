@@ -74,9 +74,19 @@ pub async fn once(cfg: &Config) -> ExitCode {
     }
 }
 
+/// The retention plan for the backup folder, plus what a killed restore
+/// left beside the configured SQLite database.
+fn prune_plan(cfg: &Config) -> std::io::Result<retention::Plan> {
+    let mut plan = retention::plan(&cfg.backup_dir, cfg.keep_days, cfg.keep_last, Utc::now())?;
+    if let Some(db) = &cfg.sqlite.path {
+        plan.leftovers.extend(retention::restore_leftovers(db));
+    }
+    Ok(plan)
+}
+
 /// Applies retention, logging instead of failing.
 pub fn prune_quietly(cfg: &Config) {
-    match retention::plan(&cfg.backup_dir, cfg.keep_days, cfg.keep_last, Utc::now()) {
+    match prune_plan(cfg) {
         Ok(plan) => {
             retention::apply(&plan);
         }
@@ -86,7 +96,7 @@ pub fn prune_quietly(cfg: &Config) {
 
 /// `prune [--dry-run]`.
 pub fn prune(cfg: &Config, dry_run: bool) -> ExitCode {
-    let plan = match retention::plan(&cfg.backup_dir, cfg.keep_days, cfg.keep_last, Utc::now()) {
+    let plan = match prune_plan(cfg) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("cannot scan {}: {e}", cfg.backup_dir.display());
@@ -178,25 +188,30 @@ pub fn restore(
     }
 }
 
-/// `drill [backup]`.
-pub fn drill(cfg: &Config, backup: &str) -> ExitCode {
-    let result = crate::offsite::identities(cfg, None).and_then(|keys| {
+/// `drill [backup] [--identity FILE]`.
+pub fn drill(cfg: &Config, backup: &str, identity: Option<&Path>) -> ExitCode {
+    let result = crate::offsite::identities(cfg, identity).and_then(|keys| {
         ops::resolve_backup(&cfg.backup_dir, backup)
-            .and_then(|d| ops::drill::drill(&cfg.backup_dir, &d, keys.as_ref()))
+            .and_then(|d| ops::drill::drill(&cfg.backup_dir, &d, keys.as_ref(), None))
     });
+    drill_outcome(result)
+}
+
+/// Prints a drill's RTO figures (or its error); the exit code.
+pub fn drill_outcome(result: anyhow::Result<ops::drill::DrillReport>) -> ExitCode {
     match result {
         Ok(r) => {
             for line in &r.artifacts {
                 println!("ok      {line}");
             }
             println!(
-                "drill of {} passed: download {:.2} s, decompress {:.2} s, check {:.2} s, total {:.2} s ({} bytes restored and removed)",
-                r.backup, r.download_secs, r.decompress_secs, r.check_secs, r.total_secs, r.restored_bytes
+                "drill of {} ({}) passed: download {:.2} s, decompress {:.2} s, check {:.2} s, total {:.2} s ({} bytes restored and removed)",
+                r.backup, r.source, r.download_secs, r.decompress_secs, r.check_secs, r.total_secs, r.restored_bytes
             );
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("drill failed: {e:#}");
+            eprintln!("drill failed: {}", crate::remote::store::describe_error(&e));
             ExitCode::from(EXIT_FAILED)
         }
     }

@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod offsite;
 pub mod ops;
+pub mod owned_temp;
 pub mod progress;
 pub mod readback;
 pub mod release;

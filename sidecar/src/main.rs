@@ -88,7 +88,14 @@ fn main() -> ExitCode {
                     commands::restore(&cfg, &backup, &opts, identity.as_deref())
                 }
             }
-            Command::Drill { backup } => commands::drill(&cfg, &backup),
+            Command::Drill {
+                backup,
+                remote: true,
+                identity,
+            } => offsite::drill(&cfg, &backup, identity.as_deref()).await,
+            Command::Drill {
+                backup, identity, ..
+            } => commands::drill(&cfg, &backup, identity.as_deref()),
             Command::List { remote: true } => offsite::list(&cfg).await,
             Command::List { remote: false } => commands::list(&cfg),
             Command::Push { backup } => offsite::push(&cfg, &backup).await,

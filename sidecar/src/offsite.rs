@@ -1,7 +1,7 @@
 //! The off-site side of the sidecar's commands: the upload that follows
 //! every published backup (log, metrics, webhook, report) and the
-//! `--remote` variants of `list`, `verify`, `restore` and `prune`, plus
-//! `push` (upload an existing local backup again).
+//! `--remote` variants of `list`, `verify`, `restore`, `drill` and `prune`,
+//! plus `push` (upload an existing local backup again).
 //!
 //! The upload runs after the backup is published, so after the tracker has
 //! resumed: it never lengthens the tracker's pause.
@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use chrono::Utc;
 use maintenance_proto::RemoteCopy;
 
@@ -22,6 +23,13 @@ use crate::ops::restore::RestoreOptions;
 use crate::progress::mib;
 use crate::remote::{ops, store, upload, Remote, RemoteState};
 use crate::webhook::{self, Notification};
+
+/// Prefix of the folder `restore --remote` downloads into (in the backup
+/// folder's root; the name carries its owner, see [`crate::owned_temp`]).
+pub const REMOTE_RESTORE_PREFIX: &str = ".remote-restore-";
+
+/// Prefix of the folder `verify --remote --identity` downloads into.
+pub const REMOTE_VERIFY_PREFIX: &str = ".remote-verify-";
 
 /// Uploads a just-published backup when a remote is configured, then
 /// applies remote retention. Logs one `upload finished` line, records the
@@ -290,7 +298,7 @@ pub async fn verify(cfg: &Config, backup: &str, identity: Option<&Path>) -> Exit
             }
             return Ok(true);
         }
-        let tmp = temp_under(&cfg.backup_dir, ".remote-verify-")?;
+        let tmp = temp_under(&cfg.backup_dir, REMOTE_VERIFY_PREFIX)?;
         let dir = ops::fetch(&remote, &manifest, tmp.path()).await?;
         let report =
             tokio::task::spawn_blocking(move || crate::ops::verify::verify(&dir, keys.as_ref()))
@@ -314,9 +322,14 @@ pub async fn verify(cfg: &Config, backup: &str, identity: Option<&Path>) -> Exit
     }
 }
 
-fn temp_under(dir: &Path, prefix: &str) -> anyhow::Result<tempfile::TempDir> {
-    std::fs::create_dir_all(dir)?;
-    Ok(tempfile::Builder::new().prefix(prefix).tempdir_in(dir)?)
+/// A temporary folder `<dir>/<kind><host>-<pid>-*`, removed on drop (and by
+/// `prune` when its process was killed).
+fn temp_under(dir: &Path, kind: &str) -> anyhow::Result<tempfile::TempDir> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    tempfile::Builder::new()
+        .prefix(&crate::owned_temp::prefix(kind))
+        .tempdir_in(dir)
+        .with_context(|| format!("create a temporary folder in {}", dir.display()))
 }
 
 /// Downloads the remote backup `backup` (`NAME` or `latest`) into a new
@@ -338,7 +351,7 @@ pub async fn restore(
 ) -> ExitCode {
     let result = async {
         let keys = identities(cfg, identity)?;
-        let tmp = temp_under(&cfg.backup_dir, ".remote-restore-")?;
+        let tmp = temp_under(&cfg.backup_dir, REMOTE_RESTORE_PREFIX)?;
         let dir = fetch_remote(cfg, backup, tmp.path()).await?;
         let opts = RestoreOptions {
             identities: keys.map(std::sync::Arc::new),
@@ -359,6 +372,34 @@ pub async fn restore(
         }
         Err(e) => failed("restore --remote", e),
     }
+}
+
+/// `drill --remote NAME|latest [--identity FILE]`: downloads the remote
+/// backup (hashes checked while streaming) into a temporary folder in the
+/// backup folder, drills it like a local one (full content checks), reports
+/// the RTO figures with the download time, and removes everything.
+pub async fn drill(cfg: &Config, backup: &str, identity: Option<&Path>) -> ExitCode {
+    let result = async {
+        let keys = identities(cfg, identity)?;
+        let remote = Remote::required(&cfg.remote)?;
+        let started = std::time::Instant::now();
+        let manifest = ops::resolve(&remote, backup).await?;
+        let tmp = temp_under(&cfg.backup_dir, crate::ops::drill::PREFIX)?;
+        let dir = ops::fetch(&remote, &manifest, tmp.path()).await?;
+        let download = crate::ops::drill::Download {
+            remote: remote.describe(),
+            secs: started.elapsed().as_secs_f64(),
+        };
+        let backup_dir = cfg.backup_dir.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            crate::ops::drill::drill(&backup_dir, &dir, keys.as_ref(), Some(download))
+        })
+        .await??;
+        drop(tmp);
+        Ok(report)
+    }
+    .await;
+    crate::commands::drill_outcome(result)
 }
 
 /// `prune --remote [--dry-run]`.

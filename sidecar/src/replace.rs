@@ -2,7 +2,9 @@
 //!
 //! The new content is written to a temporary file created exclusively, under
 //! an unpredictable name, beside the target (same filesystem, so the final
-//! rename is atomic). The temporary file gets the mode and owner of the file
+//! rename is atomic). The name carries its owner and the target's name
+//! (`<prefix><host>-<pid>-<random>-<target name>`, see
+//! [`crate::owned_temp`]), so what a killed process left can be swept. The temporary file gets the mode and owner of the file
 //! it will replace, or, when there is none, the owner of the folder and the
 //! folder's read/write bits, so a restore never locks the tracker out of its
 //! own database. It is fsynced, renamed over the target and the folder is
@@ -25,8 +27,8 @@ pub struct Replacement {
 }
 
 impl Replacement {
-    /// Creates the temporary file `<dir>/<prefix>XXXXXX` for `target`, with
-    /// the mode and owner the result must have.
+    /// Creates the temporary file `<dir>/<prefix><host>-<pid>-XXXXXX-<name>`
+    /// for `target`, with the mode and owner the result must have.
     pub fn create(target: &Path, prefix: &str) -> anyhow::Result<Replacement> {
         let dir = parent_dir(target);
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -44,8 +46,10 @@ impl Replacement {
             }
             Err(e) => return Err(e).with_context(|| format!("inspect {}", target.display())),
         };
+        let name = target.file_name().unwrap_or_default().to_string_lossy();
         let tmp = tempfile::Builder::new()
-            .prefix(prefix)
+            .prefix(&crate::owned_temp::prefix(prefix))
+            .suffix(&format!("-{name}"))
             .tempfile_in(&dir)
             .with_context(|| format!("create a temporary file in {}", dir.display()))?;
         let file = tmp.as_file();

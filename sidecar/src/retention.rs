@@ -1,6 +1,7 @@
 //! Retention: which backups to keep and which to delete, from manifest
 //! times (never mtimes), plus the sweep of what killed runs left: staging
-//! folders and verify temp files (with their SQLite `-wal`/`-shm`).
+//! folders, verify temp files (with their SQLite `-wal`/`-shm`), drill and
+//! remote-download folders, and restore temp files beside a known target.
 //!
 //! A backup is kept when it is one of the `keep_last` newest, or younger
 //! than `keep_days`, or the newest verified one (always, whatever the
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::manifest::Manifest;
-use crate::staging;
+use crate::{owned_temp, staging};
 
 /// One folder in the backup dir.
 #[derive(Debug)]
@@ -119,60 +120,58 @@ pub fn plan(
     Ok(plan)
 }
 
-fn older_than(entry: &std::fs::DirEntry, secs: u64) -> bool {
-    entry
-        .metadata()
-        .and_then(|m| m.modified())
-        .map(|t| t.elapsed().unwrap_or_default().as_secs() > secs)
-        .unwrap_or(false)
-}
-
-/// A staging folder or verify temp file is a crash leftover when its
-/// process (on this host) is gone; one from another host (another
-/// container sharing the volume), or without an owner in its name, is only
-/// swept after a day, since its process cannot be checked from here.
-fn crashed(entry: &std::fs::DirEntry, owner: Option<(String, u32)>) -> bool {
-    match owner {
-        Some((host, pid)) if host == staging::host_name() => {
-            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
-        }
-        _ => older_than(entry, 24 * 3600),
-    }
-}
+/// Prefixes of the owned temporaries (see [`crate::owned_temp`]) that
+/// commands leave in the backup folder's root while they run.
+pub const ROOT_TEMP_KINDS: [&str; 4] = [
+    staging::VERIFY_PREFIX,
+    crate::ops::drill::PREFIX,
+    crate::offsite::REMOTE_RESTORE_PREFIX,
+    crate::offsite::REMOTE_VERIFY_PREFIX,
+];
 
 fn leftovers(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let owner = if name.starts_with(staging::PREFIX) {
-            staging::staging_owner(&name)
-        } else if name.starts_with(staging::VERIFY_PREFIX) {
-            staging::verify_owner(&name)
-        } else if name.starts_with(".drill-") {
-            None
-        } else {
-            continue;
-        };
-        if crashed(&entry, owner) {
+        if name.starts_with(staging::PREFIX)
+            && owned_temp::abandoned(&entry.path(), staging::staging_owner(&name))
+        {
             out.push(entry.path());
         }
     }
+    for kind in ROOT_TEMP_KINDS {
+        out.extend(owned_temp::abandoned_in(root, kind, |_| true));
+    }
     out.sort();
     Ok(out)
+}
+
+/// The temporary files a killed restore of the SQLite database `target`
+/// left beside it (`.restore-<host>-<pid>-<random>-<file name>`, with any
+/// SQLite companions).
+pub fn restore_leftovers(target: &Path) -> Vec<PathBuf> {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    owned_temp::abandoned_in(
+        &crate::fsutil::parent_dir(target),
+        crate::ops::restore::TEMP_PREFIX,
+        |rest| {
+            rest == name
+                || rest
+                    .strip_prefix(name.as_str())
+                    .is_some_and(|s| s.starts_with('-'))
+        },
+    )
 }
 
 /// Carries out a plan; returns how many items were removed. Failures are
 /// logged and skipped.
 pub fn apply(plan: &Plan) -> usize {
     let mut removed = 0;
-    for path in plan.delete.iter().chain(&plan.leftovers) {
-        let r = if path.is_dir() {
-            std::fs::remove_dir_all(path)
-        } else {
-            std::fs::remove_file(path)
-        };
-        match r {
+    for path in &plan.delete {
+        match std::fs::remove_dir_all(path) {
             Ok(()) => {
                 tracing::info!("retention: removed {}", path.display());
                 removed += 1;
@@ -180,5 +179,5 @@ pub fn apply(plan: &Plan) -> usize {
             Err(e) => tracing::warn!("retention: cannot remove {}: {e}", path.display()),
         }
     }
-    removed
+    removed + owned_temp::remove(&plan.leftovers)
 }

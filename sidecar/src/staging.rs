@@ -82,17 +82,13 @@ pub fn staging_owner(name: &str) -> Option<(String, u32)> {
 /// `.verify-<host>-<pid>-` (a random part follows), so that retention can
 /// tell a file left by a killed process from one still in use.
 pub fn verify_prefix() -> String {
-    format!("{VERIFY_PREFIX}{}-{}-", host_name(), std::process::id())
+    crate::owned_temp::prefix(VERIFY_PREFIX)
 }
 
 /// The owner (host name, process id) recorded in a verify temp file name,
 /// or in the name of one of its SQLite companions (`-wal`, `-shm`).
 pub fn verify_owner(name: &str) -> Option<(String, u32)> {
-    let mut parts = name.strip_prefix(VERIFY_PREFIX)?.splitn(3, '-');
-    let host = parts.next()?;
-    let pid = parts.next()?.parse().ok()?;
-    parts.next()?;
-    Some((host.to_owned(), pid))
+    crate::owned_temp::owner(name, VERIFY_PREFIX)
 }
 
 impl Staging {

@@ -121,3 +121,90 @@ fn prune_sweeps_what_a_sidecar_killed_during_verify_left() {
     assert!(out.status.success());
     assert_eq!(names(&backups), vec![live]);
 }
+
+/// Starts `restore latest --to <db> --force` with the artifact replaced by a
+/// named pipe nobody writes to: the restore creates its temporary file
+/// beside the target, then blocks opening the artifact. Killed there, it
+/// leaves that temporary file, deterministically.
+fn killed_restore(cfg: &Path, artifact: &Path, db: &Path) -> String {
+    let folder = db.parent().unwrap();
+    let real = artifact.with_extension("real");
+    std::fs::rename(artifact, &real).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(artifact)
+        .status()
+        .unwrap()
+        .success());
+    let mut child = sidecar(Some(cfg))
+        .args(["restore", "latest", "--force", "--to"])
+        .arg(db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let temp = loop {
+        if let Some(n) = names(folder)
+            .into_iter()
+            .find(|n| n.starts_with(".restore-"))
+        {
+            break n;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60) && child.try_wait().unwrap().is_none(),
+            "the restore never created its temporary file: {:?}",
+            names(folder)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // Still running (blocked on the pipe): prune keeps the file in use.
+    let out = run(sidecar(Some(cfg)).arg("prune"));
+    assert!(out.status.success());
+    assert!(
+        folder.join(&temp).exists(),
+        "prune removed a live restore's file"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(artifact).unwrap();
+    std::fs::rename(&real, artifact).unwrap();
+    assert!(folder.join(&temp).exists());
+    temp
+}
+
+#[test]
+fn a_killed_restore_s_temp_file_is_swept_by_prune_and_by_the_next_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let db = data.join("tracker.db");
+    make_sqlite(&db, 200);
+    let cfg = config(dir.path(), &db);
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    let artifact = published(&dir.path().join("backups"))[0].join("sqlite-tracker.db.zst");
+
+    // 1. prune knows the target (the configured database) and sweeps it.
+    let temp = killed_restore(&cfg, &artifact, &db);
+    assert!(temp.ends_with("-tracker.db"), "{temp}");
+    let out = run(sidecar(Some(&cfg)).args(["prune", "--dry-run"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&temp));
+    assert!(data.join(&temp).exists());
+    assert!(run(sidecar(Some(&cfg)).arg("prune")).status.success());
+    let left = names(&data);
+    assert!(!left.iter().any(|n| n.starts_with(".restore-")), "{left:?}");
+
+    // 2. The next restore of the same target sweeps it first; a killed
+    // restore's file for another database in the folder is not its own.
+    killed_restore(&cfg, &artifact, &db);
+    let other = format!(
+        ".restore-{}-4999999-AbC123-other.db",
+        maintenance_sidecar::staging::host_name()
+    );
+    std::fs::write(data.join(&other), b"x").unwrap();
+    let out = run(sidecar(Some(&cfg))
+        .args(["restore", "latest", "--force", "--to"])
+        .arg(&db));
+    assert!(out.status.success());
+    assert_eq!(names(&data), [other, "tracker.db".to_owned()]);
+    assert_eq!(sqlite_rows(&db).len(), 200);
+}

@@ -507,3 +507,78 @@ fn remote_retention_keeps_the_newest_verified_and_sweeps_incomplete_uploads() {
     assert!(out.status.success());
     assert!(text(&out).contains(&newest_verified));
 }
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_remote_drill_downloads_checks_reports_and_cleans_up() {
+    let s = Setup::new(400);
+    let Some(s3) = S3Server::start(s.dir.path(), "drill") else {
+        return;
+    };
+    let env = s.env(&s3);
+    let out = sidecar(&env, &["once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let name = only_published(&s.backups)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let id = s.identity.display().to_string();
+
+    // The local backups are gone: the drill can only use the remote copy.
+    std::fs::remove_dir_all(&s.backups).unwrap();
+    let out = sidecar(&env, &["drill", "--remote", "latest"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--identity"), "{}", text(&out));
+    let out = sidecar(&env, &["drill", "--remote", "latest", "--identity", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("integrity_check ok")
+            && stdout.contains(&format!("drill of {name} (s3://drill/tracker")),
+        "{stdout}"
+    );
+    assert_eq!(
+        names_in(&s.backups),
+        [".last-drill.json"],
+        "the drill left its download or its restored copy behind"
+    );
+    let record = maintenance_sidecar::ops::drill::last(&s.backups).expect("drill record");
+    assert_eq!(record.backup, name);
+    assert!(record.download_secs > 0.0);
+    assert!(record.total_secs >= record.download_secs + record.check_secs);
+    assert!(record.restored_bytes > 0);
+    let first = std::fs::read(s.backups.join(".last-drill.json")).unwrap();
+
+    // A damaged remote copy fails the drill, leaves nothing and keeps the
+    // last successful drill's record.
+    let artifact = "sqlite-tracker.db.zst.age";
+    put(
+        &remote_handle(&env),
+        &name,
+        artifact,
+        b"not the backup".to_vec(),
+    );
+    let out = sidecar(&env, &["drill", "--remote", &name, "--identity", &id]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("damaged"), "{}", text(&out));
+    assert_eq!(names_in(&s.backups), [".last-drill.json"]);
+    assert_eq!(
+        std::fs::read(s.backups.join(".last-drill.json")).unwrap(),
+        first
+    );
+
+    // A name the remote does not have: a clear error, nothing created.
+    let out = sidecar(&env, &["drill", "--remote", "20200101T000000Z-once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("list --remote"), "{}", text(&out));
+    assert_eq!(names_in(&s.backups), [".last-drill.json"]);
+}

@@ -1,12 +1,16 @@
-//! `drill [latest|NAME]`: a restore rehearsal that proves a backup can be
-//! put back and says how long it takes (the recovery time objective).
+//! `drill [latest|NAME] [--remote]`: a restore rehearsal that proves a
+//! backup can be put back and says how long it takes (the recovery time
+//! objective).
 //!
 //! Every artifact of the backup is restored into a hidden temporary folder
-//! `.drill-*` in the backup folder's root (same disk as the backups, never
-//! inside a published backup), hashed in the same pass, and given its full
-//! content check (SQLite `integrity_check` whatever the manifest records).
-//! Nothing is started and nothing outside the temporary folder is touched;
-//! the folder is removed at the end, success or not.
+//! `.drill-<host>-<pid>-*` in the backup folder's root (same disk as the
+//! backups, never inside a published backup), hashed in the same pass, and
+//! given its full content check (SQLite `integrity_check` whatever the
+//! manifest records). Nothing is started and nothing outside the temporary
+//! folder is touched; the folder is removed at the end, success or not (and
+//! by `prune` if the drill was killed). With `--remote` the backup is first
+//! downloaded into another such folder (see `offsite::drill`), and the
+//! download time is part of the figures.
 //!
 //! A successful drill is recorded in `<backup dir>/.last-drill.json`
 //! (written atomically), which the `run` process's metrics read for
@@ -29,14 +33,26 @@ use crate::replace::Replacement;
 /// File name of the drill record in the backup folder's root.
 pub const RECORD: &str = ".last-drill.json";
 
-/// Prefix of the temporary restore folder.
-const PREFIX: &str = ".drill-";
+/// Prefix of the temporary restore (and download) folders.
+pub const PREFIX: &str = ".drill-";
+
+/// Where a drilled backup came from when it was downloaded first.
+#[derive(Debug, Clone)]
+pub struct Download {
+    /// The remote's URL, without credentials.
+    pub remote: String,
+    /// Seconds spent finding and downloading the backup (hashes checked).
+    pub secs: f64,
+}
 
 /// The RTO figures of one drill, in seconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DrillReport {
     /// The backup drilled.
     pub backup: String,
+    /// Where it was read from: `local`, or the remote's URL.
+    #[serde(default)]
+    pub source: String,
     /// When the drill finished.
     pub finished_at: DateTime<Utc>,
     /// Fetching the artifacts (0 for a local backup).
@@ -53,12 +69,14 @@ pub struct DrillReport {
     pub artifacts: Vec<String>,
 }
 
-/// Drills the backup folder `dir`, working in a temporary folder under
-/// `backup_dir`, and records success in `backup_dir`.
+/// Drills the backup folder `dir` (downloaded first as `download` says, or
+/// local), working in a temporary folder under `backup_dir`, and records
+/// success in `backup_dir`.
 pub fn drill(
     backup_dir: &Path,
     dir: &Path,
     keys: Option<&crate::crypt::Identities>,
+    download: Option<Download>,
 ) -> anyhow::Result<DrillReport> {
     let started = Instant::now();
     let manifest = Manifest::load(dir)?;
@@ -68,11 +86,15 @@ pub fn drill(
         dir.display()
     );
     let work = tempfile::Builder::new()
-        .prefix(PREFIX)
+        .prefix(&crate::owned_temp::prefix(PREFIX))
         .tempdir_in(backup_dir)
         .with_context(|| format!("create a drill folder in {}", backup_dir.display()))?;
     let mut report = DrillReport {
         backup: manifest.name.clone(),
+        source: download
+            .as_ref()
+            .map_or_else(|| "local".to_owned(), |d| d.remote.clone()),
+        download_secs: download.as_ref().map_or(0.0, |d| d.secs),
         ..DrillReport::default()
     };
     for a in &manifest.artifacts {
@@ -118,7 +140,7 @@ pub fn drill(
         report.artifacts.push(line);
     }
     drop(work);
-    report.total_secs = started.elapsed().as_secs_f64();
+    report.total_secs = report.download_secs + started.elapsed().as_secs_f64();
     report.finished_at = Utc::now();
     save(backup_dir, &report)?;
     crate::metrics::get().drill_succeeded(&report);

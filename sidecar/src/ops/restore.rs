@@ -35,6 +35,11 @@ use crate::manifest::Manifest;
 use crate::readback::Readback;
 use crate::replace::Replacement;
 
+/// Prefix of a restore's temporary file beside its target (and of a files
+/// restore's extraction folder inside it); the full name carries the owner
+/// and the target (see [`crate::owned_temp`]).
+pub const TEMP_PREFIX: &str = ".restore-";
+
 /// How thoroughly a restored SQLite database is checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum CheckMode {
@@ -193,6 +198,8 @@ pub struct SqliteRestored {
 /// atomically: decoded and hashed in one pass into a temporary file beside
 /// the target, which gets the target's mode and owner, checked, then renamed
 /// over it (after removing the target's stale `-wal`/`-shm`/`-journal`).
+/// Temporary files that an earlier, killed restore of the same target left
+/// are removed first.
 pub fn sqlite_into(
     path: &Path,
     artifact: &Artifact,
@@ -201,7 +208,8 @@ pub fn sqlite_into(
     keys: Option<&Identities>,
 ) -> anyhow::Result<SqliteRestored> {
     let started = Instant::now();
-    let mut tmp = Replacement::create(target, ".restore-")?;
+    crate::owned_temp::remove(&crate::retention::restore_leftovers(target));
+    let mut tmp = Replacement::create(target, TEMP_PREFIX)?;
     let mut decoded = Readback::open(path, artifact, keys)?;
     let label = format!("restore {}", artifact.path);
     let bytes = {

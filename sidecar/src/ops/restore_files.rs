@@ -15,9 +15,6 @@ use maintenance_proto::Artifact;
 
 use crate::readback::Readback;
 
-/// Prefix of the temporary extraction folder.
-const PREFIX: &str = ".restore-";
-
 /// Extracts the files artifact at `path` into the folder `to`; refuses a
 /// non-empty `to` unless `force` (then extracted entries replace same-named
 /// files and merge into same-named folders).
@@ -28,6 +25,13 @@ pub fn restore(
     force: bool,
     keys: Option<&crate::crypt::Identities>,
 ) -> anyhow::Result<String> {
+    // What a killed restore into this folder left would make it look
+    // non-empty.
+    crate::owned_temp::remove(&crate::owned_temp::abandoned_in(
+        to,
+        super::restore::TEMP_PREFIX,
+        |_| true,
+    ));
     let non_empty = std::fs::read_dir(to)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
@@ -54,7 +58,7 @@ fn extract_then_move(
     keys: Option<&crate::crypt::Identities>,
 ) -> anyhow::Result<()> {
     let staging = tempfile::Builder::new()
-        .prefix(PREFIX)
+        .prefix(&crate::owned_temp::prefix(super::restore::TEMP_PREFIX))
         .tempdir_in(to)
         .with_context(|| format!("create a temporary folder in {}", to.display()))?;
     let mut decoded = Readback::open(path, artifact, keys)?;

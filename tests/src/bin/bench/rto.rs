@@ -2,7 +2,7 @@
 //! tracker serves again (recovery time objective).
 //!
 //! ```text
-//! bench rto --db /var/tmp/scale/scale-1g.db [--dir D] [--rounds N] [--no-full]
+//! bench rto --db /var/tmp/scale/scale-1g.db [--dir D] [--rounds N] [--no-full] [--no-s3]
 //! ```
 //!
 //! One backup of `--db` is made with `maintenance-sidecar once` (on a copy,
@@ -15,6 +15,12 @@
 //! - `restore` (default: hash + decompress in one pass, header check);
 //! - `restore --check full` and `drill` (full integrity_check), unless
 //!   `--no-full`;
+//! - the same three from an S3-compatible server on loopback (moto, see
+//!   `maintenance_e2e::s3`; the backup is uploaded once with `push`), so
+//!   the figures include the download, unless `--no-s3` or moto is missing;
+//! - the two halves of the restore's one pass on their own, for the choice
+//!   of whether hashing should move to another thread: `zstd -d -T1` of the
+//!   artifact to /dev/null and `sha256sum` of the artifact;
 //!
 //! and once, the time from the `restore` command to the reference tracker
 //! answering an announce on the restored database. Medians and ratios to
@@ -33,6 +39,7 @@ struct RtoOpts {
     rounds: usize,
     full: bool,
     artifact_from_cli: bool,
+    s3: bool,
 }
 
 fn parse(args: &[String]) -> RtoOpts {
@@ -42,6 +49,7 @@ fn parse(args: &[String]) -> RtoOpts {
         rounds: 5,
         full: true,
         artifact_from_cli: false,
+        s3: true,
     };
     let mut i = 0;
     while i < args.len() {
@@ -60,8 +68,13 @@ fn parse(args: &[String]) -> RtoOpts {
                 i += 1;
                 continue;
             }
+            "--no-s3" => {
+                o.s3 = false;
+                i += 1;
+                continue;
+            }
             other => panic!(
-                "unknown option {other} (rto takes --db PATH --dir D --rounds N --no-full --artifact-from-cli)"
+                "unknown option {other} (rto takes --db PATH --dir D --rounds N --no-full --artifact-from-cli --no-s3)"
             ),
         }
         i += 2;
@@ -252,18 +265,55 @@ pub fn run(args: &[String]) {
     );
     let target = o.dir.join("restored.db");
     let scratch = o.dir.join("decompressed.db");
-    let mut rows: Vec<(&str, Vec<f64>)> = vec![
-        ("baseline: zstd -d -T0 + cp + sync", Vec::new()),
-        ("restore (default)", Vec::new()),
-    ];
-    if o.full {
-        rows.push(("restore --check full", Vec::new()));
-        rows.push(("drill", Vec::new()));
+    let s3 = if o.s3 {
+        maintenance_e2e::s3::S3Server::start(&o.dir, "rto")
+    } else {
+        None
+    };
+    let s3_env = s3
+        .as_ref()
+        .map(|s| s.sidecar_env("rto"))
+        .unwrap_or_default();
+    if s3.is_some() {
+        let t = Instant::now();
+        run_ok(
+            sidecar(&backups)
+                .envs(s3_env.clone())
+                .arg("push")
+                .arg(&folder),
+        );
+        println!("# pushed to the S3 test server in {:.1} s", secs(t));
     }
+    let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+    let mut labels = vec!["baseline: zstd -d -T0 + cp + sync", "restore (default)"];
+    if o.full {
+        labels.extend(["restore --check full", "drill"]);
+    }
+    if s3.is_some() {
+        labels.push("S3: restore --remote (default)");
+        if o.full {
+            labels.extend(["S3: restore --remote --check full", "S3: drill --remote"]);
+        }
+    }
+    labels.extend([
+        "part: zstd -d -T1 to /dev/null",
+        "part: sha256sum of the artifact",
+    ]);
+    let mut rows: Vec<(&str, Vec<f64>)> = labels.into_iter().map(|l| (l, Vec::new())).collect();
     for round in 0..o.rounds {
         for (label, times) in rows.iter_mut() {
             let _ = std::fs::remove_file(&target);
-            let secs = match *label {
+            let remote = label.starts_with("S3: ");
+            let mut cmd = sidecar(&backups);
+            if remote {
+                cmd.envs(s3_env.clone());
+            }
+            let source: &std::ffi::OsStr = if remote {
+                name.as_ref()
+            } else {
+                folder.as_os_str()
+            };
+            let secs = match label.trim_start_matches("S3: ") {
                 l if l.starts_with("baseline") => {
                     let t = Instant::now();
                     run_ok(
@@ -279,27 +329,40 @@ pub fn run(args: &[String]) {
                     std::fs::remove_file(&scratch).unwrap();
                     s
                 }
-                "restore (default)" => run_ok(
-                    sidecar(&backups)
-                        .arg("restore")
-                        .arg(&folder)
-                        .arg("--to")
-                        .arg(&target),
+                l if l.starts_with("part: zstd") => run_ok(
+                    Command::new("zstd")
+                        .args(["-q", "-d", "-T1", "-f", "-o", "/dev/null"])
+                        .arg(&artifact),
                 ),
-                "restore --check full" => run_ok(
-                    sidecar(&backups)
-                        .arg("restore")
-                        .arg(&folder)
-                        .args(["--check", "full", "--to"])
-                        .arg(&target),
+                l if l.starts_with("part: sha256sum") => run_ok(
+                    Command::new("sha256sum")
+                        .arg(&artifact)
+                        .stdout(std::process::Stdio::null()),
                 ),
-                _ => run_ok(sidecar(&backups).arg("drill").arg(&folder)),
+                l if l.starts_with("restore") => {
+                    cmd.arg("restore").arg(source);
+                    if remote {
+                        cmd.arg("--remote");
+                    }
+                    if l.contains("--check full") {
+                        cmd.args(["--check", "full"]);
+                    }
+                    run_ok(cmd.arg("--to").arg(&target))
+                }
+                _ => {
+                    cmd.arg("drill").arg(source);
+                    if remote {
+                        cmd.arg("--remote");
+                    }
+                    run_ok(&mut cmd)
+                }
             };
             println!("round {round}: {label}: {secs:.2} s");
             times.push(secs);
             let _ = std::fs::remove_file(&target);
         }
     }
+    drop(s3);
     let base = median(&rows[0].1);
     println!("\n| variant | median s | ratio to baseline |");
     println!("|---|---|---|");
@@ -311,6 +374,15 @@ pub fn run(args: &[String]) {
     let (restored, serving) = tracker_serving(&o, &backups, &folder);
     println!(
         "\ntracker serving on the restored database: restore {restored:.1} s, first announce answered {serving:.1} s after the command (goal 120 s)"
+    );
+    // Restore time grows with the bytes; the tracker's start-up is taken as
+    // growing with them too (the upper bound) or not at all.
+    let scale = 16.0 * (1u64 << 30) as f64 / db_bytes as f64;
+    println!(
+        "extrapolated to 16 GiB (x{scale:.1}): restore {:.0} s, serving after {:.0} s (start-up constant) to {:.0} s (start-up scaled)",
+        restored * scale,
+        restored * scale + (serving - restored),
+        serving * scale
     );
     std::thread::sleep(Duration::from_millis(100));
     std::fs::remove_dir_all(&o.dir).unwrap();
