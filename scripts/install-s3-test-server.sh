@@ -14,9 +14,7 @@ if "$venv/bin/python" -c "import moto.server, boto3" 2>/dev/null; then
 fi
 echo "installing moto[server]==$version into $venv"
 if ! python3 -m venv "$venv" 2>/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    "$(dirname "$0")/apt-ensure.sh" python3-venv
     rm -rf "$venv"
     python3 -m venv "$venv"
 fi

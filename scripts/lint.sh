@@ -125,16 +125,11 @@ done
 if command -v systemd-analyze >/dev/null; then
     unit_dir=$(mktemp -d)
     trap 'rm -rf "$unit_dir"' EXIT
-    sed "s|^ExecStart=.*|ExecStart=$PWD/compose/maintenance-backup.sh|" \
-        compose/systemd/maintenance-backup.service >"$unit_dir/maintenance-backup.service"
-    cp compose/systemd/maintenance-backup.timer "$unit_dir/"
     # The service requires docker.service. This checks the units' syntax, not
     # the host, so a stand-in engine unit sits beside them: verify then passes
-    # with or without Docker installed (its folder comes first in the search).
-    printf '[Unit]\nDescription=container engine stand-in for the syntax check\n[Service]\nType=oneshot\nExecStart=/bin/true\n' \
-        >"$unit_dir/docker.service"
-    (cd "$unit_dir" && SYSTEMD_LOG_LEVEL=err systemd-analyze verify --man=no \
-        ./maintenance-backup.timer ./maintenance-backup.service) || die "systemd-analyze verify"
+    # with or without Docker installed.
+    scripts/verify-systemd-units.sh compose/systemd/maintenance-backup.service "$unit_dir" \
+        docker.service || die "systemd-analyze verify"
     calendar=$(sed -n 's/^OnCalendar=//p' compose/systemd/maintenance-backup.timer)
     systemd-analyze calendar "$calendar" >/dev/null || die "timer OnCalendar=$calendar"
     echo "ok: systemd units (systemd-analyze verify)"

@@ -75,18 +75,9 @@ check() { # description, then the command
 
 # --- 1. packages ----------------------------------------------------------------
 
-packages=(podman runc conmon containernetworking-plugins golang-github-containernetworking-plugin-dnsname
-    iptables uidmap debootstrap docker-compose podman-compose curl sqlite3 zstd python3 systemd)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    step "installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$REPO/scripts/apt-ensure.sh" podman runc conmon containernetworking-plugins \
+    golang-github-containernetworking-plugin-dnsname iptables uidmap debootstrap docker-compose \
+    podman-compose curl sqlite3 zstd python3 systemd
 
 # --- 2. engine ------------------------------------------------------------------------
 
@@ -470,13 +461,8 @@ check "fallback --force: stop, backup-once, restart (new process), exit 0, verif
 # Finding: the systemd unit requires docker.service, which podman hosts
 # lack. The podman unit must verify on this (podman) host.
 podman_unit_verifies() {
-    local d=$WORK/units
-    mkdir -p "$d"
-    sed "s|^ExecStart=.*|ExecStart=$REPO/compose/maintenance-backup.sh|" \
-        "$REPO/compose/systemd/podman/maintenance-backup.service" >"$d/maintenance-backup.service"
-    cp "$REPO/compose/systemd/maintenance-backup.timer" "$d/"
-    (cd "$d" && SYSTEMD_LOG_LEVEL=err systemd-analyze verify --man=no \
-        ./maintenance-backup.timer ./maintenance-backup.service)
+    "$REPO/scripts/verify-systemd-units.sh" "$REPO/compose/systemd/podman/maintenance-backup.service" \
+        "$WORK/units"
 }
 if command -v systemd-analyze >/dev/null; then
     check "podman systemd unit verifies on a podman host (no docker.service)" podman_unit_verifies
