@@ -78,9 +78,18 @@ impl MaintenanceRefusal {
         self.retry_secs.div_ceil(60).max(1)
     }
 
-    /// The text both protocols send: names the maintenance and the delay.
+    /// The text both protocols send: names the maintenance and the delay
+    /// (the [`Display`](std::fmt::Display) text, which UDP writes straight
+    /// into its reply).
     pub fn message(&self) -> String {
-        format!(
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for MaintenanceRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
             "tracker is down for scheduled maintenance (database backup); retry in {} s",
             self.retry_secs
         )
@@ -142,8 +151,8 @@ impl Tracker {
 
     /// Totals of each torrent, in the order asked. Scrape only reads memory,
     /// so it stays up during a maintenance window under either policy.
-    pub fn scrape(&self, hashes: &[InfoHash]) -> Vec<SwarmStats> {
-        hashes.iter().map(|h| self.peers.stats(h)).collect()
+    pub fn scrape<'a>(&'a self, hashes: &'a [InfoHash]) -> impl Iterator<Item = SwarmStats> + 'a {
+        hashes.iter().map(|h| self.peers.stats(h))
     }
 }
 

@@ -47,10 +47,9 @@ pub async fn scrape(
         Ok(h) => h,
         Err(reason) => return failure(&reason),
     };
-    let stats = tracker.scrape(&hashes);
     let files = hashes
-        .into_iter()
-        .zip(stats)
+        .iter()
+        .zip(tracker.scrape(&hashes))
         .map(|(h, s)| {
             (
                 h.0.to_vec(),

@@ -104,10 +104,10 @@ impl UdpTracker {
             }
             Err(BadPacket::Error {
                 transaction_id,
-                message,
+                problem,
             }) => {
-                tracing::trace!(%from, %message, "udp request rejected");
-                wire::error_response(out, transaction_id, &message);
+                tracing::trace!(%from, %problem, "udp request rejected");
+                wire::error_response(out, transaction_id, problem);
                 return Outcome::Error;
             }
         };
@@ -138,13 +138,13 @@ impl UdpTracker {
                         );
                     }
                     Err(refusal) => {
-                        wire::error_response(out, tid, &refusal.message());
+                        wire::error_response(out, tid, refusal);
                         return Outcome::Error;
                     }
                 }
             }
             Request::Scrape { info_hashes, .. } => {
-                wire::scrape_response(out, tid, &self.tracker.scrape(&info_hashes));
+                wire::scrape_response(out, tid, self.tracker.scrape(&info_hashes));
             }
         }
         Outcome::Answered

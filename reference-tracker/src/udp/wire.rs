@@ -88,9 +88,49 @@ pub enum BadPacket {
     Error {
         /// Echoed in the error packet.
         transaction_id: u32,
-        /// What is wrong.
-        message: String,
+        /// What is wrong (its text is the error packet's message).
+        problem: Problem,
     },
+}
+
+/// What is wrong with a request answered by an error packet. Kept as data
+/// and written straight into the reply, so a malformed packet costs no
+/// allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// An announce shorter than [`ANNOUNCE_LEN`] (its length).
+    AnnounceTooShort(usize),
+    /// An announce event outside 0-3.
+    InvalidEvent(u32),
+    /// An announce with port 0.
+    PortZero,
+    /// A scrape whose info-hash bytes are not a non-zero multiple of 20.
+    ScrapeLength(usize),
+    /// An action other than connect, announce or scrape.
+    UnknownAction(u32),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::AnnounceTooShort(n) => {
+                write!(f, "announce too short: {n} bytes, expected {ANNOUNCE_LEN}")
+            }
+            Problem::InvalidEvent(n) => write!(
+                f,
+                "invalid event {n}: expected 0 (none), 1 (completed), 2 (started) or 3 (stopped)"
+            ),
+            Problem::PortZero => f.write_str("invalid port 0: expected 1-65535"),
+            Problem::ScrapeLength(n) => write!(
+                f,
+                "scrape carries {n} bytes of info hashes: expected a non-zero multiple of 20"
+            ),
+            Problem::UnknownAction(n) => write!(
+                f,
+                "unknown action {n}: expected 0 (connect), 1 (announce) or 2 (scrape)"
+            ),
+        }
+    }
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -113,34 +153,27 @@ pub fn parse(b: &[u8]) -> Result<Request, BadPacket> {
     let connection_id = u64_at(b, 0);
     let action = u32_at(b, 8);
     let transaction_id = u32_at(b, 12);
-    let error = |message: String| BadPacket::Error {
+    let error = |problem| BadPacket::Error {
         transaction_id,
-        message,
+        problem,
     };
     match action {
         ACTION_CONNECT if connection_id == PROTOCOL_ID => Ok(Request::Connect { transaction_id }),
         ACTION_CONNECT => Err(BadPacket::Drop("connect without the protocol id")),
         ACTION_ANNOUNCE => {
             if b.len() < ANNOUNCE_LEN {
-                return Err(error(format!(
-                    "announce too short: {} bytes, expected {ANNOUNCE_LEN}",
-                    b.len()
-                )));
+                return Err(error(Problem::AnnounceTooShort(b.len())));
             }
             let event = match u32_at(b, 80) {
                 0 => Event::None,
                 1 => Event::Completed,
                 2 => Event::Started,
                 3 => Event::Stopped,
-                n => {
-                    return Err(error(format!(
-                        "invalid event {n}: expected 0 (none), 1 (completed), 2 (started) or 3 (stopped)"
-                    )))
-                }
+                n => return Err(error(Problem::InvalidEvent(n))),
             };
             let port = u16::from_be_bytes([b[96], b[97]]);
             if port == 0 {
-                return Err(error("invalid port 0: expected 1-65535".into()));
+                return Err(error(Problem::PortZero));
             }
             let num_want = u32_at(b, 92) as i32;
             let numwant = if num_want <= 0 {
@@ -166,10 +199,7 @@ pub fn parse(b: &[u8]) -> Result<Request, BadPacket> {
         ACTION_SCRAPE => {
             let rest = &b[HEADER_LEN..];
             if rest.is_empty() || !rest.len().is_multiple_of(20) {
-                return Err(error(format!(
-                    "scrape carries {} bytes of info hashes: expected a non-zero multiple of 20",
-                    rest.len()
-                )));
+                return Err(error(Problem::ScrapeLength(rest.len())));
             }
             let info_hashes = rest
                 .chunks_exact(20)
@@ -182,9 +212,7 @@ pub fn parse(b: &[u8]) -> Result<Request, BadPacket> {
                 info_hashes,
             })
         }
-        n => Err(error(format!(
-            "unknown action {n}: expected 0 (connect), 1 (announce) or 2 (scrape)"
-        ))),
+        n => Err(error(Problem::UnknownAction(n))),
     }
 }
 
@@ -222,7 +250,11 @@ pub fn announce_response(
 }
 
 /// Appends a scrape response: seeders, completed, leechers per torrent.
-pub fn scrape_response(out: &mut Vec<u8>, transaction_id: u32, stats: &[SwarmStats]) {
+pub fn scrape_response(
+    out: &mut Vec<u8>,
+    transaction_id: u32,
+    stats: impl IntoIterator<Item = SwarmStats>,
+) {
     out.extend_from_slice(&ACTION_SCRAPE.to_be_bytes());
     out.extend_from_slice(&transaction_id.to_be_bytes());
     for s in stats {
@@ -232,11 +264,13 @@ pub fn scrape_response(out: &mut Vec<u8>, transaction_id: u32, stats: &[SwarmSta
     }
 }
 
-/// Appends an error response.
-pub fn error_response(out: &mut Vec<u8>, transaction_id: u32, message: &str) {
+/// Appends an error response, formatting `message` straight into `out`.
+pub fn error_response(out: &mut Vec<u8>, transaction_id: u32, message: impl std::fmt::Display) {
+    use std::io::Write;
     out.extend_from_slice(&ACTION_ERROR.to_be_bytes());
     out.extend_from_slice(&transaction_id.to_be_bytes());
-    out.extend_from_slice(message.as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{message}");
 }
 
 fn saturate(n: u64) -> u32 {
@@ -274,8 +308,8 @@ mod tests {
         match r {
             Err(BadPacket::Error {
                 transaction_id,
-                message,
-            }) => (transaction_id, message),
+                problem,
+            }) => (transaction_id, problem.to_string()),
             other => panic!("expected an error packet, got {other:?}"),
         }
     }
@@ -403,7 +437,7 @@ mod tests {
         assert_eq!(&v6[36..], &6882u16.to_be_bytes());
 
         let mut s = Vec::new();
-        scrape_response(&mut s, 8, &[stats]);
+        scrape_response(&mut s, 8, [stats]);
         assert_eq!(
             s,
             [0, 0, 0, 2, 0, 0, 0, 8, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 3]
