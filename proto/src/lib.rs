@@ -481,6 +481,48 @@ pub struct BackupReport {
     /// is good); it is reported here, in the sidecar's metrics and webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteCopy>,
+    /// The tracker instances the backup covered, when the sidecar drives
+    /// one window across several coordinators: the same list goes to every
+    /// instance and into the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participation: Option<Participation>,
+}
+
+/// Which tracker instances one backup covered (several instances writing
+/// to one database, each with its own coordinator).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Participation {
+    /// The sidecar's policy for a missing instance: `all` (the backup
+    /// fails) or `reachable` (it goes on without it).
+    pub require: String,
+    /// Every configured instance, in configuration order.
+    pub instances: Vec<InstanceReport>,
+}
+
+impl Participation {
+    /// The instances that were not part of the snapshot.
+    pub fn missing(&self) -> impl Iterator<Item = &InstanceReport> {
+        self.instances.iter().filter(|i| !i.took_part)
+    }
+}
+
+/// One tracker instance's part in a backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct InstanceReport {
+    /// The coordinator's API URL as configured in the sidecar.
+    pub url: String,
+    /// The coordinator's instance id, when it was reachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// The window the sidecar claimed there, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_id: Option<WindowId>,
+    /// True when the instance was quiesced and claimed when the snapshot
+    /// was taken.
+    pub took_part: bool,
+    /// Why it did not take part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Outcome of uploading a backup to the off-site remote.

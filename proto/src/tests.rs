@@ -28,6 +28,7 @@ fn sample_report() -> BackupReport {
         durations_secs: BTreeMap::from([("snapshot".into(), 0.5), ("total".into(), 2.0)]),
         error: None,
         remote: None,
+        participation: None,
     }
 }
 
@@ -281,6 +282,7 @@ proptest! {
             durations_secs: BTreeMap::from([("total".to_string(), secs)]),
             error,
             remote: None,
+            participation: None,
         };
         let req = CompleteRequest { window_id: WindowId::new(id), report };
         let text = serde_json::to_string(&req).unwrap();

@@ -1,11 +1,13 @@
 //! One backup run, shared by `once` and `run`: snapshot every engine, let
 //! the caller release the tracker, compress, verify, publish.
 //!
-//! The caller decides what "release" means (HTTP calls in `run`, nothing
-//! in `once`) through [`Release`]; if it fails the run stops and publishes
-//! nothing. When the coordinator offered a snapshot pin, the SQLite file is
-//! read after the release, and [`Release::unpin`] must confirm that the pin
-//! held for the whole read, or nothing is published.
+//! The caller decides what "release" means (HTTP calls to every claimed
+//! coordinator in `run`, nothing in `once`) through [`Release`]; if it
+//! fails the run stops and publishes nothing. When the coordinators offered
+//! a snapshot pin, the SQLite file is read after the release, and
+//! [`Release::unpin`] must confirm that the pin held for the whole read, or
+//! nothing is published. [`Release::participation`] says which tracker
+//! instances the snapshot covered (written into the manifest).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -53,6 +55,7 @@ impl RunResult {
                 durations_secs: self.durations_secs.clone(),
                 error: None,
                 remote: None,
+                participation: p.manifest.participation.clone(),
             },
             Err(e) => BackupReport {
                 backup: None,
@@ -60,6 +63,7 @@ impl RunResult {
                 durations_secs: self.durations_secs.clone(),
                 error: Some(format!("{e:#}")),
                 remote: None,
+                participation: None,
             },
         }
     }
@@ -81,6 +85,12 @@ pub trait Release {
     /// and drops it.
     fn unpin(&mut self) -> anyhow::Result<()> {
         Ok(())
+    }
+
+    /// After the release: the tracker instances the snapshot covered, for
+    /// the manifest (`None` for `once`).
+    fn participation(&self) -> Option<maintenance_proto::Participation> {
+        None
     }
 }
 
@@ -267,6 +277,7 @@ fn run_inner(
         kept || !read_after_release,
         "the coordinator did not keep the snapshot pin at release (the window is ending); nothing was read, backup abandoned"
     );
+    let participation = release.participation();
 
     let mut outputs: Vec<EngineOutput> = Vec::new();
     timed(durations, "compress", || {
@@ -309,6 +320,7 @@ fn run_inner(
         tool_versions: tool_versions(&engines),
         durations_secs: durations.clone(),
         encryption: sealing.as_deref().map(|s| s.manifest_record()),
+        participation,
     };
     manifest.save(staging.path())?;
     let path = staging.publish(&name)?;

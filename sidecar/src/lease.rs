@@ -1,9 +1,10 @@
 //! Keeps a claimed window's lease alive with heartbeats every ttl/3.
 //!
 //! A 409 on heartbeat means the coordinator ended the window (lease
-//! expired, deadline, abort): the backup is cancelled at once and nothing
-//! is published. If the coordinator is unreachable the keeper retries until
-//! the lease's own expiry time, then gives up the same way.
+//! expired, deadline, abort): the owner is told at once (`on_lost`), which
+//! cancels the backup, and nothing is published. If the coordinator is
+//! unreachable the keeper retries until the lease's own expiry time, then
+//! gives up the same way.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,6 @@ use chrono::Utc;
 use maintenance_proto::{LeaseResponse, WindowId};
 use tokio::task::JoinHandle;
 
-use crate::cancel::CancelToken;
 use crate::client::Coordinator;
 
 /// A running heartbeat task.
@@ -27,12 +27,13 @@ fn period(ttl_secs: f64) -> Duration {
 }
 
 impl LeaseKeeper {
-    /// Starts heartbeating `window_id`; cancels `cancel` when the lease is lost.
+    /// Starts heartbeating `window_id`; calls `on_lost` with the reason,
+    /// once, when the lease is lost.
     pub fn start(
         coord: Coordinator,
         window_id: WindowId,
         lease: LeaseResponse,
-        cancel: CancelToken,
+        on_lost: impl FnOnce(String) + Send + 'static,
     ) -> Self {
         let lost = Arc::new(AtomicBool::new(false));
         let lost2 = lost.clone();
@@ -52,7 +53,7 @@ impl LeaseKeeper {
                             "lease lost for window {window_id}: {e}; abandoning the backup"
                         );
                         lost2.store(true, Ordering::SeqCst);
-                        cancel.cancel();
+                        on_lost(format!("lease lost: {e}"));
                         return;
                     }
                     Err(e) => {
@@ -61,7 +62,7 @@ impl LeaseKeeper {
                                 "lease for window {window_id} expired while the coordinator was unreachable ({e}); abandoning the backup"
                             );
                             lost2.store(true, Ordering::SeqCst);
-                            cancel.cancel();
+                            on_lost(format!("lease expired while unreachable: {e}"));
                             return;
                         }
                         tracing::warn!(
@@ -79,8 +80,8 @@ impl LeaseKeeper {
         self.lost.load(Ordering::SeqCst)
     }
 
-    /// Stops heartbeating.
-    pub fn stop(self) {
+    /// Stops heartbeating (idempotent).
+    pub fn stop(&self) {
         self.handle.abort();
     }
 }

@@ -16,6 +16,7 @@ pub mod compress;
 pub mod config;
 pub mod crypt;
 pub mod engine;
+pub mod fleet;
 pub mod fsutil;
 pub mod hashing;
 pub mod lease;

@@ -132,14 +132,31 @@ async fn open_window(cfg: &Config, duration: u64) -> ExitCode {
         eprintln!("maintenance-sidecar open-window: no token configured (set MAINTENANCE_TOKEN or MAINTENANCE_TOKEN_FILE)");
         return ExitCode::from(EXIT_USAGE);
     }
-    match coords.primary().open_window(duration).await {
-        Ok(w) => {
-            println!("{}", w.window_id);
-            ExitCode::SUCCESS
+    // Every instance at once, so their windows open as close together as
+    // the network allows: one line per instance, in configuration order
+    // (with one instance, just the window id).
+    let several = coords.all().len() > 1;
+    let opened = futures_util::future::join_all(
+        coords
+            .all()
+            .iter()
+            .map(|c| async move { (c.url(), c.open_window(duration).await) }),
+    )
+    .await;
+    let mut failed = false;
+    for (url, result) in opened {
+        match result {
+            Ok(w) if several => println!("{} {url}", w.window_id),
+            Ok(w) => println!("{}", w.window_id),
+            Err(e) => {
+                failed = true;
+                eprintln!("open-window failed on {url}: {e:#}");
+            }
         }
-        Err(e) => {
-            eprintln!("open-window failed: {e:#}");
-            ExitCode::from(EXIT_FAILED)
-        }
+    }
+    if failed {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -60,6 +60,11 @@ pub struct Manifest {
     /// How the artifacts are encrypted (public keys only); absent = plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<crate::crypt::Encryption>,
+    /// The tracker instances (coordinators) the snapshot covered and those
+    /// that were missing, with the policy that allowed it; absent for
+    /// `once` and for backups made before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participation: Option<maintenance_proto::Participation>,
 }
 
 impl Manifest {

@@ -54,6 +54,17 @@ struct EngineLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceLabel {
+    instance: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceResultLabel {
+    instance: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: String,
 }
@@ -81,6 +92,8 @@ pub struct Metrics {
     remote_uploads: Family<ResultLabel, Counter>,
     remote_bytes: Gauge,
     remote_duration: Gauge<f64, AtomicU64>,
+    instance_up: Family<InstanceLabel, Gauge>,
+    instance_windows: Family<InstanceResultLabel, Counter>,
 }
 
 /// Claim results for `maintenance_backup_claims_total{result}`.
@@ -102,6 +115,18 @@ impl Metrics {
         let remote_uploads = Family::<ResultLabel, Counter>::default();
         let remote_bytes = Gauge::default();
         let remote_duration = Gauge::<f64, AtomicU64>::default();
+        let instance_up = Family::<InstanceLabel, Gauge>::default();
+        let instance_windows = Family::<InstanceResultLabel, Counter>::default();
+        registry.register(
+            "maintenance_backup_instance_up",
+            "1 while the tracker instance's coordinator answers the status long-poll, 0 while it is unreachable (label: its API URL)",
+            instance_up.clone(),
+        );
+        registry.register(
+            "maintenance_backup_instance_windows",
+            "Windows per tracker instance, by result: completed (took part in a published backup), failed (took part, backup failed or cancelled), missing (not part of the snapshot)",
+            instance_windows.clone(),
+        );
         registry.register(
             "maintenance_backup_remote_last_success_timestamp_seconds",
             "Unix time of the last complete off-site upload (seeded from the remote at start; 0 = none)",
@@ -190,7 +215,29 @@ impl Metrics {
             remote_uploads,
             remote_bytes,
             remote_duration,
+            instance_up,
+            instance_windows,
         }
+    }
+
+    /// Records whether an instance's coordinator answers.
+    pub fn instance_up(&self, instance: &str, up: bool) {
+        self.instance_up
+            .get_or_create(&InstanceLabel {
+                instance: instance.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// Records one instance's part in a backup (`completed`, `failed`,
+    /// `missing`).
+    pub fn instance_window(&self, instance: &str, result: &'static str) {
+        self.instance_windows
+            .get_or_create(&InstanceResultLabel {
+                instance: instance.to_owned(),
+                result,
+            })
+            .inc();
     }
 
     /// Records a successful restore drill.
@@ -383,6 +430,8 @@ mod tests {
         b.insert("sqlite".to_owned(), 1234);
         m.backup_finished(BackupResult::Success, &d, &b, false);
         m.claim("claimed");
+        m.instance_up("http://a:1/maintenance/v1", true);
+        m.instance_window("http://a:1/maintenance/v1", "missing");
         let text = m.render();
         for needle in [
             "maintenance_backup_last_success_timestamp_seconds ",
@@ -396,6 +445,8 @@ mod tests {
             "maintenance_backup_last_drill_timestamp_seconds 0",
             "maintenance_backup_remote_uploads_total{result=\"failed\"} 0",
             "maintenance_backup_remote_last_success_timestamp_seconds ",
+            "maintenance_backup_instance_up{instance=\"http://a:1/maintenance/v1\"} 1",
+            "maintenance_backup_instance_windows_total{instance=\"http://a:1/maintenance/v1\",result=\"missing\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -119,6 +119,8 @@ async fn report_upload(
             window_id: window_id.map(str::to_owned),
             backup: Some(backup.to_owned()),
             error: copy.error.clone(),
+            warning: None,
+            participation: None,
             durations_secs: [("upload".to_owned(), copy.secs)].into(),
             at: Utc::now(),
         };

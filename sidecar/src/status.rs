@@ -1,8 +1,9 @@
-//! `status`: one screen for an operator — the coordinator's state, the next
-//! window in UTC and local time, the last outcomes, and the newest backups.
+//! `status`: one screen for an operator — each coordinator's state (one
+//! section per tracker instance), the next window in UTC and local time,
+//! the last outcomes, and the newest backups.
 //!
-//! The coordinator part is best effort: when it is unreachable (or not
-//! configured) the screen says so and still shows the local backups.
+//! The coordinator part is best effort: when one is unreachable (or none is
+//! configured) the screen says so and still shows the rest.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -25,8 +26,8 @@ pub const BACKUPS_SHOWN: usize = 5;
 /// `maintenance-sidecar status`: prints the screen; exit code 0 even when
 /// the coordinator is unreachable (the note says so).
 pub async fn status(cfg: &Config) -> ExitCode {
-    let coordinator = fetch(cfg).await;
-    print!("{}", render(cfg, &coordinator, Utc::now()));
+    let coordinators = fetch(cfg).await;
+    print!("{}", render(cfg, &coordinators, Utc::now()));
     if let Some(section) = crate::offsite::status_section(cfg, Utc::now()).await {
         print!("\n{section}");
     }
@@ -54,31 +55,34 @@ pub enum CoordinatorView {
     },
 }
 
-/// Asks the primary coordinator for its status (10 s timeout).
-pub async fn fetch(cfg: &Config) -> CoordinatorView {
+/// Asks every configured coordinator for its status, concurrently (10 s
+/// timeout each), in configuration order.
+pub async fn fetch(cfg: &Config) -> Vec<CoordinatorView> {
     if cfg.coordinator.urls.is_empty() {
-        return CoordinatorView::NotConfigured;
+        return vec![CoordinatorView::NotConfigured];
     }
     let coords = match Coordinators::from_config(&cfg.coordinator) {
         Ok(c) => c,
         Err(e) => {
-            return CoordinatorView::Unreachable {
-                url: cfg.coordinator.urls[0].clone(),
+            return vec![CoordinatorView::Unreachable {
+                url: cfg.coordinator.urls.join(", "),
                 error: format!("{e:#}"),
-            }
+            }]
         }
     };
-    let c = coords.primary();
-    match c.status(None).await {
-        Ok(s) => CoordinatorView::Status {
-            url: c.url().to_owned(),
-            status: Box::new(s),
-        },
-        Err(e) => CoordinatorView::Unreachable {
-            url: c.url().to_owned(),
-            error: e.to_string(),
-        },
-    }
+    let calls = coords.all().iter().map(|c| async move {
+        match c.status(None).await {
+            Ok(s) => CoordinatorView::Status {
+                url: c.url().to_owned(),
+                status: Box::new(s),
+            },
+            Err(e) => CoordinatorView::Unreachable {
+                url: c.url().to_owned(),
+                error: e.to_string(),
+            },
+        }
+    });
+    futures_util::future::join_all(calls).await
 }
 
 /// "in 3m 10s" for a time still ahead, else "5s ago" (never "in 0s" for
@@ -109,16 +113,34 @@ fn span(now: DateTime<Utc>, w: &WindowSpan) -> String {
     )
 }
 
-/// Renders the screen.
-pub fn render(cfg: &Config, view: &CoordinatorView, now: DateTime<Utc>) -> String {
+/// Renders the screen: one section per coordinator, then the backups.
+pub fn render(cfg: &Config, views: &[CoordinatorView], now: DateTime<Utc>) -> String {
     let mut out = String::new();
-    let _ = render_into(&mut out, cfg, view, now);
+    for (i, view) in views.iter().enumerate() {
+        if views.len() > 1 {
+            let _ = writeln!(out, "instance      {} of {}", i + 1, views.len());
+        }
+        let _ = render_coordinator(&mut out, view, now);
+        let _ = writeln!(out);
+    }
+    if views.len() > 1 {
+        let _ = writeln!(
+            out,
+            "policy        require = {} (a missing instance {}), gather timeout {} s\n",
+            cfg.coordinator.require.as_str(),
+            match cfg.coordinator.require {
+                crate::config::Require::All => "fails the backup",
+                crate::config::Require::Reachable => "is left out and named in the manifest",
+            },
+            cfg.coordinator.gather_timeout_secs
+        );
+    }
+    let _ = backups(&mut out, &cfg.backup_dir, now);
     out
 }
 
-fn render_into(
+fn render_coordinator(
     out: &mut String,
-    cfg: &Config,
     view: &CoordinatorView,
     now: DateTime<Utc>,
 ) -> std::fmt::Result {
@@ -184,8 +206,7 @@ fn render_into(
             }
         }
     }
-    writeln!(out)?;
-    backups(out, &cfg.backup_dir, now)
+    Ok(())
 }
 
 fn backups(out: &mut String, dir: &Path, now: DateTime<Utc>) -> std::fmt::Result {

@@ -1,6 +1,7 @@
 //! Webhook notifications: one JSON POST per backup outcome.
 //!
-//! Failures are always sent, successes only when asked. A webhook that is
+//! Failures and warnings (a tracker instance missing from a backup) are
+//! always sent, plain successes only when asked. A webhook that is
 //! down is logged and otherwise ignored: a notification must never turn a
 //! good backup into a failed one.
 
@@ -25,6 +26,12 @@ pub struct Notification {
     pub backup: Option<String>,
     /// Error text on failure.
     pub error: Option<String>,
+    /// Set when the backup lacks a tracker instance (`require =
+    /// "reachable"`, or the cause of a failure under `all`).
+    pub warning: Option<String>,
+    /// Every tracker instance and whether it took part (coordinated runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participation: Option<maintenance_proto::Participation>,
     /// Phase durations.
     pub durations_secs: std::collections::BTreeMap<String, f64>,
     /// When it was sent.
@@ -50,6 +57,16 @@ impl Notification {
             window_id: window_id.map(str::to_owned),
             backup: report.backup.clone(),
             error: report.error.clone(),
+            warning: report.participation.as_ref().and_then(|p| {
+                let missing = crate::fleet::missing_list(p);
+                (!missing.is_empty()).then(|| {
+                    format!(
+                        "tracker instance(s) missing from the backup (require = {}): {missing}",
+                        p.require
+                    )
+                })
+            }),
+            participation: report.participation.clone(),
             durations_secs: report.durations_secs.clone(),
             at: chrono::Utc::now(),
         }
@@ -59,7 +76,7 @@ impl Notification {
 /// Sends `n` if the config asks for it; logs and swallows any failure.
 pub async fn notify(cfg: &WebhookConfig, n: &Notification) {
     let Some(url) = &cfg.url else { return };
-    if n.error.is_none() && !cfg.notify_on_success {
+    if n.error.is_none() && n.warning.is_none() && !cfg.notify_on_success {
         return;
     }
     let client = match reqwest::Client::builder()

@@ -190,6 +190,7 @@ fn hand_made_backup(root: &Path, name: &str, raw: &[u8], engine: &str, checked: 
         tool_versions: Default::default(),
         durations_secs: Default::default(),
         encryption: None,
+        participation: None,
     }
     .save(&dir)
     .unwrap();

@@ -53,6 +53,13 @@ pub fn apply(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(
     if let Some(v) = env("SIDECAR_METRICS_BIND") {
         cfg.metrics_bind = parse::listen_addr("SIDECAR_METRICS_BIND", &v)?;
     }
+    if let Some(v) = get("MAINTENANCE_REQUIRE") {
+        cfg.coordinator.require = parse::require("MAINTENANCE_REQUIRE", &v)?;
+    }
+    if let Some(v) = get("MAINTENANCE_GATHER_TIMEOUT") {
+        cfg.coordinator.gather_timeout_secs =
+            parse::number("MAINTENANCE_GATHER_TIMEOUT", &v, "whole seconds, 0 or more")?;
+    }
     if let Some(v) = get("MAINTENANCE_READY_FILE") {
         cfg.coordinator.ready_file = Some(PathBuf::from(v));
     }

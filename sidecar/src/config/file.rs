@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::parse;
 use super::{
-    Compression, Config, ConfigError, CoordinatorConfig, DbServerConfig, FilesConfig, Mode, Secret,
-    SqliteConfig, WebhookConfig,
+    Compression, Config, ConfigError, CoordinatorConfig, DbServerConfig, FilesConfig, Mode,
+    Require, Secret, SqliteConfig, WebhookConfig,
 };
 
 /// The file exactly as written.
@@ -63,6 +63,8 @@ struct RawCoordinator {
     ready_file: Option<PathBuf>,
     long_poll_secs: Option<u64>,
     max_backoff_secs: Option<u64>,
+    require: Option<String>,
+    gather_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +163,11 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             ready_file: raw.coordinator.ready_file,
             long_poll_secs: raw.coordinator.long_poll_secs.unwrap_or(25).clamp(1, 300),
             max_backoff_secs: raw.coordinator.max_backoff_secs.unwrap_or(30).max(1),
+            require: match raw.coordinator.require {
+                Some(v) => parse::require("coordinator.require", &v)?,
+                None => Require::All,
+            },
+            gather_timeout_secs: raw.coordinator.gather_timeout_secs.unwrap_or(30),
         },
         sqlite: SqliteConfig {
             enabled: raw.sqlite.enabled.unwrap_or(sqlite_path.is_some()),

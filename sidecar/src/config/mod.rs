@@ -63,11 +63,35 @@ pub enum Mode {
     Continuous,
 }
 
+/// What `run` does when one of several tracker instances is down, or its
+/// window does not become ready in time (`coordinator.require`,
+/// `MAINTENANCE_REQUIRE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Require {
+    /// Every instance must take part, or the backup fails (the default:
+    /// a backup without an instance lacks that instance's buffered writes).
+    #[default]
+    All,
+    /// Go on with the instances that are reachable and ready; the manifest,
+    /// the report and a webhook warning name the missing ones.
+    Reachable,
+}
+
+impl Require {
+    /// The configuration word (`all`, `reachable`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Require::All => "all",
+            Require::Reachable => "reachable",
+        }
+    }
+}
+
 /// How to reach the coordinator(s).
 #[derive(Debug, Clone, Default)]
 pub struct CoordinatorConfig {
-    /// Base URLs (scheme, host, port; the API prefix is added). Several are
-    /// allowed for later multi-instance windows; the first one is used now.
+    /// Base URLs (scheme, host, port; the API prefix is added): one per
+    /// tracker instance. `run` drives all of them as one backup.
     pub urls: Vec<String>,
     /// Bearer token for the mutating calls.
     pub token: Option<Secret>,
@@ -77,6 +101,12 @@ pub struct CoordinatorConfig {
     pub long_poll_secs: u64,
     /// Upper bound of the retry backoff when the coordinator is unreachable.
     pub max_backoff_secs: u64,
+    /// With several instances: whether a missing one fails the backup.
+    pub require: Require,
+    /// With several instances: how long after the first instance's window
+    /// was claimed the others may still become ready (clock skew, start-up
+    /// and quiesce differences); past it, [`Require`] decides.
+    pub gather_timeout_secs: u64,
 }
 
 /// SQLite engine settings.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{Compression, ConfigError, Mode, Secret};
+use super::{Compression, ConfigError, Mode, Require, Secret};
 
 /// Parses a boolean the way container environments write them.
 pub fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -45,6 +45,19 @@ pub fn mode(key: &str, value: &str) -> Result<Mode, ConfigError> {
         "single" | "once" => Ok(Mode::Single),
         "continuous" | "run" => Ok(Mode::Continuous),
         _ => Err(ConfigError::new(key, value, "single or continuous")),
+    }
+}
+
+/// Parses `all` or `reachable`.
+pub fn require(key: &str, value: &str) -> Result<Require, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "all" => Ok(Require::All),
+        "reachable" => Ok(Require::Reachable),
+        _ => Err(ConfigError::new(
+            key,
+            value,
+            "all (a missing tracker instance fails the backup) or reachable (go on without it)",
+        )),
     }
 }
 

@@ -159,3 +159,25 @@ fn postgres_variables_mirror_the_mysql_ones() {
         .to_string();
     assert!(err.contains("POSTGRES_PORT"), "{err}");
 }
+
+#[test]
+fn require_policy_from_file_and_env_defaults_to_all() {
+    let cfg = Config::from_sources(None, &env_of(&[])).unwrap();
+    assert_eq!(cfg.coordinator.require, Require::All);
+    assert_eq!(cfg.coordinator.gather_timeout_secs, 30);
+    let toml = "[coordinator]\nurls = [\"http://a:1\", \"http://b:2\"]\nrequire = \"reachable\"\ngather_timeout_secs = 5\n";
+    let cfg = Config::from_sources(Some(toml), &env_of(&[])).unwrap();
+    assert_eq!(cfg.coordinator.require, Require::Reachable);
+    assert_eq!(cfg.coordinator.gather_timeout_secs, 5);
+    assert_eq!(cfg.coordinator.urls, vec!["http://a:1", "http://b:2"]);
+    let env = env_of(&[
+        ("MAINTENANCE_REQUIRE", "ALL"),
+        ("MAINTENANCE_GATHER_TIMEOUT", "12"),
+    ]);
+    let cfg = Config::from_sources(Some(toml), &env).unwrap();
+    assert_eq!(cfg.coordinator.require, Require::All);
+    assert_eq!(cfg.coordinator.gather_timeout_secs, 12);
+    let err = Config::from_sources(None, &env_of(&[("MAINTENANCE_REQUIRE", "most")])).unwrap_err();
+    assert_eq!(err.key, "MAINTENANCE_REQUIRE");
+    assert!(err.to_string().contains("reachable"), "{err}");
+}
