@@ -492,9 +492,9 @@ fn full_disk_during_publish_fails_the_window_and_publishes_nothing() {
     let d = dir.path();
     let db = d.join("tracker.db");
     let a = info_hash(8, 1);
-    // ~6 MiB of incompressible data: the snapshot fits in the 10 MiB
-    // tmpfs, the compressed artifact next to it does not.
-    make_tracker_sqlite(&db, &[(a, 3)], 6 << 20);
+    // ~12 MiB of incompressible data: the compressed artifact (streamed
+    // from the pinned file, no raw copy) does not fit in the 10 MiB tmpfs.
+    make_tracker_sqlite(&db, &[(a, 3)], 12 << 20);
     let backups = d.join("backups");
     std::fs::create_dir(&backups).unwrap();
     let mounted = Command::new("mount")
