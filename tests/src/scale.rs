@@ -73,7 +73,9 @@ fn put_hex(out: &mut [u8], mut v: u64) {
 }
 
 /// Fills `table` with ascending info hashes spread over the hash space of
-/// about `rows_estimate` rows, until `done(rows so far)` says stop.
+/// about `rows_estimate` rows, until `done(rows so far)` says stop. The
+/// spacing leaves room for twice the estimate (or a batch, if more) and
+/// saturates beyond, so the prefixes never wrap around.
 fn fill(
     conn: &mut Connection,
     table: &str,
@@ -81,11 +83,11 @@ fn fill(
     seed: u64,
     mut done: impl FnMut(&Connection, u64) -> bool,
 ) -> u64 {
-    let stride = u64::MAX / rows_estimate.max(1);
+    let batch = BATCH.min(rows_estimate.max(1000));
+    let stride = u64::MAX / rows_estimate.max(batch).saturating_mul(2);
     let mut rng = SplitMix(seed);
     let mut buf = [0u8; 40];
     let mut rows = 0u64;
-    let batch = BATCH.min(rows_estimate.max(1000));
     loop {
         let tx = conn.transaction().unwrap();
         {
@@ -99,7 +101,7 @@ fn fill(
                 let r = rng.next();
                 // 16 ascending digits, then 24 random ones: sorted, and as
                 // varied as real SHA-1 hashes in everything but the order.
-                put_hex(&mut buf[..16], rows.wrapping_mul(stride));
+                put_hex(&mut buf[..16], rows.saturating_mul(stride));
                 put_hex(&mut buf[16..28], r >> 16);
                 put_hex(&mut buf[28..], rng.next() >> 16);
                 // Most torrents are completed a few times, a few very often.
@@ -222,5 +224,48 @@ mod tests {
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .unwrap();
         assert_eq!(ok, "ok");
+        for table in ["torrents", "torrents_history"] {
+            // The tracker's schema: columns, primary key, unique info_hash.
+            let columns: Vec<(String, String, bool, bool)> = conn
+                .prepare(&format!("PRAGMA table_info({table})"))
+                .unwrap()
+                .query_map([], |r| {
+                    Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(5)? > 0))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let expected = [
+                ("id", "INTEGER", false, true),
+                ("info_hash", "TEXT", true, false),
+                ("completed", "INTEGER", true, false),
+            ]
+            .map(|(n, t, not_null, pk)| (n.to_owned(), t.to_owned(), not_null, pk));
+            assert_eq!(columns, expected, "{table}");
+            let unique: i64 = conn
+                .query_row(
+                    &format!(
+                        "SELECT count(*) FROM pragma_index_list('{table}') l \
+                         JOIN pragma_index_info(l.name) i \
+                         WHERE l.\"unique\" AND i.name = 'info_hash'"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(unique, 1, "{table}: no unique index on info_hash");
+            // Ascending ids have ascending hashes.
+            let unsorted: i64 = conn
+                .query_row(
+                    &format!(
+                        "SELECT count(*) FROM {table} a JOIN {table} b ON b.id = a.id + 1 \
+                         WHERE b.info_hash <= a.info_hash"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(unsorted, 0, "{table}: hashes not in id order");
+        }
     }
 }
