@@ -215,6 +215,10 @@ pub struct TrackerConfig {
     /// `completion_journal` for MySQL and PostgreSQL (in the test's folder,
     /// not the working directory); SQLite keeps its default beside the file.
     pub completion_journal: PathBuf,
+    /// How long [`Tracker::start`] waits for the listeners: a tracker loads
+    /// every completed count before it listens, so a benchmark on millions
+    /// of rows raises it.
+    pub start_timeout: Duration,
 }
 
 impl TrackerConfig {
@@ -238,6 +242,7 @@ impl TrackerConfig {
             udp_port: None,
             journal_mode: None,
             completion_journal: dir.join("completions.journal"),
+            start_timeout: Duration::from_secs(30),
         }
     }
 
@@ -372,9 +377,7 @@ impl Tracker {
             }
         });
         let mut addrs: BTreeMap<String, SocketAddr> = BTreeMap::new();
-        // Generous: a tracker loads every completed count before it
-        // listens, millions of rows in the PostgreSQL benchmark.
-        let deadline = Instant::now() + Duration::from_secs(180);
+        let deadline = Instant::now() + config.start_timeout;
         let want_m = config.maintenance;
         while !(addrs.contains_key("http_tracker")
             && addrs.contains_key("health_check_api")

@@ -87,7 +87,7 @@ impl ConnectionCounter {
     }
 
     /// Distinct connections opened since [`Self::start`] (seen so far).
-    pub fn count(&self) -> usize {
+    fn count(&self) -> usize {
         self.seen.lock().unwrap().difference(&self.before).count()
     }
 

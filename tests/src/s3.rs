@@ -146,11 +146,6 @@ impl S3Server {
         ]
     }
 
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
-    }
-
     /// kill -9: the server and everything it stored are gone.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -162,6 +162,18 @@ fn mem_total() -> String {
         .unwrap_or_default()
 }
 
+/// A SQLite tracker in `subdir(o, name)` for a gate-overhead comparison:
+/// coordinator idle (`maintenance`) or absent, flushing every second, with
+/// a UDP listener when `udp_port` is given.
+fn baseline_tracker(o: &Opts, name: &str, maintenance: bool, udp_port: Option<u16>) -> Tracker {
+    let d = subdir(o, name);
+    let mut c = TrackerConfig::sqlite(&d, "reject");
+    c.flush_interval = "1s";
+    c.maintenance = maintenance;
+    c.udp_port = udp_port;
+    Tracker::start(&d, &c)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     if v.is_empty() {
@@ -321,13 +333,7 @@ fn gate(o: &Opts) {
     println!(
         "# off2/off is an A/A control: the noise floor of this machine for the same comparison."
     );
-    let mk = |name: &str, maintenance: bool| {
-        let d = subdir(o, name);
-        let mut c = TrackerConfig::sqlite(&d, "reject");
-        c.flush_interval = "1s";
-        c.maintenance = maintenance;
-        Tracker::start(&d, &c)
-    };
+    let mk = |name: &str, maintenance: bool| baseline_tracker(o, name, maintenance, None);
     let trackers = [
         mk("gate-idle", true),
         mk("gate-off", false),
@@ -1051,14 +1057,7 @@ fn udp_announce_lockstep(server: std::net::SocketAddr, n: u32) {
 
 fn udp_throughput(o: &Opts) {
     println!("\n## UDP announces per second, coordinator idle vs maintenance disabled");
-    let mk = |name: &str, maintenance: bool| {
-        let d = subdir(o, name);
-        let mut c = TrackerConfig::sqlite(&d, "reject");
-        c.flush_interval = "1s";
-        c.maintenance = maintenance;
-        c.udp_port = Some(0);
-        Tracker::start(&d, &c)
-    };
+    let mk = |name: &str, maintenance: bool| baseline_tracker(o, name, maintenance, Some(0));
     let trackers = [mk("udp-idle", true), mk("udp-off", false)];
     let clients = cores().max(2);
     let measure = |t: &Tracker| -> f64 {

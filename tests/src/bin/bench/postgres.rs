@@ -79,7 +79,7 @@ struct PgRun {
 /// A `reject` window with the sidecar in `run` mode (early release).
 fn early_release(o: &Opts, pg: &Pg, db: &str, run: usize) -> PgRun {
     let d = subdir(o, &format!("pg-early-{run}"));
-    let mut cfg = TrackerConfig::with_db(&d, Db::Postgres(pg.url(db)), "reject");
+    let mut cfg = tracker_config(&d, pg, db);
     cfg.lease_ttl = "10s";
     let t = Tracker::start_with_env(&d, &cfg, &pg.tracker_env());
     let backups = d.join("backups");
@@ -120,7 +120,7 @@ fn early_release(o: &Opts, pg: &Pg, db: &str, run: usize) -> PgRun {
 /// dumps (and verifies), then aborted, which resumes the tracker.
 fn release_at_end(o: &Opts, pg: &Pg, db: &str) -> (f64, usize, f64) {
     let d = subdir(o, "pg-late");
-    let mut cfg = TrackerConfig::with_db(&d, Db::Postgres(pg.url(db)), "reject");
+    let mut cfg = tracker_config(&d, pg, db);
     cfg.lease_ttl = "10s";
     let t = Tracker::start_with_env(&d, &cfg, &pg.tracker_env());
     let backups = d.join("backups");
@@ -153,7 +153,7 @@ fn release_at_end(o: &Opts, pg: &Pg, db: &str) -> (f64, usize, f64) {
 /// again; the outage clients see.
 fn host_cron(o: &Opts, pg: &Pg, db: &str) -> (f64, usize, f64) {
     let d = subdir(o, "pg-hostcron");
-    let mut cfg = TrackerConfig::with_db(&d, Db::Postgres(pg.url(db)), "reject").fixed_ports();
+    let mut cfg = tracker_config(&d, pg, db).fixed_ports();
     cfg.maintenance = false;
     let mut t = Tracker::start_with_env(&d, &cfg, &pg.tracker_env());
     let backups = d.join("backups");
@@ -255,9 +255,17 @@ pub fn run(o: &Opts) {
     measure(o, &pg, &big, &format!("{mib:.0}MiB"), o.rounds.min(3), true);
 }
 
+/// A `reject` tracker on database `db`, given the time to load the
+/// millions of rows the benchmark fills.
+fn tracker_config(d: &std::path::Path, pg: &Pg, db: &str) -> TrackerConfig {
+    let mut cfg = TrackerConfig::with_db(d, Db::Postgres(pg.url(db)), "reject");
+    cfg.start_timeout = Duration::from_secs(180);
+    cfg
+}
+
 /// The tracker creates its schema on first start.
 fn create_schema(o: &Opts, pg: &Pg, db: &str) {
     let d = subdir(o, "pg-schema");
-    let cfg = TrackerConfig::with_db(&d, Db::Postgres(pg.url(db)), "reject");
+    let cfg = tracker_config(&d, pg, db);
     drop(Tracker::start_with_env(&d, &cfg, &pg.tracker_env()));
 }
