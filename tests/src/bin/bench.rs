@@ -7,6 +7,7 @@
 //! cargo run --release -p maintenance-e2e --bin bench -- smoke    # 10 MiB, seconds
 //! bench -- gate | downtime | snapshot | claim | idle | udp | postgres   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]
 //! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli]   # see bench/rto.rs
+//! bench -- offsite [--size-mib 2048] [--rounds 3] [--dir D]   # upload to moto vs rclone copy; see bench/offsite.rs
 //! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench -- idle   # side by side with an older build
 //! bench -- udp-announce ADDR N     # N lockstep UDP announces (for scripts/bench-gate-instructions.sh udp)
 //! ```
@@ -42,6 +43,9 @@ mod scale;
 #[path = "bench/postgres.rs"]
 mod postgres;
 
+#[path = "bench/offsite.rs"]
+mod offsite;
+
 struct Opts {
     size_mib: u64,
     dir: PathBuf,
@@ -58,6 +62,10 @@ fn main() {
     let mode = args.first().cloned().unwrap_or_else(|| "all".into());
     if mode == "rto" {
         rto::run(&args[1..]);
+        return;
+    }
+    if mode == "offsite" {
+        offsite::run(&args[1..]);
         return;
     }
     if mode == "scale" {
