@@ -23,10 +23,15 @@
 #      autonomous backup and with --force stops, backs up, restarts (new
 #      process); the build context holds no secrets; start-up checks name
 #      a bad token file.
+#   6. the `postgres` profile on a PostgreSQL stand-in image (bookworm +
+#      Debian's postgresql-15, built in the background meanwhile): healthy,
+#      announces, an ad hoc window publishing a verified backup that
+#      restores into a second database with the announced counts
+#      (scripts/test-containers-postgres.sh; --without-postgres skips it).
 # With --with-mysql it also builds a MariaDB stand-in image (bookworm +
 # Debian's mariadb-server) and runs the `mysql` profile through a window.
 #
-# Usage: scripts/test-containers.sh [--with-mysql] [--keep]
+# Usage: scripts/test-containers.sh [--with-mysql] [--without-postgres] [--keep]
 # Environment: CACHE_DIR (default /var/tmp/test-containers-cache),
 #   WORK_PARENT (default /var/tmp), BIN_PROFILE (debug|release, default debug),
 #   DEBIAN_MIRROR (default: read from /etc/apt/sources*).
@@ -35,10 +40,12 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WITH_MYSQL=false
+WITH_POSTGRES=true
 KEEP=false
 for arg in "$@"; do
     case $arg in
     --with-mysql) WITH_MYSQL=true ;;
+    --without-postgres) WITH_POSTGRES=false ;;
     --keep) KEEP=true ;;
     -h | --help)
         sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -93,11 +100,12 @@ cleanup() {
     local rc=$?
     set +e
     if [ -n "${STACK:-}" ] && [ -S "$SOCK" ]; then
-        (cd "$STACK" && dc --profile mysql --profile backup down -v --remove-orphans >/dev/null 2>&1)
+        (cd "$STACK" && dc --profile mysql --profile postgres --profile backup down -v --remove-orphans >/dev/null 2>&1)
     fi
     podman rm -af -t 2 >/dev/null 2>&1
     podman pod rm -af >/dev/null 2>&1
     podman network prune -f >/dev/null 2>&1
+    [ -n "${postgres_build_pid:-}" ] && kill "$postgres_build_pid" 2>/dev/null && wait "$postgres_build_pid" 2>/dev/null
     [ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
     if [ "$KEEP" = true ] || [ "$rc" -ne 0 ]; then
         echo "work folder kept: $WORK (podman with CONTAINERS_CONF=$ENGINE/containers.conf CONTAINERS_STORAGE_CONF=$ENGINE/storage.conf)"
@@ -207,6 +215,12 @@ fi
 podman import --change 'CMD ["/bin/bash"]' "$BASE_TAR" docker.io/library/debian:bookworm-slim >/dev/null
 check "base image docker.io/library/debian:bookworm-slim imported" \
     podman image exists docker.io/library/debian:bookworm-slim
+if [ "$WITH_POSTGRES" = true ]; then
+    # shellcheck source=scripts/test-containers-postgres.sh
+    . "$REPO/scripts/test-containers-postgres.sh"
+    step "building the PostgreSQL stand-in image in the background"
+    postgres_standin_build
+fi
 
 # --- 4. binaries and images -------------------------------------------------------------
 
@@ -315,20 +329,23 @@ step "docker-compose up -d (window $WINDOW UTC)"
 API=http://127.0.0.1:$API_PORT/maintenance/v1
 container_of() { podman ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1" | head -n 1; }
 
-wait_healthy() {
-    local c
-    for _ in $(seq 60); do
-        c=$(container_of tracker)
+wait_healthy() { # [SERVICE (default tracker)] [TRIES (default 60, one a second)]
+    local svc=${1:-tracker} c
+    for _ in $(seq "${2:-60}"); do
+        c=$(container_of "$svc")
         # Healthchecks need systemd timers on podman: run them by hand.
         if [ -n "$c" ] && podman healthcheck run "$c" >/dev/null 2>&1; then
             [ "$(podman inspect -f '{{.State.Health.Status}}' "$c" 2>/dev/null)" = healthy ] && return 0
         fi
         sleep 1
     done
-    podman logs --tail 20 "$(container_of tracker)" >&2 || true
+    podman logs --tail 20 "$(container_of "$svc")" >&2 || true
     return 1
 }
 check "tracker healthy (healthcheck run by hand)" wait_healthy
+# The sidecar may start before the tracker listens (one "unreachable,
+# retrying in 1 s" warning): the night's checks below count from here.
+HEALTHY_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 announce_completed() { # HEX40 PEER_NO
     local hash
@@ -387,11 +404,12 @@ check "scheduled backup: verified, owned by 1000, verify + restore give the anno
     backup_ok "$(dirname "$(manifests | head -n 1)")"
 
 # Finding: a warning every night (the database is mounted read-only in the
-# sidecar). A good night logs no warning at all, in either container.
+# sidecar). A good night logs no warning at all, in either container, from
+# the moment the stack is up.
 no_warnings() {
     local svc bad=0
     for svc in tracker backup-sidecar; do
-        if podman logs "$(container_of "$svc")" 2>&1 | grep -E ' (WARN|ERROR) '; then
+        if podman logs --since "$HEALTHY_AT" "$(container_of "$svc")" 2>&1 | grep -E ' (WARN|ERROR) '; then
             bad=1
         fi
     done
@@ -406,7 +424,7 @@ restart_in_window_no_rerun() {
     before=$(manifests | wc -l)
     [ "$(date +%s)" -lt $((start_epoch + 150)) ] || { echo "too late in the window to test the restart" >&2; return 1; }
     (cd "$STACK" && dc restart tracker) >/dev/null 2>&1
-    wait_healthy || return 1
+    wait_healthy tracker || return 1
     sleep 8
     [ "$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = idle ] || return 1
     [ "$(manifests | wc -l)" -eq "$before" ]
@@ -473,6 +491,12 @@ fi
 if [ "$WITH_MYSQL" = true ]; then
     # shellcheck source=scripts/test-containers-mysql.sh
     . "$REPO/scripts/test-containers-mysql.sh"
+fi
+
+# --- 8. PostgreSQL stand-in -----------------------------------------------------------------
+
+if [ "$WITH_POSTGRES" = true ]; then
+    postgres_profile_checks
 fi
 
 step "all container checks passed in $((SECONDS - T0))s"
