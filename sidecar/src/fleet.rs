@@ -587,6 +587,10 @@ impl<'a> Fleet<'a> {
                     s.phase = Phase::Done;
                 }
                 tracing::warn!("{url} cannot be told the outcome: {why}");
+            } else {
+                tracing::warn!(
+                    "require = reachable: {url} is missing from the backup, which goes on without it"
+                );
             }
         }
         if cancel.is_none()
