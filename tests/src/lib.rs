@@ -866,32 +866,68 @@ pub struct Maria {
     pub password: String,
 }
 
-/// `Some` when `TEST_MARIADB_URL` is set; panics when unset under `CI`;
-/// otherwise prints a skip message and returns `None`.
-pub fn maria() -> Option<Maria> {
-    let url = match std::env::var("TEST_MARIADB_URL") {
+/// Host, port, user and password of a throwaway test server, read from
+/// `TEST_<NAME>_URL` (`scheme://user:pass@host:port[/db]`, one of
+/// `schemes`), each overridable by `TEST_<NAME>_HOST`/`_PORT`/`_USER`/
+/// `_PASSWORD`. `None` (after a skip message) when the URL is unset, but a
+/// panic under `CI`, so a database test cannot silently skip there.
+fn server_from_env(
+    name: &str,
+    product: &str,
+    schemes: &[&str],
+    default_port: &str,
+    starter: &str,
+) -> Option<[String; 4]> {
+    let var = format!("TEST_{name}_URL");
+    let url = match std::env::var(&var) {
         Ok(u) if !u.is_empty() => u,
         _ => {
             if std::env::var_os("CI").is_some() {
-                panic!("TEST_MARIADB_URL is not set in CI (scripts/test-mariadb.sh starts one)");
+                panic!("{var} is not set in CI ({starter} starts one)");
             }
-            eprintln!("SKIPPED: TEST_MARIADB_URL is not set; this MariaDB test did not run");
+            eprintln!("SKIPPED: {var} is not set; this {product} test did not run");
             return None;
         }
     };
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let rest = url.trim_start_matches("mysql://");
+    let rest = schemes
+        .iter()
+        .find_map(|s| url.strip_prefix(s))
+        .unwrap_or(&url);
     let (cred, addr) = rest
         .rsplit_once('@')
-        .expect("TEST_MARIADB_URL user:pass@host:port");
+        .unwrap_or_else(|| panic!("{var} must be {}user:pass@host:port", schemes[0]));
     let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
     let addr = addr.split('/').next().unwrap();
-    let (host, port) = addr.split_once(':').unwrap_or((addr, "3306"));
+    let (host, port) = addr.split_once(':').unwrap_or((addr, default_port));
+    let get = |key: &str, parsed: &str| {
+        std::env::var(format!("TEST_{name}_{key}"))
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| parsed.to_owned())
+    };
+    Some([
+        get("HOST", host),
+        get("PORT", port),
+        get("USER", user),
+        get("PASSWORD", password),
+    ])
+}
+
+/// `Some` when `TEST_MARIADB_URL` is set; panics when unset under `CI`;
+/// otherwise prints a skip message and returns `None`.
+pub fn maria() -> Option<Maria> {
+    let [host, port, user, password] = server_from_env(
+        "MARIADB",
+        "MariaDB",
+        &["mysql://"],
+        "3306",
+        "scripts/test-mariadb.sh",
+    )?;
     Some(Maria {
-        host: get("TEST_MARIADB_HOST").unwrap_or_else(|| host.to_owned()),
-        port: get("TEST_MARIADB_PORT").unwrap_or_else(|| port.to_owned()),
-        user: get("TEST_MARIADB_USER").unwrap_or_else(|| user.to_owned()),
-        password: get("TEST_MARIADB_PASSWORD").unwrap_or_else(|| password.to_owned()),
+        host,
+        port,
+        user,
+        password,
     })
 }
 
@@ -936,8 +972,9 @@ impl Maria {
         format!("mysql://{}:x@{}:{}/{db}", self.user, self.host, self.port)
     }
 
+    /// The tracker's environment: the database password.
     pub fn tracker_env(&self) -> Vec<(&str, &str)> {
-        vec![("TRACKER_DATABASE_PASSWORD", self.password.as_str())]
+        tracker_password_env(&self.password)
     }
 
     /// MYSQL_* variables for the sidecar.
@@ -976,6 +1013,12 @@ impl Drop for MariaDb {
     }
 }
 
+/// `TRACKER_DATABASE_PASSWORD`, the way a tracker gets its database
+/// password (never in its config file).
+fn tracker_password_env(password: &str) -> Vec<(&str, &str)> {
+    vec![("TRACKER_DATABASE_PASSWORD", password)]
+}
+
 /// Starts a tracker on a MariaDB database.
 pub fn start_mysql_tracker(dir: &Path, m: &Maria, db: &str, policy: &'static str) -> Tracker {
     let cfg = TrackerConfig::with_db(dir, Db::Mysql(m.url(db)), policy);
@@ -998,31 +1041,18 @@ pub struct Pg {
 /// `Some` when `TEST_POSTGRES_URL` is set; panics when unset under `CI`;
 /// otherwise prints a skip message and returns `None`.
 pub fn postgres() -> Option<Pg> {
-    let url = match std::env::var("TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!("TEST_POSTGRES_URL is not set in CI (scripts/test-postgres.sh starts one)");
-            }
-            eprintln!("SKIPPED: TEST_POSTGRES_URL is not set; this PostgreSQL test did not run");
-            return None;
-        }
-    };
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let rest = url
-        .trim_start_matches("postgresql://")
-        .trim_start_matches("postgres://");
-    let (cred, addr) = rest
-        .rsplit_once('@')
-        .expect("TEST_POSTGRES_URL postgresql://user:pass@host:port/db");
-    let (user, password) = cred.split_once(':').unwrap_or((cred, ""));
-    let addr = addr.split('/').next().unwrap();
-    let (host, port) = addr.split_once(':').unwrap_or((addr, "5432"));
+    let [host, port, user, password] = server_from_env(
+        "POSTGRES",
+        "PostgreSQL",
+        &["postgresql://", "postgres://"],
+        "5432",
+        "scripts/test-postgres.sh",
+    )?;
     Some(Pg {
-        host: get("TEST_POSTGRES_HOST").unwrap_or_else(|| host.to_owned()),
-        port: get("TEST_POSTGRES_PORT").unwrap_or_else(|| port.to_owned()),
-        user: get("TEST_POSTGRES_USER").unwrap_or_else(|| user.to_owned()),
-        password: get("TEST_POSTGRES_PASSWORD").unwrap_or_else(|| password.to_owned()),
+        host,
+        port,
+        user,
+        password,
     })
 }
 
@@ -1078,8 +1108,9 @@ impl Pg {
         )
     }
 
+    /// The tracker's environment: the database password.
     pub fn tracker_env(&self) -> Vec<(&str, &str)> {
-        vec![("TRACKER_DATABASE_PASSWORD", self.password.as_str())]
+        tracker_password_env(&self.password)
     }
 
     /// POSTGRES_* variables for the sidecar.
