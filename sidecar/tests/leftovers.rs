@@ -11,32 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn config(dir: &Path, db: &Path) -> std::path::PathBuf {
-    let cfg = dir.join("sidecar.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "backup_dir = \"{}\"\ncompression_level = 1\n[sqlite]\npath = \"{}\"\n",
-            dir.join("backups").display(),
-            db.display()
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// A WAL-mode tracker database padded to about `mib` MiB.
 fn padded_sqlite(path: &Path, mib: u32) {
     make_sqlite(path, 100);
@@ -56,18 +30,18 @@ fn a_sqlite_backup_leaves_only_the_published_folder() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     make_sqlite(&db, 500);
-    let cfg = config(dir.path(), &db);
+    let cfg = sqlite_config(dir.path(), &db, "compression_level = 1");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
     let backups = dir.path().join("backups");
     let published = published(&backups);
     assert_eq!(published.len(), 1);
     let name = published[0].file_name().unwrap().to_string_lossy();
-    assert_eq!(names(&backups), vec![name.to_string(), "latest".into()]);
+    assert_eq!(names_in(&backups), vec![name.to_string(), "latest".into()]);
     // `verify` of the published backup leaves nothing either.
     assert!(run(sidecar(Some(&cfg)).args(["verify", "latest"]))
         .status
         .success());
-    assert_eq!(names(&backups), vec![name.to_string(), "latest".into()]);
+    assert_eq!(names_in(&backups), vec![name.to_string(), "latest".into()]);
 }
 
 #[test]
@@ -75,7 +49,7 @@ fn prune_sweeps_what_a_sidecar_killed_during_verify_left() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     padded_sqlite(&db, 4);
-    let cfg = config(dir.path(), &db);
+    let cfg = sqlite_config(dir.path(), &db, "compression_level = 1");
     let backups = dir.path().join("backups");
 
     let mut child = sidecar(Some(&cfg))
@@ -86,7 +60,7 @@ fn prune_sweeps_what_a_sidecar_killed_during_verify_left() {
         .unwrap();
     let t = Instant::now();
     let verifying = loop {
-        if names(&backups).iter().any(|n| n.starts_with(".verify-")) {
+        if names_in(&backups).iter().any(|n| n.starts_with(".verify-")) {
             break true;
         }
         if t.elapsed() > Duration::from_secs(120) || child.try_wait().unwrap().is_some() {
@@ -99,9 +73,9 @@ fn prune_sweeps_what_a_sidecar_killed_during_verify_left() {
     assert!(
         verifying,
         "never saw the verify copy: {:?}",
-        names(&backups)
+        names_in(&backups)
     );
-    let left = names(&backups);
+    let left = names_in(&backups);
     assert!(
         left.iter().any(|n| n.starts_with(".verify-"))
             && left.iter().any(|n| n.starts_with(".staging-")),
@@ -119,7 +93,7 @@ fn prune_sweeps_what_a_sidecar_killed_during_verify_left() {
 
     let out = run(sidecar(Some(&cfg)).arg("prune"));
     assert!(out.status.success());
-    assert_eq!(names(&backups), vec![live]);
+    assert_eq!(names_in(&backups), vec![live]);
 }
 
 /// Starts `restore latest --to <db> --force` with the artifact replaced by a
@@ -144,7 +118,7 @@ fn killed_restore(cfg: &Path, artifact: &Path, db: &Path) -> String {
         .unwrap();
     let t = Instant::now();
     let temp = loop {
-        if let Some(n) = names(folder)
+        if let Some(n) = names_in(folder)
             .into_iter()
             .find(|n| n.starts_with(".restore-"))
         {
@@ -153,7 +127,7 @@ fn killed_restore(cfg: &Path, artifact: &Path, db: &Path) -> String {
         assert!(
             t.elapsed() < Duration::from_secs(60) && child.try_wait().unwrap().is_none(),
             "the restore never created its temporary file: {:?}",
-            names(folder)
+            names_in(folder)
         );
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -179,7 +153,7 @@ fn a_killed_restore_s_temp_file_is_swept_by_prune_and_by_the_next_restore() {
     std::fs::create_dir(&data).unwrap();
     let db = data.join("tracker.db");
     make_sqlite(&db, 200);
-    let cfg = config(dir.path(), &db);
+    let cfg = sqlite_config(dir.path(), &db, "compression_level = 1");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
     let artifact = published(&dir.path().join("backups"))[0].join("sqlite-tracker.db.zst");
 
@@ -190,7 +164,7 @@ fn a_killed_restore_s_temp_file_is_swept_by_prune_and_by_the_next_restore() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&temp));
     assert!(data.join(&temp).exists());
     assert!(run(sidecar(Some(&cfg)).arg("prune")).status.success());
-    let left = names(&data);
+    let left = names_in(&data);
     assert!(!left.iter().any(|n| n.starts_with(".restore-")), "{left:?}");
 
     // 2. The next restore of the same target sweeps it first; a killed
@@ -205,6 +179,6 @@ fn a_killed_restore_s_temp_file_is_swept_by_prune_and_by_the_next_restore() {
         .args(["restore", "latest", "--force", "--to"])
         .arg(&db));
     assert!(out.status.success());
-    assert_eq!(names(&data), [other, "tracker.db".to_owned()]);
+    assert_eq!(names_in(&data), [other, "tracker.db".to_owned()]);
     assert_eq!(sqlite_rows(&db).len(), 200);
 }

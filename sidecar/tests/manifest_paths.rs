@@ -9,27 +9,7 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
-
-fn config(dir: &Path, db: &Path) -> std::path::PathBuf {
-    config_with(dir, db, "")
-}
-
-fn config_with(dir: &Path, db: &Path, extra: &str) -> std::path::PathBuf {
-    let cfg = dir.join("sidecar.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "backup_dir = \"{}\"\n{extra}[sqlite]\npath = \"{}\"\n",
-            dir.join("backups").display(),
-            db.display()
-        ),
-    )
-    .unwrap();
-    cfg
-}
 
 #[test]
 fn verify_and_restore_refuse_artifact_paths_outside_the_backup_folder() {
@@ -37,7 +17,7 @@ fn verify_and_restore_refuse_artifact_paths_outside_the_backup_folder() {
     let d = dir.path();
     let db = d.join("tracker.db");
     make_sqlite(&db, 20);
-    let cfg = config(d, &db);
+    let cfg = sqlite_config(d, &db, "");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
     let backup = published(&d.join("backups")).remove(0);
     let manifest_path = backup.join("manifest.json");
@@ -101,7 +81,7 @@ struct RemoteBackup {
     /// Its manifest as uploaded.
     manifest: serde_json::Value,
     /// The local backup folder's entries.
-    before: Vec<std::ffi::OsString>,
+    before: Vec<String>,
 }
 
 impl RemoteBackup {
@@ -111,7 +91,7 @@ impl RemoteBackup {
         let db = d.join("tracker.db");
         make_sqlite(&db, 20);
         let url = format!("file://{}", d.join("remote").display());
-        let cfg = config_with(d, &db, &format!("[remote]\nurl = \"{url}\"\n"));
+        let cfg = sqlite_config(d, &db, &format!("[remote]\nurl = \"{url}\"\n"));
         assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
         let backups = d.join("backups");
         let name = published(&backups)
@@ -125,7 +105,7 @@ impl RemoteBackup {
         let text = std::fs::read_to_string(d.join("remote").join(&name).join("manifest.json"));
         RemoteBackup {
             manifest: serde_json::from_str(&text.unwrap()).unwrap(),
-            before: entries(&backups),
+            before: names_in(&backups),
             dir,
             cfg,
             remote,
@@ -164,7 +144,7 @@ impl RemoteBackup {
         for p in outside {
             assert!(!p.exists(), "restore --remote {arg} wrote {}", p.display());
         }
-        assert_eq!(entries(&d.join("backups")), self.before, "left a file");
+        assert_eq!(names_in(&d.join("backups")), self.before, "left a file");
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 }
@@ -218,13 +198,4 @@ fn restore_from_a_remote_refuses_a_manifest_naming_another_folder() {
         );
         r.refused("latest", &outside);
     }
-}
-
-fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    names.sort();
-    names
 }

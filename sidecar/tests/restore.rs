@@ -21,27 +21,9 @@ use maintenance_sidecar::manifest::Manifest;
 fn backed_up(dir: &Path) -> PathBuf {
     let db = dir.join("tracker.db");
     make_sqlite(&db, 500);
-    let cfg = dir.join("sidecar.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "backup_dir = \"{}\"\n[sqlite]\npath = \"{}\"\n",
-            dir.join("backups").display(),
-            db.display()
-        ),
-    )
-    .unwrap();
+    let cfg = sqlite_config(dir, &db, "");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
     cfg
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 fn restore(cfg: &Path, to: &Path, extra: &[&str]) -> std::process::Output {

@@ -7,25 +7,11 @@ use std::path::Path;
 
 use common::*;
 
-fn config(dir: &Path, db: &Path, extra: &str) -> std::path::PathBuf {
-    let cfg = dir.join("sidecar.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "backup_dir = \"{}\"\n{extra}\n[sqlite]\npath = \"{}\"\n",
-            dir.join("backups").display(),
-            db.display()
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
 fn round_trip(compression: &str, ext: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     make_sqlite(&db, 5000);
-    let cfg = config(dir.path(), &db, &format!("compression = \"{compression}\""));
+    let cfg = sqlite_config(dir.path(), &db, &format!("compression = \"{compression}\""));
 
     let out = run(sidecar(Some(&cfg)).arg("once"));
     assert!(out.status.success());
@@ -83,7 +69,7 @@ fn sqlite_with_unchecked_wal_uses_backup_api_and_keeps_rows() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch("PRAGMA wal_autocheckpoint=0; INSERT INTO torrents VALUES ('late', 99);")
         .unwrap();
-    let cfg = config(dir.path(), &db, "");
+    let cfg = sqlite_config(dir.path(), &db, "");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
     drop(conn);
     let restored = dir.path().join("restored.db");
@@ -102,7 +88,7 @@ fn restore_refuses_to_overwrite_without_force() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     make_sqlite(&db, 3);
-    let cfg = config(dir.path(), &db, "");
+    let cfg = sqlite_config(dir.path(), &db, "");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
 
     let target = dir.path().join("live.db");
@@ -127,7 +113,7 @@ fn verify_detects_a_corrupted_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     make_sqlite(&db, 2000);
-    let cfg = config(dir.path(), &db, "");
+    let cfg = sqlite_config(dir.path(), &db, "");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
     let backup = &published(&dir.path().join("backups"))[0];
     let artifact = backup.join("sqlite-tracker.db.zst");
@@ -157,7 +143,7 @@ fn list_shows_backups_with_status() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     make_sqlite(&db, 1);
-    let cfg = config(dir.path(), &db, "");
+    let cfg = sqlite_config(dir.path(), &db, "");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
     let out = run(sidecar(Some(&cfg)).arg("list"));
     assert!(out.status.success());
@@ -172,7 +158,7 @@ fn list_shows_backups_with_status() {
 fn missing_database_fails_and_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("absent.db");
-    let cfg = config(dir.path(), &db, "");
+    let cfg = sqlite_config(dir.path(), &db, "");
     let out = run(sidecar(Some(&cfg)).arg("once"));
     assert_eq!(out.status.code(), Some(1));
     assert_nothing_published(&dir.path().join("backups"));
@@ -225,7 +211,7 @@ fn two_backups_in_the_same_second_both_publish() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     make_sqlite(&db, 3);
-    let cfg = config(dir.path(), &db, "keep_last = 10");
+    let cfg = sqlite_config(dir.path(), &db, "keep_last = 10");
     for _ in 0..3 {
         assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
     }
@@ -255,7 +241,7 @@ fn database_on_a_read_only_mount_is_backed_up() {
         return;
     }
     let remounted = sh(&["-o", "remount,bind,ro", ro_s]);
-    let cfg = config(dir.path(), &ro.join("tracker.db"), "");
+    let cfg = sqlite_config(dir.path(), &ro.join("tracker.db"), "");
     let out = run(sidecar(Some(&cfg)).arg("once"));
     let _ = std::process::Command::new("umount").arg(&ro).status();
     assert!(remounted, "remount read-only failed");

@@ -14,6 +14,36 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_maintenance-sidecar")
 }
 
+/// Writes `dir/sidecar.toml`: backups in `dir/backups`, the SQLite engine
+/// on `db`, and `extra` top-level lines (such as `keep_last = 10`, or a
+/// `[remote]` table); returns its path.
+pub fn sqlite_config(dir: &Path, db: &Path, extra: &str) -> PathBuf {
+    let cfg = dir.join("sidecar.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "backup_dir = \"{}\"\n{extra}\n[sqlite]\npath = \"{}\"\n",
+            dir.join("backups").display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// The sorted names in `dir` (none when it does not exist).
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// A sidecar command with a clean environment (no inherited BACKUP_*,
 /// MYSQL_* or MAINTENANCE_* variables) and the given config file.
 pub fn sidecar(config: Option<&Path>) -> Command {
