@@ -240,8 +240,9 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a successful restore drill.
-    pub fn drill_succeeded(&self, report: &crate::ops::drill::DrillReport) {
+    /// Records a successful restore drill (from the record a `drill`
+    /// process saved, see [`Metrics::watch_drills`]).
+    fn drill_succeeded(&self, report: &crate::ops::drill::DrillReport) {
         self.last_drill
             .set(report.finished_at.timestamp_millis() as f64 / 1000.0);
     }

@@ -335,8 +335,8 @@ fn temp_under(dir: &Path, kind: &str) -> anyhow::Result<tempfile::TempDir> {
 }
 
 /// Downloads the remote backup `backup` (`NAME` or `latest`) into a new
-/// folder under `into`, checking every hash; returns the local folder. The
-/// entry point for restore drills against the remote.
+/// folder under `into`, checking every hash; returns the local folder
+/// (what `restore --remote` restores from).
 pub async fn fetch_remote(cfg: &Config, backup: &str, into: &Path) -> anyhow::Result<PathBuf> {
     let remote = Remote::required(&cfg.remote)?;
     let manifest = ops::resolve(&remote, backup).await?;
