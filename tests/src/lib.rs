@@ -643,6 +643,22 @@ pub fn sidecar_env(tracker: &Tracker, backups: &Path) -> Vec<(String, String)> {
     sidecar_env_for(&tracker.config, tracker.maintenance.unwrap(), backups)
 }
 
+/// [`sidecar_env`] plus the database variables `db_env`, with the dump
+/// program replaced by `script` through `dump_var` (`MYSQL_DUMP_COMMAND`,
+/// `POSTGRES_DUMP_COMMAND`).
+pub fn sidecar_env_with_dump(
+    tracker: &Tracker,
+    backups: &Path,
+    db_env: Vec<(String, String)>,
+    dump_var: &str,
+    script: &Path,
+) -> Vec<(String, String)> {
+    let mut env = sidecar_env(tracker, backups);
+    env.extend(db_env);
+    set_env(&mut env, dump_var, &script.display().to_string());
+    env
+}
+
 /// Like [`sidecar_env`] for a tracker that may not be running.
 pub fn sidecar_env_for(
     config: &TrackerConfig,
@@ -1195,6 +1211,14 @@ pub fn write_script(path: &Path, body: &str) {
     std::fs::write(path, body).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Writes the bash script `dir/name` running `body` (a stand-in or wrapper
+/// for a dump program); returns its path.
+pub fn dump_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    write_script(&path, &format!("#!/bin/bash\n{body}\n"));
+    path
 }
 
 // ---------------------------------------------------------------------------

@@ -426,10 +426,10 @@ fn dump_failing_midway_fails_the_window_and_publishes_nothing() {
         db.name
     ));
     // Runs the real mariadb-dump, keeps only the first 8 KiB, then dies.
-    let wrapper = d.join("dump-dies.sh");
-    write_script(
-        &wrapper,
-        "#!/bin/bash\nmariadb-dump \"$@\" | head -c 8192\necho 'mariadb-dump: Got error: 2013: Lost connection to server during query' >&2\nexit 2\n",
+    let wrapper = dump_script(
+        d,
+        "dump-dies.sh",
+        "mariadb-dump \"$@\" | head -c 8192\necho 'mariadb-dump: Got error: 2013: Lost connection to server during query' >&2\nexit 2",
     );
     let backups = d.join("backups");
     let mut env = sidecar_env(&t, &backups);
@@ -632,30 +632,30 @@ fn two_sidecars_racing_exactly_one_claims_each_window_one_backup() {
 }
 
 /// A PostgreSQL tracker with `rows` padding rows (so a dump is well over
-/// 8 KiB) and a sidecar whose dump program is `body` (a shell script).
+/// 8 KiB) and a sidecar whose dump program is `body` (a shell script);
+/// returns the tracker, the backup folder, the script and the sidecar.
 fn postgres_window_with_dump(
     pg: &Pg,
     d: &Path,
     db: &PgDb,
     body: &str,
-) -> (Tracker, std::path::PathBuf, Vec<(String, String)>, Proc) {
+) -> (Tracker, std::path::PathBuf, std::path::PathBuf, Proc) {
     let t = start_postgres_tracker(d, pg, &db.name, "reject");
     pg.sql_in(
         &db.name,
         "CREATE TABLE padding AS SELECT g AS id, repeat('x', 200) AS v FROM generate_series(1, 5000) g",
     );
-    let wrapper = d.join("pg-dump-wrapper.sh");
-    write_script(&wrapper, &format!("#!/bin/bash\n{body}\n"));
+    let wrapper = dump_script(d, "pg-dump-wrapper.sh", body);
     let backups = d.join("backups");
-    let mut env = sidecar_env(&t, &backups);
-    env.extend(pg.sidecar_env(&db.name));
-    set_env(
-        &mut env,
+    let env = sidecar_env_with_dump(
+        &t,
+        &backups,
+        pg.sidecar_env(&db.name),
         "POSTGRES_DUMP_COMMAND",
-        &wrapper.display().to_string(),
+        &wrapper,
     );
     let sidecar = spawn_sidecar(d, "pg", &env);
-    (t, backups, env, sidecar)
+    (t, backups, wrapper, sidecar)
 }
 
 /// Connections the sidecar left open on the server (its snapshot
@@ -680,7 +680,7 @@ fn postgres_dump_killed_midway_fails_the_window_and_publishes_nothing() {
     let d = dir.path();
     let db = pg.create_db("pgkilled");
     // The real pg_dump, cut after 8 KiB, then the wrapper dies of SIGKILL.
-    let (t, backups, _env, sidecar) =
+    let (t, backups, _wrapper, sidecar) =
         postgres_window_with_dump(&pg, d, &db, "pg_dump \"$@\" | head -c 8192\nkill -KILL $$");
     let a = info_hash(6, 2);
     complete_n(&t, &a, 1, 3);
@@ -719,7 +719,7 @@ fn postgres_lease_lost_mid_dump_kills_the_dump_and_publishes_nothing() {
     let d = dir.path();
     let db = pg.create_db("pglease");
     let marker = d.join("dump-running");
-    let (t, backups, _env, sidecar) = postgres_window_with_dump(
+    let (t, backups, wrapper, sidecar) = postgres_window_with_dump(
         &pg,
         d,
         &db,
@@ -743,7 +743,7 @@ fn postgres_lease_lost_mid_dump_kills_the_dump_and_publishes_nothing() {
     wait_until(Duration::from_secs(15), "sidecar gives up", || {
         sidecar.log_text().contains("lease lost")
     });
-    let script = d.join("pg-dump-wrapper.sh").display().to_string();
+    let script = wrapper.display().to_string();
     wait_until(Duration::from_secs(10), "dump process group killed", || {
         !Command::new("pgrep")
             .args(["-f", &script])

@@ -260,9 +260,7 @@ fn resumes_while_the_dump_streams(
     a: &[u8; 20],
 ) -> Vec<(String, String)> {
     let backups = d.join("backups");
-    let mut env = sidecar_env(t, &backups);
-    env.extend(db_env);
-    set_env(&mut env, dump_var, &script.display().to_string());
+    let env = sidecar_env_with_dump(t, &backups, db_env, dump_var, script);
     let _sidecar = spawn_sidecar(d, "early", &env);
 
     let id = t.api().open_window(60);
@@ -416,12 +414,11 @@ fn postgres_defer_writes_window_publishes_one_verified_backup_restoring_exact_co
 /// A dump program wrapping the real `pg_dump` in `dir`: `before` runs
 /// before it, `after` once it succeeded.
 fn pg_dump_wrapper(dir: &Path, before: &str, after: &str) -> PathBuf {
-    let script = dir.join("pg-dump-wrapper.sh");
-    write_script(
-        &script,
-        &format!("#!/bin/sh\n{before}\npg_dump \"$@\" || exit $?\n{after}\n"),
-    );
-    script
+    dump_script(
+        dir,
+        "pg-dump-wrapper.sh",
+        &format!("{before}\npg_dump \"$@\" || exit $?\n{after}"),
+    )
 }
 
 /// The tracker resumes once the snapshot is exported, while the dump
@@ -468,12 +465,12 @@ fn postgres_write_after_release_is_absent_from_the_backup_and_present_in_the_dat
         "",
     );
     let backups = d.join("backups");
-    let mut env = sidecar_env(&t, &backups);
-    env.extend(pg.sidecar_env(&db.name));
-    set_env(
-        &mut env,
+    let env = sidecar_env_with_dump(
+        &t,
+        &backups,
+        pg.sidecar_env(&db.name),
         "POSTGRES_DUMP_COMMAND",
-        &script.display().to_string(),
+        &script,
     );
     let _sidecar = spawn_sidecar(d, "after", &env);
 

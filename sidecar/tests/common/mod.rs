@@ -149,11 +149,7 @@ pub fn engine_config(dir: &Path, section: &str, extra: &str) -> PathBuf {
 
 /// Writes an executable bash script `dir/name` running `body`.
 pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/bash\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
+    maintenance_e2e::dump_script(dir, name, body)
 }
 
 /// A unique database name for one test.
