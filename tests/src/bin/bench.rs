@@ -7,6 +7,7 @@
 //! cargo run --release -p maintenance-e2e --bin bench -- smoke    # 10 MiB, seconds
 //! bench -- gate | downtime | snapshot | claim | idle | udp | postgres   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]
 //! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli]   # see bench/rto.rs
+//! bench -- fleet [--windows 10] [--sizes 1,3,8]   # one sidecar, N trackers on one MariaDB; see bench/fleet.rs
 //! bench -- offsite [--size-mib 2048] [--rounds 3] [--dir D]   # upload to moto vs rclone copy; see bench/offsite.rs
 //! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench -- idle   # side by side with an older build
 //! bench -- udp-announce ADDR N     # N lockstep UDP announces (for scripts/bench-gate-instructions.sh udp)
@@ -35,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use maintenance_e2e::*;
 
+#[path = "bench/fleet.rs"]
+mod fleet;
 #[path = "bench/rto.rs"]
 mod rto;
 #[path = "bench/scale.rs"]
@@ -70,6 +73,10 @@ fn main() {
     }
     if mode == "scale" {
         scale::run(&args[1..]);
+        return;
+    }
+    if mode == "fleet" {
+        fleet::run(&args[1..]);
         return;
     }
     if mode == "udp-announce" {
