@@ -258,6 +258,33 @@ mod tests {
     use chrono::Duration;
 
     #[test]
+    fn several_coordinators_get_one_section_each_and_the_policy() {
+        let cfg = Config::from_sources(
+            Some("backup_dir = \"/nonexistent-backups\"\n[coordinator]\nurls = [\"http://a:1\", \"http://b:2\"]\nrequire = \"reachable\"\n"),
+            &|_| None,
+        )
+        .unwrap();
+        let views = [
+            CoordinatorView::Unreachable {
+                url: "http://a:1/maintenance/v1".into(),
+                error: "connection refused".into(),
+            },
+            CoordinatorView::Unreachable {
+                url: "http://b:2/maintenance/v1".into(),
+                error: "timed out".into(),
+            },
+        ];
+        let text = render(&cfg, &views, Utc::now());
+        assert!(text.contains("instance      1 of 2"), "{text}");
+        assert!(text.contains("instance      2 of 2"), "{text}");
+        assert!(text.contains("http://a:1/maintenance/v1"), "{text}");
+        assert!(text.contains("UNREACHABLE: timed out"), "{text}");
+        assert!(text.contains("require = reachable"), "{text}");
+        let one = render(&cfg, &views[..1], Utc::now());
+        assert!(!one.contains("instance "), "{one}");
+    }
+
+    #[test]
     fn past_times_read_ago_future_times_in() {
         let now = Utc::now();
         let ms = Duration::milliseconds;
