@@ -438,24 +438,12 @@ fn dump_failing_midway_fails_the_window_and_publishes_nothing() {
     failing.push(("MYSQL_DUMP_COMMAND".into(), wrapper.display().to_string()));
     let mut sidecar = spawn_sidecar(d, "failing", &failing);
 
-    let id = t.api().open_window(60);
-    let o = t.wait_outcome(&id, Duration::from_secs(30));
-    assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{}", sidecar.log_text());
-    let err = o
-        .report
-        .as_ref()
-        .and_then(|r| r.error.clone())
-        .unwrap_or_default();
+    let err = failed_window(&t, &sidecar, &backups);
     assert!(
         err.contains("exit") || err.contains("status") || err.contains("2013"),
         "unclear error: {err}"
     );
-    assert!(o.report.as_ref().unwrap().artifacts.is_empty());
     assert_eq!(t.status().state, State::Idle);
-    wait_until(Duration::from_secs(5), "failure logged", || {
-        sidecar.log_text().contains("backup failed")
-    });
-    assert_nothing_published(&backups);
     // Tracker serves; counts intact in MariaDB.
     t.announce_ok(&a, 99, "completed");
     assert_eq!(t.scrape_downloaded(&[a]), vec![4]);
@@ -631,6 +619,24 @@ fn two_sidecars_racing_exactly_one_claims_each_window_one_backup() {
     assert_eq!(total, 3);
 }
 
+/// Opens a window that `sidecar` must fail: the outcome is `failed` with no
+/// artifact, the sidecar logs it and nothing is published in `backups`.
+/// Returns the error the sidecar reported.
+fn failed_window(t: &Tracker, sidecar: &Proc, backups: &Path) -> String {
+    let id = t.api().open_window(60);
+    let o = t.wait_outcome(&id, Duration::from_secs(30));
+    assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{}", sidecar.log_text());
+    let report = o
+        .report
+        .expect("a failed window carries the sidecar's report");
+    assert!(report.artifacts.is_empty(), "{report:?}");
+    wait_until(Duration::from_secs(5), "failure logged", || {
+        sidecar.log_text().contains("backup failed")
+    });
+    assert_nothing_published(backups);
+    report.error.unwrap_or_default()
+}
+
 /// A PostgreSQL tracker with `rows` padding rows (so a dump is well over
 /// 8 KiB) and a sidecar whose dump program is `body` (a shell script);
 /// returns the tracker, the backup folder, the script and the sidecar.
@@ -684,22 +690,11 @@ fn postgres_dump_killed_midway_fails_the_window_and_publishes_nothing() {
         postgres_window_with_dump(&pg, d, &db, "pg_dump \"$@\" | head -c 8192\nkill -KILL $$");
     let a = info_hash(6, 2);
     complete_n(&t, &a, 1, 3);
-    let id = t.api().open_window(60);
-    let o = t.wait_outcome(&id, Duration::from_secs(30));
-    assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{}", sidecar.log_text());
-    let err = o
-        .report
-        .as_ref()
-        .and_then(|r| r.error.clone())
-        .unwrap_or_default();
+    let err = failed_window(&t, &sidecar, &backups);
     assert!(
         err.contains("postgres dump") && err.contains("signal"),
         "unclear error: {err}"
     );
-    wait_until(Duration::from_secs(5), "failure logged", || {
-        sidecar.log_text().contains("backup failed")
-    });
-    assert_nothing_published(&backups);
     wait_until(Duration::from_secs(10), "no sidecar session left", || {
         sidecar_sessions(&pg, &db.name) == 0
     });
