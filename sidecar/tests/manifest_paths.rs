@@ -39,11 +39,7 @@ fn verify_and_restore_refuse_artifact_paths_outside_the_backup_folder() {
         std::fs::write(&manifest_path, m.to_string()).unwrap();
 
         let out = run(sidecar(Some(&cfg)).arg("verify").arg(&backup));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = text(&out);
         assert_eq!(
             out.status.code(),
             Some(1),

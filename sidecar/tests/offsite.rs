@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{bin, make_sqlite, run, sqlite_rows};
+use common::{bin, make_sqlite, run, sqlite_rows, text};
 use maintenance_e2e::s3::S3Server;
+use maintenance_e2e::set_env;
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -56,19 +57,6 @@ fn sidecar(env: &[(String, String)], args: &[&str]) -> Output {
     let mut cmd = common::sidecar(None);
     cmd.envs(env.iter().map(|(k, v)| (k, v))).args(args);
     run(&mut cmd)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
-    env.retain(|(k, _)| k != key);
-    env.push((key.to_owned(), value.to_owned()));
 }
 
 fn only_published(backups: &Path) -> PathBuf {
@@ -172,7 +160,7 @@ fn wrong_credentials_missing_bucket_wrong_identity_and_tampering_fail_clearly() 
 
     // Wrong secret: the backup stays local, the upload fails with a hint.
     let mut bad = env.clone();
-    set(&mut bad, "AWS_SECRET_ACCESS_KEY", "not-the-secret");
+    set_env(&mut bad, "AWS_SECRET_ACCESS_KEY", "not-the-secret");
     let out = sidecar(&bad, &["once"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let t = text(&out);
@@ -194,7 +182,7 @@ fn wrong_credentials_missing_bucket_wrong_identity_and_tampering_fail_clearly() 
 
     // Missing bucket.
     let mut nobucket = env.clone();
-    set(&mut nobucket, "BACKUP_REMOTE", "s3://no-such-bucket/x");
+    set_env(&mut nobucket, "BACKUP_REMOTE", "s3://no-such-bucket/x");
     let out = sidecar(&nobucket, &["list", "--remote"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -321,9 +309,9 @@ fn server_killed_mid_upload_never_leaves_a_complete_remote_backup() {
         return;
     };
     let mut env = s.env(&s3);
-    set(&mut env, "BACKUP_REMOTE_PART_SIZE_MIB", "5");
-    set(&mut env, "BACKUP_REMOTE_CONCURRENCY", "1");
-    set(&mut env, "BACKUP_REMOTE_ATTEMPTS", "2");
+    set_env(&mut env, "BACKUP_REMOTE_PART_SIZE_MIB", "5");
+    set_env(&mut env, "BACKUP_REMOTE_CONCURRENCY", "1");
+    set_env(&mut env, "BACKUP_REMOTE_ATTEMPTS", "2");
 
     // 1. Killed and not back: the upload fails, the local backup stays.
     let log = s.dir.path().join("once.log");
@@ -380,7 +368,7 @@ fn server_killed_mid_upload_never_leaves_a_complete_remote_backup() {
     assert!(out.status.success(), "{}", text(&out));
 
     // 2. Killed and back while the sidecar retries: the retry succeeds.
-    set(&mut env, "BACKUP_REMOTE_ATTEMPTS", "10");
+    set_env(&mut env, "BACKUP_REMOTE_ATTEMPTS", "10");
     let log2 = s.dir.path().join("push.log");
     let mut child = common::sidecar(None)
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -411,8 +399,8 @@ fn remote_retention_keeps_the_newest_verified_and_sweeps_incomplete_uploads() {
         return;
     };
     let mut env = s.env(&s3);
-    set(&mut env, "BACKUP_KEEP_LAST", "10");
-    set(&mut env, "BACKUP_RETENTION_DAYS", "30");
+    set_env(&mut env, "BACKUP_KEEP_LAST", "10");
+    set_env(&mut env, "BACKUP_RETENTION_DAYS", "30");
     for _ in 0..2 {
         let out = sidecar(&env, &["once"]);
         assert!(out.status.success(), "{}", text(&out));
@@ -473,8 +461,8 @@ fn remote_retention_keeps_the_newest_verified_and_sweeps_incomplete_uploads() {
 
     // Every age says "delete": only the newest verified one stays; the
     // incomplete one is kept within its grace period.
-    set(&mut env, "BACKUP_KEEP_LAST", "0");
-    set(&mut env, "BACKUP_RETENTION_DAYS", "0");
+    set_env(&mut env, "BACKUP_KEEP_LAST", "0");
+    set_env(&mut env, "BACKUP_RETENTION_DAYS", "0");
     let out = sidecar(&env, &["prune", "--remote", "--dry-run"]);
     assert!(out.status.success());
     let t = text(&out);
@@ -491,7 +479,7 @@ fn remote_retention_keeps_the_newest_verified_and_sweeps_incomplete_uploads() {
     let out = sidecar(&env, &["list", "--remote"]);
     assert!(text(&out).contains(&older), "dry run removed nothing");
 
-    set(&mut env, "BACKUP_REMOTE_INCOMPLETE_GRACE_HOURS", "0");
+    set_env(&mut env, "BACKUP_REMOTE_INCOMPLETE_GRACE_HOURS", "0");
     let out = sidecar(&env, &["prune", "--remote"]);
     assert!(out.status.success(), "{}", text(&out));
     let out = sidecar(&env, &["list", "--remote"]);

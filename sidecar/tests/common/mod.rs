@@ -57,6 +57,15 @@ pub fn sidecar(config: Option<&Path>) -> Command {
     cmd
 }
 
+/// A command's stdout followed by its stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `cmd`, printing its output for debugging, and returns it.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run maintenance-sidecar");
@@ -153,16 +162,8 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 /// A unique database name for one test.
-pub fn unique_db(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
+#[allow(unused_imports)] // only the MariaDB and PostgreSQL tests create databases
+pub use maintenance_e2e::unique_db_name as unique_db;
 
 /// A file of `compose/monitoring/`.
 pub fn monitoring(file: &str) -> PathBuf {
