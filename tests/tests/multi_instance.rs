@@ -324,10 +324,10 @@ fn postgres_three_instances_one_backup_with_the_sum_of_their_counts() {
 /// A dump that waits `secs` before running the real one, so the windows
 /// stay claimed long enough to kill an instance in the middle.
 fn slow_dump_env(dir: &Path, secs: f64) -> (String, String) {
-    let script = dir.join("slow-dump.sh");
-    write_script(
-        &script,
-        &format!("#!/bin/sh\nsleep {secs}\nexec mariadb-dump \"$@\"\n"),
+    let script = dump_script(
+        dir,
+        "slow-dump.sh",
+        &format!("sleep {secs}\nexec mariadb-dump \"$@\""),
     );
     ("MYSQL_DUMP_COMMAND".into(), script.display().to_string())
 }
