@@ -1105,6 +1105,17 @@ impl Pg {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The single value `sql` returns in `db`, parsed.
+    pub fn scalar<T: std::str::FromStr>(&self, db: &str, sql: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        let out = self.sql_in(db, sql);
+        out.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{sql}: {out:?} is not one value: {e:?}"))
+    }
+
     /// Creates a uniquely named empty database; dropped with the guard.
     pub fn create_db(&self, prefix: &str) -> PgDb {
         let name = unique_db_name(prefix);

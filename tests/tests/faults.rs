@@ -667,16 +667,13 @@ fn postgres_window_with_dump(
 /// Connections the sidecar left open on the server (its snapshot
 /// connection and pg_dump's).
 fn sidecar_sessions(pg: &Pg, db: &str) -> usize {
-    pg.sql_in(
+    pg.scalar(
         "postgres",
         &format!(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()
              AND (application_name LIKE 'maintenance-sidecar%' OR application_name = 'pg_dump')"
         ),
     )
-    .trim()
-    .parse()
-    .unwrap()
 }
 
 #[test]

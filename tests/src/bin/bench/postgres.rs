@@ -17,16 +17,12 @@ use maintenance_e2e::*;
 use super::{median, outage, run_load, stop_load, subdir, Opts, PACE};
 
 /// Fills `torrents` of `db` until the table (heap only) holds at least
-/// `mib` MiB; returns its size in MiB and the row count.
-fn grow_table(pg: &Pg, db: &str, mib: u64) -> (f64, i64) {
+/// `mib` MiB; returns its size in MiB.
+fn grow_table(pg: &Pg, db: &str, mib: u64) -> f64 {
     let t = Instant::now();
     // ~84 bytes a row on disk (tuple header, id, 40-char hash, count).
     let want_rows = (mib << 20) / 84 + 1;
-    let have: i64 = pg
-        .sql_in(db, "SELECT count(*) FROM torrents")
-        .trim()
-        .parse()
-        .unwrap();
+    let have: i64 = pg.scalar(db, "SELECT count(*) FROM torrents");
     if (have as u64) < want_rows {
         // The unique index is rebuilt once at the end, not per row.
         pg.sql_in(
@@ -42,28 +38,23 @@ fn grow_table(pg: &Pg, db: &str, mib: u64) -> (f64, i64) {
         );
         pg.sql_in(db, "VACUUM ANALYZE torrents");
     }
-    let size: f64 = pg
-        .sql_in(db, "SELECT pg_relation_size('torrents')")
+    let figures = pg.sql_in(
+        db,
+        "SELECT pg_relation_size('torrents'), pg_total_relation_size('torrents'), count(*) FROM torrents",
+    );
+    let [size, total, rows]: [f64; 3] = figures
         .trim()
-        .parse::<f64>()
-        .unwrap()
-        / 1048576.0;
-    let total: f64 = pg
-        .sql_in(db, "SELECT pg_total_relation_size('torrents')")
-        .trim()
-        .parse::<f64>()
-        .unwrap()
-        / 1048576.0;
-    let rows: i64 = pg
-        .sql_in(db, "SELECT count(*) FROM torrents")
-        .trim()
-        .parse()
-        .unwrap();
+        .split('|')
+        .map(|v| v.parse().unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|v| panic!("table figures: {figures:?} ({v:?})"));
+    let (size, total) = (size / 1048576.0, total / 1048576.0);
     println!(
         "# torrents: {rows} rows, table {size:.0} MiB, with index {total:.0} MiB (filled in {:.1} s)",
         t.elapsed().as_secs_f64()
     );
-    (size, rows)
+    size
 }
 
 /// One measured window: client-seen refusal span, the coordinator's
@@ -231,7 +222,7 @@ pub fn run(o: &Opts) {
     };
     let small_db = pg.create_db("bench_small");
     create_schema(o, &pg, &small_db.name);
-    let (mib, _) = grow_table(&pg, &small_db.name, (o.size_mib / 64).max(4));
+    let mib = grow_table(&pg, &small_db.name, (o.size_mib / 64).max(4));
     measure(
         o,
         &pg,
@@ -251,7 +242,7 @@ pub fn run(o: &Opts) {
             (Some(db), name)
         }
     };
-    let (mib, _) = grow_table(&pg, &big, o.size_mib);
+    let mib = grow_table(&pg, &big, o.size_mib);
     measure(o, &pg, &big, &format!("{mib:.0}MiB"), o.rounds.min(3), true);
 }
 
@@ -265,7 +256,10 @@ fn tracker_config(d: &std::path::Path, pg: &Pg, db: &str) -> TrackerConfig {
 
 /// The tracker creates its schema on first start.
 fn create_schema(o: &Opts, pg: &Pg, db: &str) {
-    let d = subdir(o, "pg-schema");
-    let cfg = tracker_config(&d, pg, db);
-    drop(Tracker::start_with_env(&d, &cfg, &pg.tracker_env()));
+    drop(start_postgres_tracker(
+        &subdir(o, "pg-schema"),
+        pg,
+        db,
+        "reject",
+    ));
 }
