@@ -140,17 +140,13 @@ fn failing_dump(body: &str) {
         &src.name,
         &format!("dump_command = \"{}\"\n", wrapper.display()),
     );
-    let out = run(sidecar(Some(&cfg))
-        .env("POSTGRES_PASSWORD", &pg.password)
-        .arg("once"));
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a failed dump must fail the backup"
+    assert_dump_failure(
+        sidecar(Some(&cfg))
+            .env("POSTGRES_PASSWORD", &pg.password)
+            .arg("once"),
+        &dir.path().join("backups"),
+        "postgres dump",
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("postgres dump"), "{stderr}");
-    assert_nothing_published(&dir.path().join("backups"));
 }
 
 #[test]

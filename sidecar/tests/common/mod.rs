@@ -57,6 +57,21 @@ pub fn sidecar(config: Option<&Path>) -> Command {
     cmd
 }
 
+/// Runs a `once` whose dump fails: it must exit 1, name `engine` in
+/// stderr and publish nothing in `backups`. Returns stderr.
+pub fn assert_dump_failure(cmd: &mut Command, backups: &Path, engine: &str) -> String {
+    let out = run(cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed dump must fail the backup"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains(engine), "{stderr}");
+    assert_nothing_published(backups);
+    stderr
+}
+
 /// A command's stdout followed by its stderr.
 pub fn text(out: &Output) -> String {
     format!(
