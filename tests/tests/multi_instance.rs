@@ -475,3 +475,46 @@ fn mariadb_windows_opening_seconds_apart_within_the_tolerance_make_one_backup() 
     );
     assert_eq!(published(&f.backups).len(), 1);
 }
+
+/// An idle sidecar with several coordinators keeps one long-poll
+/// connection to each, and no more.
+#[test]
+fn idle_sidecar_holds_one_long_poll_connection_per_coordinator() {
+    let dir = tempdir();
+    let trackers: Vec<Tracker> = (0..2)
+        .map(|i| {
+            let d = dir.path().join(format!("t{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            Tracker::start(&d, &TrackerConfig::sqlite(&d, "reject"))
+        })
+        .collect();
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(&config, "[coordinator]\nlong_poll_secs = 2\n").unwrap();
+    let mut env = sidecar_env(&trackers[0], &dir.path().join("backups"));
+    let urls: Vec<String> = trackers
+        .iter()
+        .map(|t| format!("http://{}", t.maintenance.unwrap()))
+        .collect();
+    set_env(&mut env, "MAINTENANCE_URL", &urls.join(","));
+    set_env(&mut env, "SIDECAR_CONFIG", &config.display().to_string());
+    let conns: Vec<ConnectionCounter> = trackers
+        .iter()
+        .map(|t| ConnectionCounter::start(t.maintenance.unwrap()))
+        .collect();
+    let mut sidecar = spawn_sidecar(dir.path(), "idle", &env);
+    wait_until(Duration::from_secs(10), "the sidecar waiting", || {
+        sidecar
+            .log_text()
+            .contains("waiting for maintenance windows")
+    });
+    // Three long-polls of 2 s on each coordinator.
+    std::thread::sleep(Duration::from_secs(7));
+    for (c, url) in conns.into_iter().zip(&urls) {
+        assert_eq!(c.finish(), 1, "connections opened to {url}");
+    }
+    assert!(
+        sidecar.try_wait().is_none(),
+        "the sidecar exited:\n{}",
+        sidecar.log_text()
+    );
+}
