@@ -27,9 +27,8 @@ impl<W: Write> Encoder<W> {
                 // The frame carries a checksum of its content, checked by
                 // every decompression (restore, drill, verify).
                 e.include_checksum(true)?;
-                // Worker threads let compression keep pace with the read of
-                // a large file (see BENCHMARKS.md, `scale`); memory stays
-                // bounded by the level's job size per worker.
+                // Worker threads only on request: each costs a job buffer
+                // (see `zstd_workers`).
                 let workers = zstd_workers();
                 if workers > 1 {
                     e.multithread(workers)?;
@@ -68,18 +67,16 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
-/// zstd compression workers: one per core, at most 4 (more cannot outrun
-/// a disk, and each holds a job buffer). `BACKUP_ZSTD_WORKERS` overrides it
-/// (`1` compresses on the calling thread).
+/// zstd compression workers: 1 (on the calling thread) unless
+/// `BACKUP_ZSTD_WORKERS` asks for more. On the 2-core benchmark host two
+/// workers made a backup 1.4x faster but raised the sidecar's peak RSS from
+/// 18 to 74 MiB, over its 64 MiB budget, while one thread already keeps
+/// pace with `zstd -T0 -3` (BENCHMARKS.md, `scale`).
 fn zstd_workers() -> u32 {
-    if let Some(n) = std::env::var("BACKUP_ZSTD_WORKERS")
+    std::env::var("BACKUP_ZSTD_WORKERS")
         .ok()
         .and_then(|v| v.trim().parse::<u32>().ok())
-    {
-        return n.clamp(1, 16);
-    }
-    std::thread::available_parallelism()
-        .map(|n| n.get().min(4) as u32)
+        .map(|n| n.clamp(1, 16))
         .unwrap_or(1)
 }
 

@@ -532,7 +532,12 @@ fn window_run(
     cfg.lease_ttl = "10s";
     let t = Tracker::start(&d, &cfg);
     let backups = d.join("backups");
-    let sidecar = spawn_sidecar(&d, "bench", &sidecar_env(&t, &backups));
+    let mut env = sidecar_env(&t, &backups);
+    // `BACKUP_ZSTD_WORKERS=1 bench scale` compares single-threaded zstd.
+    if let Ok(n) = std::env::var("BACKUP_ZSTD_WORKERS") {
+        set_env(&mut env, "BACKUP_ZSTD_WORKERS", &n);
+    }
+    let sidecar = spawn_sidecar(&d, "bench", &env);
     std::thread::sleep(Duration::from_millis(500));
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_disk(backups.clone(), db.to_owned(), stop.clone());
