@@ -27,11 +27,14 @@ impl<W: Write> Encoder<W> {
                 // The frame carries a checksum of its content, checked by
                 // every decompression (restore, drill, verify).
                 e.include_checksum(true)?;
-                // Worker threads only on request: each costs a job buffer
-                // (see `zstd_workers`).
+                // Worker threads only on request (see `zstd_workers`). zstd
+                // buffers a few jobs per worker, and its default job at level
+                // 3 is 8 MiB: two workers took the sidecar to 74 MiB peak
+                // RSS, past its 64 MiB budget; 2 MiB jobs bound that.
                 let workers = zstd_workers();
                 if workers > 1 {
                     e.multithread(workers)?;
+                    e.set_parameter(zstd::zstd_safe::CParameter::JobSize(zstd_job_bytes()))?;
                 }
                 Encoder::Zstd(e)
             }
@@ -69,15 +72,25 @@ impl<W: Write> Write for Encoder<W> {
 
 /// zstd compression workers: 1 (on the calling thread) unless
 /// `BACKUP_ZSTD_WORKERS` asks for more. On the 2-core benchmark host two
-/// workers made a backup 1.4x faster but raised the sidecar's peak RSS from
-/// 18 to 74 MiB, over its 64 MiB budget, while one thread already keeps
-/// pace with `zstd -T0 -3` (BENCHMARKS.md, `scale`).
+/// workers made a backup 1.4x faster; with 2 MiB jobs they keep the
+/// sidecar near 30 MiB peak RSS, while one thread already keeps pace with
+/// `zstd -T0 -3` (BENCHMARKS.md, `scale`).
 fn zstd_workers() -> u32 {
     std::env::var("BACKUP_ZSTD_WORKERS")
         .ok()
         .and_then(|v| v.trim().parse::<u32>().ok())
         .map(|n| n.clamp(1, 16))
         .unwrap_or(1)
+}
+
+/// The size of one zstd worker's job: 2 MiB, or `BACKUP_ZSTD_JOB_MIB`.
+fn zstd_job_bytes() -> u32 {
+    std::env::var("BACKUP_ZSTD_JOB_MIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(2)
+        .clamp(1, 64)
+        << 20
 }
 
 /// A decompressing reader over `inner`.
