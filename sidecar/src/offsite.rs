@@ -129,21 +129,22 @@ async fn report_upload(
 }
 
 async fn prune_remote_quietly(cfg: &Config, remote: &Remote) {
-    let result = async {
-        let entries = ops::list(remote).await?;
-        let plan = ops::plan(
-            &entries,
-            cfg.keep_days,
-            cfg.keep_last,
-            cfg.remote.incomplete_grace_hours,
-            Utc::now(),
-        );
-        ops::apply(remote, &plan).await
-    }
-    .await;
+    let result = async { ops::apply(remote, &retention_plan(cfg, remote).await?).await }.await;
     if let Err(e) = result {
         tracing::warn!("remote retention on {}: {e:#}", remote.describe());
     }
+}
+
+/// What the configured retention keeps and removes on `remote` now.
+async fn retention_plan(cfg: &Config, remote: &Remote) -> anyhow::Result<ops::RemotePlan> {
+    let entries = ops::list(remote).await?;
+    Ok(ops::plan(
+        &entries,
+        cfg.keep_days,
+        cfg.keep_last,
+        cfg.remote.incomplete_grace_hours,
+        Utc::now(),
+    ))
 }
 
 /// Seeds the off-site metric from the remote (in the background of `run`).
@@ -408,14 +409,7 @@ pub async fn drill(cfg: &Config, backup: &str, identity: Option<&Path>) -> ExitC
 pub async fn prune(cfg: &Config, dry_run: bool) -> ExitCode {
     let result = async {
         let remote = Remote::required(&cfg.remote)?;
-        let entries = ops::list(&remote).await?;
-        let plan = ops::plan(
-            &entries,
-            cfg.keep_days,
-            cfg.keep_last,
-            cfg.remote.incomplete_grace_hours,
-            Utc::now(),
-        );
+        let plan = retention_plan(cfg, &remote).await?;
         for (name, why) in &plan.keep {
             println!("keep    {name} ({why})");
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{bin, make_sqlite, run, sqlite_rows, text};
+use common::{assert_failed_with, bin, make_sqlite, run, sqlite_rows, text};
 use maintenance_e2e::s3::S3Server;
 use maintenance_e2e::set_env;
 
@@ -126,12 +126,7 @@ fn encrypted_backup_round_trips_through_s3() {
     let target = s.dir.path().join("elsewhere/restored.db");
     let to = target.display().to_string();
     let out = sidecar(&env, &["restore", "--remote", "latest", "--to", &to]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("encrypted with age: restore needs the identity"),
-        "{}",
-        text(&out)
-    );
+    assert_failed_with(&out, "encrypted with age: restore needs the identity");
     assert!(!target.exists());
     let out = sidecar(
         &env,
@@ -173,23 +168,13 @@ fn wrong_credentials_missing_bucket_wrong_identity_and_tampering_fail_clearly() 
     let out = sidecar(&env, &["verify", "latest"]);
     assert!(out.status.success(), "the local backup is intact");
     let out = sidecar(&bad, &["list", "--remote"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("refused the credentials"),
-        "{}",
-        text(&out)
-    );
+    assert_failed_with(&out, "refused the credentials");
 
     // Missing bucket.
     let mut nobucket = env.clone();
     set_env(&mut nobucket, "BACKUP_REMOTE", "s3://no-such-bucket/x");
     let out = sidecar(&nobucket, &["list", "--remote"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("bucket does not exist"),
-        "{}",
-        text(&out)
-    );
+    assert_failed_with(&out, "bucket does not exist");
 
     // Plain HTTP only when allowed.
     let mut nohttp = env.clone();
@@ -225,11 +210,9 @@ fn wrong_credentials_missing_bucket_wrong_identity_and_tampering_fail_clearly() 
             &wrong,
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("wrong identity"), "{}", text(&out));
+    assert_failed_with(&out, "wrong identity");
     let out = sidecar(&env, &["verify", "latest", "--identity", &wrong]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("wrong identity"), "{}", text(&out));
+    assert_failed_with(&out, "wrong identity");
 
     // Tampered ciphertext on the remote: the hash check catches it.
     let name = local.file_name().unwrap().to_string_lossy().into_owned();
@@ -243,8 +226,7 @@ fn wrong_credentials_missing_bucket_wrong_identity_and_tampering_fail_clearly() 
     let remote = remote_handle(&env);
     put(&remote, &name, &artifact, bytes.clone());
     let out = sidecar(&env, &["verify", "--remote", "latest"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("damaged"), "{}", text(&out));
+    assert_failed_with(&out, "damaged");
 
     // ... and when the manifest is rewritten to match, age's
     // authentication still refuses the changed chunk.
@@ -261,12 +243,7 @@ fn wrong_credentials_missing_bucket_wrong_identity_and_tampering_fail_clearly() 
         &env,
         &["restore", "--remote", &name, "--to", &to, "--identity", &id],
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("modified or truncated"),
-        "{}",
-        text(&out)
-    );
+    assert_failed_with(&out, "modified or truncated");
     assert!(
         !Path::new(&to).exists(),
         "nothing restored from tampered data"
@@ -566,7 +543,6 @@ fn a_remote_drill_downloads_checks_reports_and_cleans_up() {
 
     // A name the remote does not have: a clear error, nothing created.
     let out = sidecar(&env, &["drill", "--remote", "20200101T000000Z-once"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("list --remote"), "{}", text(&out));
+    assert_failed_with(&out, "list --remote");
     assert_eq!(names_in(&s.backups), [".last-drill.json"]);
 }

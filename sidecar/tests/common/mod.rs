@@ -81,6 +81,14 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Asserts that a command failed with exit code 1 and that its output
+/// names `problem`.
+pub fn assert_failed_with(out: &Output, problem: &str) {
+    let text = text(out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(problem), "want {problem:?} in:\n{text}");
+}
+
 /// Runs `cmd`, printing its output for debugging, and returns it.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run maintenance-sidecar");

@@ -8,6 +8,7 @@
 //! `BENCH_POSTGRES_DB` names an existing database to reuse for the large
 //! table (it is filled only up to the size asked, never dropped).
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,15 +68,27 @@ struct PgRun {
     total_secs: f64,
 }
 
-/// A `reject` window with the sidecar in `run` mode (early release).
-fn early_release(o: &Opts, pg: &Pg, db: &str, run: usize) -> PgRun {
-    let d = subdir(o, &format!("pg-early-{run}"));
+/// A tracker on `db` in a fresh `name` folder (lease 10 s), its backup
+/// folder, and the sidecar environment for both.
+fn tracker_and_sidecar_env(
+    o: &Opts,
+    pg: &Pg,
+    db: &str,
+    name: &str,
+) -> (PathBuf, Tracker, PathBuf, Vec<(String, String)>) {
+    let d = subdir(o, name);
     let mut cfg = tracker_config(&d, pg, db);
     cfg.lease_ttl = "10s";
     let t = Tracker::start_with_env(&d, &cfg, &pg.tracker_env());
     let backups = d.join("backups");
     let mut env = sidecar_env(&t, &backups);
     env.extend(pg.sidecar_env(db));
+    (d, t, backups, env)
+}
+
+/// A `reject` window with the sidecar in `run` mode (early release).
+fn early_release(o: &Opts, pg: &Pg, db: &str, run: usize) -> PgRun {
+    let (d, t, backups, env) = tracker_and_sidecar_env(o, pg, db, &format!("pg-early-{run}"));
     let sidecar = spawn_sidecar(&d, "bench", &env);
     std::thread::sleep(Duration::from_millis(500));
     let stop = Arc::new(AtomicBool::new(false));
@@ -110,13 +123,7 @@ fn early_release(o: &Opts, pg: &Pg, db: &str, run: usize) -> PgRun {
 /// is written: the window is held `ready` while `maintenance-sidecar once`
 /// dumps (and verifies), then aborted, which resumes the tracker.
 fn release_at_end(o: &Opts, pg: &Pg, db: &str) -> (f64, usize, f64) {
-    let d = subdir(o, "pg-late");
-    let mut cfg = tracker_config(&d, pg, db);
-    cfg.lease_ttl = "10s";
-    let t = Tracker::start_with_env(&d, &cfg, &pg.tracker_env());
-    let backups = d.join("backups");
-    let mut env = sidecar_env(&t, &backups);
-    env.extend(pg.sidecar_env(db));
+    let (_, t, backups, mut env) = tracker_and_sidecar_env(o, pg, db, "pg-late");
     env.retain(|(k, _)| !k.starts_with("MAINTENANCE_"));
     let stop = Arc::new(AtomicBool::new(false));
     let (_, h) = run_load(t.http, 8, stop.clone(), false, true, PACE);
