@@ -98,12 +98,6 @@ fn run_ok(cmd: &mut Command) -> f64 {
     secs(t)
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn sidecar(backups: &Path) -> Command {
     let mut c = Command::new(bin("maintenance-sidecar"));
     c.env_clear()
@@ -363,11 +357,11 @@ pub fn run(args: &[String]) {
         }
     }
     drop(s3);
-    let base = median(&rows[0].1);
+    let base = super::median(&mut rows[0].1.clone());
     println!("\n| variant | median s | ratio to baseline |");
     println!("|---|---|---|");
     for (label, times) in &rows {
-        let m = median(times);
+        let m = super::median(&mut times.clone());
         println!("| {label} | {m:.2} | {:.2} |", m / base);
     }
     cheap_checks(&backups, &folder, &target);
