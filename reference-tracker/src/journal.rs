@@ -4,7 +4,8 @@
 //! a flush, and under policy `defer-writes` that can be a whole maintenance
 //! window. So that a SIGKILL loses at most the last sync interval
 //! ([`SYNC_INTERVAL`]), every increment is also appended to this journal,
-//! written and `fdatasync`ed every 100 ms, and replayed at start.
+//! written and `fdatasync`ed within 100 ms of the append (nothing wakes while
+//! none arrive), and replayed at start.
 //!
 //! Format: a 16-byte header (`RTJRNL01` and a random 64-bit *generation*),
 //! then fixed 24-byte records (20-byte info_hash, little-endian u32 count).

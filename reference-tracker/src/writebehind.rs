@@ -35,6 +35,9 @@ pub struct WriteBehind {
     store: Arc<dyn Store>,
     flush_lock: tokio::sync::Mutex<()>,
     quiesced: AtomicBool,
+    /// Signalled by every append, so the journal sync rests while nothing
+    /// is acknowledged.
+    appended: tokio::sync::Notify,
 }
 
 impl WriteBehind {
@@ -60,6 +63,7 @@ impl WriteBehind {
                 store,
                 flush_lock: tokio::sync::Mutex::new(()),
                 quiesced: AtomicBool::new(false),
+                appended: tokio::sync::Notify::new(),
             },
             replayed,
         ))
@@ -75,6 +79,8 @@ impl WriteBehind {
         let mut d = self.pending.lock().unwrap();
         d.journal.append(&hash);
         *d.counts.entry(hash).or_insert(0) += 1;
+        drop(d);
+        self.appended.notify_one();
     }
 
     /// Sum of all increments waiting for a flush.
@@ -99,14 +105,16 @@ impl WriteBehind {
         d.journal.mark_broken();
     }
 
-    /// Runs forever: every [`journal::SYNC_INTERVAL`], writes and syncs the
-    /// journal, whatever the window state.
+    /// Runs forever: at most [`journal::SYNC_INTERVAL`] after a completion
+    /// is appended, writes and syncs the journal, whatever the window
+    /// state. With no completions it waits without waking.
     pub fn spawn_journal_sync(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(journal::SYNC_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                // An append during the sleep or the write leaves a permit,
+                // so the next round starts at once.
+                self.appended.notified().await;
+                tokio::time::sleep(journal::SYNC_INTERVAL).await;
                 self.sync_journal().await;
             }
         })
