@@ -4,7 +4,8 @@
 //! Reads (`status`, `health`, `metrics`) are open; every `POST` needs the
 //! bearer token. Every error is a JSON [`ErrorBody`] with a stable code.
 //! Handlers only call [`Machine`](crate::machine::Machine) transitions; the
-//! runner performs the effects.
+//! runner performs the effects, with one exception: a release reopens the
+//! announce turnstile itself (see `release`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -252,7 +253,17 @@ async fn release(
     body: Bytes,
 ) -> ApiResult<maintenance_proto::Ack> {
     let req: ReleaseRequest = parse_body(&body)?;
-    let ack = shared.update(|m| m.release(&req.window_id, req.keep_pin, Utc::now()))?;
+    // The snapshot is taken, so announces (they only touch memory) flow
+    // again from the moment the release is recorded, under the machine's
+    // lock: whoever learns of it, from this answer or from the status, is
+    // served. Left to the runner, they would stay refused until it woke up
+    // and rewrote the readiness file. Database writes still wait for the
+    // runner's resume hook.
+    let ack = shared.update(|m| {
+        let ack = m.release(&req.window_id, req.keep_pin, Utc::now())?;
+        shared.gate.open_announces();
+        Ok::<_, Rejection>(ack)
+    })?;
     info!(
         window_id = %req.window_id, pinned = ack.pinned,
         "released: tracker resuming{}",

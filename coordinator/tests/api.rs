@@ -892,6 +892,53 @@ async fn pinned_release_resumes_now_and_unpins_later() {
     }
 }
 
+/// The answer to a release comes with announces flowing again: a client
+/// that learns of the release (from its answer, or from the status showing
+/// the kept pin) is never refused, however far the runner still is from
+/// its own resume steps (the readiness file's fsync, the resume hook).
+/// Repeated, because the gap this closes is a race.
+#[tokio::test]
+async fn announces_flow_as_soon_as_the_release_is_answered() {
+    for keep_pin in [true, false] {
+        let h = start(
+            "",
+            RecordingHooks {
+                pin: Some(PinMode::WritesContinue),
+                ..RecordingHooks::default()
+            },
+        )
+        .await;
+        let gate = h.coordinator.gate();
+        for round in 0..10 {
+            let id = h.open_until_ready(30).await;
+            assert!(gate.admit_announce().is_err(), "reject policy refuses");
+            let (code, body) = h.claim(&id, "sidecar-a").await;
+            assert_eq!(code, 200, "{body}");
+            let (code, body) = h
+                .post("release", json!({"window_id": id, "keep_pin": keep_pin}))
+                .await;
+            assert_eq!(code, 200, "{body}");
+            assert_eq!(body["state"], "resuming");
+            assert!(
+                gate.admit_announce().is_ok(),
+                "round {round}, keep_pin {keep_pin}: announce refused right after the release was answered"
+            );
+            if keep_pin {
+                assert_eq!(h.post("unpin", json!({"window_id": id})).await.0, 200);
+            }
+            let (code, _) = h
+                .post("complete", json!({"window_id": id, "report": {"backup": "b", "artifacts": [], "durations_secs": {}}}))
+                .await;
+            assert_eq!(code, 200);
+            h.wait_until(Duration::from_secs(5), |s| {
+                s.state == State::Idle && s.pin.is_none() && s.released_window.is_none()
+            })
+            .await;
+        }
+        h.coordinator.shutdown().await;
+    }
+}
+
 /// A version-1 sidecar releases after copying, without `keep_pin`: the
 /// pin is dropped before the tracker resumes; an abort while pinned drops
 /// it and an `unpin` after that is refused as `pin_lost`.

@@ -11,9 +11,10 @@
 //! 2. **Gather.** Every instance that reports `ready` is claimed at once
 //!    and its lease heartbeated ([`LeaseKeeper`]). From the first claim the
 //!    others have `gather_timeout_secs` to become ready (their clocks,
-//!    drains and quiesces differ). Past that, or as soon as a missing
-//!    instance is unreachable under `reachable`, [`Require`] decides:
-//!    `all` fails the backup, `reachable` goes on without it.
+//!    drains and quiesces differ). Past that, as soon as a missing
+//!    instance is unreachable under `reachable`, or as soon as a missing
+//!    instance's own window ended (its quiesce failed, say), [`Require`]
+//!    decides: `all` fails the backup, `reachable` goes on without it.
 //! 3. **Snapshot once, release each.** The snapshot is taken with every
 //!    claimed instance quiesced; then each is released, concurrently. When
 //!    every claim offered a snapshot pin (protocol 2, SQLite) each release
@@ -33,14 +34,14 @@
 //! soon as it is ready, an unreachable coordinator is left to the lease
 //! keeper (retry until the lease expires).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use maintenance_proto::{
     BackupReport, ErrorCode, InstanceReport, LeaseResponse, Participation, State, StatusResponse,
-    WindowId,
+    WindowId, WindowOutcome,
 };
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -73,6 +74,11 @@ enum Seen {
 struct View {
     seen: Seen,
     seq: u64,
+    /// When the watcher first saw each recorded outcome of the status
+    /// (`None` for those already there at its first answer): a window that
+    /// ended on its own (a failed quiesce, its deadline) is matched to a
+    /// round by this local time, not by the instance's clock.
+    ended_seen: Arc<SeenOutcomes>,
 }
 
 /// One configured coordinator (one tracker instance).
@@ -106,6 +112,44 @@ impl Member {
             _ => None,
         }
     }
+
+    /// Why this instance cannot join the round any more: a window of it
+    /// that this sidecar never claimed ended (say its quiesce hook failed)
+    /// and the watcher saw that at or after `since`.
+    fn window_ended_since(&self, since: Instant) -> Option<String> {
+        let view = self.view.borrow();
+        let Seen::Status(s) = &view.seen else {
+            return None;
+        };
+        s.last_outcomes
+            .iter()
+            .find(|o| {
+                !self.refused.contains(&o.window_id)
+                    && view
+                        .ended_seen
+                        .get(&o.window_id)
+                        .is_some_and(|t| t.is_some_and(|t| t >= since))
+            })
+            .map(|o| {
+                format!(
+                    "its window {} ended before it was ready: {}",
+                    o.window_id,
+                    ended(o)
+                )
+            })
+    }
+}
+
+/// `outcome (reason)` of an ended window.
+fn ended(o: &WindowOutcome) -> String {
+    format!(
+        "{}{}",
+        o.outcome.as_str(),
+        o.reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    )
 }
 
 /// Where a claimed window stands in the current backup.
@@ -374,7 +418,7 @@ impl<'a> Fleet<'a> {
                 deadline = None;
             } else {
                 let due = *deadline.get_or_insert_with(|| Instant::now() + gather);
-                match self.decide(&round, Instant::now() >= due) {
+                match self.decide(&round, due - gather, Instant::now() >= due) {
                     Decision::Go => return Some(round),
                     Decision::Fail(why) => {
                         self.abandon(&round, &why).await;
@@ -389,14 +433,38 @@ impl<'a> Fleet<'a> {
         }
     }
 
-    /// Whether a round with at least one live claim goes on now.
-    fn decide(&self, round: &SharedRound, timed_out: bool) -> Decision {
+    /// Whether a round with at least one live claim, the first made at
+    /// `first_claim`, goes on now.
+    ///
+    /// A waiting instance whose own window already ended (its quiesce
+    /// failed, say) is missing at once: under `all` the round fails at
+    /// once, so the claimed instances resume without waiting for the
+    /// gather deadline. A window that ended up to `gather_timeout_secs`
+    /// before the first claim belongs to this round (the skew tolerance).
+    fn decide(&self, round: &SharedRound, first_claim: Instant, timed_out: bool) -> Decision {
         let mut r = lock(round);
+        let gather = Duration::from_secs(self.cfg.coordinator.gather_timeout_secs);
+        let since = first_claim.checked_sub(gather).unwrap_or(first_claim);
+        let reachable = r.require == Require::Reachable;
+        let mut gone = Vec::new();
+        for i in r.waiting() {
+            if let Some(why) = self.members[i].window_ended_since(since) {
+                tracing::warn!("{}: {why}", r.urls[i]);
+                r.missing[i] = Some(why);
+                gone.push(i);
+            }
+        }
+        if !gone.is_empty() && !reachable {
+            let names = missing_list(&r.participation());
+            return Decision::Fail(format!("instance(s) missing, require = all: {names}"));
+        }
         let waiting = r.waiting();
         if waiting.is_empty() {
+            if !gone.is_empty() {
+                self.going_without(&r);
+            }
             return Decision::Go;
         }
-        let reachable = r.require == Require::Reachable;
         let unreachable: Vec<Option<String>> = waiting
             .iter()
             .map(|&i| self.members[i].unreachable())
@@ -405,7 +473,6 @@ impl<'a> Fleet<'a> {
         if !timed_out && !all_down {
             return Decision::Wait;
         }
-        let gather = self.cfg.coordinator.gather_timeout_secs;
         for (&i, down) in waiting.iter().zip(unreachable) {
             let why = match down {
                 Some(e) => format!("unreachable: {e}"),
@@ -414,20 +481,29 @@ impl<'a> Fleet<'a> {
                         .status()
                         .map(|s| s.state.to_string())
                         .unwrap_or_else(|| "unknown".into());
-                    format!("not ready within {gather} s of the first instance (state {state})")
+                    format!(
+                        "not ready within {} s of the first instance (state {state})",
+                        gather.as_secs()
+                    )
                 }
             };
             r.missing[i] = Some(why);
         }
-        let names = missing_list(&r.participation());
         if reachable {
-            tracing::warn!(
-                "require = reachable: backing up without {names}; the manifest and the report name them"
-            );
+            self.going_without(&r);
             Decision::Go
         } else {
+            let names = missing_list(&r.participation());
             Decision::Fail(format!("instance(s) missing, require = all: {names}"))
         }
+    }
+
+    /// Logs that a `reachable` round goes on without its missing instances.
+    fn going_without(&self, r: &Round) {
+        tracing::warn!(
+            "require = reachable: backing up without {}; the manifest and the report name them",
+            missing_list(&r.participation())
+        );
     }
 
     /// Claims the given windows concurrently and records the outcomes.
@@ -553,16 +629,7 @@ impl<'a> Fleet<'a> {
                         .last_outcomes
                         .iter()
                         .find(|o| o.window_id == slot.window)
-                        .map(|o| {
-                            format!(
-                                "window ended: {}{}",
-                                o.outcome.as_str(),
-                                o.reason
-                                    .as_deref()
-                                    .map(|r| format!(" ({r})"))
-                                    .unwrap_or_default()
-                            )
-                        }),
+                        .map(|o| format!("window ended: {}", ended(o))),
                     _ => None,
                 }
             });
@@ -613,7 +680,7 @@ impl<'a> Fleet<'a> {
 
     /// Ends every live window of the round as failed, at once (each tracker
     /// resumes), with the same report.
-    async fn abandon(&self, round: &SharedRound, why: &str) {
+    async fn abandon(&mut self, round: &SharedRound, why: &str) {
         let (report, targets) = {
             let mut r = lock(round);
             if r.slots.iter().all(Option::is_none) {
@@ -634,7 +701,23 @@ impl<'a> Fleet<'a> {
             record_instances(&r, false);
             r.slots.iter().flatten().for_each(|s| s.keeper.stop());
         }
+        self.forget_claimed(round);
         self.notify(&report, None).await;
+    }
+
+    /// A window of a finished round is never claimed again (a late status
+    /// or ready file may still show it ready), nor taken for a window that
+    /// ended without this sidecar.
+    fn forget_claimed(&mut self, round: &SharedRound) {
+        let claimed: Vec<(usize, WindowId)> = lock(round)
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s.window.clone())))
+            .collect();
+        for (i, w) in claimed {
+            self.members[i].refused.insert(w);
+        }
     }
 
     /// Sleeps until something may have changed: a status, a lost lease,
@@ -716,24 +799,15 @@ impl<'a> Fleet<'a> {
             let targets = take_live(&mut lock(&round));
             complete_all(&targets, &report).await;
         }
-        let claimed: Vec<(usize, WindowId)> = {
+        {
             let r = lock(&round);
             if cancelled.is_none() {
                 // A cancelled round was recorded and notified by `abandon`.
                 record_instances(&r, run.result.is_ok());
             }
             r.slots.iter().flatten().for_each(|s| s.keeper.stop());
-            r.slots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.as_ref().map(|s| (i, s.window.clone())))
-                .collect()
-        };
-        // A window of this round is never claimed again (a late status or
-        // ready file may still show it ready).
-        for (i, w) in claimed {
-            self.members[i].refused.insert(w);
         }
+        self.forget_claimed(&round);
         if cancelled.is_none() {
             self.notify(&report, Some(window.as_str())).await;
         }
@@ -944,6 +1018,8 @@ async fn watch_status(
     let mut backoff = Backoff::new(max_backoff);
     let mut unreachable = false;
     let mut seq = 0;
+    // `None` until the first answer, whose outcomes are history.
+    let mut ended_seen: Option<Arc<SeenOutcomes>> = None;
     let metrics = crate::metrics::get();
     loop {
         let result = coord.status(since.map(|v| (long_poll_secs, v))).await;
@@ -957,9 +1033,12 @@ async fn watch_status(
                 backoff.reset();
                 since = Some(status.version);
                 metrics.instance_up(coord.url(), true);
+                let seen = note_outcomes(ended_seen.take(), &status.last_outcomes);
+                ended_seen = Some(seen.clone());
                 tx.send_replace(View {
                     seen: Seen::Status(Arc::new(status)),
                     seq,
+                    ended_seen: seen,
                 });
                 wake.notify_one();
             }
@@ -979,6 +1058,7 @@ async fn watch_status(
                 tx.send_replace(View {
                     seen: Seen::Unreachable(e.to_string()),
                     seq,
+                    ended_seen: ended_seen.clone().unwrap_or_default(),
                 });
                 wake.notify_one();
                 tokio::select! {
@@ -987,5 +1067,72 @@ async fn watch_status(
                 }
             }
         }
+    }
+}
+
+/// Per recorded outcome, when a watcher first saw it (`None`: it was
+/// there at the watcher's first answer).
+type SeenOutcomes = HashMap<WindowId, Option<Instant>>;
+
+/// When each of `outcomes` was first seen: kept from `before`, now for a
+/// new one, `None` for all at the first answer (`before` is `None`). Only
+/// outcomes still listed are kept, so the map stays as short as the list.
+fn note_outcomes(
+    before: Option<Arc<SeenOutcomes>>,
+    outcomes: &[WindowOutcome],
+) -> Arc<SeenOutcomes> {
+    let now = before.as_ref().map(|_| Instant::now());
+    if let Some(b) = &before {
+        if b.len() == outcomes.len() && outcomes.iter().all(|o| b.contains_key(&o.window_id)) {
+            return b.clone();
+        }
+    }
+    Arc::new(
+        outcomes
+            .iter()
+            .map(|o| {
+                let at = match &before {
+                    Some(b) => b.get(&o.window_id).copied().unwrap_or(now),
+                    None => None,
+                };
+                (o.window_id.clone(), at)
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maintenance_proto::Outcome;
+
+    fn outcome(id: &str) -> WindowOutcome {
+        WindowOutcome {
+            window_id: WindowId::new(id),
+            outcome: Outcome::Failed,
+            opened_at: chrono::Utc::now(),
+            ended_at: chrono::Utc::now(),
+            quiesced_secs: 0.0,
+            reason: Some("quiesce hook failed: denied".into()),
+            report: None,
+        }
+    }
+
+    #[test]
+    fn outcomes_at_the_first_answer_are_history_later_ones_are_timed() {
+        let first = note_outcomes(None, &[outcome("a")]);
+        assert_eq!(first.get(&WindowId::new("a")), Some(&None));
+        let before = Instant::now();
+        let second = note_outcomes(Some(first), &[outcome("b"), outcome("a")]);
+        assert_eq!(second.get(&WindowId::new("a")), Some(&None));
+        let b = second.get(&WindowId::new("b")).copied().flatten();
+        assert!(b.is_some_and(|t| t >= before), "{second:?}");
+        // Unchanged list: the same map; a dropped outcome is forgotten.
+        let third = note_outcomes(Some(second.clone()), &[outcome("b"), outcome("a")]);
+        assert!(Arc::ptr_eq(&second, &third));
+        let fourth = note_outcomes(Some(third), &[outcome("c"), outcome("b")]);
+        assert_eq!(fourth.len(), 2);
+        assert_eq!(fourth.get(&WindowId::new("b")).copied().flatten(), b);
+        assert_eq!(ended(&outcome("a")), "failed (quiesce hook failed: denied)");
     }
 }

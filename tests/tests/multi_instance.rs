@@ -8,6 +8,9 @@
 //! a restore of it, whose counts must equal the sum of what the three
 //! trackers acknowledged before their windows opened (under `reject` an
 //! announce is either acknowledged and flushed by the quiesce, or refused).
+//! The failure rules too: an instance killed mid-window, one whose quiesce
+//! fails (its database user loses its writes), windows opening within and
+//! beyond the skew tolerance (`gather_timeout_secs`), under both policies.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use maintenance_e2e::*;
+use maintenance_proto::Participation;
 
 const HASHES: u32 = 4;
 
@@ -170,6 +174,17 @@ fn fleet(server: &Server, require: &str, extra: &[(&str, &str)]) -> Fleet {
     let trackers: Vec<Tracker> = (0..3)
         .map(|i| server.start_tracker(&dir.path().join(format!("t{i}"))))
         .collect();
+    fleet_of(dir, trackers, server, require, extra)
+}
+
+/// The sidecar environment for `trackers`, started in `dir`.
+fn fleet_of(
+    dir: tempfile::TempDir,
+    trackers: Vec<Tracker>,
+    server: &Server,
+    require: &str,
+    extra: &[(&str, &str)],
+) -> Fleet {
     let backups = dir.path().join("backups");
     let mut env = sidecar_env(&trackers[0], &backups);
     env.extend(server.sidecar_env());
@@ -434,6 +449,199 @@ fn mariadb_instance_killed_mid_window_require_reachable_goes_on_and_names_the_mi
     );
 }
 
+/// A MariaDB user of its own for one tracker instance, allowed to write
+/// `torrents` through table grants that can be revoked while it runs (a
+/// table grant change applies to the next statement of an open connection).
+/// Revoking them is a real way to make that instance's write-behind flush,
+/// and so its quiesce, fail while the other instances work.
+struct OwnUser {
+    maria: Maria,
+    name: String,
+    db: String,
+}
+
+impl OwnUser {
+    /// Creates the user for `db`, whose tables must exist already.
+    fn create(m: &Maria, db: &str) -> OwnUser {
+        let name = format!("fq{}", &unique_db_name("u")[4..]);
+        let user = format!("'{name}'@'127.0.0.1'");
+        m.sql(&format!(
+            "CREATE USER {user} IDENTIFIED BY 'own-pass';
+             GRANT SELECT, CREATE ON `{db}`.* TO {user};
+             GRANT SELECT, INSERT, UPDATE ON `{db}`.`torrents` TO {user};
+             GRANT SELECT, INSERT, UPDATE ON `{db}`.`tracker_journal` TO {user};"
+        ));
+        OwnUser {
+            maria: Maria {
+                user: name.clone(),
+                password: "own-pass".into(),
+                ..m.clone()
+            },
+            name,
+            db: db.to_owned(),
+        }
+    }
+
+    /// From the next statement on, this user cannot write `torrents`.
+    fn revoke_writes(&self) {
+        self.admin().sql(&format!(
+            "REVOKE INSERT, UPDATE ON `{}`.`torrents` FROM '{}'@'127.0.0.1'",
+            self.db, self.name
+        ));
+    }
+
+    fn admin(&self) -> Maria {
+        let m = maria().expect("TEST_MARIADB_URL");
+        assert_ne!(m.user, self.name);
+        m
+    }
+}
+
+impl Drop for OwnUser {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::panic::catch_unwind(|| {
+            maria().map(|m| m.sql(&format!("DROP USER IF EXISTS '{name}'@'127.0.0.1'")))
+        });
+    }
+}
+
+/// Three trackers on MariaDB, the third as a user of its own; after a
+/// completion of each has reached the database, the third loses its
+/// writes to `torrents` and acknowledges one more completion, so its
+/// quiesce (which must flush it) fails. Windows are then opened on all
+/// three; returns the fleet, the sidecar, the ids and the user.
+fn quiesce_fails_on_one(server: &Server, require: &str) -> (Fleet, Proc, Vec<String>, OwnUser) {
+    let Server::Maria(m, db) = server else {
+        unreachable!("MariaDB only")
+    };
+    let dir = tempdir();
+    let mut trackers: Vec<Tracker> = (0..2)
+        .map(|i| server.start_tracker(&dir.path().join(format!("t{i}"))))
+        .collect();
+    let own = OwnUser::create(m, &db.name);
+    trackers.push(start_mysql_tracker(
+        &dir.path().join("t2"),
+        &own.maria,
+        &db.name,
+        "reject",
+    ));
+    let f = fleet_of(dir, trackers, server, require, &[]);
+    let sidecar = spawn_sidecar(f.d(), "fleet", &f.env);
+    wait_until(Duration::from_secs(10), "sidecar waiting", || {
+        sidecar
+            .log_text()
+            .contains("waiting for maintenance windows")
+    });
+    let h = info_hash(18, 1);
+    for (i, t) in f.trackers.iter().enumerate() {
+        complete_n(t, &h, 1 + 100 * i as u32, 1);
+    }
+    wait_until(Duration::from_secs(10), "three completions flushed", || {
+        server.counts().get(&hex(&h)) == Some(&3)
+    });
+    own.revoke_writes();
+    f.trackers[2].announce_ok(&h, 1000, "completed");
+    let ids = f.open_windows();
+    (f, sidecar, ids, own)
+}
+
+/// The third instance's window ended `failed` by its own quiesce, with the
+/// database's refusal as the reason.
+fn assert_quiesce_failed(t: &Tracker, id: &str) -> WindowOutcome {
+    let o = t.wait_outcome(id, Duration::from_secs(10));
+    assert_eq!(o.outcome, Outcome::Failed, "{o:?}");
+    let reason = o.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("quiesce hook failed") && reason.contains("denied"),
+        "{reason}"
+    );
+    o
+}
+
+/// The failed instance in a participation: not taking part, and why.
+fn assert_names_failed_quiesce(part: &Participation, url: &str) {
+    let missing: Vec<_> = part.missing().collect();
+    assert_eq!(missing.len(), 1, "{part:?}");
+    assert_eq!(missing[0].url, url);
+    let reason = missing[0].reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("quiesce hook failed") && reason.contains("denied"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn mariadb_quiesce_fails_on_one_instance_require_all_the_others_resume_at_once_nothing_published() {
+    let Some(m) = maria() else { return };
+    let server = Server::maria(m);
+    let (f, sidecar, ids, _own) = quiesce_fails_on_one(&server, "all");
+    assert_quiesce_failed(&f.trackers[2], &ids[2]);
+    let log = || sidecar.log_text();
+    let mut reports = Vec::new();
+    for (t, id) in f.trackers.iter().zip(&ids).take(2) {
+        let o = t.wait_outcome(id, Duration::from_secs(20));
+        assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{}", log());
+        // The gather timeout is 10 s and the windows last 60 s: these
+        // instances resumed as soon as the third one's window failed.
+        assert!(
+            o.quiesced_secs < 5.0,
+            "resumed {} s after opening:\n{}",
+            o.quiesced_secs,
+            log()
+        );
+        reports.push(o.report.expect("the sidecar's report"));
+    }
+    assert_eq!(reports[0], reports[1], "the same report on both instances");
+    let err = reports[0].error.clone().unwrap_or_default();
+    assert!(
+        err.contains("cancelled on every instance") && err.contains(&t_url(&f.trackers[2])),
+        "{err}"
+    );
+    let part = reports[0].participation.as_ref().expect("participation");
+    assert_eq!(part.require, "all");
+    assert_names_failed_quiesce(part, &t_url(&f.trackers[2]));
+    for t in f.trackers.iter().take(2) {
+        assert_eq!(t.status().state, State::Idle);
+        t.announce_ok(&info_hash(18, 2), 99, "");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_nothing_published(&f.backups);
+    assert!(!log().contains("published"), "{}", log());
+}
+
+#[test]
+fn mariadb_quiesce_fails_on_one_instance_require_reachable_goes_on_and_names_it() {
+    let Some(m) = maria() else { return };
+    let server = Server::maria(m);
+    let (f, sidecar, ids, _own) = quiesce_fails_on_one(&server, "reachable");
+    assert_quiesce_failed(&f.trackers[2], &ids[2]);
+    let mut reports = Vec::new();
+    for (t, id) in f.trackers.iter().zip(&ids).take(2) {
+        let o = t.wait_outcome(id, Duration::from_secs(20));
+        assert_eq!(
+            o.outcome,
+            Outcome::Completed,
+            "{o:?}\n{}",
+            sidecar.log_text()
+        );
+        // Gone on without waiting for the 10 s gather timeout.
+        assert!(o.quiesced_secs < 5.0, "{o:?}");
+        reports.push(o.report.expect("the sidecar's report"));
+    }
+    assert_eq!(reports[0], reports[1], "the same report on both instances");
+    let part = reports[0].participation.as_ref().expect("participation");
+    assert_eq!(part.require, "reachable");
+    assert_names_failed_quiesce(part, &t_url(&f.trackers[2]));
+    let published = published(&f.backups);
+    assert_eq!(published.len(), 1);
+    let manifest = manifest(&published[0]);
+    let in_manifest: Participation =
+        serde_json::from_value(manifest["participation"].clone()).expect("participation");
+    assert_eq!(&in_manifest, part, "{manifest}");
+    assert_eq!(manifest["name"].as_str(), reports[0].backup.as_deref());
+}
+
 /// The instances' windows open at different times (clock skew, start-up):
 /// within the gather timeout they still make one backup.
 #[test]
@@ -474,6 +682,120 @@ fn mariadb_windows_opening_seconds_apart_within_the_tolerance_make_one_backup() 
         "the first instance waited for the others: {outcomes:?}"
     );
     assert_eq!(published(&f.backups).len(), 1);
+}
+
+/// Opens windows on the first two instances at once and on the third 4 s
+/// later, with a gather timeout of 2 s: beyond the tolerance. Returns the
+/// fleet, the sidecar, the ids and the outcomes.
+fn windows_apart_beyond_the_tolerance(
+    server: &Server,
+    require: &str,
+) -> (Fleet, Proc, Vec<String>, Vec<WindowOutcome>) {
+    let f = fleet(server, require, &[("MAINTENANCE_GATHER_TIMEOUT", "2")]);
+    let sidecar = spawn_sidecar(f.d(), "fleet", &f.env);
+    wait_until(Duration::from_secs(10), "sidecar waiting", || {
+        sidecar
+            .log_text()
+            .contains("waiting for maintenance windows")
+    });
+    let mut ids: Vec<String> = f.trackers[..2]
+        .iter()
+        .map(|t| t.api().open_window(60))
+        .collect();
+    std::thread::sleep(Duration::from_secs(4));
+    ids.push(f.trackers[2].api().open_window(60));
+    let outcomes = f
+        .trackers
+        .iter()
+        .zip(&ids)
+        .map(|(t, id)| t.wait_outcome(id, Duration::from_secs(20)))
+        .collect();
+    (f, sidecar, ids, outcomes)
+}
+
+/// The instances that `report` names as missing, as tracker indexes, and
+/// the reason of each.
+fn missing_in(f: &Fleet, report: &maintenance_proto::BackupReport) -> Vec<(usize, String)> {
+    let part = report.participation.as_ref().expect("participation");
+    assert_eq!(part.instances.len(), 3, "{part:?}");
+    part.missing()
+        .map(|i| {
+            let n = f
+                .trackers
+                .iter()
+                .position(|t| t_url(t) == i.url)
+                .expect("a configured instance");
+            (n, i.reason.clone().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Windows further apart than `gather_timeout_secs` under `all`: each round
+/// fails (the first two instances at the first round's gather deadline,
+/// before the third one's window even opens), every instance resumes, and
+/// nothing is published.
+#[test]
+fn mariadb_windows_apart_beyond_the_tolerance_require_all_every_round_fails_nothing_published() {
+    let Some(m) = maria() else { return };
+    let server = Server::maria(m);
+    let (f, sidecar, _ids, outcomes) = windows_apart_beyond_the_tolerance(&server, "all");
+    let log = sidecar.log_text();
+    for o in &outcomes {
+        assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{log}");
+    }
+    for o in &outcomes[..2] {
+        assert!(
+            o.ended_at < outcomes[2].opened_at,
+            "the first round ended before the third window opened: {outcomes:?}"
+        );
+        let report = o.report.as_ref().expect("report");
+        let missing = missing_in(&f, report);
+        assert_eq!(missing.len(), 1, "{report:?}");
+        assert_eq!(missing[0].0, 2);
+        assert!(missing[0].1.contains("not ready within 2 s"), "{missing:?}");
+    }
+    assert_eq!(outcomes[0].report, outcomes[1].report);
+    let third = outcomes[2].report.as_ref().expect("report");
+    let missing: Vec<usize> = missing_in(&f, third).into_iter().map(|m| m.0).collect();
+    assert_eq!(missing, vec![0, 1], "{third:?}");
+    for t in &f.trackers {
+        assert_eq!(t.status().state, State::Idle);
+    }
+    assert_nothing_published(&f.backups);
+    assert!(!log.contains("published"), "{log}");
+}
+
+/// The same under `reachable`: two partial backups, each naming the
+/// instances it lacks.
+#[test]
+fn mariadb_windows_apart_beyond_the_tolerance_require_reachable_partial_backups_name_the_missing() {
+    let Some(m) = maria() else { return };
+    let server = Server::maria(m);
+    let (f, sidecar, _ids, outcomes) = windows_apart_beyond_the_tolerance(&server, "reachable");
+    let log = sidecar.log_text();
+    for o in &outcomes {
+        assert_eq!(o.outcome, Outcome::Completed, "{o:?}\n{log}");
+    }
+    assert_eq!(outcomes[0].report, outcomes[1].report);
+    let first = outcomes[0].report.as_ref().expect("report");
+    let missing = missing_in(&f, first);
+    assert_eq!(missing.len(), 1, "{first:?}");
+    assert_eq!(missing[0].0, 2);
+    assert!(missing[0].1.contains("not ready within 2 s"), "{missing:?}");
+    let second = outcomes[2].report.as_ref().expect("report");
+    let missing: Vec<usize> = missing_in(&f, second).into_iter().map(|m| m.0).collect();
+    assert_eq!(missing, vec![0, 1], "{second:?}");
+    let mut names: Vec<String> = published(&f.backups)
+        .iter()
+        .map(|b| manifest(b)["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    let mut want = vec![
+        first.backup.clone().unwrap(),
+        second.backup.clone().unwrap(),
+    ];
+    want.sort();
+    assert_eq!(names, want, "two partial backups");
 }
 
 /// An idle sidecar with several coordinators keeps one long-poll

@@ -21,19 +21,6 @@ const THROTTLE_ENV: &str = "SIDECAR_TEST_READ_DELAY_MS_PER_MIB";
 /// Size of the padding that makes the database worth reading slowly.
 const PAD: u64 = 8 << 20;
 
-/// `n` completions of `hash` by new peers from `first`, each one served
-/// (a refusal right after the release, while the coordinator finishes its
-/// resume, is retried with the same peer).
-fn writes(t: &Tracker, hash: &[u8; 20], first: u32, n: u32) {
-    for p in first..first + n {
-        wait_until(Duration::from_secs(10), "completion served", || {
-            t.announce(hash, p, "completed")
-                .get("failure reason")
-                .is_none()
-        });
-    }
-}
-
 fn wal_of(db: &Path) -> PathBuf {
     let mut p = db.as_os_str().to_owned();
     p.push("-wal");
@@ -58,6 +45,9 @@ fn start(dir: &Path, policy: &'static str, journal: Option<&'static str>, fixed:
 }
 
 /// Waits until the tracker resumed while keeping the pin of its window.
+/// From the moment the status shows the release, announces flow (the
+/// coordinator reopens them with the release, not later when its runner
+/// gets to it), so the completions sent next must all be served.
 fn wait_pinned_and_resumed(t: &Tracker) {
     wait_until(
         Duration::from_secs(30),
@@ -72,7 +62,7 @@ fn pinned_flow(policy: &'static str, journal: Option<&'static str>) {
     let db = d.join("tracker.db");
     let t = start(d, policy, journal, false);
     let a = info_hash(9, 1);
-    writes(&t, &a, 1, 6);
+    complete_n(&t, &a, 1, 6);
     let h = hex(&a);
     wait_until(Duration::from_secs(10), "counts persisted", || {
         sqlite_counts(&db).get(&h) == Some(&6)
@@ -88,7 +78,7 @@ fn pinned_flow(policy: &'static str, journal: Option<&'static str>) {
     let frozen = std::fs::read(&db).unwrap();
 
     // The tracker serves and writes while the file is read.
-    writes(&t, &a, 100, 20);
+    complete_n(&t, &a, 100, 20);
     assert_eq!(t.scrape_downloaded(&[a]), vec![26]);
     std::thread::sleep(Duration::from_millis(400));
     assert!(
@@ -193,7 +183,7 @@ fn tracker_killed_mid_read_then_restarted_and_written_publishes_nothing() {
     let db = d.join("tracker.db");
     let mut t = start(d, "reject", None, true);
     let a = info_hash(9, 2);
-    writes(&t, &a, 1, 4);
+    complete_n(&t, &a, 1, 4);
     let backups = d.join("backups");
     let mut env = sidecar_env(&t, &backups);
     // 8 MiB at 1.5 s per MiB: the read lasts about 12 s.
@@ -202,7 +192,7 @@ fn tracker_killed_mid_read_then_restarted_and_written_publishes_nothing() {
     let id = t.api().open_window(120);
     wait_pinned_and_resumed(&t);
     let old_instance = t.status().instance_id;
-    writes(&t, &a, 100, 10);
+    complete_n(&t, &a, 100, 10);
     std::thread::sleep(Duration::from_millis(300));
     t.proc.sigkill();
 
@@ -211,7 +201,7 @@ fn tracker_killed_mid_read_then_restarted_and_written_publishes_nothing() {
     let t = t.restart();
     assert_ne!(t.status().instance_id, old_instance);
     for i in 0..20 {
-        writes(&t, &info_hash(10, i), 1, 20);
+        complete_n(&t, &info_hash(10, i), 1, 20);
     }
     let h = hex(&a);
     wait_until(
@@ -249,7 +239,7 @@ fn sidecar_killed_mid_read_lease_expires_pin_drops_wal_checkpointed() {
     let db = d.join("tracker.db");
     let t = start(d, "reject", None, false);
     let a = info_hash(9, 3);
-    writes(&t, &a, 1, 5);
+    complete_n(&t, &a, 1, 5);
     let backups = d.join("backups");
     let mut env = sidecar_env(&t, &backups);
     set_env(&mut env, THROTTLE_ENV, "1500");
@@ -257,7 +247,7 @@ fn sidecar_killed_mid_read_lease_expires_pin_drops_wal_checkpointed() {
     let id = t.api().open_window(120);
     wait_pinned_and_resumed(&t);
     let frozen = std::fs::read(&db).unwrap();
-    writes(&t, &a, 100, 15);
+    complete_n(&t, &a, 100, 15);
     let h = hex(&a);
     wait_until(Duration::from_secs(10), "writes in the WAL", || {
         wal_len(&db) > 0
