@@ -60,6 +60,14 @@ impl MaintenanceHooks for RecordingHooks {
     }
 }
 
+/// Hooks whose quiesce leaves a pin of `mode`.
+fn pinned(mode: PinMode) -> RecordingHooks {
+    RecordingHooks {
+        pin: Some(mode),
+        ..RecordingHooks::default()
+    }
+}
+
 struct Harness {
     coordinator: Coordinator,
     hooks: Arc<RecordingHooks>,
@@ -834,14 +842,7 @@ async fn metrics_move_as_windows_run() {
 #[tokio::test]
 async fn pinned_release_resumes_now_and_unpins_later() {
     for mode in [PinMode::WritesContinue, PinMode::WritesWait] {
-        let h = start(
-            "",
-            RecordingHooks {
-                pin: Some(mode),
-                ..RecordingHooks::default()
-            },
-        )
-        .await;
+        let h = start("", pinned(mode)).await;
         let gate = h.coordinator.gate();
         let id = h.open_until_ready(30).await;
         assert_eq!(h.status().await.pin.unwrap().mode, mode);
@@ -900,14 +901,7 @@ async fn pinned_release_resumes_now_and_unpins_later() {
 #[tokio::test]
 async fn announces_flow_as_soon_as_the_release_is_answered() {
     for keep_pin in [true, false] {
-        let h = start(
-            "",
-            RecordingHooks {
-                pin: Some(PinMode::WritesContinue),
-                ..RecordingHooks::default()
-            },
-        )
-        .await;
+        let h = start("", pinned(PinMode::WritesContinue)).await;
         let gate = h.coordinator.gate();
         for round in 0..10 {
             let id = h.open_until_ready(30).await;
@@ -944,14 +938,7 @@ async fn announces_flow_as_soon_as_the_release_is_answered() {
 /// it and an `unpin` after that is refused as `pin_lost`.
 #[tokio::test]
 async fn unkept_or_aborted_pins_are_dropped() {
-    let h = start(
-        "",
-        RecordingHooks {
-            pin: Some(PinMode::WritesWait),
-            ..RecordingHooks::default()
-        },
-    )
-    .await;
+    let h = start("", pinned(PinMode::WritesWait)).await;
     let gate = h.coordinator.gate();
     let id = h.open_until_ready(30).await;
     h.claim(&id, "sidecar-a").await;
@@ -992,14 +979,7 @@ async fn unkept_or_aborted_pins_are_dropped() {
 /// Shutting the coordinator down drops a kept pin.
 #[tokio::test]
 async fn shutdown_drops_a_kept_pin() {
-    let h = start(
-        "",
-        RecordingHooks {
-            pin: Some(PinMode::WritesContinue),
-            ..RecordingHooks::default()
-        },
-    )
-    .await;
+    let h = start("", pinned(PinMode::WritesContinue)).await;
     let id = h.open_until_ready(30).await;
     h.claim(&id, "sidecar-a").await;
     h.post("release", json!({"window_id": id, "keep_pin": true}))

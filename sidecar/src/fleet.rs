@@ -113,6 +113,24 @@ impl Member {
         }
     }
 
+    /// The state its last status showed, or `unknown`.
+    fn state_text(&self) -> String {
+        self.status()
+            .map(|s| s.state.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// Its last status shows a window on its way to `ready` (or ready)
+    /// that this sidecar has not claimed yet.
+    fn window_under_way(&self) -> bool {
+        self.status().is_some_and(|s| {
+            matches!(s.state, State::Draining | State::Quiescing | State::Ready)
+                && s.window_id
+                    .as_ref()
+                    .is_some_and(|w| !self.refused.contains(w))
+        })
+    }
+
     /// Why this instance cannot join the round any more: a window of it
     /// that this sidecar never claimed ended (say its quiesce hook failed)
     /// and the watcher saw that at or after `since`.
@@ -437,10 +455,12 @@ impl<'a> Fleet<'a> {
     /// `first_claim`, goes on now.
     ///
     /// A waiting instance whose own window already ended (its quiesce
-    /// failed, say) is missing at once: under `all` the round fails at
-    /// once, so the claimed instances resume without waiting for the
-    /// gather deadline. A window that ended up to `gather_timeout_secs`
-    /// before the first claim belongs to this round (the skew tolerance).
+    /// failed, say) is missing at once: under `all` the round fails as
+    /// soon as the other instances whose windows are under way are claimed
+    /// (they could not resume sooner; so every one gets the same report),
+    /// without waiting for the gather deadline. A window that ended up to
+    /// `gather_timeout_secs` before the first claim belongs to this round
+    /// (the skew tolerance).
     fn decide(&self, round: &SharedRound, first_claim: Instant, timed_out: bool) -> Decision {
         let mut r = lock(round);
         let gather = Duration::from_secs(self.cfg.coordinator.gather_timeout_secs);
@@ -454,7 +474,19 @@ impl<'a> Fleet<'a> {
                 gone.push(i);
             }
         }
-        if !gone.is_empty() && !reachable {
+        if !reachable && r.missing.iter().any(Option::is_some) {
+            // The round fails. Instances whose windows are under way
+            // (draining, quiescing) cannot resume any sooner than they
+            // become ready and are claimed: wait for them, so that one
+            // report reaches every instance.
+            let waiting = r.waiting();
+            if !timed_out && waiting.iter().any(|&i| self.members[i].window_under_way()) {
+                return Decision::Wait;
+            }
+            for i in waiting {
+                let state = self.members[i].state_text();
+                r.missing[i] = Some(format!("no window under way (state {state})"));
+            }
             let names = missing_list(&r.participation());
             return Decision::Fail(format!("instance(s) missing, require = all: {names}"));
         }
@@ -477,10 +509,7 @@ impl<'a> Fleet<'a> {
             let why = match down {
                 Some(e) => format!("unreachable: {e}"),
                 None => {
-                    let state = self.members[i]
-                        .status()
-                        .map(|s| s.state.to_string())
-                        .unwrap_or_else(|| "unknown".into());
+                    let state = self.members[i].state_text();
                     format!(
                         "not ready within {} s of the first instance (state {state})",
                         gather.as_secs()

@@ -21,9 +21,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use maintenance_e2e::*;
-use maintenance_proto::Participation;
+use maintenance_proto::{BackupReport, Participation};
 
 const HASHES: u32 = 4;
+/// Well within the 60 s windows `open-window` opens.
+const WINDOW: Duration = Duration::from_secs(40);
+/// Well before the gather timeout of 10 s.
+const SOON: Duration = Duration::from_secs(5);
 
 fn hashes() -> Vec<[u8; 20]> {
     (0..HASHES).map(|n| info_hash(16, n)).collect()
@@ -405,23 +409,38 @@ fn t_url(t: &Tracker) -> String {
     format!("http://{}/maintenance/v1", t.maintenance.unwrap())
 }
 
+/// The windows of the first two instances, each ended as `want` within
+/// `within` of opening, with the same report from the sidecar; returns
+/// that report.
+fn first_two_ended(
+    f: &Fleet,
+    sidecar: &Proc,
+    ids: &[String],
+    want: Outcome,
+    within: Duration,
+) -> BackupReport {
+    let mut reports = Vec::new();
+    for (t, id) in f.trackers.iter().zip(ids).take(2) {
+        let o = t.wait_outcome(id, Duration::from_secs(20));
+        assert_eq!(o.outcome, want, "{o:?}\n{}", sidecar.log_text());
+        assert!(
+            o.quiesced_secs < within.as_secs_f64(),
+            "resumed {} s after opening:\n{}",
+            o.quiesced_secs,
+            sidecar.log_text()
+        );
+        reports.push(o.report.expect("the sidecar's report"));
+    }
+    assert_eq!(reports[0], reports[1], "the same report on both instances");
+    reports.swap_remove(0)
+}
+
 #[test]
 fn mariadb_instance_killed_mid_window_require_reachable_goes_on_and_names_the_missing_one() {
     let Some(m) = maria() else { return };
     let server = Server::maria(m);
     let (f, sidecar, ids, _) = kill_one_mid_window(&server, "reachable");
-    let mut reports = Vec::new();
-    for (t, id) in f.trackers.iter().zip(&ids).take(2) {
-        let o = t.wait_outcome(id, Duration::from_secs(20));
-        assert_eq!(
-            o.outcome,
-            Outcome::Completed,
-            "{o:?}\n{}",
-            sidecar.log_text()
-        );
-        reports.push(o.report.unwrap());
-    }
-    assert_eq!(reports[0], reports[1], "the same report on both instances");
+    first_two_ended(&f, &sidecar, &ids, Outcome::Completed, WINDOW);
     let published = published(&f.backups);
     assert_eq!(published.len(), 1);
     let manifest = manifest(&published[0]);
@@ -506,19 +525,29 @@ impl Drop for OwnUser {
     }
 }
 
+/// How long the second instance's quiesce is held up by a row lock.
+const HELD: Duration = Duration::from_secs(3);
+
 /// Three trackers on MariaDB, the third as a user of its own; after a
 /// completion of each has reached the database, the third loses its
 /// writes to `torrents` and acknowledges one more completion, so its
-/// quiesce (which must flush it) fails. Windows are then opened on all
-/// three; returns the fleet, the sidecar, the ids and the user.
+/// quiesce (which must flush it) fails. The second one flushes only when
+/// it quiesces, and that flush waits for a row lock held by another
+/// session for [`HELD`], so its window is still under way (quiescing) when
+/// the third one's has failed. Windows are then opened on all three;
+/// returns the fleet, the sidecar, the ids and the user.
 fn quiesce_fails_on_one(server: &Server, require: &str) -> (Fleet, Proc, Vec<String>, OwnUser) {
     let Server::Maria(m, db) = server else {
         unreachable!("MariaDB only")
     };
     let dir = tempdir();
-    let mut trackers: Vec<Tracker> = (0..2)
-        .map(|i| server.start_tracker(&dir.path().join(format!("t{i}"))))
-        .collect();
+    let mut trackers = vec![server.start_tracker(&dir.path().join("t0"))];
+    let d1 = dir.path().join("t1");
+    let mut cfg = TrackerConfig::with_db(&d1, Db::Mysql(m.url(&db.name)), "reject");
+    // Its periodic flush runs once, at start: its completions reach the
+    // database only through the quiesce.
+    cfg.flush_interval = "1h";
+    trackers.push(Tracker::start_with_env(&d1, &cfg, &m.tracker_env()));
     let own = OwnUser::create(m, &db.name);
     trackers.push(start_mysql_tracker(
         &dir.path().join("t2"),
@@ -537,11 +566,21 @@ fn quiesce_fails_on_one(server: &Server, require: &str) -> (Fleet, Proc, Vec<Str
     for (i, t) in f.trackers.iter().enumerate() {
         complete_n(t, &h, 1 + 100 * i as u32, 1);
     }
-    wait_until(Duration::from_secs(10), "three completions flushed", || {
-        server.counts().get(&hex(&h)) == Some(&3)
+    wait_until(Duration::from_secs(10), "two completions flushed", || {
+        server.counts().get(&hex(&h)) == Some(&2)
     });
     own.revoke_writes();
     f.trackers[2].announce_ok(&h, 1000, "completed");
+    let locker = m.clone();
+    let sql = format!(
+        "BEGIN; SELECT completed FROM `{}`.torrents WHERE info_hash = '{}' FOR UPDATE; \
+         DO SLEEP({}); COMMIT;",
+        db.name,
+        hex(&h),
+        HELD.as_secs()
+    );
+    std::thread::spawn(move || locker.sql(&sql));
+    std::thread::sleep(Duration::from_millis(300));
     let ids = f.open_windows();
     (f, sidecar, ids, own)
 }
@@ -557,6 +596,16 @@ fn assert_quiesce_failed(t: &Tracker, id: &str) -> WindowOutcome {
         "{reason}"
     );
     o
+}
+
+/// The second instance's window was held up by the row lock, so it was
+/// still under way when the third one's had failed.
+fn assert_held_up(t: &Tracker, id: &str) {
+    let o = t.wait_outcome(id, Duration::from_secs(1));
+    assert!(
+        o.quiesced_secs >= HELD.as_secs_f64() - 1.5,
+        "the row lock did not hold the flush up: {o:?}"
+    );
 }
 
 /// The failed instance in a participation: not taking part, and why.
@@ -577,28 +626,17 @@ fn mariadb_quiesce_fails_on_one_instance_require_all_the_others_resume_at_once_n
     let server = Server::maria(m);
     let (f, sidecar, ids, _own) = quiesce_fails_on_one(&server, "all");
     assert_quiesce_failed(&f.trackers[2], &ids[2]);
-    let log = || sidecar.log_text();
-    let mut reports = Vec::new();
-    for (t, id) in f.trackers.iter().zip(&ids).take(2) {
-        let o = t.wait_outcome(id, Duration::from_secs(20));
-        assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{}", log());
-        // The gather timeout is 10 s and the windows last 60 s: these
-        // instances resumed as soon as the third one's window failed.
-        assert!(
-            o.quiesced_secs < 5.0,
-            "resumed {} s after opening:\n{}",
-            o.quiesced_secs,
-            log()
-        );
-        reports.push(o.report.expect("the sidecar's report"));
-    }
-    assert_eq!(reports[0], reports[1], "the same report on both instances");
-    let err = reports[0].error.clone().unwrap_or_default();
+    // The gather timeout is 10 s and the windows last 60 s: these
+    // instances resume as soon as the third one's window failed and the
+    // second one (held up by the row lock) was claimed, with one report.
+    let report = first_two_ended(&f, &sidecar, &ids, Outcome::Failed, SOON);
+    assert_held_up(&f.trackers[1], &ids[1]);
+    let err = report.error.clone().unwrap_or_default();
     assert!(
         err.contains("cancelled on every instance") && err.contains(&t_url(&f.trackers[2])),
         "{err}"
     );
-    let part = reports[0].participation.as_ref().expect("participation");
+    let part = report.participation.as_ref().expect("participation");
     assert_eq!(part.require, "all");
     assert_names_failed_quiesce(part, &t_url(&f.trackers[2]));
     for t in f.trackers.iter().take(2) {
@@ -607,7 +645,8 @@ fn mariadb_quiesce_fails_on_one_instance_require_all_the_others_resume_at_once_n
     }
     std::thread::sleep(Duration::from_millis(500));
     assert_nothing_published(&f.backups);
-    assert!(!log().contains("published"), "{}", log());
+    let log = sidecar.log_text();
+    assert!(!log.contains("published"), "{log}");
 }
 
 #[test]
@@ -616,21 +655,11 @@ fn mariadb_quiesce_fails_on_one_instance_require_reachable_goes_on_and_names_it(
     let server = Server::maria(m);
     let (f, sidecar, ids, _own) = quiesce_fails_on_one(&server, "reachable");
     assert_quiesce_failed(&f.trackers[2], &ids[2]);
-    let mut reports = Vec::new();
-    for (t, id) in f.trackers.iter().zip(&ids).take(2) {
-        let o = t.wait_outcome(id, Duration::from_secs(20));
-        assert_eq!(
-            o.outcome,
-            Outcome::Completed,
-            "{o:?}\n{}",
-            sidecar.log_text()
-        );
-        // Gone on without waiting for the 10 s gather timeout.
-        assert!(o.quiesced_secs < 5.0, "{o:?}");
-        reports.push(o.report.expect("the sidecar's report"));
-    }
-    assert_eq!(reports[0], reports[1], "the same report on both instances");
-    let part = reports[0].participation.as_ref().expect("participation");
+    // Gone on without waiting for the 10 s gather timeout, but with the
+    // second instance, held up by the row lock.
+    let report = first_two_ended(&f, &sidecar, &ids, Outcome::Completed, SOON);
+    assert_held_up(&f.trackers[1], &ids[1]);
+    let part = report.participation.as_ref().expect("participation");
     assert_eq!(part.require, "reachable");
     assert_names_failed_quiesce(part, &t_url(&f.trackers[2]));
     let published = published(&f.backups);
@@ -639,7 +668,7 @@ fn mariadb_quiesce_fails_on_one_instance_require_reachable_goes_on_and_names_it(
     let in_manifest: Participation =
         serde_json::from_value(manifest["participation"].clone()).expect("participation");
     assert_eq!(&in_manifest, part, "{manifest}");
-    assert_eq!(manifest["name"].as_str(), reports[0].backup.as_deref());
+    assert_eq!(manifest["name"].as_str(), report.backup.as_deref());
 }
 
 /// The instances' windows open at different times (clock skew, start-up):
@@ -715,7 +744,7 @@ fn windows_apart_beyond_the_tolerance(
 
 /// The instances that `report` names as missing, as tracker indexes, and
 /// the reason of each.
-fn missing_in(f: &Fleet, report: &maintenance_proto::BackupReport) -> Vec<(usize, String)> {
+fn missing_in(f: &Fleet, report: &BackupReport) -> Vec<(usize, String)> {
     let part = report.participation.as_ref().expect("participation");
     assert_eq!(part.instances.len(), 3, "{part:?}");
     part.missing()
