@@ -12,14 +12,17 @@
 //! A torn last record is ignored.
 //!
 //! Exactly-once: every flush stores, in the same database transaction as the
-//! increments, a [`JournalMark`] (generation, byte offset covered). At start
-//! the records after the mark are replayed (all of them if the generation
-//! differs). After a flush the journal is compacted into a new generation
-//! holding only what is still unapplied (a temp file created exclusively
-//! under a random name, fsynced, renamed, directory fsynced). A crash
-//! between the commit and the compaction replays nothing twice (same
-//! generation, offset covered); a crash after it replays the new generation,
-//! which the database has not seen.
+//! increments, a [`JournalMark`] (generation, byte offset covered) in the
+//! database row of that generation (one row per generation, so instances
+//! sharing a database keep their own marks). At start the generation in the
+//! file's header ([`generation_of`]) selects the row, and the records after
+//! its mark are replayed (all of them when the generation has no row).
+//! After a flush the journal is compacted into a new generation holding
+//! only what is still unapplied (a temp file created exclusively under a
+//! random name, fsynced, renamed, directory fsynced); only then is the old
+//! generation's row deleted. A crash between the commit and the compaction
+//! replays nothing twice (same generation, offset covered); a crash after
+//! it replays the new generation, which the database has not seen.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -71,6 +74,32 @@ fn invalid(path: &Path, what: &str) -> io::Error {
     )
 }
 
+/// The generation in the header of the journal at `path`, or `None` when
+/// the file is missing or empty (nothing to replay). An unreadable header
+/// is an error naming the file.
+pub fn generation_of(path: &Path) -> io::Result<Option<u64>> {
+    let mut head = Vec::with_capacity(HEADER as usize);
+    match File::open(path) {
+        Ok(f) => {
+            f.take(HEADER).read_to_end(&mut head)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    if head.is_empty() {
+        return Ok(None);
+    }
+    header_generation(path, &head).map(Some)
+}
+
+/// The generation of a journal starting with `bytes`, checking the magic.
+fn header_generation(path: &Path, bytes: &[u8]) -> io::Result<u64> {
+    if bytes.len() < HEADER as usize || &bytes[..8] != MAGIC {
+        return Err(invalid(path, "has no valid header"));
+    }
+    Ok(u64::from_le_bytes(bytes[8..16].try_into().unwrap()))
+}
+
 /// Reads the journal at `path` and returns the increments the database has
 /// not applied according to `mark`. A missing file holds nothing.
 pub fn unapplied(path: &Path, mark: Option<JournalMark>) -> io::Result<HashMap<InfoHash, u64>> {
@@ -86,10 +115,7 @@ pub fn unapplied(path: &Path, mark: Option<JournalMark>) -> io::Result<HashMap<I
     if bytes.is_empty() {
         return Ok(out);
     }
-    if bytes.len() < HEADER as usize || &bytes[..8] != MAGIC {
-        return Err(invalid(path, "has no valid header"));
-    }
-    let generation = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+    let generation = header_generation(path, &bytes)?;
     let from = match mark {
         Some(m) if m.generation == generation => m.offset.max(HEADER),
         _ => HEADER,
@@ -115,9 +141,10 @@ fn encode(out: &mut Vec<u8>, hash: &InfoHash, count: u32) {
 
 impl Journal {
     /// Opens the journal at `path`: returns the increments not yet in the
-    /// database (per `mark`, read from it) and a fresh generation holding
-    /// exactly those, so they are counted once whether or not the process
-    /// dies again before the next flush.
+    /// database (per `mark`, the database's mark for the file's
+    /// [`generation_of`]) and a fresh generation holding exactly those, so
+    /// they are counted once whether or not the process dies again before
+    /// the next flush.
     pub fn open(
         path: PathBuf,
         mark: Option<JournalMark>,
@@ -177,8 +204,10 @@ impl Journal {
     /// Replaces the journal with a new generation holding exactly `pending`
     /// (what the database has not applied): written to a temp file created
     /// exclusively under a random name, synced, renamed over the journal,
-    /// directory synced.
-    pub fn compact(&mut self, pending: &HashMap<InfoHash, u64>) -> io::Result<()> {
+    /// directory synced. Returns the generation it replaced, whose database
+    /// mark is useless from now on. On an error the old generation may
+    /// still be the file on disk: its mark must stay.
+    pub fn compact(&mut self, pending: &HashMap<InfoHash, u64>) -> io::Result<u64> {
         let generation = getrandom::u64().map_err(io::Error::other)?;
         let mut body = Vec::with_capacity(HEADER as usize + pending.len() * RECORD);
         body.extend_from_slice(MAGIC);
@@ -210,11 +239,12 @@ impl Journal {
         let file = temp.persist(&self.path).map_err(|e| e.error)?;
         // The new generation is in place: appends go to it from now on.
         self.file = Arc::new(file);
-        self.generation = generation;
+        let replaced = std::mem::replace(&mut self.generation, generation);
         self.end = body.len() as u64;
         self.unwritten.clear();
         self.broken = false;
-        File::open(&dir)?.sync_all()
+        File::open(&dir)?.sync_all()?;
+        Ok(replaced)
     }
 }
 
@@ -294,6 +324,25 @@ mod tests {
         j.compact(&HashMap::from([(h(8), 1)])).unwrap();
         let (_, replayed) = Journal::open(path.clone(), Some(committed)).unwrap();
         assert_eq!(replayed, HashMap::from([(h(8), 1)]));
+    }
+
+    #[test]
+    fn the_header_names_the_generation_and_compaction_returns_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.journal");
+        assert_eq!(generation_of(&path).unwrap(), None);
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(generation_of(&path).unwrap(), None);
+        let (mut j, _) = Journal::open(path.clone(), None).unwrap();
+        let first = j.mark().generation;
+        assert_eq!(generation_of(&path).unwrap(), Some(first));
+        let replaced = j.compact(&HashMap::new()).unwrap();
+        assert_eq!(replaced, first);
+        assert_eq!(generation_of(&path).unwrap(), Some(j.mark().generation));
+        assert_ne!(j.mark().generation, first);
+        std::fs::write(&path, b"RTJRNL0").unwrap();
+        let e = generation_of(&path).err().unwrap();
+        assert!(e.to_string().contains("move it aside"), "{e}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ use crate::store::{Store, StoreError};
 struct Deferred {
     counts: HashMap<InfoHash, u64>,
     journal: Journal,
+    /// Journal generations compacted away whose database marks are not
+    /// deleted yet (retried after every flush until it succeeds).
+    retired: Vec<u64>,
 }
 
 /// Completed-count increments not yet in the database.
@@ -49,24 +52,41 @@ impl WriteBehind {
         store: Arc<dyn Store>,
         journal_path: PathBuf,
     ) -> Result<(Self, HashMap<InfoHash, u64>), StoreError> {
-        let mark = store.load_journal_mark().await?;
         let shown = journal_path.display().to_string();
+        let journal_err =
+            |e: std::io::Error| StoreError::Task(format!("completion journal {shown}: {e}"));
+        // The mark of this file's own generation: other instances sharing
+        // the database keep theirs in other rows.
+        let path = journal_path.clone();
+        let generation = tokio::task::spawn_blocking(move || journal::generation_of(&path))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(journal_err)?;
+        let mark = match generation {
+            Some(g) => store.load_journal_mark(g).await?,
+            None => None,
+        };
         let (journal, counts) =
             tokio::task::spawn_blocking(move || Journal::open(journal_path, mark))
                 .await
                 .map_err(|e| StoreError::Task(e.to_string()))?
-                .map_err(|e| StoreError::Task(format!("completion journal {shown}: {e}")))?;
+                .map_err(journal_err)?;
         let replayed = counts.clone();
-        Ok((
-            WriteBehind {
-                pending: Mutex::new(Deferred { counts, journal }),
-                store,
-                flush_lock: tokio::sync::Mutex::new(()),
-                quiesced: AtomicBool::new(false),
-                appended: tokio::sync::Notify::new(),
-            },
-            replayed,
-        ))
+        let buffer = WriteBehind {
+            pending: Mutex::new(Deferred {
+                counts,
+                journal,
+                // The file now holds a new generation: the old one's mark
+                // is useless.
+                retired: generation.into_iter().collect(),
+            }),
+            store,
+            flush_lock: tokio::sync::Mutex::new(()),
+            quiesced: AtomicBool::new(false),
+            appended: tokio::sync::Notify::new(),
+        };
+        buffer.forget_retired().await;
+        Ok((buffer, replayed))
     }
 
     /// The store behind the buffer.
@@ -148,6 +168,7 @@ impl WriteBehind {
             // Nothing pending means every journal record is in the database
             // (a shutdown's last flush lands here): leave an empty journal.
             self.compact_if_due();
+            self.forget_retired().await;
             return Ok(0);
         }
         let total = batch.iter().map(|(_, n)| n).sum();
@@ -160,21 +181,47 @@ impl WriteBehind {
         }
         // Everything up to `mark` is in the database.
         self.compact_if_due();
+        self.forget_retired().await;
         Ok(total)
     }
 
     /// Starts a new journal generation holding only the pending increments,
     /// when due. Called only after a successful flush (or with nothing
     /// pending), so every record not in the pending counts is in the
-    /// database.
+    /// database. The replaced generation joins the retired ones.
     fn compact_if_due(&self) {
         let mut d = self.pending.lock().unwrap();
         let d = &mut *d;
         if d.journal.compaction_due(d.counts.is_empty()) {
-            if let Err(e) = d.journal.compact(&d.counts) {
-                tracing::warn!(error = %e, journal = %d.journal.path().display(),
-                    "compacting the completion journal failed; it keeps growing until it succeeds");
+            match d.journal.compact(&d.counts) {
+                Ok(replaced) => d.retired.push(replaced),
+                Err(e) => {
+                    tracing::warn!(error = %e, journal = %d.journal.path().display(),
+                    "compacting the completion journal failed; it keeps growing until it succeeds")
+                }
             }
+        }
+    }
+
+    /// Deletes the database marks of retired journal generations. Only
+    /// after the compaction that retired them is on disk: until then a
+    /// crash finds the old file and needs its mark. A failure keeps them
+    /// for the next flush (a crash meanwhile leaves a stale row, which the
+    /// start-up sweep deletes after [`crate::store::STALE_MARK_AGE`]).
+    async fn forget_retired(&self) {
+        let gens = self.pending.lock().unwrap().retired.clone();
+        if gens.is_empty() {
+            return;
+        }
+        match self.store.forget_journal_marks(&gens).await {
+            Ok(()) => self
+                .pending
+                .lock()
+                .unwrap()
+                .retired
+                .retain(|g| !gens.contains(g)),
+            Err(e) => tracing::warn!(error = %e,
+                "deleting the journal marks of compacted generations failed; retried after the next flush"),
         }
     }
 

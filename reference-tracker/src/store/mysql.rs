@@ -12,7 +12,11 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::Row;
 
-use super::{mark_from_row, mark_to_row, redact, Store, StoreError, JOURNAL_TABLE, SELECT_MARK};
+use super::{
+    generation_to_row, log_legacy_moved, log_swept, mark_from_row, mark_to_row, now_secs, redact,
+    stale_before, Store, StoreError, DELETE_LEGACY, LEGACY_TABLE, MARKS_TABLE,
+    SELECT_LEGACY_FOR_UPDATE,
+};
 use crate::journal::JournalMark;
 use crate::peers::InfoHash;
 
@@ -36,8 +40,55 @@ async fn connect(options: &MySqlConnectOptions) -> Result<MySqlPool, sqlx::Error
         .connect_with(options.clone())
         .await?;
     sqlx::query(SCHEMA).execute(&pool).await?;
-    sqlx::query(JOURNAL_TABLE).execute(&pool).await?;
+    sqlx::query(MARKS_TABLE).execute(&pool).await?;
     Ok(pool)
+}
+
+/// Upserts the row of one generation; the offset never moves back (the
+/// legacy move may meet a row the flush already advanced).
+const UPSERT_MARK: &str =
+    "INSERT INTO tracker_journal_marks (generation, applied_offset, updated_at)
+     VALUES (?, ?, ?)
+     ON DUPLICATE KEY UPDATE
+     applied_offset = GREATEST(applied_offset, VALUES(applied_offset)),
+     updated_at = VALUES(updated_at)";
+
+/// The start-up step on the marks: moves the legacy one-row mark, if any,
+/// in one transaction holding its row lock (a second instance starting at
+/// once waits, then finds the row gone), then sweeps stale rows.
+async fn prepare_marks(pool: &MySqlPool, describe: &str) -> Result<(), sqlx::Error> {
+    let now = now_secs();
+    let legacy: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables
+         WHERE table_schema = DATABASE() AND table_name = ?",
+    )
+    .bind(LEGACY_TABLE)
+    .fetch_one(pool)
+    .await?;
+    if legacy > 0 {
+        let mut tx = pool.begin().await?;
+        let row = sqlx::query(SELECT_LEGACY_FOR_UPDATE)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = row {
+            let (generation, offset): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            sqlx::query(UPSERT_MARK)
+                .bind(generation)
+                .bind(offset)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(DELETE_LEGACY).execute(&mut *tx).await?;
+            tx.commit().await?;
+            log_legacy_moved(describe, generation, offset);
+        }
+    }
+    let swept = sqlx::query("DELETE FROM tracker_journal_marks WHERE updated_at < ?")
+        .bind(stale_before(now))
+        .execute(pool)
+        .await?;
+    log_swept(describe, swept.rows_affected());
+    Ok(())
 }
 
 impl MysqlStore {
@@ -49,9 +100,11 @@ impl MysqlStore {
             options = options.password(&pw);
         }
         let pool = connect(&options).await?;
+        let described = format!("mysql {}", redact(url));
+        prepare_marks(&pool, &described).await?;
         Ok(MysqlStore {
             options,
-            described: format!("mysql {}", redact(url)),
+            described,
             pool: Mutex::new(Some(pool)),
         })
     }
@@ -96,26 +149,39 @@ impl Store for MysqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO tracker_journal (id, generation, applied_offset) VALUES (1, ?, ?)
-             ON DUPLICATE KEY UPDATE generation = VALUES(generation),
-             applied_offset = VALUES(applied_offset)",
-        )
-        .bind(generation)
-        .bind(offset)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(UPSERT_MARK)
+            .bind(generation)
+            .bind(offset)
+            .bind(now_secs())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn load_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
+    async fn load_journal_mark(&self, generation: u64) -> Result<Option<JournalMark>, StoreError> {
         let pool = self.pool()?;
-        let row = sqlx::query(SELECT_MARK).fetch_optional(&pool).await?;
-        Ok(match row {
-            Some(r) => Some(mark_from_row(r.try_get(0)?, r.try_get(1)?)),
-            None => None,
-        })
+        let g = generation_to_row(generation);
+        let offset: Option<i64> = sqlx::query_scalar(
+            "SELECT applied_offset FROM tracker_journal_marks WHERE generation = ?",
+        )
+        .bind(g)
+        .fetch_optional(&pool)
+        .await?;
+        Ok(offset.map(|o| mark_from_row(g, o)))
+    }
+
+    async fn forget_journal_marks(&self, generations: &[u64]) -> Result<(), StoreError> {
+        let pool = self.pool()?;
+        let mut tx = pool.begin().await?;
+        for &g in generations {
+            sqlx::query("DELETE FROM tracker_journal_marks WHERE generation = ?")
+                .bind(generation_to_row(g))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn quiesce(&self) -> Result<(), StoreError> {

@@ -15,7 +15,11 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
-use super::{mark_from_row, mark_to_row, redact, Store, StoreError, JOURNAL_TABLE, SELECT_MARK};
+use super::{
+    generation_to_row, log_legacy_moved, log_swept, mark_from_row, mark_to_row, now_secs, redact,
+    stale_before, Store, StoreError, DELETE_LEGACY, LEGACY_TABLE, MARKS_TABLE,
+    SELECT_LEGACY_FOR_UPDATE,
+};
 use crate::journal::JournalMark;
 use crate::peers::InfoHash;
 
@@ -30,6 +34,50 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS torrents (
     info_hash VARCHAR(40) NOT NULL UNIQUE,
     completed INTEGER DEFAULT 0 NOT NULL
 )";
+
+/// Upserts the row of one generation; the offset never moves back (the
+/// legacy move may meet a row the flush already advanced).
+const UPSERT_MARK: &str =
+    "INSERT INTO tracker_journal_marks (generation, applied_offset, updated_at)
+     VALUES ($1, $2, $3)
+     ON CONFLICT (generation) DO UPDATE SET
+     applied_offset = GREATEST(tracker_journal_marks.applied_offset, EXCLUDED.applied_offset),
+     updated_at = EXCLUDED.updated_at";
+
+/// The start-up step on the marks: moves the legacy one-row mark, if any,
+/// in one transaction holding its row lock (a second instance starting at
+/// once waits, then finds the row gone), then sweeps stale rows.
+async fn prepare_marks(pool: &PgPool, describe: &str) -> Result<(), sqlx::Error> {
+    let now = now_secs();
+    let legacy: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(LEGACY_TABLE)
+        .fetch_one(pool)
+        .await?;
+    if legacy {
+        let mut tx = pool.begin().await?;
+        let row = sqlx::query(SELECT_LEGACY_FOR_UPDATE)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = row {
+            let (generation, offset): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            sqlx::query(UPSERT_MARK)
+                .bind(generation)
+                .bind(offset)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(DELETE_LEGACY).execute(&mut *tx).await?;
+            tx.commit().await?;
+            log_legacy_moved(describe, generation, offset);
+        }
+    }
+    let swept = sqlx::query("DELETE FROM tracker_journal_marks WHERE updated_at < $1")
+        .bind(stale_before(now))
+        .execute(pool)
+        .await?;
+    log_swept(describe, swept.rows_affected());
+    Ok(())
+}
 
 impl PostgresStore {
     /// Connects to `url` (`postgresql://user:pass@host:port/db`), creating
@@ -46,7 +94,7 @@ impl PostgresStore {
             .await?;
         // Concurrent first starts may race on CREATE TABLE IF NOT EXISTS
         // (a unique violation in pg_type); the loser finds the table there.
-        for (ddl, table) in [(SCHEMA, "torrents"), (JOURNAL_TABLE, "tracker_journal")] {
+        for (ddl, table) in [(SCHEMA, "torrents"), (MARKS_TABLE, "tracker_journal_marks")] {
             if let Err(e) = sqlx::query(ddl).execute(&pool).await {
                 let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
                     .bind(table)
@@ -57,10 +105,9 @@ impl PostgresStore {
                 }
             }
         }
-        Ok(PostgresStore {
-            described: format!("postgresql {}", redact(url)),
-            pool,
-        })
+        let described = format!("postgresql {}", redact(url));
+        prepare_marks(&pool, &described).await?;
+        Ok(PostgresStore { described, pool })
     }
 }
 
@@ -97,25 +144,34 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO tracker_journal (id, generation, applied_offset) VALUES (1, $1, $2)
-             ON CONFLICT (id) DO UPDATE SET generation = EXCLUDED.generation,
-             applied_offset = EXCLUDED.applied_offset",
-        )
-        .bind(generation)
-        .bind(offset)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(UPSERT_MARK)
+            .bind(generation)
+            .bind(offset)
+            .bind(now_secs())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn load_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
-        let row = sqlx::query(SELECT_MARK).fetch_optional(&self.pool).await?;
-        Ok(match row {
-            Some(r) => Some(mark_from_row(r.try_get(0)?, r.try_get(1)?)),
-            None => None,
-        })
+    async fn load_journal_mark(&self, generation: u64) -> Result<Option<JournalMark>, StoreError> {
+        let g = generation_to_row(generation);
+        let offset: Option<i64> = sqlx::query_scalar(
+            "SELECT applied_offset FROM tracker_journal_marks WHERE generation = $1",
+        )
+        .bind(g)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(offset.map(|o| mark_from_row(g, o)))
+    }
+
+    async fn forget_journal_marks(&self, generations: &[u64]) -> Result<(), StoreError> {
+        let gens: Vec<i64> = generations.iter().map(|&g| generation_to_row(g)).collect();
+        sqlx::query("DELETE FROM tracker_journal_marks WHERE generation = ANY($1)")
+            .bind(gens)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Nothing to do: the buffer was flushed before this call and the

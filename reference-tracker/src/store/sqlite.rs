@@ -21,9 +21,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use maintenance_coordinator::PinMode;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{mark_from_row, mark_to_row, Store, StoreError, JOURNAL_TABLE, SELECT_MARK};
+use super::{
+    generation_to_row, log_legacy_moved, log_swept, mark_from_row, mark_to_row, now_secs,
+    stale_before, Store, StoreError, DELETE_LEGACY, LEGACY_TABLE, MARKS_TABLE,
+};
 use crate::config::JournalMode;
 use crate::journal::JournalMark;
 use crate::peers::InfoHash;
@@ -56,8 +59,51 @@ fn connect(path: &PathBuf, journal: JournalMode) -> Result<Connection, rusqlite:
     }
     conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
     conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(JOURNAL_TABLE)?;
+    conn.execute_batch(MARKS_TABLE)?;
     Ok(conn)
+}
+
+/// Upserts the row of one generation; the offset never moves back (the
+/// legacy move may meet a row the flush already advanced).
+const UPSERT_MARK: &str =
+    "INSERT INTO tracker_journal_marks (generation, applied_offset, updated_at)
+     VALUES (?1, ?2, ?3)
+     ON CONFLICT(generation) DO UPDATE SET
+     applied_offset = max(applied_offset, excluded.applied_offset),
+     updated_at = excluded.updated_at";
+
+/// The start-up step on the marks: moves the legacy one-row mark, if any,
+/// and sweeps stale rows, in one `BEGIN IMMEDIATE` transaction (so two
+/// processes starting at once take turns).
+fn prepare_marks(conn: &mut Connection, describe: &str) -> Result<(), rusqlite::Error> {
+    let now = now_secs();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let legacy: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        params![LEGACY_TABLE],
+        |r| r.get(0),
+    )?;
+    if legacy {
+        let row: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT generation, applied_offset FROM tracker_journal WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((generation, offset)) = row {
+            tx.execute(UPSERT_MARK, params![generation, offset, now])?;
+            tx.execute(DELETE_LEGACY, [])?;
+            log_legacy_moved(describe, generation, offset);
+        }
+    }
+    let swept = tx.execute(
+        "DELETE FROM tracker_journal_marks WHERE updated_at < ?1",
+        params![stale_before(now)],
+    )?;
+    tx.commit()?;
+    log_swept(describe, swept as u64);
+    Ok(())
 }
 
 /// Opens the pin: a read transaction that has read the schema, so its
@@ -87,9 +133,14 @@ impl SqliteStore {
             }
         }
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(move || connect(&p, journal))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let describe = format!("sqlite3 {}", path.display());
+        let conn = tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&p, journal)?;
+            prepare_marks(&mut conn, &describe)?;
+            Ok::<_, rusqlite::Error>(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
         Ok(SqliteStore {
             path,
             journal,
@@ -154,26 +205,40 @@ impl Store for SqliteStore {
                     stmt.execute(params![hex, n])?;
                 }
             }
-            tx.execute(
-                "INSERT INTO tracker_journal (id, generation, applied_offset) VALUES (1, ?1, ?2)
-                 ON CONFLICT(id) DO UPDATE SET generation = excluded.generation,
-                 applied_offset = excluded.applied_offset",
-                params![generation, offset],
-            )?;
+            tx.execute(UPSERT_MARK, params![generation, offset, now_secs()])?;
             tx.commit()?;
             Ok(())
         })
         .await
     }
 
-    async fn load_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
-        self.with_conn(|c| {
-            let mut stmt = c.prepare(SELECT_MARK)?;
-            let mut rows = stmt.query([])?;
-            Ok(match rows.next()? {
-                Some(r) => Some(mark_from_row(r.get(0)?, r.get(1)?)),
-                None => None,
-            })
+    async fn load_journal_mark(&self, generation: u64) -> Result<Option<JournalMark>, StoreError> {
+        let g = generation_to_row(generation);
+        self.with_conn(move |c| {
+            let offset: Option<i64> = c
+                .query_row(
+                    "SELECT applied_offset FROM tracker_journal_marks WHERE generation = ?1",
+                    params![g],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(offset.map(|o| mark_from_row(g, o)))
+        })
+        .await
+    }
+
+    async fn forget_journal_marks(&self, generations: &[u64]) -> Result<(), StoreError> {
+        let gens: Vec<i64> = generations.iter().map(|&g| generation_to_row(g)).collect();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            for g in &gens {
+                tx.execute(
+                    "DELETE FROM tracker_journal_marks WHERE generation = ?1",
+                    params![g],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
@@ -263,5 +328,34 @@ impl Store for SqliteStore {
 
     fn describe(&self) -> String {
         format!("sqlite3 {}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(generation: u64, offset: u64) -> JournalMark {
+        JournalMark { generation, offset }
+    }
+
+    #[tokio::test]
+    async fn each_generation_keeps_its_own_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db"), JournalMode::Wal)
+            .await
+            .unwrap();
+        let h = InfoHash([1; 20]);
+        let (a, b) = (u64::MAX - 1, 7);
+        store.add_completed(&[(h, 2)], mark(a, 64)).await.unwrap();
+        store.add_completed(&[(h, 3)], mark(b, 40)).await.unwrap();
+        store.add_completed(&[(h, 1)], mark(a, 88)).await.unwrap();
+        assert_eq!(store.load_journal_mark(a).await.unwrap(), Some(mark(a, 88)));
+        assert_eq!(store.load_journal_mark(b).await.unwrap(), Some(mark(b, 40)));
+        assert_eq!(store.load_journal_mark(9).await.unwrap(), None);
+        store.forget_journal_marks(&[a, 9]).await.unwrap();
+        assert_eq!(store.load_journal_mark(a).await.unwrap(), None);
+        assert_eq!(store.load_journal_mark(b).await.unwrap(), Some(mark(b, 40)));
+        assert_eq!(store.load_completed().await.unwrap(), vec![(h, 6)]);
     }
 }
