@@ -14,6 +14,7 @@
 //! the flush's transaction, so a journal replay never counts a completion
 //! twice even with several tracker instances on one database.
 
+mod marks;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;

@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::Row;
 
+use super::marks::{self, MarksSql};
 use super::{
-    generation_to_row, log_legacy_moved, log_swept, mark_from_row, mark_to_row, now_secs, redact,
-    stale_before, Store, StoreError, DELETE_LEGACY, LEGACY_TABLE, MARKS_TABLE,
-    SELECT_LEGACY_FOR_UPDATE,
+    generation_to_row, log_swept, mark_from_row, mark_to_row, redact, Store, StoreError,
+    MARKS_TABLE, SELECT_LEGACY_FOR_UPDATE,
 };
 use crate::journal::JournalMark;
 use crate::peers::InfoHash;
@@ -53,43 +53,14 @@ const UPSERT_MARK: &str =
      applied_offset = GREATEST(applied_offset, VALUES(applied_offset)),
      updated_at = VALUES(updated_at)";
 
-/// The start-up step on the marks: moves the legacy one-row mark, if any,
-/// in one transaction holding its row lock (a second instance starting at
-/// once waits, then finds the row gone), then sweeps stale rows.
-async fn prepare_marks(pool: &MySqlPool, describe: &str) -> Result<(), sqlx::Error> {
-    let now = now_secs();
-    let legacy: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.tables
+/// The start-up step on the marks in MySQL's dialect.
+const MARKS_SQL: MarksSql = MarksSql {
+    table_exists: "SELECT COUNT(*) FROM information_schema.tables
          WHERE table_schema = DATABASE() AND table_name = ?",
-    )
-    .bind(LEGACY_TABLE)
-    .fetch_one(pool)
-    .await?;
-    if legacy > 0 {
-        let mut tx = pool.begin().await?;
-        let row = sqlx::query(SELECT_LEGACY_FOR_UPDATE)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = row {
-            let (generation, offset): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-            sqlx::query(UPSERT_MARK)
-                .bind(generation)
-                .bind(offset)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(DELETE_LEGACY).execute(&mut *tx).await?;
-            tx.commit().await?;
-            log_legacy_moved(describe, generation, offset);
-        }
-    }
-    let swept = sqlx::query("DELETE FROM tracker_journal_marks WHERE updated_at < ?")
-        .bind(stale_before(now))
-        .execute(pool)
-        .await?;
-    log_swept(describe, swept.rows_affected());
-    Ok(())
-}
+    select_legacy: SELECT_LEGACY_FOR_UPDATE,
+    upsert: UPSERT_MARK,
+    sweep: "DELETE FROM tracker_journal_marks WHERE updated_at < ?",
+};
 
 impl MysqlStore {
     /// Connects to `url` (`mysql://user:pass@host:port/db`), creating the
@@ -101,7 +72,8 @@ impl MysqlStore {
         }
         let pool = connect(&options).await?;
         let described = format!("mysql {}", redact(url));
-        prepare_marks(&pool, &described).await?;
+        let swept = marks::prepare(&pool, &MARKS_SQL, &described).await?;
+        log_swept(&described, swept.rows_affected());
         Ok(MysqlStore {
             options,
             described,
@@ -149,12 +121,7 @@ impl Store for MysqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(UPSERT_MARK)
-            .bind(generation)
-            .bind(offset)
-            .bind(now_secs())
-            .execute(&mut *tx)
-            .await?;
+        marks::upsert::<sqlx::MySql>(&mut tx, UPSERT_MARK, generation, offset).await?;
         tx.commit().await?;
         Ok(())
     }

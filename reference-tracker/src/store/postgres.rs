@@ -15,10 +15,10 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
+use super::marks::{self, MarksSql};
 use super::{
-    generation_to_row, log_legacy_moved, log_swept, mark_from_row, mark_to_row, now_secs, redact,
-    stale_before, Store, StoreError, DELETE_LEGACY, LEGACY_TABLE, MARKS_TABLE,
-    SELECT_LEGACY_FOR_UPDATE,
+    generation_to_row, log_swept, mark_from_row, mark_to_row, redact, Store, StoreError,
+    MARKS_TABLE, SELECT_LEGACY_FOR_UPDATE,
 };
 use crate::journal::JournalMark;
 use crate::peers::InfoHash;
@@ -44,40 +44,14 @@ const UPSERT_MARK: &str =
      applied_offset = GREATEST(tracker_journal_marks.applied_offset, EXCLUDED.applied_offset),
      updated_at = EXCLUDED.updated_at";
 
-/// The start-up step on the marks: moves the legacy one-row mark, if any,
-/// in one transaction holding its row lock (a second instance starting at
-/// once waits, then finds the row gone), then sweeps stale rows.
-async fn prepare_marks(pool: &PgPool, describe: &str) -> Result<(), sqlx::Error> {
-    let now = now_secs();
-    let legacy: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(LEGACY_TABLE)
-        .fetch_one(pool)
-        .await?;
-    if legacy {
-        let mut tx = pool.begin().await?;
-        let row = sqlx::query(SELECT_LEGACY_FOR_UPDATE)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = row {
-            let (generation, offset): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-            sqlx::query(UPSERT_MARK)
-                .bind(generation)
-                .bind(offset)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(DELETE_LEGACY).execute(&mut *tx).await?;
-            tx.commit().await?;
-            log_legacy_moved(describe, generation, offset);
-        }
-    }
-    let swept = sqlx::query("DELETE FROM tracker_journal_marks WHERE updated_at < $1")
-        .bind(stale_before(now))
-        .execute(pool)
-        .await?;
-    log_swept(describe, swept.rows_affected());
-    Ok(())
-}
+/// The start-up step on the marks in PostgreSQL's dialect.
+const MARKS_SQL: MarksSql = MarksSql {
+    table_exists: "SELECT COUNT(*) FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_name = $1",
+    select_legacy: SELECT_LEGACY_FOR_UPDATE,
+    upsert: UPSERT_MARK,
+    sweep: "DELETE FROM tracker_journal_marks WHERE updated_at < $1",
+};
 
 impl PostgresStore {
     /// Connects to `url` (`postgresql://user:pass@host:port/db`), creating
@@ -106,7 +80,8 @@ impl PostgresStore {
             }
         }
         let described = format!("postgresql {}", redact(url));
-        prepare_marks(&pool, &described).await?;
+        let swept = marks::prepare(&pool, &MARKS_SQL, &described).await?;
+        log_swept(&described, swept.rows_affected());
         Ok(PostgresStore { described, pool })
     }
 }
@@ -144,12 +119,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(UPSERT_MARK)
-            .bind(generation)
-            .bind(offset)
-            .bind(now_secs())
-            .execute(&mut *tx)
-            .await?;
+        marks::upsert::<sqlx::Postgres>(&mut tx, UPSERT_MARK, generation, offset).await?;
         tx.commit().await?;
         Ok(())
     }
