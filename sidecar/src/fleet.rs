@@ -113,6 +113,16 @@ impl Member {
         }
     }
 
+    /// Missing for `reason`, with what its last status showed.
+    fn missing(&self, reason: String) -> Missing {
+        let status = self.status();
+        Missing {
+            reason,
+            instance_id: status.as_ref().map(|s| s.instance_id.clone()),
+            window_id: status.and_then(|s| s.window_id.clone()),
+        }
+    }
+
     /// The state its last status showed, or `unknown`.
     fn state_text(&self) -> String {
         self.status()
@@ -134,7 +144,7 @@ impl Member {
     /// Why this instance cannot join the round any more: a window of it
     /// that this sidecar never claimed ended (say its quiesce hook failed)
     /// and the watcher saw that at or after `since`.
-    fn window_ended_since(&self, since: Instant) -> Option<String> {
+    fn window_ended_since(&self, since: Instant) -> Option<Missing> {
         let view = self.view.borrow();
         let Seen::Status(s) = &view.seen else {
             return None;
@@ -148,12 +158,14 @@ impl Member {
                         .get(&o.window_id)
                         .is_some_and(|t| t.is_some_and(|t| t >= since))
             })
-            .map(|o| {
-                format!(
+            .map(|o| Missing {
+                reason: format!(
                     "its window {} ended before it was ready: {}",
                     o.window_id,
                     ended(o)
-                )
+                ),
+                instance_id: Some(s.instance_id.clone()),
+                window_id: Some(o.window_id.clone()),
             })
     }
 }
@@ -196,13 +208,23 @@ struct Slot {
     phase: Phase,
 }
 
+/// An instance given up on before it was claimed.
+#[derive(Debug, Clone)]
+struct Missing {
+    reason: String,
+    /// What its last status showed: its instance id and its window (the
+    /// one that ended, or the one still under way), for the report.
+    instance_id: Option<String>,
+    window_id: Option<WindowId>,
+}
+
 /// One backup attempt across the fleet: per member, its claimed window or
 /// why it is missing.
 struct Round {
     require: Require,
     urls: Vec<String>,
     slots: Vec<Option<Slot>>,
-    missing: Vec<Option<String>>,
+    missing: Vec<Option<Missing>>,
     /// Set when a lost window cancelled the backup everywhere.
     cancelled: Option<String>,
 }
@@ -256,11 +278,16 @@ impl Round {
                     Phase::Lost(r) => Some(r.clone()),
                     _ => None,
                 });
-                let reason = self.missing[i].clone().or(lost);
+                let missing = self.missing[i].as_ref();
+                let reason = missing.map(|m| m.reason.clone()).or(lost);
                 InstanceReport {
                     url: url.clone(),
-                    instance_id: slot.and_then(|s| s.instance_id.clone()),
-                    window_id: slot.map(|s| s.window.clone()),
+                    instance_id: slot
+                        .and_then(|s| s.instance_id.clone())
+                        .or_else(|| missing.and_then(|m| m.instance_id.clone())),
+                    window_id: slot
+                        .map(|s| s.window.clone())
+                        .or_else(|| missing.and_then(|m| m.window_id.clone())),
                     took_part: slot.is_some() && reason.is_none(),
                     reason,
                 }
@@ -468,9 +495,9 @@ impl<'a> Fleet<'a> {
         let reachable = r.require == Require::Reachable;
         let mut gone = Vec::new();
         for i in r.waiting() {
-            if let Some(why) = self.members[i].window_ended_since(since) {
-                tracing::warn!("{}: {why}", r.urls[i]);
-                r.missing[i] = Some(why);
+            if let Some(gone_why) = self.members[i].window_ended_since(since) {
+                tracing::warn!("{}: {}", r.urls[i], gone_why.reason);
+                r.missing[i] = Some(gone_why);
                 gone.push(i);
             }
         }
@@ -484,8 +511,9 @@ impl<'a> Fleet<'a> {
                 return Decision::Wait;
             }
             for i in waiting {
-                let state = self.members[i].state_text();
-                r.missing[i] = Some(format!("no window under way (state {state})"));
+                let m = &self.members[i];
+                let why = format!("no window under way (state {})", m.state_text());
+                r.missing[i] = Some(m.missing(why));
             }
             let names = missing_list(&r.participation());
             return Decision::Fail(format!("instance(s) missing, require = all: {names}"));
@@ -516,7 +544,7 @@ impl<'a> Fleet<'a> {
                     )
                 }
             };
-            r.missing[i] = Some(why);
+            r.missing[i] = Some(self.members[i].missing(why));
         }
         if reachable {
             self.going_without(&r);
@@ -865,12 +893,14 @@ enum Decision {
     Fail(String),
 }
 
+/// The window that names a cancelled backup: the first one that took
+/// part, else the first one named at all.
 fn first_window(report: &BackupReport) -> Option<&WindowId> {
-    report
-        .participation
-        .as_ref()?
-        .instances
+    let instances = &report.participation.as_ref()?.instances;
+    instances
         .iter()
+        .filter(|i| i.took_part)
+        .chain(instances)
         .find_map(|i| i.window_id.as_ref())
 }
 

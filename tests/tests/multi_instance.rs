@@ -608,11 +608,14 @@ fn assert_held_up(t: &Tracker, id: &str) {
     );
 }
 
-/// The failed instance in a participation: not taking part, and why.
-fn assert_names_failed_quiesce(part: &Participation, url: &str) {
+/// The failed instance in a participation: not taking part, its window,
+/// and why.
+fn assert_names_failed_quiesce(part: &Participation, t: &Tracker, id: &str) {
     let missing: Vec<_> = part.missing().collect();
     assert_eq!(missing.len(), 1, "{part:?}");
-    assert_eq!(missing[0].url, url);
+    assert_eq!(missing[0].url, t_url(t));
+    assert_eq!(missing[0].window_id.as_ref().map(|w| w.as_str()), Some(id));
+    assert_eq!(missing[0].instance_id, Some(t.status().instance_id));
     let reason = missing[0].reason.as_deref().unwrap_or_default();
     assert!(
         reason.contains("quiesce hook failed") && reason.contains("denied"),
@@ -638,7 +641,7 @@ fn mariadb_quiesce_fails_on_one_instance_require_all_the_others_resume_at_once_n
     );
     let part = report.participation.as_ref().expect("participation");
     assert_eq!(part.require, "all");
-    assert_names_failed_quiesce(part, &t_url(&f.trackers[2]));
+    assert_names_failed_quiesce(part, &f.trackers[2], &ids[2]);
     for t in f.trackers.iter().take(2) {
         assert_eq!(t.status().state, State::Idle);
         t.announce_ok(&info_hash(18, 2), 99, "");
@@ -661,7 +664,7 @@ fn mariadb_quiesce_fails_on_one_instance_require_reachable_goes_on_and_names_it(
     assert_held_up(&f.trackers[1], &ids[1]);
     let part = report.participation.as_ref().expect("participation");
     assert_eq!(part.require, "reachable");
-    assert_names_failed_quiesce(part, &t_url(&f.trackers[2]));
+    assert_names_failed_quiesce(part, &f.trackers[2], &ids[2]);
     let published = published(&f.backups);
     assert_eq!(published.len(), 1);
     let manifest = manifest(&published[0]);
