@@ -480,15 +480,23 @@ struct OwnUser {
 }
 
 impl OwnUser {
-    /// Creates the user for `db`, whose tables must exist already.
+    /// Creates the user for `db`, whose tables must exist already: it may
+    /// read, create and delete anywhere in `db`, and insert and update each
+    /// of its tables through a table grant.
     fn create(m: &Maria, db: &str) -> OwnUser {
         let name = format!("fq{}", &unique_db_name("u")[4..]);
         let user = format!("'{name}'@'127.0.0.1'");
+        let tables = m.sql(&format!(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = '{db}'"
+        ));
+        let grants: String = tables
+            .lines()
+            .map(|t| format!("GRANT INSERT, UPDATE ON `{db}`.`{t}` TO {user};"))
+            .collect();
+        assert!(grants.contains("`torrents`"), "{tables}");
         m.sql(&format!(
             "CREATE USER {user} IDENTIFIED BY 'own-pass';
-             GRANT SELECT, CREATE ON `{db}`.* TO {user};
-             GRANT SELECT, INSERT, UPDATE ON `{db}`.`torrents` TO {user};
-             GRANT SELECT, INSERT, UPDATE ON `{db}`.`tracker_journal` TO {user};"
+             GRANT SELECT, CREATE, DELETE ON `{db}`.* TO {user}; {grants}"
         ));
         OwnUser {
             maria: Maria {
