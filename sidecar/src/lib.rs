@@ -27,6 +27,7 @@ pub mod offsite;
 pub mod ops;
 pub mod owned_temp;
 pub mod progress;
+pub mod read_ahead;
 pub mod readback;
 pub mod release;
 pub mod remote;

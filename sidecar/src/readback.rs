@@ -1,6 +1,7 @@
 //! Reading a published artifact back (restore, drill): the compressed bytes
 //! are hashed as the decoder consumes them, so an artifact is read from disk
-//! once, not once to hash and once to decompress.
+//! once, not once to hash and once to decompress. The reading and hashing
+//! run on a thread of their own ([`ReadAhead`]), beside the decoding.
 //!
 //! Nothing decoded may be published before [`Readback::finish`] has compared
 //! the size and SHA-256 with the manifest: callers decode into a private
@@ -15,16 +16,12 @@ use maintenance_proto::Artifact;
 
 use crate::compress::decode_stream;
 use crate::config::Compression;
-use crate::hashing::{HashingReader, Tally};
-
-/// Buffer between the artifact file and the decoder: large reads keep the
-/// per-call overhead of hashing and decoding negligible.
-const READ_BUFFER: usize = 1 << 20;
+use crate::read_ahead::{FileDigest, ReadAhead};
 
 /// A decoding reader over an artifact that checks its hash at the end.
 pub struct Readback {
     decoded: Box<dyn Read>,
-    tally: Tally,
+    digest: FileDigest,
     name: String,
     size_bytes: u64,
     sha256: String,
@@ -46,11 +43,11 @@ impl Readback {
         );
         let file = File::open(path)
             .map_err(|e| anyhow::anyhow!("open artifact {}: {e}", path.display()))?;
-        let hashing = HashingReader::new(io::BufReader::with_capacity(READ_BUFFER, file));
-        let tally = hashing.tally();
+        let (bytes, digest) = ReadAhead::spawn(file, path)
+            .map_err(|e| anyhow::anyhow!("read artifact {}: {e}", path.display()))?;
         Ok(Readback {
-            decoded: decode_stream(path, hashing, keys)?,
-            tally,
+            decoded: decode_stream(path, bytes, keys)?,
+            digest,
             name: artifact.path.clone(),
             size_bytes: artifact.size_bytes,
             sha256: artifact.sha256.clone(),
@@ -61,9 +58,17 @@ impl Readback {
     /// bytes against the manifest. Errors name the artifact and say that
     /// nothing was restored.
     pub fn finish(mut self) -> anyhow::Result<()> {
-        io::copy(&mut self.decoded, &mut io::sink())?;
+        io::copy(&mut self.decoded, &mut io::sink())
+            .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was restored", self.name))?;
+        // Dropping the decoder joins the reading thread.
         drop(self.decoded);
-        let (size, sha) = self.tally.result();
+        let Some((size, sha)) = self.digest.result() else {
+            anyhow::bail!(
+                "{}: the decoder stopped before the end of the file (trailing data?); \
+                 refusing to restore an artifact that was not read to its end",
+                self.name
+            );
+        };
         ensure!(
             size == self.size_bytes && sha == self.sha256,
             "{}: size {size} / sha256 {sha} differ from the manifest ({} / {}); \

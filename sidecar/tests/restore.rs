@@ -1,6 +1,7 @@
 //! `restore` and `drill` through the real binary, on real SQLite files and
 //! tarballs: nothing but the restored file remains, the replaced file's mode
-//! and owner are kept, a failed restore changes nothing, the full
+//! and owner are kept, a failed restore (corrupted, truncated, unreadable or
+//! mismatched artifact) changes nothing, the full
 //! integrity_check is skipped only when the manifest records that it passed,
 //! and a drill cleans up after itself.
 
@@ -92,16 +93,15 @@ fn a_new_file_takes_the_folder_owner() {
     assert_eq!(names_in(&folder), ["new.db"]);
 }
 
-#[test]
-fn a_corrupted_artifact_changes_nothing() {
+/// Backs up, damages the artifact with `damage`, then restores over a live
+/// database with `--force`: the restore must fail with an error naming the
+/// artifact and leave the live database and its `-wal` untouched. Returns
+/// the error output.
+fn damaged_restore_changes_nothing(damage: impl FnOnce(&Path)) -> String {
     let dir = tempfile::tempdir().unwrap();
     let cfg = backed_up(dir.path());
     let backup = &published(&dir.path().join("backups"))[0];
-    let artifact = backup.join("sqlite-tracker.db.zst");
-    let mut bytes = std::fs::read(&artifact).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x01;
-    std::fs::write(&artifact, bytes).unwrap();
+    damage(&backup.join("sqlite-tracker.db.zst"));
 
     let live = dir.path().join("live");
     std::fs::create_dir(&live).unwrap();
@@ -111,10 +111,62 @@ fn a_corrupted_artifact_changes_nothing() {
     let before = std::fs::read(&target).unwrap();
 
     let out = restore(&cfg, &target, &["--force"]);
-    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("sqlite-tracker.db.zst"), "{stderr}");
     assert_eq!(std::fs::read(&target).unwrap(), before);
     assert_eq!(std::fs::read(live.join("tracker.db-wal")).unwrap(), b"kept");
     assert_eq!(names_in(&live), ["tracker.db", "tracker.db-wal"]);
+    stderr
+}
+
+#[test]
+fn a_corrupted_artifact_changes_nothing() {
+    damaged_restore_changes_nothing(|artifact| {
+        let mut bytes = std::fs::read(artifact).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(artifact, bytes).unwrap();
+    });
+}
+
+#[test]
+fn an_artifact_that_decodes_but_differs_from_the_manifest_is_refused() {
+    // A zstd skippable frame after the data: the decoder yields the same
+    // database, only the size and SHA-256 check can notice.
+    let stderr = damaged_restore_changes_nothing(|artifact| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(artifact)
+            .unwrap();
+        f.write_all(&0x184D_2A50u32.to_le_bytes()).unwrap();
+        f.write_all(&4u32.to_le_bytes()).unwrap();
+        f.write_all(b"junk").unwrap();
+    });
+    assert!(stderr.contains("differ from the manifest"), "{stderr}");
+}
+
+#[test]
+fn a_truncated_artifact_changes_nothing() {
+    damaged_restore_changes_nothing(|artifact| {
+        let len = std::fs::metadata(artifact).unwrap().len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(artifact)
+            .unwrap();
+        f.set_len(len / 2).unwrap();
+    });
+}
+
+#[test]
+fn an_artifact_that_cannot_be_read_changes_nothing() {
+    // A folder in the artifact's place opens, but every read of it fails
+    // (EISDIR): a read error on the thread that reads and hashes.
+    let stderr = damaged_restore_changes_nothing(|artifact| {
+        std::fs::remove_file(artifact).unwrap();
+        std::fs::create_dir(artifact).unwrap();
+    });
+    assert!(stderr.to_lowercase().contains("directory"), "{stderr}");
 }
 
 /// A database that passes the header check and `quick_check` but fails
