@@ -6,10 +6,10 @@
 //! cargo run --release -p maintenance-e2e --bin bench -- all      # 1 GiB database
 //! cargo run --release -p maintenance-e2e --bin bench -- smoke    # 10 MiB, seconds
 //! bench -- gate | downtime | snapshot | claim | idle | udp | postgres   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]
-//! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli]   # see bench/rto.rs
+//! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli] [--drop-db-after-backup]   # see bench/rto.rs
 //! bench -- fleet [--windows 10] [--sizes 1,3,8]   # one sidecar, N trackers on one MariaDB; see bench/fleet.rs
 //! bench -- offsite [--size-mib 2048] [--rounds 3] [--dir D]   # upload to moto vs rclone copy; see bench/offsite.rs
-//! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench -- idle   # side by side with an older build
+//! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench -- idle | rto   # side by side with an older build
 //! bench -- udp-announce ADDR N     # N lockstep UDP announces (for scripts/bench-gate-instructions.sh udp)
 //! ```
 //!

@@ -3,24 +3,34 @@
 //!
 //! ```text
 //! bench rto --db /var/tmp/scale/scale-1g.db [--dir D] [--rounds N] [--no-full] [--no-s3]
+//!           [--artifact-from-cli] [--drop-db-after-backup]
+//! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench rto ...
 //! ```
 //!
 //! One backup of `--db` is made with `maintenance-sidecar once` (on a copy,
 //! so the source is only read), or, with `--artifact-from-cli`, by
 //! `zstd -T0` plus a manifest written here (for databases too large to copy
-//! or to check at backup time). Then, in every round and side by side:
+//! or to check at backup time). `--drop-db-after-backup` then deletes
+//! `--db` itself (it is not needed any more: everything restores from the
+//! artifact), for a disk that cannot hold the database, the artifact, the
+//! baseline's scratch copy and the restored target at once (16 GiB). Then,
+//! in every round and side by side:
 //!
 //! - baseline: `zstd -d -T0` of the artifact into a file, `cp` of the result
 //!   to the target, `sync` of the target;
-//! - `restore` (default: hash + decompress in one pass, header check);
+//! - `restore` (default: decompress in one pass while another thread reads
+//!   and hashes the artifact, header check);
+//! - with `BENCH_BASELINE_SIDECAR=PATH`, the same default `restore` by that
+//!   older build of the sidecar ("restore (previous build)");
 //! - `restore --check full` and `drill` (full integrity_check), unless
 //!   `--no-full`;
 //! - the same three from an S3-compatible server on loopback (moto, see
 //!   `maintenance_e2e::s3`; the backup is uploaded once with `push`), so
 //!   the figures include the download, unless `--no-s3` or moto is missing;
-//! - the two halves of the restore's one pass on their own, for the choice
-//!   of whether hashing should move to another thread: `zstd -d -T1` of the
-//!   artifact to /dev/null and `sha256sum` of the artifact;
+//! - the two halves of the restore's one pass on their own: `zstd -d -T1`
+//!   of the artifact to /dev/null, and the SHA-256 of the artifact by
+//!   `sha256sum` and by the `sha2` crate the sidecar hashes with (in this
+//!   process, 1 MiB reads; it uses the CPU's SHA extensions when present);
 //!
 //! and once, the time from the `restore` command to the reference tracker
 //! answering an announce on the restored database. Medians and ratios to
@@ -40,6 +50,7 @@ struct RtoOpts {
     full: bool,
     artifact_from_cli: bool,
     s3: bool,
+    drop_db: bool,
 }
 
 fn parse(args: &[String]) -> RtoOpts {
@@ -50,6 +61,7 @@ fn parse(args: &[String]) -> RtoOpts {
         full: true,
         artifact_from_cli: false,
         s3: true,
+        drop_db: false,
     };
     let mut i = 0;
     while i < args.len() {
@@ -73,8 +85,13 @@ fn parse(args: &[String]) -> RtoOpts {
                 i += 1;
                 continue;
             }
+            "--drop-db-after-backup" => {
+                o.drop_db = true;
+                i += 1;
+                continue;
+            }
             other => panic!(
-                "unknown option {other} (rto takes --db PATH --dir D --rounds N --no-full --artifact-from-cli --no-s3)"
+                "unknown option {other} (rto takes --db PATH --dir D --rounds N --no-full --artifact-from-cli --no-s3 --drop-db-after-backup)"
             ),
         }
         i += 2;
@@ -99,12 +116,38 @@ fn run_ok(cmd: &mut Command) -> f64 {
 }
 
 fn sidecar(backups: &Path) -> Command {
-    let mut c = Command::new(bin("maintenance-sidecar"));
+    sidecar_at(&bin("maintenance-sidecar"), backups)
+}
+
+/// The sidecar build at `exe` (this one or the baseline's), restoring from
+/// `backups`.
+fn sidecar_at(exe: &Path, backups: &Path) -> Command {
+    let mut c = Command::new(exe);
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "warn")
         .env("BACKUP_DIR", backups);
     c
+}
+
+/// SHA-256 of `path` in this process with the `sha2` crate, as the
+/// sidecar's reading thread does it (1 MiB reads); returns the seconds.
+fn sha2_secs(path: &Path) -> f64 {
+    use sha2::Digest;
+    use std::io::Read;
+    let t = Instant::now();
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    std::hint::black_box(hasher.finalize());
+    secs(t)
 }
 
 fn sha256_hex(path: &Path) -> String {
@@ -253,10 +296,24 @@ pub fn run(args: &[String]) {
     );
     let folder = make_backup(&o, &backups);
     let artifact = folder.join("sqlite-tracker.db.zst");
-    println!(
-        "# artifact {:.1} MiB",
-        std::fs::metadata(&artifact).unwrap().len() as f64 / 1048576.0
-    );
+    let artifact_bytes = std::fs::metadata(&artifact).unwrap().len();
+    println!("# artifact {:.1} MiB", artifact_bytes as f64 / 1048576.0);
+    if o.drop_db {
+        std::fs::remove_file(&o.db).unwrap();
+        println!(
+            "# --drop-db-after-backup: deleted {} (everything below restores from the artifact)",
+            o.db.display()
+        );
+    }
+    let previous = std::env::var_os("BENCH_BASELINE_SIDECAR").map(PathBuf::from);
+    if let Some(p) = &previous {
+        assert!(
+            p.is_file(),
+            "BENCH_BASELINE_SIDECAR: {} is not a file",
+            p.display()
+        );
+        println!("# previous build: {}", p.display());
+    }
     let target = o.dir.join("restored.db");
     let scratch = o.dir.join("decompressed.db");
     let s3 = if o.s3 {
@@ -280,6 +337,9 @@ pub fn run(args: &[String]) {
     }
     let name = folder.file_name().unwrap().to_string_lossy().into_owned();
     let mut labels = vec!["baseline: zstd -d -T0 + cp + sync", "restore (default)"];
+    if previous.is_some() {
+        labels.push("restore (previous build)");
+    }
     if o.full {
         labels.extend(["restore --check full", "drill"]);
     }
@@ -292,6 +352,7 @@ pub fn run(args: &[String]) {
     labels.extend([
         "part: zstd -d -T1 to /dev/null",
         "part: sha256sum of the artifact",
+        "part: sha2 crate of the artifact (in-process)",
     ]);
     let mut rows: Vec<(&str, Vec<f64>)> = labels.into_iter().map(|l| (l, Vec::new())).collect();
     for round in 0..o.rounds {
@@ -333,6 +394,14 @@ pub fn run(args: &[String]) {
                         .arg(&artifact)
                         .stdout(std::process::Stdio::null()),
                 ),
+                l if l.starts_with("part: sha2 crate") => sha2_secs(&artifact),
+                l if l.starts_with("restore (previous") => run_ok(
+                    sidecar_at(previous.as_deref().unwrap(), &backups)
+                        .arg("restore")
+                        .arg(source)
+                        .arg("--to")
+                        .arg(&target),
+                ),
                 l if l.starts_with("restore") => {
                     cmd.arg("restore").arg(source);
                     if remote {
@@ -358,11 +427,25 @@ pub fn run(args: &[String]) {
     }
     drop(s3);
     let base = super::median(&mut rows[0].1.clone());
-    println!("\n| variant | median s | ratio to baseline |");
-    println!("|---|---|---|");
+    println!("\n| variant | median s | ratio to baseline | rounds |");
+    println!("|---|---|---|---|");
     for (label, times) in &rows {
         let m = super::median(&mut times.clone());
-        println!("| {label} | {m:.2} | {:.2} |", m / base);
+        let rounds: Vec<String> = times.iter().map(|t| format!("{t:.2}")).collect();
+        println!(
+            "| {label} | {m:.2} | {:.2} | {} |",
+            m / base,
+            rounds.join(", ")
+        );
+    }
+    for (label, times) in &rows {
+        if label.starts_with("part: s") {
+            let m = super::median(&mut times.clone());
+            println!(
+                "{label}: {:.0} MiB/s",
+                artifact_bytes as f64 / 1048576.0 / m
+            );
+        }
     }
     cheap_checks(&backups, &folder, &target);
     let (restored, serving) = tracker_serving(&o, &backups, &folder);
