@@ -358,4 +358,59 @@ mod tests {
         assert_eq!(store.load_journal_mark(b).await.unwrap(), Some(mark(b, 40)));
         assert_eq!(store.load_completed().await.unwrap(), vec![(h, 6)]);
     }
+
+    /// During a rolling upgrade an instance of the earlier version may
+    /// write the one-row mark again after it was moved: the next start
+    /// moves it again, never moving a generation's offset back.
+    #[tokio::test]
+    async fn the_legacy_row_moves_at_each_start_keeping_the_larger_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(path.clone(), JournalMode::Wal)
+            .await
+            .unwrap();
+        store
+            .add_completed(&[(InfoHash([2; 20]), 1)], mark(5, 88))
+            .await
+            .unwrap();
+        drop(store);
+        let legacy = |g: i64, o: i64| {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE IF NOT EXISTS tracker_journal (id INTEGER PRIMARY KEY,
+                 generation BIGINT NOT NULL, applied_offset BIGINT NOT NULL)",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT OR REPLACE INTO tracker_journal VALUES (1, ?1, ?2)",
+                params![g, o],
+            )
+            .unwrap();
+        };
+        let rows = || {
+            let c = Connection::open(&path).unwrap();
+            c.query_row("SELECT COUNT(*) FROM tracker_journal", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+        };
+        let reopen = || SqliteStore::open(path.clone(), JournalMode::Wal);
+        legacy(5, 40);
+        let store = reopen().await.unwrap();
+        assert_eq!(rows(), 0);
+        assert_eq!(store.load_journal_mark(5).await.unwrap(), Some(mark(5, 88)));
+        drop(store);
+        legacy(-3, 64);
+        let store = reopen().await.unwrap();
+        let g = -3i64 as u64;
+        assert_eq!(store.load_journal_mark(g).await.unwrap(), Some(mark(g, 64)));
+        drop(store);
+        legacy(5, 112);
+        let store = reopen().await.unwrap();
+        assert_eq!(rows(), 0);
+        assert_eq!(
+            store.load_journal_mark(5).await.unwrap(),
+            Some(mark(5, 112))
+        );
+    }
 }
