@@ -2,10 +2,12 @@
 //! the decoder that consumes it.
 //!
 //! A restore used to decompress and compute the SHA-256 of the compressed
-//! bytes on one thread; each half costs about as much as the other
-//! (BENCHMARKS.md, `rto`), so on a machine with a second core the hash is
-//! done beside the decoding instead of before it. The reader thread reads
-//! the file in large chunks, hashes each one, and hands it over a bounded
+//! bytes on one thread; with a second core free, the hash is now done
+//! beside the decoding instead of in between. With the CPU's SHA extensions
+//! the hash is a small share of a restore (BENCHMARKS.md, `rto`: no
+//! measurable change at 1 GiB); it matters where hashing is slower. The
+//! reader thread reads the file in large chunks, hashes each one, and
+//! hands it over a bounded
 //! channel; the consumer gives the emptied buffers back, so memory stays at
 //! a few chunks ([`CHUNK`] × ([`DEPTH`] + 2)) however large the artifact.
 //!
