@@ -547,7 +547,9 @@ fn window_run(
     // still measured, and the retry is said.
     let mut outcome = None;
     for attempt in 1..=3 {
-        let id = t.api().open_window(600);
+        // The window outlasts the backup: at 16 GiB on a loaded host the
+        // pinned read alone takes longer than ten minutes.
+        let id = t.api().open_window(o.backup_cap_secs.max(600));
         let out = t.wait_outcome(&id, Duration::from_secs(o.backup_cap_secs.max(60) * 3));
         if out.outcome == Outcome::Completed {
             outcome = Some(out);
