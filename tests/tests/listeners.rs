@@ -133,5 +133,14 @@ fn idle_connections_beyond_the_descriptor_limit_do_not_stop_the_listeners() {
         "{}",
         t.proc.log_text()
     );
-    assert!(exhaustion_lines(&t.proc.log_text()) <= allowed_lines(began.elapsed()));
+    // After the release the backlog drains in batches of about the free
+    // descriptors (64 minus what the tracker holds): each batch can start
+    // one more episode. A line per failed accept would be thousands.
+    let drained_batches = 300 / 32;
+    let after = exhaustion_lines(&t.proc.log_text());
+    assert!(
+        after <= allowed_lines(began.elapsed()) + drained_batches,
+        "{after} exhaustion lines:\n{}",
+        t.proc.log_text()
+    );
 }
