@@ -361,7 +361,9 @@ fn verify_outputs(
             let (detail, check) = match &file.content_sha256 {
                 Some(content) => (
                     verify_streamed(file, &artifact, content, keys)?,
-                    engine::sqlite::STREAM_CHECK,
+                    // The source passed integrity_check while frozen, and
+                    // the artifact decodes to exactly its bytes.
+                    engine::sqlite::CONTENT_CHECK,
                 ),
                 None => {
                     let (size, sha) = sha256_file(&file.path)?;

@@ -132,10 +132,7 @@ fn pinned_flow(policy: &'static str, journal: Option<&'static str>) {
     let backup = published(&backups).pop().expect("one backup");
     let m = manifest(&backup);
     let artifact = m["artifacts"][0]["path"].as_str().unwrap().to_owned();
-    assert_eq!(
-        m["content_checks"][&artifact], "content sha256 of the pinned source",
-        "{m}"
-    );
+    assert_eq!(m["content_checks"][&artifact], "integrity_check", "{m}");
     assert!(
         !backups.join(".staging").exists() && staging_dirs(&backups).is_empty(),
         "no raw copy or staging left"
@@ -146,10 +143,19 @@ fn pinned_flow(policy: &'static str, journal: Option<&'static str>) {
         &["restore", "latest", "--to", restored.to_str().unwrap()],
     );
     assert!(out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("integrity_check ok")
-            || String::from_utf8_lossy(&out.stderr).contains("integrity_check ok"),
-        "a restore of a streamed backup runs the full integrity_check"
+        said.contains("header check ok (integrity_check skipped"),
+        "the pinned source passed integrity_check at backup time, so a restore \
+         needs only the header check:\n{said}"
+    );
+    assert!(
+        log.contains("integrity_check of the pinned source: ok"),
+        "the backup checked the frozen source:\n{log}"
     );
     assert_eq!(sqlite_counts(&restored).get(&h), Some(&6));
     assert_eq!(std::fs::read(&restored).unwrap().len(), frozen.len());
@@ -277,4 +283,57 @@ fn sidecar_killed_mid_read_lease_expires_pin_drops_wal_checkpointed() {
     wait_until(Duration::from_secs(10), "new write persisted", || {
         sqlite_counts(&db).get(&h) == Some(&21)
     });
+}
+
+/// Breaks the first page of the `padding` table (the tracker never reads
+/// it, so it starts and serves as usual): a b-tree page starts with its
+/// type, 2, 5, 10 or 13, and 0xFF is none of them.
+fn corrupt_padding_root(db: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let root: i64 = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'padding'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let page: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    let mut f = std::fs::OpenOptions::new().write(true).open(db).unwrap();
+    f.seek(SeekFrom::Start(((root - 1) * page) as u64)).unwrap();
+    f.write_all(&[0xFF]).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// The frozen source passes `integrity_check` before anything is
+/// published (and a restore relies on that record): a database with a
+/// corrupt page gives a failed window and no backup, and the tracker keeps
+/// serving.
+#[test]
+fn a_corrupt_pinned_source_fails_its_check_and_nothing_is_published() {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = d.join("tracker.db");
+    make_tracker_sqlite(&db, &[], PAD);
+    corrupt_padding_root(&db);
+    let t = Tracker::start(d, &TrackerConfig::sqlite(d, "defer-writes"));
+    let a = info_hash(9, 3);
+    complete_n(&t, &a, 1, 3);
+    let backups = d.join("backups");
+    let env = sidecar_env(&t, &backups);
+    let sidecar = spawn_sidecar(d, "corrupt", &env);
+    let id = t.api().open_window(120);
+    let out = t.wait_outcome(&id, Duration::from_secs(60));
+    let log = sidecar.log_text();
+    assert_eq!(out.outcome, Outcome::Failed, "{log}");
+    assert!(
+        log.contains("check the pinned source") && log.contains("integrity_check of"),
+        "the failure names the check:\n{log}"
+    );
+    assert!(!log.contains("backup published"), "{log}");
+    assert!(published(&backups).is_empty(), "{log}");
+    complete_n(&t, &a, 2, 1);
 }
