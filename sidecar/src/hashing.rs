@@ -1,11 +1,10 @@
 //! SHA-256 while writing or reading, so an artifact is hashed in the same
-//! pass that writes it, or that decompresses it on restore (no second read
-//! of a multi-GB file).
+//! pass that writes it, and a database in the same pass that compresses it
+//! (no second read of a multi-GB file). A restore hashes on a thread of its
+//! own (`read_ahead.rs`).
 
-use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
@@ -50,25 +49,12 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// A reader that hashes and counts everything read through it, so an
-/// artifact is hashed in the same pass that decompresses it. The running
-/// state is shared ([`HashingReader::tally`]) because the reader usually
-/// ends up owned by a decoder.
+/// A reader that hashes and counts everything read through it, so a file
+/// is hashed in the same pass that compresses it.
 pub struct HashingReader<R> {
     inner: R,
-    tally: Tally,
-}
-
-/// The shared running hash and byte count of a [`HashingReader`].
-#[derive(Clone, Default)]
-pub struct Tally(Rc<RefCell<(Sha256, u64)>>);
-
-impl Tally {
-    /// (bytes, lower-case hex digest) of everything read so far.
-    pub fn result(&self) -> (u64, String) {
-        let state = self.0.borrow();
-        (state.1, hex::encode(state.0.clone().finalize()))
-    }
+    hasher: Sha256,
+    bytes: u64,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -76,22 +62,23 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            tally: Tally::default(),
+            hasher: Sha256::new(),
+            bytes: 0,
         }
     }
 
-    /// A handle on the running hash that outlives the reader.
-    pub fn tally(&self) -> Tally {
-        self.tally.clone()
+    /// Returns the inner reader, the byte count and the lower-case hex
+    /// digest of everything read.
+    pub fn finish(self) -> (R, u64, String) {
+        (self.inner, self.bytes, hex::encode(self.hasher.finalize()))
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut state = self.tally.0.borrow_mut();
-        state.0.update(&buf[..n]);
-        state.1 += n as u64;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
         Ok(n)
     }
 }
@@ -133,8 +120,8 @@ mod tests {
         );
         assert_eq!(sha256_reader(&b"abc"[..]).unwrap().1, h);
         let mut r = HashingReader::new(&b"abc"[..]);
-        let tally = r.tally();
         io::copy(&mut r, &mut io::sink()).unwrap();
-        assert_eq!(tally.result(), (3, h));
+        let (_, n, digest) = r.finish();
+        assert_eq!((n, digest), (3, h));
     }
 }

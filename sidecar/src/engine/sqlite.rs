@@ -129,7 +129,6 @@ impl SqliteEngine {
         let total = file.metadata()?.len();
         let throttled = Throttled::from_env(BufReader::with_capacity(1 << 20, file));
         let mut reader = HashingReader::new(throttled);
-        let tally = reader.tally();
         let mut writer = ctx.artifact(&format!("sqlite-{}", self.file_name()))?;
         progress::copy(
             &mut reader,
@@ -138,7 +137,7 @@ impl SqliteEngine {
         )
         .with_context(|| format!("stream {} into its artifact", src.display()))?;
         let mut written = writer.finish().context("finish sqlite artifact")?;
-        let (read, content_sha256) = tally.result();
+        let (_, read, content_sha256) = reader.finish();
         anyhow::ensure!(
             read == total,
             "{}: read {read} bytes but the file has {total}; it changed while being read",
