@@ -7,15 +7,15 @@
 
 use sqlx::{Database, Executor, IntoArguments, Pool, Row};
 
-use super::{log_legacy_moved, now_secs, stale_before, DELETE_LEGACY, LEGACY_TABLE};
+use super::{
+    log_legacy_moved, now_secs, stale_before, DELETE_LEGACY, LEGACY_TABLE, SELECT_LEGACY_FOR_UPDATE,
+};
 
 /// The statements of one engine.
 pub(crate) struct MarksSql {
     /// `COUNT(*)` of tables named by the one parameter in the current
     /// database or schema.
     pub table_exists: &'static str,
-    /// Reads the legacy row under a write lock.
-    pub select_legacy: &'static str,
     /// Upserts (generation, offset, updated_at), keeping the larger offset.
     pub upsert: &'static str,
     /// Deletes the rows whose `updated_at` is below the one parameter.
@@ -47,7 +47,7 @@ where
         .await?;
     if legacy > 0 {
         let mut tx = pool.begin().await?;
-        let row = sqlx::query(sql.select_legacy)
+        let row = sqlx::query(SELECT_LEGACY_FOR_UPDATE)
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(row) = row {

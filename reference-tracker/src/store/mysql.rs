@@ -15,7 +15,7 @@ use sqlx::Row;
 use super::marks::{self, MarksSql};
 use super::{
     generation_to_row, log_swept, mark_from_row, mark_to_row, redact, Store, StoreError,
-    MARKS_TABLE, SELECT_LEGACY_FOR_UPDATE,
+    MARKS_TABLE,
 };
 use crate::journal::JournalMark;
 use crate::peers::InfoHash;
@@ -57,7 +57,6 @@ const UPSERT_MARK: &str =
 const MARKS_SQL: MarksSql = MarksSql {
     table_exists: "SELECT COUNT(*) FROM information_schema.tables
          WHERE table_schema = DATABASE() AND table_name = ?",
-    select_legacy: SELECT_LEGACY_FOR_UPDATE,
     upsert: UPSERT_MARK,
     sweep: "DELETE FROM tracker_journal_marks WHERE updated_at < ?",
 };
