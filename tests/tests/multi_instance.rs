@@ -396,7 +396,11 @@ fn mariadb_instance_killed_mid_window_require_all_fails_everywhere_at_once_nothi
         assert_eq!(t.status().state, State::Idle);
         t.announce_ok(&info_hash(17, 2), 99, "");
     }
-    std::thread::sleep(Duration::from_secs(3));
+    // Every backup ends with one `backup finished` line: after it nothing
+    // can be published any more.
+    wait_until(Duration::from_secs(15), "the backup given up", || {
+        sidecar.log_text().contains("backup finished")
+    });
     assert_nothing_published(&f.backups);
     assert!(
         sidecar.log_text().contains("lease lost"),
@@ -580,15 +584,25 @@ fn quiesce_fails_on_one(server: &Server, require: &str) -> (Fleet, Proc, Vec<Str
     own.revoke_writes();
     f.trackers[2].announce_ok(&h, 1000, "completed");
     let locker = m.clone();
+    // The sleep names the database, so this test's session is told apart
+    // from the others' in the process list.
     let sql = format!(
         "BEGIN; SELECT completed FROM `{}`.torrents WHERE info_hash = '{}' FOR UPDATE; \
-         DO SLEEP({}); COMMIT;",
+         DO SLEEP({}), '{}'; COMMIT;",
         db.name,
         hex(&h),
-        HELD.as_secs()
+        HELD.as_secs(),
+        db.name
     );
     std::thread::spawn(move || locker.sql(&sql));
-    std::thread::sleep(Duration::from_millis(300));
+    let holding = format!(
+        "SELECT COUNT(*) FROM information_schema.processlist \
+         WHERE info LIKE 'DO SLEEP%{}%'",
+        db.name
+    );
+    wait_until(Duration::from_secs(5), "the row lock held", || {
+        m.sql(&holding).trim() == "1"
+    });
     let ids = f.open_windows();
     (f, sidecar, ids, own)
 }
