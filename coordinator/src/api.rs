@@ -194,7 +194,8 @@ async fn status(
                 format!("wait={wait}: expected a number of seconds between 0 and 300"),
             ));
         }
-        let wait = Duration::from_secs_f64(wait).min(MAX_WAIT);
+        // Clamped before converting: `from_secs_f64` panics beyond u64 seconds.
+        let wait = Duration::from_secs_f64(wait.min(MAX_WAIT.as_secs_f64()));
         let mut changes = shared.changed.subscribe();
         let since = query.since.unwrap_or_else(|| *changes.borrow_and_update());
         let _ = tokio::time::timeout(wait, changes.wait_for(|v| *v != since)).await;

@@ -989,3 +989,269 @@ async fn shutdown_drops_a_kept_pin() {
     h.coordinator.shutdown().await;
     assert_eq!(h.hooks.unpin_calls.load(Ordering::SeqCst), 1);
 }
+
+/// Hostile input: arbitrary values for every query parameter and every JSON
+/// field of every endpoint (numbers far outside any range, wrong types,
+/// nesting, unknown keys, the live window id) never get a 5xx, never drop
+/// the connection, and leave the coordinator answering.
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// Raw JSON text for one value.
+    fn value() -> BoxedStrategy<String> {
+        let leaf = prop_oneof![
+            prop::sample::select(vec![
+                "null",
+                "true",
+                "false",
+                "[]",
+                "{}",
+                "0",
+                "-0",
+                "-1",
+                "1e20",
+                "-1e20",
+                "1e400",
+                "-1e400",
+                "1e-400",
+                "86400",
+                "86401",
+                "18446744073709551615",
+                "18446744073709551616",
+                "-9223372036854775809",
+                "\"\"",
+                "\"@live\"",
+            ])
+            .prop_map(str::to_owned),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
+            ".{0,40}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+        ];
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("[a-z_]{1,12}", inner), 0..4).prop_map(|kv| {
+                    let fields: Vec<String> = kv
+                        .into_iter()
+                        .map(|(k, v)| format!("{}:{v}", serde_json::to_string(&k).unwrap()))
+                        .collect();
+                    format!("{{{}}}", fields.join(","))
+                }),
+            ]
+        })
+        .boxed()
+    }
+
+    /// An object with each of `fields` present or not, each holding a value
+    /// from its strategy, plus sometimes a key nobody knows.
+    fn object(fields: Vec<(&'static str, BoxedStrategy<String>)>) -> BoxedStrategy<String> {
+        let parts: Vec<BoxedStrategy<Option<String>>> = fields
+            .into_iter()
+            .map(|(key, strategy)| {
+                prop::option::weighted(0.85, strategy)
+                    .prop_map(move |v| v.map(|v| format!("\"{key}\":{v}")))
+                    .boxed()
+            })
+            .collect();
+        (parts, prop::option::of(value()))
+            .prop_map(|(parts, extra)| {
+                let mut fields: Vec<String> = parts.into_iter().flatten().collect();
+                if let Some(extra) = extra {
+                    fields.push(format!("\"unknown_key\":{extra}"));
+                }
+                format!("{{{}}}", fields.join(","))
+            })
+            .boxed()
+    }
+
+    fn report() -> BoxedStrategy<String> {
+        let artifact = object(vec![
+            ("engine", value()),
+            ("path", value()),
+            ("size_bytes", value()),
+            ("sha256", value()),
+        ]);
+        let instance = object(vec![
+            ("url", value()),
+            ("instance_id", value()),
+            ("window_id", value()),
+            ("took_part", value()),
+            ("reason", value()),
+        ]);
+        let durations = prop::collection::vec(("[a-z]{1,8}", value()), 0..4)
+            .prop_map(|kv| {
+                let f: Vec<String> = kv
+                    .into_iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", f.join(","))
+            })
+            .boxed();
+        prop_oneof![
+            1 => value(),
+            4 => object(vec![
+                ("backup", value()),
+                ("artifacts", prop::collection::vec(artifact, 0..3).prop_map(|v| format!("[{}]", v.join(","))).boxed()),
+                ("durations_secs", durations),
+                ("error", value()),
+                ("remote", object(vec![
+                    ("remote", value()), ("uploaded", value()), ("bytes", value()),
+                    ("secs", value()), ("error", value()),
+                ])),
+                ("participation", object(vec![
+                    ("require", value()),
+                    ("instances", prop::collection::vec(instance, 0..3).prop_map(|v| format!("[{}]", v.join(","))).boxed()),
+                ])),
+            ]),
+        ]
+        .boxed()
+    }
+
+    /// `(path, body)` for every POST endpoint; bodies are sometimes not
+    /// objects at all.
+    fn post() -> impl Strategy<Value = (&'static str, String)> {
+        let id = || prop_oneof![3 => Just("\"@live\"".to_owned()), 2 => value()].boxed();
+        let lease = || prop_oneof![2 => Just("\"@lease\"".to_owned()), 1 => value()].boxed();
+        let body = |fields| prop_oneof![8 => object(fields), 1 => value(), 1 => ".{0,30}"].boxed();
+        prop_oneof![
+            body(vec![("window_id", id()), ("sidecar_id", value())]).prop_map(|b| ("claim", b)),
+            body(vec![("window_id", id()), ("lease_id", lease())]).prop_map(|b| ("heartbeat", b)),
+            body(vec![
+                ("window_id", id()),
+                ("lease_id", lease()),
+                ("keep_pin", value())
+            ])
+            .prop_map(|b| ("release", b)),
+            body(vec![("window_id", id()), ("lease_id", lease())]).prop_map(|b| ("unpin", b)),
+            body(vec![
+                ("window_id", id()),
+                ("lease_id", lease()),
+                ("report", report())
+            ])
+            .prop_map(|b| ("complete", b)),
+            body(vec![(
+                "duration_secs",
+                prop_oneof![2 => Just("30".to_owned()), 3 => value()].boxed()
+            )])
+            .prop_map(|b| ("windows", b)),
+            body(vec![("window_id", id()), ("reason", value())]).prop_map(|b| ("abort", b)),
+        ]
+    }
+
+    /// A query parameter's text: numbers in and out of range, words, bytes.
+    fn query_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "1e20",
+                "1e400",
+                "-1e400",
+                "inf",
+                "-inf",
+                "NaN",
+                "-1",
+                "-0",
+                "0",
+                "0.05",
+                "1e-300",
+                "300",
+                "301",
+                "18446744073709551615",
+                "18446744073709551616",
+                "",
+                "%00",
+                "1,2",
+            ])
+            .prop_map(str::to_owned),
+            any::<f64>().prop_map(|f| format!("{f:e}")),
+            any::<i64>().prop_map(|n| n.to_string()),
+            ".{0,20}",
+        ]
+    }
+
+    #[test]
+    fn arbitrary_values_for_every_parameter_and_field_never_get_a_5xx() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let h = rt.block_on(start(
+            "lease_ttl = \"30s\"\n",
+            pinned(PinMode::WritesContinue),
+        ));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let mut runner = TestRunner::new(Config {
+            cases: 400,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let lease = std::sync::Mutex::new(String::new());
+        let case = (
+            post(),
+            prop::option::of(query_value()),
+            prop::option::of(query_value()),
+            any::<bool>(),
+        );
+        runner
+            .run(&case, |((path, body), wait, since, with_token)| {
+                rt.block_on(async {
+                    let status = h.status().await;
+                    let live = status
+                        .window_id
+                        .or(status.released_window.map(|r| r.window_id));
+                    let live = live.map(|w| w.to_string()).unwrap_or_default();
+                    let body = body
+                        .replace("@live", &live)
+                        .replace("@lease", &lease.lock().unwrap());
+                    let mut req = http
+                        .post(format!("{}/{path}", h.base))
+                        .header("content-type", "application/json")
+                        .body(body.clone());
+                    if with_token {
+                        req = req.bearer_auth(TOKEN);
+                    }
+                    let resp = req.send().await;
+                    let resp =
+                        resp.map_err(|e| TestCaseError::fail(format!("POST {path} {body}: {e}")))?;
+                    let code = resp.status().as_u16();
+                    let answer: Value = resp.json().await.map_err(|e| {
+                        TestCaseError::fail(format!("POST {path} {body}: not JSON: {e}"))
+                    })?;
+                    prop_assert!(code < 500, "POST {path} {body}: {code} {answer}");
+                    if let Some(id) = answer.get("lease_id").and_then(Value::as_str) {
+                        *lease.lock().unwrap() = id.to_owned();
+                    }
+                    let mut query = Vec::new();
+                    if let Some(wait) = &wait {
+                        query.push(("wait", wait.clone()));
+                    }
+                    if let Some(since) = &since {
+                        query.push(("since", since.clone()));
+                    }
+                    let url =
+                        reqwest::Url::parse_with_params(&format!("{}/status", h.base), &query)
+                            .unwrap();
+                    match http.get(url).send().await {
+                        // A valid wait long-polls: still waiting is an answer too.
+                        Err(e) if e.is_timeout() => {}
+                        Err(e) => prop_assert!(false, "GET status {query:?}: {e}"),
+                        Ok(resp) => {
+                            let code = resp.status().as_u16();
+                            prop_assert!(code < 500, "GET status {query:?}: {code}");
+                            let answer: Result<Value, _> = resp.json().await;
+                            prop_assert!(answer.is_ok(), "GET status {query:?}: not JSON");
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .unwrap();
+        let status = rt.block_on(h.status());
+        assert_eq!(status.protocol_version, maintenance_proto::PROTOCOL_VERSION);
+    }
+}

@@ -4,7 +4,8 @@
 //! maintenance API, the sidecar's metrics) is served by [`serve`], because
 //! `axum::serve` has neither a header-read timeout nor a back-off when
 //! accepting fails for lack of descriptors. This crate depends on neither
-//! the coordinator nor the sidecar, so it can be shared by both sides.
+//! the coordinator nor the sidecar, so it can be shared by both sides; it
+//! also turns a panicking handler into a `500` JSON error (`catch_panic.rs`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,6 +20,9 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+mod catch_panic;
+use catch_panic::{install_quiet_hook, CatchPanic};
 
 /// The first pause after a failed accept for lack of descriptors.
 pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -49,6 +53,9 @@ impl Default for ServeOptions {
 /// once all connections are closed.
 ///
 /// Requests carry [`ConnectInfo<SocketAddr>`] with the peer's address.
+/// A handler that panics is answered `500` with the project's JSON error
+/// body (`{"code":"internal",…}`) and logged as one line, without a
+/// backtrace; the connection and the process go on.
 /// Accept failures for lack of descriptors or memory pause the loop
 /// (100 ms doubling to 1 s) and are logged once per episode; other accept
 /// failures concern one connection only and are skipped.
@@ -69,6 +76,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) -> io::Result<()> {
+    install_quiet_hook();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -108,11 +116,14 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(remote));
             let mut router = router.clone();
-            async move {
+            let (method, uri) = (req.method().clone(), req.uri().clone());
+            let answer = async move {
                 let response =
                     tower_service::Service::call(&mut router, req.map(axum::body::Body::new)).await;
-                Ok::<_, Infallible>(response.unwrap_or_else(|e| match e {}))
-            }
+                response.unwrap_or_else(|e| match e {})
+            };
+            let answer = CatchPanic::new(answer, method, uri);
+            async move { Ok::<_, Infallible>(answer.await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let mut stop = stop_rx.clone();

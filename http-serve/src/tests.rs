@@ -166,3 +166,86 @@ fn exhaustion_backs_off_from_100ms_to_1s_and_resets() {
         assert_eq!(x.failed(&listener, &e), ACCEPT_BACKOFF_MIN);
     });
 }
+
+/// Serves a route that panics, asks it three times on one kept connection,
+/// and expects a `500` with the JSON error body each time. Run in a child
+/// process by [`a_panicking_handler_answers_500_json_and_logs_one_line`],
+/// which reads its log.
+#[tokio::test]
+#[ignore = "run as a child process by a_panicking_handler_answers_500_json_and_logs_one_line"]
+async fn panicking_handler_child() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let router = app().route(
+        "/boom",
+        get(|| async {
+            let wait: f64 = 1e20;
+            let _ = std::time::Duration::from_secs_f64(wait);
+            "unreachable"
+        }),
+    );
+    let (addr, _stop, _task) = start(router).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    for _ in 0..3 {
+        s.write_all(b"GET /boom?secret=x HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+        assert!(
+            answer.contains("content-type: application/json"),
+            "{answer}"
+        );
+        let body = answer.split("\r\n\r\n").nth(1).unwrap();
+        let err: maintenance_proto::ErrorBody = serde_json::from_str(body).unwrap();
+        assert_eq!(err.code, maintenance_proto::ErrorCode::Internal);
+    }
+    // The connection and the server survive.
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (body, _) = read_to_close(&mut s).await;
+    assert!(body.ends_with("hello"), "{body}");
+    eprintln!("CHILD-DONE");
+}
+
+#[test]
+fn a_panicking_handler_answers_500_json_and_logs_one_line() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "tests::panicking_handler_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("RUST_BACKTRACE", "full")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stderr.contains("CHILD-DONE"),
+        "child failed:\n{stdout}\n{stderr}"
+    );
+    let panic_lines: Vec<&str> = stderr.lines().filter(|l| l.contains("panic")).collect();
+    assert_eq!(panic_lines.len(), 3, "one line per panic:\n{stderr}");
+    for line in &panic_lines {
+        assert!(line.contains("ERROR"), "{line}");
+        assert!(line.contains("path=/boom"), "{line}");
+        assert!(!line.contains("secret"), "the query is not logged: {line}");
+        assert!(line.contains("cannot convert float seconds"), "{line}");
+    }
+    assert!(
+        !stderr.contains("backtrace") && !stderr.contains("RUST_BACKTRACE"),
+        "a backtrace was printed:\n{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        4,
+        "only the three panic lines and the child's end:\n{stderr}"
+    );
+}
