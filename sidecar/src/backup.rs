@@ -17,10 +17,10 @@ use anyhow::Context;
 use chrono::Utc;
 use maintenance_proto::{Artifact, BackupReport};
 
-use crate::cancel::CancelToken;
+use crate::base::cancel::CancelToken;
+use crate::base::hashing::sha256_file;
 use crate::config::Config;
 use crate::engine::{self, Engine, EngineContext, EngineOutput};
-use crate::hashing::sha256_file;
 use crate::manifest::{Manifest, FORMAT_VERSION};
 use crate::metrics::BackupResult;
 use crate::staging::{backup_name, Staging};
@@ -328,7 +328,7 @@ fn run_inner(
         "backup published: {} ({} artifacts, {})",
         path.display(),
         manifest.artifacts.len(),
-        crate::progress::mib(manifest.total_bytes())
+        crate::base::progress::mib(manifest.total_bytes())
     );
     Ok(Published { path, manifest })
 }
@@ -396,7 +396,7 @@ fn verify_streamed(
     keys: Option<&crate::crypt::Identities>,
 ) -> anyhow::Result<String> {
     let mut back = crate::readback::Readback::open(&file.path, artifact, keys)?;
-    let (n, digest) = crate::hashing::sha256_reader(&mut back)
+    let (n, digest) = crate::base::hashing::sha256_reader(&mut back)
         .with_context(|| format!("decode {}", file.path.display()))?;
     back.finish()?;
     anyhow::ensure!(

@@ -6,9 +6,9 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::base::hashing::HashingWriter;
 use crate::config::Compression;
 use crate::crypt::{self, Identities, Sealer, Sealing};
-use crate::hashing::HashingWriter;
 
 /// A compressing writer; call [`Encoder::finish`] to write the trailer.
 pub enum Encoder<W: Write> {
@@ -234,7 +234,7 @@ mod tests {
                 .unwrap();
             assert_eq!(out, b"hello ".repeat(1000));
             assert_eq!(
-                crate::hashing::sha256_file(&path).unwrap().1,
+                crate::base::hashing::sha256_file(&path).unwrap().1,
                 written.sha256
             );
         }

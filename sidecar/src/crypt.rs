@@ -205,9 +205,9 @@ pub fn keygen(path: &Path) -> anyhow::Result<String> {
     use anyhow::Context;
     let id = x25519::Identity::generate();
     let public = id.to_public().to_string();
-    let parent = crate::fsutil::parent_dir(path);
+    let parent = crate::base::fs::parent_dir(path);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".age-identity-")
+        .prefix(crate::base::temp::IDENTITY_PREFIX)
         .tempfile_in(&parent)
         .with_context(|| format!("create a file in {}", parent.display()))?;
     writeln!(
@@ -220,7 +220,7 @@ pub fn keygen(path: &Path) -> anyhow::Result<String> {
     tmp.persist_noclobber(path).map_err(|e| {
         anyhow::anyhow!("{}: {} (it is never overwritten)", path.display(), e.error)
     })?;
-    crate::fsutil::sync_dir(&parent)?;
+    crate::base::fs::sync_dir(&parent)?;
     Ok(public)
 }
 

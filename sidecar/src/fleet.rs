@@ -47,12 +47,12 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::backup;
-use crate::cancel::CancelToken;
+use crate::base::backoff::Backoff;
+use crate::base::cancel::CancelToken;
 use crate::client::{ClientError, Coordinator, Coordinators};
-use crate::commands::prune_quietly;
 use crate::config::{Config, Require};
 use crate::lease::LeaseKeeper;
-use crate::runner::Backoff;
+use crate::retention::prune_quietly;
 use crate::wake::ReadyFileWatch;
 use crate::webhook::{self, Notification};
 
@@ -515,7 +515,7 @@ impl<'a> Fleet<'a> {
                 let why = format!("no window under way (state {})", m.state_text());
                 r.missing[i] = Some(m.missing(why));
             }
-            let names = missing_list(&r.participation());
+            let names = webhook::missing_list(&r.participation());
             return Decision::Fail(format!("instance(s) missing, require = all: {names}"));
         }
         let waiting = r.waiting();
@@ -550,7 +550,7 @@ impl<'a> Fleet<'a> {
             self.going_without(&r);
             Decision::Go
         } else {
-            let names = missing_list(&r.participation());
+            let names = webhook::missing_list(&r.participation());
             Decision::Fail(format!("instance(s) missing, require = all: {names}"))
         }
     }
@@ -559,7 +559,7 @@ impl<'a> Fleet<'a> {
     fn going_without(&self, r: &Round) {
         tracing::warn!(
             "require = reachable: backing up without {}; the manifest and the report name them",
-            missing_list(&r.participation())
+            webhook::missing_list(&r.participation())
         );
     }
 
@@ -902,14 +902,6 @@ fn first_window(report: &BackupReport) -> Option<&WindowId> {
         .filter(|i| i.took_part)
         .chain(instances)
         .find_map(|i| i.window_id.as_ref())
-}
-
-/// `url (reason), ...` of the missing instances.
-pub fn missing_list(p: &Participation) -> String {
-    p.missing()
-        .map(|i| format!("{} ({})", i.url, i.reason.as_deref().unwrap_or("missing")))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Why a slot's lease keeper gave up, once it did.

@@ -105,7 +105,7 @@ impl Manifest {
         let path = dir.join(FILE_NAME);
         let text = serde_json::to_string_pretty(self)?;
         std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
-        crate::fsutil::sync_file(&path)?;
+        crate::base::fs::sync_file(&path)?;
         Ok(())
     }
 

@@ -76,6 +76,10 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.5, 16))
 }
 
+/// Where the metrics learn when the last successful drill finished
+/// (asked at every rendering).
+pub type DrillSource = Box<dyn Fn() -> Option<chrono::DateTime<chrono::Utc>> + Send + Sync>;
+
 /// Handles to every sidecar metric.
 pub struct Metrics {
     registry: Registry,
@@ -87,7 +91,7 @@ pub struct Metrics {
     lease_losses: Counter,
     claims: Family<ResultLabel, Counter>,
     last_drill: Gauge<f64, AtomicU64>,
-    drill_dir: OnceLock<std::path::PathBuf>,
+    drill_source: OnceLock<DrillSource>,
     remote_last_success: Gauge<f64, AtomicU64>,
     remote_uploads: Family<ResultLabel, Counter>,
     remote_bytes: Gauge,
@@ -210,7 +214,7 @@ impl Metrics {
             lease_losses,
             claims,
             last_drill,
-            drill_dir: OnceLock::new(),
+            drill_source: OnceLock::new(),
             remote_last_success,
             remote_uploads,
             remote_bytes,
@@ -240,17 +244,17 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a successful restore drill (from the record a `drill`
-    /// process saved, see [`Metrics::watch_drills`]).
-    fn drill_succeeded(&self, report: &crate::ops::drill::DrillReport) {
+    /// Records a successful restore drill that finished at `finished_at`.
+    fn drill_succeeded(&self, finished_at: chrono::DateTime<chrono::Utc>) {
         self.last_drill
-            .set(report.finished_at.timestamp_millis() as f64 / 1000.0);
+            .set(finished_at.timestamp_millis() as f64 / 1000.0);
     }
 
-    /// Makes every rendering refresh the drill gauge from the record in
-    /// `backup_dir`: drills run as separate `drill` processes.
-    pub fn watch_drills(&self, backup_dir: &std::path::Path) {
-        let _ = self.drill_dir.set(backup_dir.to_owned());
+    /// Makes every rendering refresh the drill gauge from `last_drill`
+    /// (when the last successful drill finished, if any): drills run as
+    /// separate `drill` processes, so only a record they leave can say.
+    pub fn watch_drills(&self, last_drill: DrillSource) {
+        let _ = self.drill_source.set(last_drill);
     }
 
     /// Records an off-site upload.
@@ -316,20 +320,10 @@ impl Metrics {
         }
     }
 
-    /// Seeds the "last successful backup" gauges from the newest verified
-    /// backup already in `dir`, so a restarted sidecar does not report
-    /// "never" (and trip the 26 h alert) until its next window.
-    pub fn seed_from_backups(&self, dir: &std::path::Path) {
-        let Ok(entries) = crate::retention::scan(dir) else {
-            return;
-        };
-        let Some(m) = entries
-            .into_iter()
-            .filter_map(|e| e.manifest.ok())
-            .find(|m| m.verified)
-        else {
-            return;
-        };
+    /// Seeds the "last successful backup" gauges from `m`, the newest
+    /// verified backup already on disk, so a restarted sidecar does not
+    /// report "never" (and trip the 26 h alert) until its next window.
+    pub fn seed_from_backup(&self, m: &crate::manifest::Manifest) {
         let mut per_engine: BTreeMap<String, u64> = BTreeMap::new();
         for a in &m.artifacts {
             *per_engine.entry(a.engine.clone()).or_default() += a.size_bytes;
@@ -350,12 +344,8 @@ impl Metrics {
 
     /// Renders the exposition.
     pub fn render(&self) -> String {
-        if let Some(report) = self
-            .drill_dir
-            .get()
-            .and_then(|d| crate::ops::drill::last(d))
-        {
-            self.drill_succeeded(&report);
+        if let Some(finished_at) = self.drill_source.get().and_then(|last| last()) {
+            self.drill_succeeded(finished_at);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

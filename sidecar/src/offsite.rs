@@ -1,35 +1,21 @@
-//! The off-site side of the sidecar's commands: the upload that follows
-//! every published backup (log, metrics, webhook, report) and the
-//! `--remote` variants of `list`, `verify`, `restore`, `drill` and `prune`,
-//! plus `push` (upload an existing local backup again).
+//! The off-site copy as a service: the upload that follows every published
+//! backup (log, metrics, webhook, report), remote retention, and what
+//! `status` and the metrics read from the remote. The `--remote` variants
+//! of the commands are in `cmd/`.
 //!
 //! The upload runs after the backup is published, so after the tracker has
 //! resumed: it never lengthens the tracker's pause.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
-use anyhow::Context;
 use chrono::Utc;
 use maintenance_proto::RemoteCopy;
 
 use crate::backup::Published;
-use crate::commands::EXIT_FAILED;
+use crate::base::progress::age;
+use crate::base::progress::mib;
 use crate::config::Config;
-use crate::crypt::Identities;
 use crate::manifest::Manifest;
-use crate::ops::list::age;
-use crate::ops::restore::RestoreOptions;
-use crate::progress::mib;
 use crate::remote::{ops, store, upload, Remote, RemoteState};
 use crate::webhook::{self, Notification};
-
-/// Prefix of the folder `restore --remote` downloads into (in the backup
-/// folder's root; the name carries its owner, see [`crate::owned_temp`]).
-pub const REMOTE_RESTORE_PREFIX: &str = ".remote-restore-";
-
-/// Prefix of the folder `verify --remote --identity` downloads into.
-pub const REMOTE_VERIFY_PREFIX: &str = ".remote-verify-";
 
 /// Uploads a just-published backup when a remote is configured, then
 /// applies remote retention. Logs one `upload finished` line, records the
@@ -136,7 +122,7 @@ async fn prune_remote_quietly(cfg: &Config, remote: &Remote) {
 }
 
 /// What the configured retention keeps and removes on `remote` now.
-async fn retention_plan(cfg: &Config, remote: &Remote) -> anyhow::Result<ops::RemotePlan> {
+pub async fn retention_plan(cfg: &Config, remote: &Remote) -> anyhow::Result<ops::RemotePlan> {
     let entries = ops::list(remote).await?;
     Ok(ops::plan(
         &entries,
@@ -217,249 +203,4 @@ pub async fn status_section(cfg: &Config, now: chrono::DateTime<Utc>) -> Option<
         )),
     }
     Some(out)
-}
-
-fn failed(what: &str, e: anyhow::Error) -> ExitCode {
-    eprintln!("{what} failed: {}", store::describe_error(&e));
-    ExitCode::from(EXIT_FAILED)
-}
-
-/// The identity for reading encrypted artifacts: `--identity`, else
-/// `BACKUP_AGE_IDENTITY_FILE`.
-pub fn identities(cfg: &Config, flag: Option<&Path>) -> anyhow::Result<Option<Identities>> {
-    flag.or(cfg.encryption.identity_file.as_deref())
-        .map(Identities::load)
-        .transpose()
-}
-
-/// `list --remote`.
-pub async fn list(cfg: &Config) -> ExitCode {
-    let result = async {
-        let remote = Remote::required(&cfg.remote)?;
-        let entries = ops::list(&remote).await?;
-        let now = Utc::now();
-        println!("backups on {}", remote.describe());
-        println!("{:<44} {:>8} {:>12}  STATUS", "NAME", "AGE", "SIZE");
-        for e in &entries {
-            match &e.state {
-                RemoteState::Complete(m) => println!(
-                    "{:<44} {:>8} {:>12}  {}{}",
-                    e.name,
-                    age((now - m.started_at).num_seconds()),
-                    mib(m.total_bytes()),
-                    if m.verified {
-                        "complete"
-                    } else {
-                        "complete, unverified"
-                    },
-                    if m.encryption.is_some() {
-                        ", encrypted"
-                    } else {
-                        ""
-                    }
-                ),
-                RemoteState::Invalid(why) => {
-                    println!("{:<44} {:>8} {:>12}  invalid: {why}", e.name, "-", "-")
-                }
-                RemoteState::Incomplete {
-                    objects,
-                    bytes,
-                    last_modified,
-                } => println!(
-                    "{:<44} {:>8} {:>12}  INCOMPLETE (no manifest, {objects} objects)",
-                    e.name,
-                    last_modified
-                        .map(|t| age((now - t).num_seconds()))
-                        .unwrap_or_else(|| "-".into()),
-                    mib(*bytes)
-                ),
-            }
-        }
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => failed("list --remote", e),
-    }
-}
-
-/// `verify --remote NAME|latest [--identity FILE]`: the streaming hash check;
-/// with an identity, also the content check on a temporary download.
-pub async fn verify(cfg: &Config, backup: &str, identity: Option<&Path>) -> ExitCode {
-    let result = async {
-        let keys = identities(cfg, identity)?;
-        let remote = Remote::required(&cfg.remote)?;
-        let manifest = ops::resolve(&remote, backup).await?;
-        println!("remote backup {} on {}", manifest.name, remote.describe());
-        if keys.is_none() {
-            for line in ops::verify_hashes(&remote, &manifest).await? {
-                println!("ok      {line}");
-            }
-            if manifest.encryption.is_some() {
-                println!("content not checked: encrypted, give --identity FILE to check it");
-            }
-            return Ok(true);
-        }
-        let tmp = temp_under(&cfg.backup_dir, REMOTE_VERIFY_PREFIX)?;
-        let dir = ops::fetch(&remote, &manifest, tmp.path()).await?;
-        let report =
-            tokio::task::spawn_blocking(move || crate::ops::verify::verify(&dir, keys.as_ref()))
-                .await??;
-        for line in &report.ok {
-            println!("ok      {line}");
-        }
-        for line in &report.problems {
-            println!("FAILED  {line}");
-        }
-        Ok(report.problems.is_empty())
-    }
-    .await;
-    match result {
-        Ok(true) => {
-            println!("remote backup verified");
-            ExitCode::SUCCESS
-        }
-        Ok(false) => ExitCode::from(EXIT_FAILED),
-        Err(e) => failed("verify --remote", e),
-    }
-}
-
-/// A temporary folder `<dir>/<kind><host>-<pid>-*`, removed on drop (and by
-/// `prune` when its process was killed).
-fn temp_under(dir: &Path, kind: &str) -> anyhow::Result<tempfile::TempDir> {
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    tempfile::Builder::new()
-        .prefix(&crate::owned_temp::prefix(kind))
-        .tempdir_in(dir)
-        .with_context(|| format!("create a temporary folder in {}", dir.display()))
-}
-
-/// Downloads the remote backup `backup` (`NAME` or `latest`) into a new
-/// folder under `into`, checking every hash; returns the local folder
-/// (what `restore --remote` restores from).
-pub async fn fetch_remote(cfg: &Config, backup: &str, into: &Path) -> anyhow::Result<PathBuf> {
-    let remote = Remote::required(&cfg.remote)?;
-    let manifest = ops::resolve(&remote, backup).await?;
-    ops::fetch(&remote, &manifest, into).await
-}
-
-/// `restore --remote NAME|latest`: download (hash-checked) into a temporary
-/// folder beside the backups, then the local restore.
-pub async fn restore(
-    cfg: &Config,
-    backup: &str,
-    opts: &RestoreOptions,
-    identity: Option<&Path>,
-) -> ExitCode {
-    let result = async {
-        let keys = identities(cfg, identity)?;
-        let tmp = temp_under(&cfg.backup_dir, REMOTE_RESTORE_PREFIX)?;
-        let dir = fetch_remote(cfg, backup, tmp.path()).await?;
-        let opts = RestoreOptions {
-            identities: keys.map(std::sync::Arc::new),
-            ..opts.clone()
-        };
-        let (mysql, postgres) = (cfg.mysql.clone(), cfg.postgres.clone());
-        let line = tokio::task::spawn_blocking(move || {
-            crate::ops::restore::restore(&dir, &opts, &mysql, &postgres)
-        })
-        .await??;
-        Ok::<_, anyhow::Error>(line)
-    }
-    .await;
-    match result {
-        Ok(line) => {
-            println!("{line} (from {backup} on the remote)");
-            ExitCode::SUCCESS
-        }
-        Err(e) => failed("restore --remote", e),
-    }
-}
-
-/// `drill --remote NAME|latest [--identity FILE]`: downloads the remote
-/// backup (hashes checked while streaming) into a temporary folder in the
-/// backup folder, drills it like a local one (full content checks), reports
-/// the RTO figures with the download time, and removes everything.
-pub async fn drill(cfg: &Config, backup: &str, identity: Option<&Path>) -> ExitCode {
-    let result = async {
-        let keys = identities(cfg, identity)?;
-        let remote = Remote::required(&cfg.remote)?;
-        let started = std::time::Instant::now();
-        let manifest = ops::resolve(&remote, backup).await?;
-        let tmp = temp_under(&cfg.backup_dir, crate::ops::drill::PREFIX)?;
-        let dir = ops::fetch(&remote, &manifest, tmp.path()).await?;
-        let download = crate::ops::drill::Download {
-            remote: remote.describe(),
-            secs: started.elapsed().as_secs_f64(),
-        };
-        let backup_dir = cfg.backup_dir.clone();
-        let report = tokio::task::spawn_blocking(move || {
-            crate::ops::drill::drill(&backup_dir, &dir, keys.as_ref(), Some(download))
-        })
-        .await??;
-        drop(tmp);
-        Ok(report)
-    }
-    .await;
-    crate::commands::drill_outcome(result)
-}
-
-/// `prune --remote [--dry-run]`.
-pub async fn prune(cfg: &Config, dry_run: bool) -> ExitCode {
-    let result = async {
-        let remote = Remote::required(&cfg.remote)?;
-        let plan = retention_plan(cfg, &remote).await?;
-        for (name, why) in &plan.keep {
-            println!("keep    {name} ({why})");
-        }
-        let verb = if dry_run { "would remove" } else { "remove" };
-        for (name, why) in &plan.delete {
-            println!("{verb} {name} ({why})");
-        }
-        if !dry_run {
-            ops::apply(&remote, &plan).await?;
-        }
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => failed("prune --remote", e),
-    }
-}
-
-/// `push <backup>`: uploads an existing local backup (after a failed
-/// upload, or to seed a new remote).
-pub async fn push(cfg: &Config, backup: &str) -> ExitCode {
-    let result = async {
-        let dir = crate::ops::resolve_backup(&cfg.backup_dir, backup)?;
-        let manifest = Manifest::load(&dir)?;
-        let remote = Remote::required(&cfg.remote)?;
-        let published = Published {
-            path: dir,
-            manifest,
-        };
-        let copy = upload_published(cfg, &published, "push", None)
-            .await
-            .expect("a remote is configured");
-        match copy.error {
-            None => Ok(format!(
-                "uploaded {} to {} ({}, {:.1} s)",
-                published.manifest.name,
-                remote.describe(),
-                mib(copy.bytes),
-                copy.secs
-            )),
-            Some(e) => Err(anyhow::anyhow!(e)),
-        }
-    }
-    .await;
-    match result {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => failed("push", e),
-    }
 }

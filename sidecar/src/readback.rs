@@ -14,9 +14,9 @@ use std::path::Path;
 use anyhow::ensure;
 use maintenance_proto::Artifact;
 
+use crate::base::read_ahead::{FileDigest, ReadAhead};
 use crate::compress::decode_stream;
 use crate::config::Compression;
-use crate::read_ahead::{FileDigest, ReadAhead};
 
 /// A decoding reader over an artifact that checks its hash at the end.
 pub struct Readback {

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use crate::config::Config;
+
+use crate::base::temp;
 use crate::manifest::Manifest;
-use crate::{owned_temp, staging};
 
 /// One folder in the backup dir.
 #[derive(Debug)]
@@ -120,28 +122,19 @@ pub fn plan(
     Ok(plan)
 }
 
-/// Prefixes of the owned temporaries (see [`crate::owned_temp`]) that
-/// commands leave in the backup folder's root while they run.
-pub const ROOT_TEMP_KINDS: [&str; 4] = [
-    staging::VERIFY_PREFIX,
-    crate::ops::drill::PREFIX,
-    crate::offsite::REMOTE_RESTORE_PREFIX,
-    crate::offsite::REMOTE_VERIFY_PREFIX,
-];
-
 fn leftovers(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(staging::PREFIX)
-            && owned_temp::abandoned(&entry.path(), staging::staging_owner(&name))
+        if name.starts_with(temp::STAGING_PREFIX)
+            && temp::abandoned(&entry.path(), temp::staging_owner(&name))
         {
             out.push(entry.path());
         }
     }
-    for kind in ROOT_TEMP_KINDS {
-        out.extend(owned_temp::abandoned_in(root, kind, |_| true));
+    for kind in temp::ROOT_TEMP_KINDS {
+        out.extend(temp::abandoned_in(root, kind, |_| true));
     }
     out.sort();
     Ok(out)
@@ -154,9 +147,9 @@ pub fn restore_leftovers(target: &Path) -> Vec<PathBuf> {
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Vec::new();
     };
-    owned_temp::abandoned_in(
-        &crate::fsutil::parent_dir(target),
-        crate::ops::restore::TEMP_PREFIX,
+    temp::abandoned_in(
+        &crate::base::fs::parent_dir(target),
+        temp::RESTORE_PREFIX,
         |rest| {
             rest == name
                 || rest
@@ -179,5 +172,25 @@ pub fn apply(plan: &Plan) -> usize {
             Err(e) => tracing::warn!("retention: cannot remove {}: {e}", path.display()),
         }
     }
-    removed + owned_temp::remove(&plan.leftovers)
+    removed + temp::remove(&plan.leftovers)
+}
+
+/// The retention plan for the backup folder, plus what a killed restore
+/// left beside the configured SQLite database.
+pub fn local_plan(cfg: &Config) -> std::io::Result<Plan> {
+    let mut plan = plan(&cfg.backup_dir, cfg.keep_days, cfg.keep_last, Utc::now())?;
+    if let Some(db) = &cfg.sqlite.path {
+        plan.leftovers.extend(restore_leftovers(db));
+    }
+    Ok(plan)
+}
+
+/// Applies retention, logging instead of failing.
+pub fn prune_quietly(cfg: &Config) {
+    match local_plan(cfg) {
+        Ok(plan) => {
+            apply(&plan);
+        }
+        Err(e) => tracing::warn!("retention: cannot scan {}: {e}", cfg.backup_dir.display()),
+    }
 }

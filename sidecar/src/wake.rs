@@ -76,7 +76,7 @@ impl ReadyFileWatch {
             return;
         }
         let Some(path) = &self.path else { return };
-        let dir = crate::fsutil::parent_dir(path);
+        let dir = crate::base::fs::parent_dir(path);
         if !dir.is_dir() {
             return;
         }

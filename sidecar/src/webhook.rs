@@ -58,7 +58,7 @@ impl Notification {
             backup: report.backup.clone(),
             error: report.error.clone(),
             warning: report.participation.as_ref().and_then(|p| {
-                let missing = crate::fleet::missing_list(p);
+                let missing = missing_list(p);
                 (!missing.is_empty()).then(|| {
                     format!(
                         "tracker instance(s) missing from the backup (require = {}): {missing}",
@@ -94,4 +94,12 @@ pub async fn notify(cfg: &WebhookConfig, n: &Notification) {
         Ok(r) => tracing::warn!("webhook: {} answered {}", url, r.status()),
         Err(e) => tracing::warn!("webhook: cannot reach {url}: {e}"),
     }
+}
+
+/// `url (reason), ...` of the missing instances.
+pub fn missing_list(p: &maintenance_proto::Participation) -> String {
+    p.missing()
+        .map(|i| format!("{} ({})", i.url, i.reason.as_deref().unwrap_or("missing")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

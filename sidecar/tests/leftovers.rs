@@ -86,7 +86,7 @@ fn prune_sweeps_what_a_sidecar_killed_during_verify_left() {
     // A verify copy owned by a live process (this test) stays.
     let live = format!(
         ".verify-{}-{}-Live01",
-        maintenance_sidecar::staging::host_name(),
+        maintenance_sidecar::base::temp::host_name(),
         std::process::id()
     );
     std::fs::write(backups.join(&live), b"in use").unwrap();
@@ -172,7 +172,7 @@ fn a_killed_restore_s_temp_file_is_swept_by_prune_and_by_the_next_restore() {
     killed_restore(&cfg, &artifact, &db);
     let other = format!(
         ".restore-{}-4999999-AbC123-other.db",
-        maintenance_sidecar::staging::host_name()
+        maintenance_sidecar::base::temp::host_name()
     );
     std::fs::write(data.join(&other), b"x").unwrap();
     let out = run(sidecar(Some(&cfg))

@@ -152,7 +152,7 @@ fn restore_from_a_remote_refuses_artifact_paths_outside_the_fetch_folder() {
     // The remote holds an object under each bad name, with the hash its
     // manifest states, so only the path check can stop the download.
     let data = b"not part of any backup";
-    let sha = maintenance_sidecar::hashing::sha256_reader(&data[..])
+    let sha = maintenance_sidecar::base::hashing::sha256_reader(&data[..])
         .unwrap()
         .1;
     for bad in ["../x", "../../x", "../../../x"] {

@@ -266,7 +266,9 @@ fn put(remote: &maintenance_sidecar::remote::Remote, backup: &str, file: &str, d
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    maintenance_sidecar::hashing::sha256_reader(data).unwrap().1
+    maintenance_sidecar::base::hashing::sha256_reader(data)
+        .unwrap()
+        .1
 }
 
 #[test]

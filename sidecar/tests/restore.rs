@@ -308,7 +308,7 @@ fn drill_restores_checks_reports_and_cleans_up() {
 
     // The metrics of a `run` process read the record.
     let metrics = maintenance_sidecar::metrics::get();
-    metrics.watch_drills(&root);
+    maintenance_sidecar::cmd::run::seed_metrics(&root);
     let text = metrics.render();
     let ts = sample(&text, "maintenance_backup_last_drill_timestamp_seconds").unwrap();
     assert_eq!(ts, record.finished_at.timestamp_millis() as f64 / 1000.0);

@@ -62,7 +62,7 @@ fn prune_keeps_last_and_recent_and_uses_manifest_times() {
     fake_backup(root, "e-old", 10, true);
     fake_backup(root, "f-older", 30, true);
     std::fs::create_dir(root.join("not-a-backup")).unwrap();
-    let host = maintenance_sidecar::staging::host_name();
+    let host = maintenance_sidecar::base::temp::host_name();
     let crashed = root.join(format!(".staging-20260101T000000.000Z-{host}-999999999"));
     std::fs::create_dir(&crashed).unwrap();
     // Another host's staging folder, recent: it may still be running.

@@ -132,7 +132,7 @@ fn apply_server(
     if let Some(v) = get(names.user) {
         cfg.user = v;
     }
-    if let Some(v) = env_secret(get, names.password, names.password_file)? {
+    if let Some(v) = parse::env_secret(get, names.password, names.password_file)? {
         cfg.password = Some(v);
     }
     if let Some(v) = get(names.dump_command) {
@@ -142,20 +142,4 @@ fn apply_server(
         cfg.enabled = parse::boolean(names.enabled, &v)?;
     }
     Ok(())
-}
-
-/// A secret from `key`, else from the file named by `file_key` (e.g. a
-/// Docker secret); `None` when neither is set.
-pub(super) fn env_secret(
-    get: &dyn Fn(&str) -> Option<String>,
-    key: &str,
-    file_key: &str,
-) -> Result<Option<Secret>, ConfigError> {
-    if let Some(v) = get(key) {
-        return Ok(Some(Secret::new(v)));
-    }
-    match get(file_key) {
-        Some(f) => Ok(Some(parse::secret_file(file_key, &f)?)),
-        None => Ok(None),
-    }
 }

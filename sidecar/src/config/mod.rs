@@ -11,12 +11,14 @@ mod error;
 mod file;
 mod offsite;
 mod parse;
+mod remote_location;
 mod secret;
 
 use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
 pub use offsite::{EncryptionConfig, RemoteConfig};
+pub use remote_location::RemoteLocation;
 pub use secret::Secret;
 
 /// Compression applied to every artifact.

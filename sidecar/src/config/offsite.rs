@@ -9,11 +9,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::env::env_secret;
 use super::parse;
+use super::RemoteLocation;
 use super::{ConfigError, Secret};
 use crate::crypt::Recipients;
-use crate::remote::RemoteLocation;
 
 /// Encryption at rest.
 #[derive(Debug, Clone, Default)]
@@ -193,10 +192,12 @@ pub fn apply_env(
     // a compose file can always point AWS_SECRET_ACCESS_KEY_FILE at its
     // (possibly empty) Docker secret.
     if matches!(remote.location, Some(RemoteLocation::S3 { .. })) {
-        if let Some(v) = env_secret(get, "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID_FILE")? {
+        if let Some(v) = parse::env_secret(get, "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID_FILE")? {
             remote.access_key_id = Some(v);
         }
-        if let Some(v) = env_secret(get, "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY_FILE")? {
+        if let Some(v) =
+            parse::env_secret(get, "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY_FILE")?
+        {
             remote.secret_access_key = Some(v);
         }
     }

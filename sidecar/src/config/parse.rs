@@ -106,3 +106,19 @@ pub fn listen_addr(key: &str, value: &str) -> Result<Option<std::net::SocketAddr
         )
     })
 }
+
+/// A secret from `key`, else from the file named by `file_key` (e.g. a
+/// Docker secret); `None` when neither is set.
+pub fn env_secret(
+    get: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+    file_key: &str,
+) -> Result<Option<Secret>, ConfigError> {
+    if let Some(v) = get(key) {
+        return Ok(Some(Secret::new(v)));
+    }
+    match get(file_key) {
+        Some(f) => Ok(Some(secret_file(file_key, &f)?)),
+        None => Ok(None),
+    }
+}

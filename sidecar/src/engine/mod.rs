@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cancel::CancelToken;
+use crate::base::cancel::CancelToken;
+use crate::base::progress::CopyOptions;
 use crate::compress::{ArtifactWriter, WrittenFile};
 use crate::config::{Compression, Config};
 use crate::crypt::{Identities, Sealing};
-use crate::progress::CopyOptions;
 
 /// What every engine gets to work with.
 #[derive(Debug, Clone)]

@@ -25,10 +25,10 @@ use anyhow::{bail, Context};
 
 use super::process::{find_program, pump, Pumped};
 use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
+use crate::base::progress;
 use crate::compress::{open_decoded, ArtifactWriter};
 use crate::config::MysqlConfig;
 use crate::crypt::Identities;
-use crate::progress;
 
 /// Options that make the dump consistent and complete without locking.
 pub const DUMP_OPTIONS: &[&str] = &[
@@ -206,7 +206,7 @@ fn stream_dump(
     writer: ArtifactWriter,
     db: &str,
     copy_options: &progress::CopyOptions,
-    cancel: crate::cancel::CancelToken,
+    cancel: crate::base::cancel::CancelToken,
     consistent: std::sync::mpsc::Sender<()>,
 ) -> anyhow::Result<crate::compress::WrittenFile> {
     let stderr = drain_stderr(child.stderr.take().context("dump stderr")?);

@@ -35,10 +35,10 @@ use sqlx::{ConnectOptions, Connection};
 
 use super::process::{self, find_program, pump, Fed, Pumped};
 use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
+use crate::base::progress;
 use crate::compress::{ArtifactWriter, WrittenFile};
 use crate::config::PostgresConfig;
 use crate::crypt::Identities;
-use crate::progress;
 
 /// Options of every dump: custom format, uncompressed (the artifact writer
 /// compresses), verbose (the import signal), never prompting.
@@ -298,7 +298,7 @@ fn stream_dump(
     exporter: Exporter,
     db: &str,
     copy_options: &progress::CopyOptions,
-    cancel: crate::cancel::CancelToken,
+    cancel: crate::base::cancel::CancelToken,
 ) -> anyhow::Result<WrittenFile> {
     let stderr = watch_stderr(child.stderr.take().context("dump stderr")?, exporter);
     let Pumped {

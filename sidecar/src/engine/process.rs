@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::base::progress;
 use crate::compress::open_decoded;
 use crate::crypt::Identities;
-use crate::progress;
 
 /// Finds the first program of `candidates` on `PATH`.
 pub fn find_program(candidates: &[&str]) -> Option<String> {
@@ -35,7 +35,7 @@ pub fn find_program(candidates: &[&str]) -> Option<String> {
 fn kill_on_cancel(
     label: &'static str,
     pid: u32,
-    cancel: crate::cancel::CancelToken,
+    cancel: crate::base::cancel::CancelToken,
     done: Arc<AtomicBool>,
 ) {
     std::thread::spawn(move || {
@@ -70,7 +70,7 @@ pub(super) fn pump<T: Default>(
     sink: &mut dyn Write,
     stderr: JoinHandle<T>,
     copy_options: &progress::CopyOptions,
-    cancel: crate::cancel::CancelToken,
+    cancel: crate::base::cancel::CancelToken,
 ) -> anyhow::Result<Pumped<T>> {
     let mut stdout = child.stdout.take().context("dump stdout")?;
     let done = Arc::new(AtomicBool::new(false));

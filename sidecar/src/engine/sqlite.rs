@@ -38,10 +38,10 @@ use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Engine, EngineContext, EngineOutput, Staged};
+use crate::base::hashing::HashingReader;
+use crate::base::progress;
 use crate::compress::{open_decoded, WrittenFile};
 use crate::crypt::Identities;
-use crate::hashing::HashingReader;
-use crate::progress;
 
 /// Test-only: milliseconds to sleep after every MiB read under the pin, so
 /// tests can kill a process in the middle of the read deterministically.
@@ -300,7 +300,7 @@ pub fn open_immutable(path: &Path) -> anyhow::Result<Connection> {
 fn pragma_check(
     path: &Path,
     pragma: &str,
-    cancel: Option<&crate::cancel::CancelToken>,
+    cancel: Option<&crate::base::cancel::CancelToken>,
 ) -> anyhow::Result<()> {
     let mut conn = open_immutable(path)?;
     if let Some(cancel) = cancel {
@@ -400,7 +400,7 @@ pub fn check_artifact(path: &Path, keys: Option<&Identities>) -> anyhow::Result<
         .and_then(Path::parent)
         .unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
-        .prefix(&crate::staging::verify_prefix())
+        .prefix(&crate::base::temp::verify_prefix())
         .tempfile_in(dir)
         .or_else(|_| tempfile::NamedTempFile::new())?;
     let checked = decompress_to(path, tmp.path(), keys).and_then(|n| {

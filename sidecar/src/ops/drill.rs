@@ -26,15 +26,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::restore::{sqlite_file_name, sqlite_into, SqliteCheck};
+use crate::base::replace::Replacement;
 use crate::manifest::Manifest;
 use crate::readback::Readback;
-use crate::replace::Replacement;
 
 /// File name of the drill record in the backup folder's root.
 pub const RECORD: &str = ".last-drill.json";
-
-/// Prefix of the temporary restore (and download) folders.
-pub const PREFIX: &str = ".drill-";
 
 /// Where a drilled backup came from when it was downloaded first.
 #[derive(Debug, Clone)]
@@ -86,7 +83,7 @@ pub fn drill(
         dir.display()
     );
     let work = tempfile::Builder::new()
-        .prefix(&crate::owned_temp::prefix(PREFIX))
+        .prefix(&crate::base::temp::prefix(crate::base::temp::DRILL_PREFIX))
         .tempdir_in(backup_dir)
         .with_context(|| format!("create a drill folder in {}", backup_dir.display()))?;
     let mut report = DrillReport {
@@ -116,7 +113,7 @@ pub fn drill(
                 let to = work.path().join("files");
                 super::restore_files::restore(&path, a, &to, false, keys)?;
                 report.decompress_secs += t.elapsed().as_secs_f64();
-                let bytes = crate::fsutil::tree_size(&to);
+                let bytes = crate::base::fs::tree_size(&to);
                 report.restored_bytes += bytes;
                 format!("{}: extracted {bytes} bytes, sha256 ok", a.path)
             }
@@ -154,7 +151,10 @@ fn record_path(backup_dir: &Path) -> PathBuf {
 
 /// Writes the drill record atomically.
 fn save(backup_dir: &Path, report: &DrillReport) -> anyhow::Result<()> {
-    let mut tmp = Replacement::create(&record_path(backup_dir), ".last-drill-")?;
+    let mut tmp = Replacement::create(
+        &record_path(backup_dir),
+        crate::base::temp::DRILL_RECORD_PREFIX,
+    )?;
     tmp.file()
         .write_all(serde_json::to_string_pretty(report)?.as_bytes())?;
     tmp.commit(&[])

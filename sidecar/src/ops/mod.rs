@@ -1,7 +1,7 @@
-//! Operator commands: `verify`, `restore`, `drill`, `list`, `prune`.
+//! The services behind the operator commands: verify, restore and drill a
+//! backup folder, and find the folder a command names.
 
 pub mod drill;
-pub mod list;
 pub mod restore;
 pub mod restore_files;
 pub mod verify;

@@ -25,20 +25,15 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context};
 use maintenance_proto::Artifact;
 
+use crate::base::hashing::sha256_file;
+use crate::base::replace::Replacement;
 use crate::config::{MysqlConfig, PostgresConfig};
 use crate::crypt::{self, Identities};
 use crate::engine::mysql::tool_command;
 use crate::engine::process::{feed, find_program};
 use crate::engine::sqlite::{self, header_check, integrity_check};
-use crate::hashing::sha256_file;
 use crate::manifest::Manifest;
 use crate::readback::Readback;
-use crate::replace::Replacement;
-
-/// Prefix of a restore's temporary file beside its target (and of a files
-/// restore's extraction folder inside it); the full name carries the owner
-/// and the target (see [`crate::owned_temp`]).
-pub const TEMP_PREFIX: &str = ".restore-";
 
 /// How thoroughly a restored SQLite database is checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -208,16 +203,16 @@ pub fn sqlite_into(
     keys: Option<&Identities>,
 ) -> anyhow::Result<SqliteRestored> {
     let started = Instant::now();
-    crate::owned_temp::remove(&crate::retention::restore_leftovers(target));
-    let mut tmp = Replacement::create(target, TEMP_PREFIX)?;
+    crate::base::temp::remove(&crate::retention::restore_leftovers(target));
+    let mut tmp = Replacement::create(target, crate::base::temp::RESTORE_PREFIX)?;
     let mut decoded = Readback::open(path, artifact, keys)?;
     let label = format!("restore {}", artifact.path);
     let bytes = {
         let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
-        let n = crate::progress::copy(
+        let n = crate::base::progress::copy(
             &mut decoded,
             &mut out,
-            &crate::progress::operator_copy(&label, None),
+            &crate::base::progress::operator_copy(&label, None),
         )
         .with_context(|| format!("decompress {}", artifact.path))?;
         out.flush()?;

@@ -27,9 +27,9 @@ pub fn restore(
 ) -> anyhow::Result<String> {
     // What a killed restore into this folder left would make it look
     // non-empty.
-    crate::owned_temp::remove(&crate::owned_temp::abandoned_in(
+    crate::base::temp::remove(&crate::base::temp::abandoned_in(
         to,
-        super::restore::TEMP_PREFIX,
+        crate::base::temp::RESTORE_PREFIX,
         |_| true,
     ));
     let non_empty = std::fs::read_dir(to)
@@ -58,7 +58,9 @@ fn extract_then_move(
     keys: Option<&crate::crypt::Identities>,
 ) -> anyhow::Result<()> {
     let staging = tempfile::Builder::new()
-        .prefix(&crate::owned_temp::prefix(super::restore::TEMP_PREFIX))
+        .prefix(&crate::base::temp::prefix(
+            crate::base::temp::RESTORE_PREFIX,
+        ))
         .tempdir_in(to)
         .with_context(|| format!("create a temporary folder in {}", to.display()))?;
     let mut decoded = Readback::open(path, artifact, keys)?;
@@ -73,7 +75,7 @@ fn extract_then_move(
         })?;
     decoded.finish()?;
     move_into(staging.path(), to)?;
-    crate::fsutil::sync_dir(to)?;
+    crate::base::fs::sync_dir(to)?;
     Ok(())
 }
 

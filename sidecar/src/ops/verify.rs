@@ -8,9 +8,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::base::hashing::sha256_file;
 use crate::crypt::{self, Identities};
 use crate::engine;
-use crate::hashing::sha256_file;
 use crate::manifest::Manifest;
 
 /// Outcome of verifying one backup.

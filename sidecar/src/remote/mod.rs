@@ -22,8 +22,8 @@ use std::sync::Arc;
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 
+pub use crate::config::RemoteLocation;
 pub use ops::{RemoteEntry, RemoteState};
-pub use store::RemoteLocation;
 
 use crate::config::RemoteConfig;
 

@@ -243,7 +243,7 @@ pub async fn fetch(remote: &Remote, manifest: &Manifest, into: &Path) -> anyhow:
     let result = async {
         stream_artifacts(remote, manifest, Some(&dir)).await?;
         manifest.save(&dir)?;
-        crate::fsutil::sync_dir(&dir)?;
+        crate::base::fs::sync_dir(&dir)?;
         Ok::<_, anyhow::Error>(())
     }
     .await;

@@ -44,7 +44,7 @@ pub async fn upload_backup(
         "upload of {name} to {} started ({} artifacts, {})",
         remote.describe(),
         manifest.artifacts.len(),
-        crate::progress::mib(manifest.total_bytes())
+        crate::base::progress::mib(manifest.total_bytes())
     );
     for a in &manifest.artifacts {
         let key = remote.key(name, &a.path);

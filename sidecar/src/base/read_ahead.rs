@@ -248,7 +248,7 @@ mod tests {
             digest.result(),
             Some((
                 data.len() as u64,
-                crate::hashing::sha256_reader(&data[..]).unwrap().1
+                crate::base::hashing::sha256_reader(&data[..]).unwrap().1
             ))
         );
         assert_eq!(r.read(&mut [0u8; 8]).unwrap(), 0, "stays at its end");

@@ -15,38 +15,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::{require_engine, EXIT_USAGE};
 use crate::client::Coordinators;
-use crate::commands::{prune_quietly, require_engine, EXIT_USAGE};
 use crate::config::Config;
-
-/// Exponential backoff between retries, capped.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    current: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// Starts at 1 s, doubling up to `max`.
-    pub fn new(max: Duration) -> Self {
-        Backoff {
-            current: Duration::from_secs(1),
-            max,
-        }
-    }
-
-    /// The next delay.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.current;
-        self.current = (self.current * 2).min(self.max);
-        d
-    }
-
-    /// Back to the first delay after a success.
-    pub fn reset(&mut self) {
-        self.current = Duration::from_secs(1);
-    }
-}
+use crate::retention::prune_quietly;
 
 fn shutdown_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
@@ -69,8 +41,7 @@ pub async fn run(cfg: &Config) -> ExitCode {
         return code;
     }
     if let Some(bind) = cfg.metrics_bind {
-        crate::metrics::get().seed_from_backups(&cfg.backup_dir);
-        crate::metrics::get().watch_drills(&cfg.backup_dir);
+        seed_metrics(&cfg.backup_dir);
         let seed_cfg = cfg.clone();
         tokio::spawn(async move { crate::offsite::seed_metrics(&seed_cfg).await });
         match crate::metrics::serve(bind).await {
@@ -114,7 +85,7 @@ async fn interval_loop(cfg: &Config, mut stop: watch::Receiver<bool>) -> ExitCod
         cfg.interval_secs
     );
     loop {
-        crate::commands::once(cfg).await;
+        super::once::once(cfg).await;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(cfg.interval_secs)) => {},
             _ = stop.changed() => return ExitCode::SUCCESS,
@@ -122,16 +93,22 @@ async fn interval_loop(cfg: &Config, mut stop: watch::Receiver<bool>) -> ExitCod
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let mut b = Backoff::new(Duration::from_secs(30));
-        let d: Vec<u64> = (0..7).map(|_| b.next_delay().as_secs()).collect();
-        assert_eq!(d, vec![1, 2, 4, 8, 16, 30, 30]);
-        b.reset();
-        assert_eq!(b.next_delay().as_secs(), 1);
+/// Hands the metrics what is already on disk: the newest verified backup
+/// (so a restarted sidecar does not report "never") and the drill record
+/// the separate `drill` processes leave.
+pub fn seed_metrics(backup_dir: &std::path::Path) {
+    let metrics = crate::metrics::get();
+    if let Ok(entries) = crate::retention::scan(backup_dir) {
+        if let Some(m) = entries
+            .into_iter()
+            .filter_map(|e| e.manifest.ok())
+            .find(|m| m.verified)
+        {
+            metrics.seed_from_backup(&m);
+        }
     }
+    let dir = backup_dir.to_owned();
+    metrics.watch_drills(Box::new(move || {
+        crate::ops::drill::last(&dir).map(|r| r.finished_at)
+    }));
 }

@@ -13,7 +13,94 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::staging::host_name;
+use anyhow::Context;
+
+/// Prefix of the staging folders a backup is built in (in the backup
+/// folder's root; `<prefix><time>-<host>-<pid>`, see [`staging_owner`]).
+pub const STAGING_PREFIX: &str = ".staging-";
+
+/// Prefix of the temporary files the verify step decompresses into (in the
+/// backup root, beside the staging folders).
+pub const VERIFY_PREFIX: &str = ".verify-";
+
+/// Prefix of the drill's temporary restore (and download) folders.
+pub const DRILL_PREFIX: &str = ".drill-";
+
+/// Prefix of the temporary file the drill record is written through.
+pub const DRILL_RECORD_PREFIX: &str = ".last-drill-";
+
+/// Prefix of the folder `restore --remote` downloads into (in the backup
+/// folder's root).
+pub const REMOTE_RESTORE_PREFIX: &str = ".remote-restore-";
+
+/// Prefix of the folder `verify --remote --identity` downloads into.
+pub const REMOTE_VERIFY_PREFIX: &str = ".remote-verify-";
+
+/// Prefix of the temporary files (and folders) a restore writes beside its
+/// target before renaming them into place.
+pub const RESTORE_PREFIX: &str = ".restore-";
+
+/// Prefix of the temporary file `keygen` writes the identity through.
+pub const IDENTITY_PREFIX: &str = ".age-identity-";
+
+/// Prefixes of the owned temporaries that commands leave in the backup
+/// folder's root while they run.
+pub const ROOT_TEMP_KINDS: [&str; 4] = [
+    VERIFY_PREFIX,
+    DRILL_PREFIX,
+    REMOTE_RESTORE_PREFIX,
+    REMOTE_VERIFY_PREFIX,
+];
+
+/// The temporary name a symlink `link_name` is created under before it is
+/// renamed over the old one (`.<link_name>.tmp-<pid>`).
+pub fn symlink_temp_name(link_name: &str) -> String {
+    format!(".{link_name}.tmp-{}", std::process::id())
+}
+
+/// This machine's host name (the container's, in Docker), `-` free.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // or truncates.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = if ok {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.is_empty() {
+        "host".into()
+    } else {
+        name
+    }
+}
+
+/// The owner (host name, process id) recorded in a staging folder name.
+pub fn staging_owner(name: &str) -> Option<(String, u32)> {
+    let rest = name.strip_prefix(STAGING_PREFIX)?;
+    let (_time, owner) = rest.split_once('-')?;
+    let (host, pid) = owner.rsplit_once('-')?;
+    Some((host.to_owned(), pid.parse().ok()?))
+}
+
+/// The name prefix for this process's verify temp files,
+/// `.verify-<host>-<pid>-` (a random part follows), so that retention can
+/// tell a file left by a killed process from one still in use.
+pub fn verify_prefix() -> String {
+    prefix(VERIFY_PREFIX)
+}
+
+/// The owner (host name, process id) recorded in a verify temp file name,
+/// or in the name of one of its SQLite companions (`-wal`, `-shm`).
+pub fn verify_owner(name: &str) -> Option<(String, u32)> {
+    owner(name, VERIFY_PREFIX)
+}
 
 /// Age after which a temporary whose owner cannot be checked is debris.
 const UNCHECKABLE_AFTER_SECS: u64 = 24 * 3600;
@@ -79,6 +166,16 @@ pub fn abandoned_in(dir: &Path, kind: &str, matches: impl Fn(&str) -> bool) -> V
     out
 }
 
+/// A temporary folder `<dir>/<kind><host>-<pid>-*`, removed on drop (and by
+/// `prune` when its process was killed).
+pub fn dir_under(dir: &Path, kind: &str) -> anyhow::Result<tempfile::TempDir> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    tempfile::Builder::new()
+        .prefix(&prefix(kind))
+        .tempdir_in(dir)
+        .with_context(|| format!("create a temporary folder in {}", dir.display()))
+}
+
 /// Removes `paths` (files or folders), logging each; returns how many went.
 pub fn remove(paths: &[PathBuf]) -> usize {
     let mut removed = 0;
@@ -117,6 +214,25 @@ mod tests {
         );
         assert_eq!(owner(".restore-AbC123", ".restore-"), None);
         assert_eq!(owner(".verify-h-1-x", ".restore-"), None);
+    }
+
+    #[test]
+    fn verify_names_carry_their_owner() {
+        let name = format!("{}AbC123", verify_prefix());
+        let me = Some((host_name(), std::process::id()));
+        assert_eq!(verify_owner(&name), me);
+        assert_eq!(verify_owner(&format!("{name}-wal")), me);
+        assert_eq!(verify_owner(".verify-AbC123"), None);
+        assert_eq!(verify_owner(".staging-x-h-1"), None);
+    }
+
+    #[test]
+    fn staging_names_carry_their_owner() {
+        assert_eq!(
+            staging_owner(".staging-20261126T030001.000Z-my_host-42"),
+            Some(("my_host".to_owned(), 42))
+        );
+        assert_eq!(staging_owner(".staging-x"), None);
     }
 
     #[test]

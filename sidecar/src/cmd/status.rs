@@ -12,10 +12,9 @@ use std::process::ExitCode;
 use chrono::{DateTime, Local, Utc};
 use maintenance_proto::{StatusResponse, WindowSpan};
 
+use crate::base::progress::{age, mib};
 use crate::client::Coordinators;
 use crate::config::Config;
-use crate::ops::list::age;
-use crate::progress::mib;
 use crate::retention::scan;
 
 /// Outcomes shown.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cancel::CancelToken;
+use crate::base::cancel::CancelToken;
 
 /// Size of the single copy buffer.
 pub const BUFFER_SIZE: usize = 1 << 20;
@@ -163,5 +163,20 @@ fn log_progress(opts: &CopyOptions, total: u64, elapsed: Duration) {
             rate
         ),
         _ => tracing::info!("{}: {} so far, {:.1} MB/s", opts.label, mib(total), rate),
+    }
+}
+
+/// Formats an age as `3d 4h`, `5h 2m` or `42s`.
+pub fn age(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (d, h, m) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {}s", secs % 60)
+    } else {
+        format!("{secs}s")
     }
 }

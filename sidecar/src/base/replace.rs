@@ -4,7 +4,7 @@
 //! an unpredictable name, beside the target (same filesystem, so the final
 //! rename is atomic). The name carries its owner and the target's name
 //! (`<prefix><host>-<pid>-<random>-<target name>`, see
-//! [`crate::owned_temp`]), so what a killed process left can be swept. The temporary file gets the mode and owner of the file
+//! [`crate::base::temp`]), so what a killed process left can be swept. The temporary file gets the mode and owner of the file
 //! it will replace, or, when there is none, the owner of the folder and the
 //! folder's read/write bits, so a restore never locks the tracker out of its
 //! own database. It is fsynced, renamed over the target and the folder is
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use crate::fsutil::parent_dir;
+use crate::base::fs::parent_dir;
 
 /// A file being written that will atomically replace `target`.
 pub struct Replacement {
@@ -48,7 +48,7 @@ impl Replacement {
         };
         let name = target.file_name().unwrap_or_default().to_string_lossy();
         let tmp = tempfile::Builder::new()
-            .prefix(&crate::owned_temp::prefix(prefix))
+            .prefix(&crate::base::temp::prefix(prefix))
             .suffix(&format!("-{name}"))
             .tempfile_in(&dir)
             .with_context(|| format!("create a temporary file in {}", dir.display()))?;
@@ -101,7 +101,7 @@ impl Replacement {
             .persist(&self.target)
             .map_err(|e| e.error)
             .with_context(|| format!("rename the restored file to {}", self.target.display()))?;
-        crate::fsutil::sync_dir(&self.dir)?;
+        crate::base::fs::sync_dir(&self.dir)?;
         Ok(())
     }
 }

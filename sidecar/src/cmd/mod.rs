@@ -1,0 +1,120 @@
+//! The entry points: one file per subcommand, each returning the process
+//! exit code. This is the top layer: a command may use every service and
+//! primitive below it, and nothing below imports from here (see the
+//! layering rule in ARCHITECTURE.md).
+
+pub mod cli;
+pub mod drill;
+pub mod keygen;
+pub mod list;
+pub mod once;
+pub mod open_window;
+pub mod prune;
+pub mod push;
+pub mod restore;
+pub mod run;
+pub mod status;
+pub mod verify;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::crypt::Identities;
+use crate::ops::restore::RestoreOptions;
+use cli::Command;
+
+/// Exit code for a failed backup, verify or restore.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for usage and configuration errors.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Runs `command` with `cfg`; the process exit code.
+pub async fn dispatch(cfg: &Config, command: Command) -> ExitCode {
+    match command {
+        Command::Run => run::run(cfg).await,
+        Command::Once => once::once(cfg).await,
+        Command::Verify {
+            backup,
+            remote: true,
+            identity,
+        } => verify::remote(cfg, &backup, identity.as_deref()).await,
+        Command::Verify {
+            backup, identity, ..
+        } => verify::local(cfg, &backup, identity.as_deref()),
+        Command::Restore {
+            backup,
+            engine,
+            to,
+            database,
+            force,
+            check,
+            remote,
+            identity,
+        } => {
+            let opts = RestoreOptions {
+                engine,
+                to,
+                database,
+                force,
+                check,
+                identities: None,
+            };
+            if remote {
+                restore::remote(cfg, &backup, &opts, identity.as_deref()).await
+            } else {
+                restore::local(cfg, &backup, &opts, identity.as_deref())
+            }
+        }
+        Command::Drill {
+            backup,
+            remote: true,
+            identity,
+        } => drill::remote(cfg, &backup, identity.as_deref()).await,
+        Command::Drill {
+            backup, identity, ..
+        } => drill::local(cfg, &backup, identity.as_deref()),
+        Command::List { remote: true } => list::remote(cfg).await,
+        Command::List { remote: false } => list::local(cfg),
+        Command::Push { backup } => push::push(cfg, &backup).await,
+        Command::Keygen { out } => keygen::keygen(&out),
+        Command::Status => status::status(cfg).await,
+        Command::Prune {
+            dry_run,
+            remote: true,
+        } => prune::remote(cfg, dry_run).await,
+        Command::Prune { dry_run, .. } => prune::local(cfg, dry_run),
+        Command::OpenWindow { duration } => open_window::open_window(cfg, duration).await,
+    }
+}
+
+/// The configuration error when no engine is enabled (exit 2 from `once`
+/// and `run`).
+pub fn require_engine(cfg: &Config, command: &str) -> Result<(), ExitCode> {
+    if cfg.any_engine() {
+        return Ok(());
+    }
+    eprintln!(
+        "maintenance-sidecar {command}: {}",
+        crate::config::NO_ENGINE
+    );
+    Err(ExitCode::from(EXIT_USAGE))
+}
+
+/// The identity for reading encrypted artifacts: `--identity`, else
+/// `BACKUP_AGE_IDENTITY_FILE`.
+pub fn identities(cfg: &Config, flag: Option<&Path>) -> anyhow::Result<Option<Identities>> {
+    flag.or(cfg.encryption.identity_file.as_deref())
+        .map(Identities::load)
+        .transpose()
+}
+
+/// Prints `<what> failed: <error>` (with the hint for a remote error); exit
+/// code 1.
+pub fn failed(what: &str, e: anyhow::Error) -> ExitCode {
+    eprintln!(
+        "{what} failed: {}",
+        crate::remote::store::describe_error(&e)
+    );
+    ExitCode::from(EXIT_FAILED)
+}
