@@ -1,5 +1,5 @@
 //! `release` and `unpin` of one claimed window, over HTTP: the steps the
-//! coordinated side of [`crate::backup::Release`] (`fleet.rs`) takes for
+//! coordinated side of [`crate::backup::Release`] (`fleet/release.rs`) takes for
 //! each tracker instance, concurrently.
 //!
 //! With a pin (protocol 2) the release asks the tracker to resume but keep

@@ -7,7 +7,7 @@
 //! Nothing is backed up unless the claim succeeded; a coordinator that is
 //! down is retried with exponential backoff (capped), and a stale or foreign
 //! window is simply skipped. The coordinated loop itself, for one or several
-//! coordinators, is in `fleet.rs`; this file starts it (or the uncoordinated
+//! coordinators, is in `fleet/`; this file starts it (or the uncoordinated
 //! interval loop) with metrics and signal handling.
 
 use std::process::ExitCode;
