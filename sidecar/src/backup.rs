@@ -262,7 +262,8 @@ fn run_inner(
     timed(durations, "snapshot", || {
         for e in &engines {
             let s = e
-                .snapshot(&ctx)
+                .preflight()
+                .and_then(|()| e.snapshot(&ctx))
                 .with_context(|| format!("{} snapshot", e.name()))?;
             staged.push(s);
         }
@@ -372,9 +373,11 @@ fn verify_outputs(
                         "{}: content on disk differs from what was written",
                         file.path.display()
                     );
-                    let detail = engine::check_artifact(out.engine, &file.path, keys)
+                    let kind = engine::kind(out.engine)?;
+                    let detail = kind
+                        .check_artifact(&file.path, keys)
                         .with_context(|| format!("verify {}", file.path.display()))?;
-                    (detail, engine::content_check(out.engine))
+                    (detail, kind.content_check())
                 }
             };
             tracing::info!("verified {}: {detail}", file.path.display());

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::engine::CheckMode;
 use crate::logging::LogFormat;
-use crate::ops::restore::CheckMode;
 
 const AFTER_HELP: &str = "\
 Configuration comes from --config FILE (TOML) overlaid by environment

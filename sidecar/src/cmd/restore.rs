@@ -23,7 +23,7 @@ pub fn local(
             ..opts.clone()
         };
         ops::resolve_backup(&cfg.backup_dir, backup)
-            .and_then(|d| ops::restore::restore(&d, &opts, &cfg.mysql, &cfg.postgres))
+            .and_then(|d| ops::restore::restore(&d, &opts, cfg))
     });
     match result {
         Ok(line) => {
@@ -62,11 +62,10 @@ pub async fn remote(
             identities: keys.map(std::sync::Arc::new),
             ..opts.clone()
         };
-        let (mysql, postgres) = (cfg.mysql.clone(), cfg.postgres.clone());
-        let line = tokio::task::spawn_blocking(move || {
-            crate::ops::restore::restore(&dir, &opts, &mysql, &postgres)
-        })
-        .await??;
+        let cfg = cfg.clone();
+        let line =
+            tokio::task::spawn_blocking(move || crate::ops::restore::restore(&dir, &opts, &cfg))
+                .await??;
         Ok::<_, anyhow::Error>(line)
     }
     .await;

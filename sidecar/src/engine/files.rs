@@ -4,14 +4,75 @@
 //! A missing path (or a missing paths file) is reported (log and manifest)
 //! and skipped; it never aborts the backup, matching the original
 //! container's behaviour.
+//!
+//! The restore is all or nothing: the tarball is extracted into a hidden
+//! temporary folder created inside the target folder (so it is on the same
+//! filesystem, even when the target is a mount point), while its compressed
+//! bytes are hashed. Only when the whole archive extracted and its size and
+//! SHA-256 match the manifest are the extracted entries renamed into the
+//! target. Any failure (a corrupted artifact, an entry escaping the target
+//! through a symlink, a full disk) removes the temporary folder: nothing is
+//! restored.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use maintenance_proto::Artifact;
 
-use super::{Engine, EngineContext, EngineOutput, Staged};
+use super::{
+    DrillJob, Drilled, Engine, EngineContext, EngineKind, EngineOutput, RestoreJob, Staged,
+};
 use crate::compress::open_decoded;
+use crate::config::Config;
 use crate::crypt::Identities;
+use crate::readback::Readback;
+
+/// The files engine, as registered.
+#[derive(Debug, Clone, Copy)]
+pub struct Files;
+
+impl EngineKind for Files {
+    fn name(&self) -> &'static str {
+        "files"
+    }
+
+    fn configured(&self, cfg: &Config) -> Option<Box<dyn Engine>> {
+        let paths_file = cfg.files.paths_file.as_ref()?;
+        Some(Box::new(FilesEngine::new(paths_file.clone())))
+    }
+
+    fn content_check(&self) -> &'static str {
+        "tar listing"
+    }
+
+    fn check_artifact(&self, path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
+        check_artifact(path, keys)
+    }
+
+    fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String> {
+        let to = job
+            .opts
+            .to
+            .as_deref()
+            .context("a files restore needs --to DIR")?;
+        restore(job.path, job.artifact, to, job.opts.force, job.keys())
+    }
+
+    fn drill(&self, job: &DrillJob<'_>) -> anyhow::Result<Drilled> {
+        let t = Instant::now();
+        let to = job.work.join("files");
+        restore(job.path, job.artifact, &to, false, job.keys)?;
+        let decompress_secs = t.elapsed().as_secs_f64();
+        let bytes = crate::base::fs::tree_size(&to);
+        Ok(Drilled {
+            line: format!("{}: extracted {bytes} bytes, sha256 ok", job.artifact.path),
+            decompress_secs,
+            check_secs: 0.0,
+            bytes,
+        })
+    }
+}
 
 /// Archives the paths listed in a file.
 #[derive(Debug, Clone)]
@@ -133,6 +194,94 @@ pub fn check_artifact(path: &Path, keys: Option<&Identities>) -> anyhow::Result<
         count += 1;
     }
     Ok(format!("{count} tar entries listed"))
+}
+
+/// Extracts the files artifact at `path` into the folder `to`; refuses a
+/// non-empty `to` unless `force` (then extracted entries replace same-named
+/// files and merge into same-named folders).
+pub fn restore(
+    path: &Path,
+    artifact: &Artifact,
+    to: &Path,
+    force: bool,
+    keys: Option<&crate::crypt::Identities>,
+) -> anyhow::Result<String> {
+    // What a killed restore into this folder left would make it look
+    // non-empty.
+    crate::base::temp::remove(&crate::base::temp::abandoned_in(
+        to,
+        crate::base::temp::RESTORE_PREFIX,
+        |_| true,
+    ));
+    let non_empty = std::fs::read_dir(to)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if non_empty && !force {
+        bail!(
+            "{} is not empty; refusing to extract into it without --force",
+            to.display()
+        );
+    }
+    let created = !to.exists();
+    std::fs::create_dir_all(to).with_context(|| format!("create {}", to.display()))?;
+    let result = extract_then_move(path, artifact, to, keys);
+    if result.is_err() && created {
+        let _ = std::fs::remove_dir(to);
+    }
+    result?;
+    Ok(format!("extracted files into {}", to.display()))
+}
+
+fn extract_then_move(
+    path: &Path,
+    artifact: &Artifact,
+    to: &Path,
+    keys: Option<&crate::crypt::Identities>,
+) -> anyhow::Result<()> {
+    let staging = tempfile::Builder::new()
+        .prefix(&crate::base::temp::prefix(
+            crate::base::temp::RESTORE_PREFIX,
+        ))
+        .tempdir_in(to)
+        .with_context(|| format!("create a temporary folder in {}", to.display()))?;
+    let mut decoded = Readback::open(path, artifact, keys)?;
+    tar::Archive::new(&mut decoded)
+        .unpack(staging.path())
+        .with_context(|| {
+            format!(
+                "extract {} (nothing was restored into {})",
+                artifact.path,
+                to.display()
+            )
+        })?;
+    decoded.finish()?;
+    move_into(staging.path(), to)?;
+    crate::base::fs::sync_dir(to)?;
+    Ok(())
+}
+
+/// Renames every entry of `from` into `to`, merging folders that exist in
+/// both.
+fn move_into(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        let src_is_dir = entry.file_type()?.is_dir();
+        let dest_meta = std::fs::symlink_metadata(&dest).ok();
+        if src_is_dir && dest_meta.as_ref().is_some_and(|m| m.is_dir()) {
+            move_into(&entry.path(), &dest)?;
+            continue;
+        }
+        if dest_meta.is_some_and(|m| m.is_dir()) {
+            bail!(
+                "{} is a folder in the target but not in the backup; remove it first",
+                dest.display()
+            );
+        }
+        std::fs::rename(entry.path(), &dest)
+            .with_context(|| format!("move {} into place", dest.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,11 @@
-//! The backup engines behind one trait.
+//! The engines: one file per kind of data, registered in [`ENGINES`].
+//!
+//! Two small traits cover everything engine-specific. [`EngineKind`] is
+//! what an engine is (registered once, named in manifests): it builds the
+//! configured [`Engine`] from the configuration, and checks, restores and
+//! drills a published artifact. [`Engine`] is one configured source: its
+//! pre-flight checks, snapshot, finish and tool version. Adding an engine
+//! means one file implementing both, plus one line in [`ENGINES`].
 //!
 //! A backup has two phases because the tracker is paused only for the
 //! first: [`Engine::snapshot`] runs while the database is quiesced and must
@@ -18,13 +25,19 @@ pub mod sqlite;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::base::cancel::CancelToken;
 use crate::base::progress::CopyOptions;
 use crate::compress::{ArtifactWriter, WrittenFile};
+use anyhow::{ensure, Context};
+use maintenance_proto::Artifact;
+
+use crate::base::hashing::sha256_file;
 use crate::config::{Compression, Config};
 use crate::crypt::{Identities, Sealing};
+use crate::manifest::Manifest;
+use crate::readback::Readback;
 
 /// What every engine gets to work with.
 #[derive(Debug, Clone)]
@@ -159,10 +172,16 @@ pub struct EngineOutput {
     pub missing: Vec<String>,
 }
 
-/// One kind of data to back up.
+/// One configured source to back up.
 pub trait Engine: Send + Sync {
     /// Stable name, used in artifact records.
     fn name(&self) -> &'static str;
+
+    /// The checks that can fail before anything is read (the database is
+    /// named, the tool is found); run right before [`Engine::snapshot`].
+    fn preflight(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
 
     /// Takes the consistent copy. Runs while the tracker is quiesced, so it
     /// should do as little as possible.
@@ -170,45 +189,156 @@ pub trait Engine: Send + Sync {
 
     /// Compresses what [`Engine::snapshot`] staged, if anything is left to
     /// compress. Runs after release. The content check of every artifact
-    /// follows in the generic verify phase ([`check_artifact`]).
+    /// follows in the generic verify phase ([`EngineKind::check_artifact`]).
     fn finish(&self, ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput>;
 
     /// Version of the tool doing the work, for the manifest.
     fn tool_version(&self) -> Option<String>;
 }
 
-/// The engines enabled in `cfg`, in backup order.
-pub fn from_config(cfg: &Config) -> Vec<Box<dyn Engine>> {
-    let mut engines: Vec<Box<dyn Engine>> = Vec::new();
-    if cfg.sqlite.enabled {
-        if let Some(path) = &cfg.sqlite.path {
-            engines.push(Box::new(sqlite::SqliteEngine::new(path.clone())));
-        }
-    }
-    if cfg.mysql.enabled {
-        engines.push(Box::new(mysql::MysqlEngine::new(cfg.mysql.clone())));
-    }
-    if cfg.postgres.enabled {
-        engines.push(Box::new(postgres::PostgresEngine::new(
-            cfg.postgres.clone(),
-        )));
-    }
-    if let Some(paths_file) = &cfg.files.paths_file {
-        engines.push(Box::new(files::FilesEngine::new(paths_file.clone())));
-    }
-    engines
+/// How thoroughly a restored SQLite database is checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckMode {
+    /// The full `integrity_check` unless the manifest records that this
+    /// artifact passed it when the backup was made; then the header check.
+    #[default]
+    Auto,
+    /// Always the full `integrity_check` (drills, suspicion).
+    Full,
 }
 
-/// Name of the content check [`check_artifact`] runs for `engine`, recorded
-/// in the manifest (`content_checks`) for every artifact that passed it.
-pub fn content_check(engine: &str) -> &'static str {
-    match engine {
-        "sqlite" => sqlite::CONTENT_CHECK,
-        "mysql" => "dump trailer",
-        "postgres" => "pg_restore read-through",
-        "files" => "tar listing",
-        _ => "unknown",
+/// What to restore and where.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Restrict to one engine's artifact (needed when a backup has several).
+    pub engine: Option<String>,
+    /// Target path: SQLite file (or the folder to put it in), or folder for
+    /// the files engine.
+    pub to: Option<PathBuf>,
+    /// Target database for MySQL/PostgreSQL (defaults to the configured one).
+    pub database: Option<String>,
+    /// Overwrite a non-empty target.
+    pub force: bool,
+    /// SQLite content check.
+    pub check: CheckMode,
+    /// Keys for an encrypted backup (`--identity`, `BACKUP_AGE_IDENTITY_FILE`).
+    pub identities: Option<Arc<Identities>>,
+}
+
+/// One artifact to restore: where it is, what the manifest says about it,
+/// the operator's options and the configuration (database servers).
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreJob<'a> {
+    /// The backup's manifest.
+    pub manifest: &'a Manifest,
+    /// The artifact's manifest entry.
+    pub artifact: &'a Artifact,
+    /// The artifact file.
+    pub path: &'a Path,
+    /// What to restore and where.
+    pub opts: &'a RestoreOptions,
+    /// The configuration (the database servers to restore into).
+    pub cfg: &'a Config,
+}
+
+impl RestoreJob<'_> {
+    /// The keys for an encrypted artifact.
+    pub fn keys(&self) -> Option<&Identities> {
+        self.opts.identities.as_deref()
     }
+}
+
+/// One artifact to drill: restored (or, for a dump, decoded and checked)
+/// inside `work`, a temporary folder removed afterwards.
+#[derive(Debug, Clone, Copy)]
+pub struct DrillJob<'a> {
+    /// The artifact's manifest entry.
+    pub artifact: &'a Artifact,
+    /// The artifact file.
+    pub path: &'a Path,
+    /// The drill's temporary folder.
+    pub work: &'a Path,
+    /// The keys for an encrypted artifact.
+    pub keys: Option<&'a Identities>,
+}
+
+/// What drilling one artifact measured.
+#[derive(Debug, Clone, Default)]
+pub struct Drilled {
+    /// The report line.
+    pub line: String,
+    /// Seconds spent reading, hashing, decompressing and writing.
+    pub decompress_secs: f64,
+    /// Seconds spent in the content check.
+    pub check_secs: f64,
+    /// Decompressed bytes restored.
+    pub bytes: u64,
+}
+
+/// One kind of data: everything engine-specific about its artifacts, and
+/// the configured [`Engine`] that backs it up.
+pub trait EngineKind: Sync {
+    /// Stable name, used in artifact records and `--engine`.
+    fn name(&self) -> &'static str;
+
+    /// The configured engine, when `cfg` enables this kind.
+    fn configured(&self, cfg: &Config) -> Option<Box<dyn Engine>>;
+
+    /// Name of the content check [`EngineKind::check_artifact`] runs,
+    /// recorded in the manifest (`content_checks`) for every artifact that
+    /// passed it.
+    fn content_check(&self) -> &'static str;
+
+    /// Checks the content of an artifact (backup's verify phase and
+    /// `verify`); a short description of what was checked. An encrypted
+    /// artifact needs `keys`.
+    fn check_artifact(&self, path: &Path, keys: Option<&Identities>) -> anyhow::Result<String>;
+
+    /// Puts the artifact back; a summary line. Never overwrites something
+    /// non-empty without `--force`.
+    fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String>;
+
+    /// Drills the artifact. By default (a dump, which cannot be restored
+    /// without a database server) it is hashed and decoded, then its
+    /// content is checked.
+    fn drill(&self, job: &DrillJob<'_>) -> anyhow::Result<Drilled> {
+        let a = job.artifact;
+        let t = Instant::now();
+        let mut decoded = Readback::open(job.path, a, job.keys)?;
+        let bytes = std::io::copy(&mut decoded, &mut std::io::sink())
+            .with_context(|| format!("decompress {}", a.path))?;
+        decoded.finish()?;
+        let decompress_secs = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let detail = self.check_artifact(job.path, job.keys)?;
+        Ok(Drilled {
+            line: format!("{}: sha256 ok, {detail}", a.path),
+            decompress_secs,
+            check_secs: t.elapsed().as_secs_f64(),
+            bytes,
+        })
+    }
+}
+
+/// Every engine, in backup order: the one place engines are registered.
+pub const ENGINES: [&dyn EngineKind; 4] = [
+    &sqlite::Sqlite,
+    &mysql::Mysql,
+    &postgres::Postgres,
+    &files::Files,
+];
+
+/// The engine named `name` in a manifest.
+pub fn kind(name: &str) -> anyhow::Result<&'static dyn EngineKind> {
+    ENGINES
+        .into_iter()
+        .find(|k| k.name() == name)
+        .ok_or_else(|| anyhow::anyhow!("unknown engine {name:?} in manifest"))
+}
+
+/// The engines enabled in `cfg`, in backup order.
+pub fn from_config(cfg: &Config) -> Vec<Box<dyn Engine>> {
+    ENGINES.iter().filter_map(|k| k.configured(cfg)).collect()
 }
 
 /// Checks the content of a published artifact of `engine` (used by
@@ -219,11 +349,17 @@ pub fn check_artifact(
     path: &Path,
     keys: Option<&Identities>,
 ) -> anyhow::Result<String> {
-    match engine {
-        "sqlite" => sqlite::check_artifact(path, keys),
-        "mysql" => mysql::check_artifact(path, keys),
-        "postgres" => postgres::check_artifact(path, keys),
-        "files" => files::check_artifact(path, keys),
-        other => anyhow::bail!("unknown engine {other:?} in manifest"),
-    }
+    kind(engine)?.check_artifact(path, keys)
+}
+
+/// Refuses a dump whose SHA-256 differs from the manifest: an import cannot
+/// be undone, so the whole file is hashed before it starts.
+pub fn ensure_intact(path: &Path, artifact: &Artifact) -> anyhow::Result<()> {
+    let (_, sha) = sha256_file(path)?;
+    ensure!(
+        sha == artifact.sha256,
+        "{}: sha256 differs from the manifest; refusing to restore a corrupted artifact",
+        artifact.path
+    );
+    Ok(())
 }

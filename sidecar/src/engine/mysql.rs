@@ -16,18 +16,17 @@
 //! partial file dies with the staging folder.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 
-use anyhow::{bail, Context};
+use anyhow::{bail, ensure, Context};
 
-use super::process::{find_program, pump, Pumped};
-use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
+use super::process::{self, feed, find_program, DumpRun, ToolLogin};
+use super::{Engine, EngineContext, EngineKind, EngineOutput, RestoreJob, Staged, Streaming};
 use crate::base::progress;
 use crate::compress::{open_decoded, ArtifactWriter};
-use crate::config::MysqlConfig;
+use crate::config::{Config, MysqlConfig};
 use crate::crypt::Identities;
 
 /// Options that make the dump consistent and complete without locking.
@@ -48,18 +47,51 @@ pub struct MysqlEngine {
     cfg: MysqlConfig,
 }
 
+/// How the MySQL tools log in: `--user`, the password in `MYSQL_PWD`.
+const LOGIN: ToolLogin = ToolLogin {
+    user_flag: "--user",
+    password_env: "MYSQL_PWD",
+};
+
 /// Builds a command for a MySQL tool with connection options and the
 /// password in the environment.
 pub fn tool_command(cfg: &MysqlConfig, program: &str) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.arg(format!("--host={}", cfg.host))
-        .arg(format!("--port={}", cfg.port))
-        .arg(format!("--user={}", cfg.user));
-    match &cfg.password {
-        Some(p) => cmd.env("MYSQL_PWD", p.expose()),
-        None => cmd.env_remove("MYSQL_PWD"),
-    };
-    cmd
+    process::tool_command(cfg, LOGIN, program)
+}
+
+/// The MySQL/MariaDB engine, as registered.
+#[derive(Debug, Clone, Copy)]
+pub struct Mysql;
+
+impl EngineKind for Mysql {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn configured(&self, cfg: &Config) -> Option<Box<dyn Engine>> {
+        cfg.mysql
+            .enabled
+            .then(|| Box::new(MysqlEngine::new(cfg.mysql.clone())) as Box<dyn Engine>)
+    }
+
+    fn content_check(&self) -> &'static str {
+        "dump trailer"
+    }
+
+    fn check_artifact(&self, path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
+        check_artifact(path, keys)
+    }
+
+    fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String> {
+        super::ensure_intact(job.path, job.artifact)?;
+        restore(
+            job.path,
+            job.opts.database.as_deref(),
+            job.opts.force,
+            &job.cfg.mysql,
+            job.keys(),
+        )
+    }
 }
 
 impl MysqlEngine {
@@ -86,16 +118,8 @@ impl MysqlEngine {
     fn spawn(&self) -> anyhow::Result<Child> {
         let program = self.program()?;
         let mut cmd = tool_command(&self.cfg, &program);
-        cmd.args(DUMP_OPTIONS)
-            .arg(self.database()?)
-            // Own process group, so cancelling kills wrapper scripts and
-            // their children together.
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd.spawn()
-            .with_context(|| format!("cannot start dump program {program:?}"))
+        cmd.args(DUMP_OPTIONS).arg(self.database()?);
+        process::spawn_dump(cmd, &program)
     }
 }
 
@@ -126,15 +150,19 @@ impl Engine for MysqlEngine {
         "mysql"
     }
 
+    fn preflight(&self) -> anyhow::Result<()> {
+        self.database()?;
+        self.program().map(drop)
+    }
+
     fn snapshot(&self, ctx: &EngineContext) -> anyhow::Result<Staged> {
         let db = self.database()?.to_owned();
         let writer = ctx.artifact(&format!("mysql-{db}.sql"))?;
         let child = self.spawn()?;
         let (consistent_tx, consistent_rx) = std::sync::mpsc::channel();
         let copy_options = ctx.copy_options("mysql dump", None);
-        let cancel = ctx.cancel.clone();
         let stream = std::thread::spawn(move || {
-            stream_dump(child, writer, &db, &copy_options, cancel, consistent_tx)
+            stream_dump(child, writer, &db, &copy_options, consistent_tx)
         });
         // Either the dump reached its snapshot transaction, or it ended
         // without printing a table (then the join reports how it ended).
@@ -199,14 +227,11 @@ impl<W: std::io::Write> std::io::Write for MarkerWatch<W> {
     }
 }
 
-/// Streams the dump's stdout through compression into its artifact, then
-/// decides success from the exit status, stderr and the trailer check.
 fn stream_dump(
     mut child: Child,
     writer: ArtifactWriter,
     db: &str,
     copy_options: &progress::CopyOptions,
-    cancel: crate::base::cancel::CancelToken,
     consistent: std::sync::mpsc::Sender<()>,
 ) -> anyhow::Result<crate::compress::WrittenFile> {
     let stderr = drain_stderr(child.stderr.take().context("dump stderr")?);
@@ -215,28 +240,13 @@ fn stream_dump(
         tail: Vec::new(),
         consistent: Some(consistent),
     };
-    let Pumped {
-        copied,
-        status,
-        stderr: errors,
-    } = pump(
-        "mysql dump",
-        &mut child,
-        &mut watched,
-        stderr,
+    let run = DumpRun {
+        label: "mysql dump",
+        db,
         copy_options,
-        cancel,
-    )?;
-    copied.context("stream mysql dump into staging")?;
-    if !status.success() {
-        bail!(
-            "mysql dump of {db} failed ({status}): {}",
-            errors.join(" | ")
-        );
-    }
-    if stderr_has_error(&errors) {
-        bail!("mysql dump of {db} reported errors: {}", errors.join(" | "));
-    }
+        failed_on: stderr_has_error,
+    };
+    run.stream(&mut child, &mut watched, stderr)?;
     watched.inner.finish().context("finish mysql artifact")
 }
 
@@ -261,6 +271,89 @@ pub fn check_artifact(path: &Path, keys: Option<&Identities>) -> anyhow::Result<
     Ok(format!("decoded {bytes} bytes, dump trailer present"))
 }
 
+/// True for names a MySQL database may take without quoting surprises.
+fn valid_db_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '-')
+}
+
+fn client_program(cfg: &MysqlConfig) -> anyhow::Result<String> {
+    if let Some(c) = &cfg.client_command {
+        return Ok(c.clone());
+    }
+    find_program(&["mariadb", "mysql"]).context("neither mariadb nor mysql client is on PATH")
+}
+
+fn mysql_query(cfg: &MysqlConfig, sql: &str) -> anyhow::Result<String> {
+    let out = tool_command(cfg, &client_program(cfg)?)
+        .args(["-N", "-B", "-e", sql])
+        .stdin(Stdio::null())
+        .output()
+        .context("run mysql client")?;
+    if !out.status.success() {
+        bail!(
+            "mysql client failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Imports the dump into `database` (default: the configured one) with the
+/// `mysql` client, creating the database if needed; a database that
+/// already has tables needs `force`.
+pub fn restore(
+    artifact: &Path,
+    database: Option<&str>,
+    force: bool,
+    cfg: &MysqlConfig,
+    keys: Option<&Identities>,
+) -> anyhow::Result<String> {
+    let db = database
+        .map(str::to_owned)
+        .or_else(|| cfg.database.clone())
+        .context("a MySQL restore needs --database NAME (or MYSQL_DATABASE)")?;
+    ensure!(
+        valid_db_name(&db),
+        "database name {db:?} is not allowed (letters, digits, _ $ - only)"
+    );
+    let tables: u64 = mysql_query(
+        cfg,
+        &format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='{db}'"),
+    )?
+    .parse()
+    .unwrap_or(0);
+    if tables > 0 && !force {
+        bail!(
+            "database {db} already has {tables} tables; refusing to overwrite it without --force"
+        );
+    }
+    mysql_query(cfg, &format!("CREATE DATABASE IF NOT EXISTS `{db}`"))?;
+    let mut child: std::process::Child = tool_command(cfg, &client_program(cfg)?)
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("start mysql client")?;
+    let fed = feed(&mut child, artifact, keys, "mysql restore")?;
+    if !fed.status.success() {
+        bail!(
+            "mysql restore into {db} failed ({}): {}",
+            fed.status,
+            fed.stderr.join(" | ")
+        );
+    }
+    let bytes = fed.copied.context("stream dump into client")?;
+    Ok(format!(
+        "restored MySQL dump into database {db} ({bytes} bytes of SQL)"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +371,13 @@ mod tests {
         }
         let seen = rx.try_recv().is_ok();
         (w.inner, seen)
+    }
+
+    #[test]
+    fn db_names() {
+        assert!(super::valid_db_name("tracker_restore-1"));
+        assert!(!super::valid_db_name("x'; DROP"));
+        assert!(!super::valid_db_name(""));
     }
 
     #[test]

@@ -23,7 +23,6 @@
 //! cancellation; a partial file dies with the staging folder.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -33,11 +32,11 @@ use anyhow::{bail, ensure, Context};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::process::{self, find_program, pump, Fed, Pumped};
-use super::{Engine, EngineContext, EngineOutput, Staged, Streaming};
+use super::process::{self, find_program, DumpRun, Fed, ToolLogin};
+use super::{Engine, EngineContext, EngineKind, EngineOutput, RestoreJob, Staged, Streaming};
 use crate::base::progress;
 use crate::compress::{ArtifactWriter, WrittenFile};
-use crate::config::PostgresConfig;
+use crate::config::{Config, PostgresConfig};
 use crate::crypt::Identities;
 
 /// Options of every dump: custom format, uncompressed (the artifact writer
@@ -62,18 +61,52 @@ pub struct PostgresEngine {
     cfg: PostgresConfig,
 }
 
+/// How the PostgreSQL tools log in: `--username`, the password in
+/// `PGPASSWORD`.
+const LOGIN: ToolLogin = ToolLogin {
+    user_flag: "--username",
+    password_env: "PGPASSWORD",
+};
+
 /// Builds a command for a PostgreSQL tool with connection options and the
 /// password in the environment.
 pub fn tool_command(cfg: &PostgresConfig, program: &str) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.arg(format!("--host={}", cfg.host))
-        .arg(format!("--port={}", cfg.port))
-        .arg(format!("--username={}", cfg.user));
-    match &cfg.password {
-        Some(p) => cmd.env("PGPASSWORD", p.expose()),
-        None => cmd.env_remove("PGPASSWORD"),
-    };
-    cmd
+    process::tool_command(cfg, LOGIN, program)
+}
+
+/// The PostgreSQL engine, as registered.
+#[derive(Debug, Clone, Copy)]
+pub struct Postgres;
+
+impl EngineKind for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn configured(&self, cfg: &Config) -> Option<Box<dyn Engine>> {
+        cfg.postgres
+            .enabled
+            .then(|| Box::new(PostgresEngine::new(cfg.postgres.clone())) as Box<dyn Engine>)
+    }
+
+    fn content_check(&self) -> &'static str {
+        "pg_restore read-through"
+    }
+
+    fn check_artifact(&self, path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
+        check_artifact(path, keys)
+    }
+
+    fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String> {
+        super::ensure_intact(job.path, job.artifact)?;
+        restore(
+            job.path,
+            job.opts.database.as_deref(),
+            job.opts.force,
+            &job.cfg.postgres,
+            job.keys(),
+        )
+    }
 }
 
 fn connect_options(cfg: &PostgresConfig, database: &str, purpose: &str) -> PgConnectOptions {
@@ -207,15 +240,8 @@ impl PostgresEngine {
         let mut cmd = tool_command(&self.cfg, &program);
         cmd.args(DUMP_OPTIONS)
             .arg(format!("--snapshot={snapshot}"))
-            .arg(format!("--dbname={}", self.database()?))
-            // Own process group, so cancelling kills wrapper scripts and
-            // their children together.
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd.spawn()
-            .with_context(|| format!("cannot start dump program {program:?}"))
+            .arg(format!("--dbname={}", self.database()?));
+        process::spawn_dump(cmd, &program)
     }
 }
 
@@ -264,16 +290,19 @@ impl Engine for PostgresEngine {
         "postgres"
     }
 
+    fn preflight(&self) -> anyhow::Result<()> {
+        self.database()?;
+        self.program().map(drop)
+    }
+
     fn snapshot(&self, ctx: &EngineContext) -> anyhow::Result<Staged> {
         let db = self.database()?.to_owned();
         let writer = ctx.artifact(&format!("postgres-{db}.dump"))?;
         let (snapshot, exporter) = Exporter::start(&self.cfg, &db)?;
         let child = self.spawn(&snapshot)?;
         let copy_options = ctx.copy_options("postgres dump", None);
-        let cancel = ctx.cancel.clone();
-        let stream = std::thread::spawn(move || {
-            stream_dump(child, writer, exporter, &db, &copy_options, cancel)
-        });
+        let stream =
+            std::thread::spawn(move || stream_dump(child, writer, exporter, &db, &copy_options));
         tracing::info!("postgres snapshot {snapshot} exported: the tracker may resume");
         Ok(Staged {
             streaming: Some(Streaming(stream)),
@@ -290,42 +319,21 @@ impl Engine for PostgresEngine {
     }
 }
 
-/// Streams the dump's stdout through compression into its artifact, then
-/// decides success from the exit status and stderr.
 fn stream_dump(
     mut child: Child,
     mut writer: ArtifactWriter,
     exporter: Exporter,
     db: &str,
     copy_options: &progress::CopyOptions,
-    cancel: crate::base::cancel::CancelToken,
 ) -> anyhow::Result<WrittenFile> {
     let stderr = watch_stderr(child.stderr.take().context("dump stderr")?, exporter);
-    let Pumped {
-        copied,
-        status,
-        stderr: problems,
-    } = pump(
-        "postgres dump",
-        &mut child,
-        &mut writer,
-        stderr,
+    let run = DumpRun {
+        label: "postgres dump",
+        db,
         copy_options,
-        cancel,
-    )?;
-    copied.context("stream postgres dump into staging")?;
-    if !status.success() {
-        bail!(
-            "postgres dump of {db} failed ({status}): {}",
-            problems.join(" | ")
-        );
-    }
-    if has_error(&problems) {
-        bail!(
-            "postgres dump of {db} reported errors: {}",
-            problems.join(" | ")
-        );
-    }
+        failed_on: has_error,
+    };
+    run.stream(&mut child, &mut writer, stderr)?;
     writer.finish().context("finish postgres artifact")
 }
 

@@ -8,8 +8,9 @@
 //! place while each caller words its own errors.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -19,7 +20,91 @@ use anyhow::Context;
 
 use crate::base::progress;
 use crate::compress::open_decoded;
+use crate::config::DbServerConfig;
 use crate::crypt::Identities;
+
+/// How a database server's tools take the connection: the user flag
+/// (`--user`, `--username`) and the environment variable that carries the
+/// password (never argv, which is world-readable in `/proc`).
+#[derive(Debug, Clone, Copy)]
+pub struct ToolLogin {
+    /// The flag naming the user.
+    pub user_flag: &'static str,
+    /// The password's environment variable.
+    pub password_env: &'static str,
+}
+
+/// A command for `program` connecting to the server of `cfg` as `login`
+/// says: host, port, user, and the password in the environment.
+pub fn tool_command(cfg: &DbServerConfig, login: ToolLogin, program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("--host={}", cfg.host))
+        .arg(format!("--port={}", cfg.port))
+        .arg(format!("{}={}", login.user_flag, cfg.user));
+    match &cfg.password {
+        Some(p) => cmd.env(login.password_env, p.expose()),
+        None => cmd.env_remove(login.password_env),
+    };
+    cmd
+}
+
+/// Starts the dump `cmd` of `program` in its own process group (so
+/// cancelling kills wrapper scripts and their children together), stdout
+/// and stderr piped.
+pub fn spawn_dump(mut cmd: Command, program: &str) -> anyhow::Result<Child> {
+    cmd.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn()
+        .with_context(|| format!("cannot start dump program {program:?}"))
+}
+
+/// One dump child streaming into an artifact.
+pub struct DumpRun<'a> {
+    /// What the logs and errors call it (`mysql dump`).
+    pub label: &'static str,
+    /// The database dumped.
+    pub db: &'a str,
+    /// Progress lines and the cancel token.
+    pub copy_options: &'a progress::CopyOptions,
+    /// Whether kept stderr lines mean the dump failed.
+    pub failed_on: fn(&[String]) -> bool,
+}
+
+impl DumpRun<'_> {
+    /// Pumps the dump's stdout into `sink` (see [`pump`]), then judges it:
+    /// a failed copy, a non-zero exit status or stderr lines that
+    /// `failed_on` calls errors fail it.
+    pub fn stream(
+        &self,
+        child: &mut Child,
+        sink: &mut dyn Write,
+        stderr: JoinHandle<Vec<String>>,
+    ) -> anyhow::Result<()> {
+        let (label, db) = (self.label, self.db);
+        let Pumped {
+            copied,
+            status,
+            stderr: lines,
+        } = pump(
+            label,
+            child,
+            sink,
+            stderr,
+            self.copy_options,
+            self.copy_options.cancel.clone(),
+        )?;
+        copied.with_context(|| format!("stream {label} into staging"))?;
+        if !status.success() {
+            anyhow::bail!("{label} of {db} failed ({status}): {}", lines.join(" | "));
+        }
+        if (self.failed_on)(&lines) {
+            anyhow::bail!("{label} of {db} reported errors: {}", lines.join(" | "));
+        }
+        Ok(())
+    }
+}
 
 /// Finds the first program of `candidates` on `PATH`.
 pub fn find_program(candidates: &[&str]) -> Option<String> {

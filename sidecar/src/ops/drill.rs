@@ -25,10 +25,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::restore::{sqlite_file_name, sqlite_into, SqliteCheck};
 use crate::base::replace::Replacement;
+use crate::engine::{self, DrillJob};
 use crate::manifest::Manifest;
-use crate::readback::Readback;
 
 /// File name of the drill record in the backup folder's root.
 pub const RECORD: &str = ".last-drill.json";
@@ -95,44 +94,16 @@ pub fn drill(
         ..DrillReport::default()
     };
     for a in &manifest.artifacts {
-        let path = dir.join(&a.path);
-        let line = match a.engine.as_str() {
-            "sqlite" => {
-                let target = work.path().join(sqlite_file_name(&a.path));
-                let r = sqlite_into(&path, a, &target, SqliteCheck::Full, keys)?;
-                report.decompress_secs += r.decompress_secs;
-                report.check_secs += r.check_secs;
-                report.restored_bytes += r.bytes;
-                format!(
-                    "{}: restored {} bytes, sha256 ok, integrity_check ok",
-                    a.path, r.bytes
-                )
-            }
-            "files" => {
-                let t = Instant::now();
-                let to = work.path().join("files");
-                super::restore_files::restore(&path, a, &to, false, keys)?;
-                report.decompress_secs += t.elapsed().as_secs_f64();
-                let bytes = crate::base::fs::tree_size(&to);
-                report.restored_bytes += bytes;
-                format!("{}: extracted {bytes} bytes, sha256 ok", a.path)
-            }
-            _ => {
-                // A dump cannot be restored without a database server;
-                // hash and decode it, then check its content.
-                let t = Instant::now();
-                let mut decoded = Readback::open(&path, a, keys)?;
-                let bytes = std::io::copy(&mut decoded, &mut std::io::sink())
-                    .with_context(|| format!("decompress {}", a.path))?;
-                decoded.finish()?;
-                report.decompress_secs += t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                let detail = crate::engine::check_artifact(&a.engine, &path, keys)?;
-                report.check_secs += t.elapsed().as_secs_f64();
-                report.restored_bytes += bytes;
-                format!("{}: sha256 ok, {detail}", a.path)
-            }
-        };
+        let drilled = engine::kind(&a.engine)?.drill(&DrillJob {
+            artifact: a,
+            path: &dir.join(&a.path),
+            work: work.path(),
+            keys,
+        })?;
+        report.decompress_secs += drilled.decompress_secs;
+        report.check_secs += drilled.check_secs;
+        report.restored_bytes += drilled.bytes;
+        let line = drilled.line;
         tracing::info!("drill: {line}");
         report.artifacts.push(line);
     }

@@ -3,7 +3,6 @@
 
 pub mod drill;
 pub mod restore;
-pub mod restore_files;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
