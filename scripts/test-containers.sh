@@ -30,8 +30,11 @@
 #      (scripts/test-containers-postgres.sh; --without-postgres skips it).
 # With --with-mysql it also builds a MariaDB stand-in image (bookworm +
 # Debian's mariadb-server) and runs the `mysql` profile through a window.
+# With --save-images FILE it saves both images to FILE (podman save) for
+# scripts/test-kubernetes.sh --images FILE.
 #
 # Usage: scripts/test-containers.sh [--with-mysql] [--without-postgres] [--keep]
+#   [--save-images FILE]
 # Environment: CACHE_DIR (default /var/tmp/test-containers-cache),
 #   WORK_PARENT (default /var/tmp), BIN_PROFILE (debug|release, default debug),
 #   DEBIAN_MIRROR (default: read from /etc/apt/sources*).
@@ -42,8 +45,15 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WITH_MYSQL=false
 WITH_POSTGRES=true
 KEEP=false
-for arg in "$@"; do
+SAVE_IMAGES=""
+while [ $# -gt 0 ]; do
+    arg=$1
+    shift
     case $arg in
+    --save-images)
+        SAVE_IMAGES=${1:?--save-images needs a file}
+        shift
+        ;;
     --with-mysql) WITH_MYSQL=true ;;
     --without-postgres) WITH_POSTGRES=false ;;
     --keep) KEEP=true ;;
@@ -91,7 +101,6 @@ check() { # description, then the command
 mkdir -p "${WORK_PARENT:-/var/tmp}" "$CACHE_DIR"
 WORK=$(mktemp -d "${WORK_PARENT:-/var/tmp}/test-containers.XXXXXX")
 ENGINE=$WORK/engine
-mkdir -p "$ENGINE"/{graph,run,cni,tmp,volumes}
 SOCK=$ENGINE/podman.sock
 PROJECT=mwtest$$
 service_pid=""
@@ -122,47 +131,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-hard_nofile=$(ulimit -Hn)
-hard_nproc=$(ulimit -Hu)
-[ "$hard_nofile" = unlimited ] && hard_nofile=1048576
-[ "$hard_nproc" = unlimited ] && hard_nproc=65536
-# Values well below the host's hard limits: on this kind of machine the
-# runtime's setrlimit fails (EPERM) for an nproc of 65536 even under a hard
-# limit of 96364, while 32768 works.
-nofile=$((hard_nofile < 16384 ? hard_nofile : 16384))
-nproc=$((hard_nproc < 16384 ? hard_nproc : 16384))
-cat >"$ENGINE/containers.conf" <<EOF
-# Written by scripts/test-containers.sh for this run only.
-[containers]
-# The engine cannot raise rlimits here; ask for what the host allows.
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-log_driver = "k8s-file"
-
-[network]
-network_config_dir = "$ENGINE/cni"
-
-[engine]
-# crun fails under hybrid cgroups (v1 controllers + v2 unified).
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$ENGINE/tmp"
-volume_path = "$ENGINE/volumes"
-EOF
-cat >"$ENGINE/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-graphroot = "$ENGINE/graph"
-runroot = "$ENGINE/run"
-EOF
-cat >"$ENGINE/registries.conf" <<EOF
-# No registry is reachable: every image is built or imported locally.
-unqualified-search-registries = ["docker.io"]
-short-name-mode = "permissive"
-EOF
-export CONTAINERS_CONF=$ENGINE/containers.conf
-export CONTAINERS_STORAGE_CONF=$ENGINE/storage.conf
-export CONTAINERS_REGISTRIES_CONF=$ENGINE/registries.conf
+# shellcheck source=scripts/podman-engine.sh
+. "$REPO/scripts/podman-engine.sh"
+podman_engine_setup "$ENGINE"
 export DOCKER_HOST=unix://$SOCK
 podman system service --time=0 "unix://$SOCK" >"$WORK/podman-service.log" 2>&1 &
 service_pid=$!
@@ -175,46 +146,7 @@ check "podman API socket answers (runc, ulimits nofile=$nofile nproc=$nproc)" \
 
 # --- 3. base image ----------------------------------------------------------------------
 
-# The first mirror of the machine's apt sources that serves this release.
-debian_mirror() {
-    local codename f
-    codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        awk -v c="$codename" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-            if ($(i + 1) == c) { print $i; exit } }' "$f"
-    done
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk -v c="$codename" 'BEGIN { RS = ""; FS = "\n" } {
-            uri = ""; ok = 0
-            for (n = 1; n <= NF; n++) {
-                if ($n ~ /^URIs:/) { split($n, a, /[ \t]+/); uri = a[2] }
-                if ($n ~ /^Suites:/) { m = split($n, s, /[ \t]+/); for (k = 2; k <= m; k++) if (s[k] == c) ok = 1 }
-            }
-            if (ok && uri != "") { print uri; exit } }' "$f"
-    done
-}
-
-BASE_TAR=$CACHE_DIR/bookworm-slim.tar
-if [ ! -s "$BASE_TAR" ]; then
-    mirror=${DEBIAN_MIRROR:-$(debian_mirror | head -n 1)}
-    [ -n "$mirror" ] || die "no Debian mirror for this release in /etc/apt/sources*; set DEBIAN_MIRROR"
-    step "debootstrap bookworm (minbase) from the configured mirror"
-    rootfs=$WORK/rootfs
-    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
-        die "debootstrap failed (log: $WORK/debootstrap.log)"
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
-    tar -C "$rootfs" --numeric-owner -cf "$BASE_TAR.tmp" .
-    sync "$BASE_TAR.tmp"
-    mv -f "$BASE_TAR.tmp" "$BASE_TAR"
-    rm -rf "$rootfs"
-else
-    step "bookworm base from the cache ($BASE_TAR)"
-fi
-podman import --change 'CMD ["/bin/bash"]' "$BASE_TAR" docker.io/library/debian:bookworm-slim >/dev/null
-check "base image docker.io/library/debian:bookworm-slim imported" \
-    podman image exists docker.io/library/debian:bookworm-slim
+podman_base_image "$CACHE_DIR" "$WORK"
 if [ "$WITH_POSTGRES" = true ]; then
     # shellcheck source=scripts/test-containers-postgres.sh
     . "$REPO/scripts/test-containers-postgres.sh"
@@ -224,15 +156,11 @@ fi
 
 # --- 4. binaries and images -------------------------------------------------------------
 
-step "building the binaries on the host ($BIN_PROFILE) and the images through the builder context"
-build_args=()
-[ "$BIN_PROFILE" = release ] || build_args+=(--debug)
-# Builds do not read default_ulimits: pass them.
-ENGINE_CMD=podman BUILD_OPTS="--ulimit nofile=$nofile:$nofile --ulimit nproc=$nproc:$nproc" \
-    "$REPO/compose/build-images.sh" "${build_args[@]}" >"$WORK/build-images.log" 2>&1 ||
-    die "compose/build-images.sh failed; last lines: $(tail -n 20 "$WORK/build-images.log")"
-check "tracker image built" podman image exists maintenance-window/reference-tracker:latest
-check "sidecar image built" podman image exists maintenance-window/maintenance-sidecar:latest
+podman_build_images "$WORK/build-images.log" "$BIN_PROFILE"
+if [ -n "$SAVE_IMAGES" ]; then
+    podman_save_images "$SAVE_IMAGES"
+    check "images saved for the Kubernetes test ($SAVE_IMAGES)" test -s "$SAVE_IMAGES"
+fi
 
 glibc_ok() {
     podman run --rm --entrypoint /usr/local/bin/reference-tracker \
