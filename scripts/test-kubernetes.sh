@@ -82,7 +82,7 @@ check() { # description, then the command
 # --- 1. packages and schema ------------------------------------------------------
 
 "$REPO/scripts/apt-ensure.sh" podman runc conmon containernetworking-plugins iptables uidmap \
-    debootstrap curl sqlite3 zstd python3 util-linux age
+    debootstrap catatonit curl sqlite3 zstd python3 util-linux age
 check "manifests valid against the Kubernetes OpenAPI schema, kustomizations consistent" \
     "$REPO/scripts/validate-kubernetes.sh"
 # Python with PyYAML (the validator's venv) for reading the manifests.
@@ -141,19 +141,21 @@ printf 'unused' >"$SECRETS/s3_access_key_id"
 printf 'unused' >"$SECRETS/s3_secret_access_key"
 
 # The Secret with the keys of secret.example.yaml, as kustomize's
-# secretGenerator would make it.
-secret_manifest() {
-    "$PY" - "$K8S/secret.example.yaml" "$SECRETS" <<'EOF'
+# secretGenerator would make it (base64 `data`), or, with `raw`, as podman
+# 4.3's secret store needs it: its kube play writes a `data` value into the
+# file without decoding the base64, and ignores `stringData`.
+secret_manifest() { # base64|raw
+    "$PY" - "$K8S/secret.example.yaml" "$SECRETS" "$1" <<'EOF'
 import base64, json, pathlib, sys
 import yaml
-example, folder = yaml.safe_load(open(sys.argv[1])), pathlib.Path(sys.argv[2])
-data = {k: base64.b64encode((folder / k).read_bytes()).decode() for k in example["stringData"]}
-example.pop("stringData")
-example["data"] = data
+example, folder, form = yaml.safe_load(open(sys.argv[1])), pathlib.Path(sys.argv[2]), sys.argv[3]
+values = {k: (folder / k).read_bytes() for k in example.pop("stringData")}
+encode = (lambda b: base64.b64encode(b).decode()) if form == "base64" else (lambda b: b.decode())
+example["data"] = {k: encode(v) for k, v in values.items()}
 print(json.dumps(example, indent=2))
 EOF
 }
-secret_manifest >"$WORK/secret.json"
+secret_manifest base64 >"$WORK/secret.json"
 {
     cat "$K8S/configmap.yaml"
     echo "---"
@@ -163,14 +165,15 @@ secret_manifest >"$WORK/secret.json"
 } >"$PLAY"
 check "the Secret and the play file are valid against the schema" \
     "$REPO/scripts/validate-kubernetes.sh" "$WORK/secret.json" "$PLAY"
-podman secret create maintenance-secrets "$WORK/secret.json" >/dev/null
+secret_manifest raw | podman secret create maintenance-secrets - >/dev/null
 rm -f "$WORK/secret.json"
 
 step "podman kube play (ConfigMap, PersistentVolumeClaim, Deployment)"
 podman kube play "$PLAY" >"$WORK/play.log" 2>&1 || die "kube play failed: $(tail -n 20 "$WORK/play.log")"
 played=true
 
-POD=tracker-pod
+# A Deployment plays as the pod <name>-pod-0.
+POD=tracker-pod-0
 ctr() { podman ps -q --filter "pod=$POD" --filter "name=$POD-$1\$" | head -n 1; }
 wait_running() {
     for _ in $(seq 60); do

@@ -139,7 +139,17 @@ pub enum Command {
     },
     /// One screen: the coordinator's state, the next window (UTC and local
     /// time), the last outcomes and the newest backups.
-    Status,
+    Status {
+        /// A verdict instead of the screen, for a container probe: exit 0
+        /// when healthy, 1 when the last window of any instance failed,
+        /// expired or was aborted, or no verified backup is younger than
+        /// --max-age-hours (none at all is fine until a window has ended).
+        #[arg(long)]
+        probe: bool,
+        /// With --probe: the age a verified backup must be younger than.
+        #[arg(long, default_value_t = crate::cmd::probe::DEFAULT_MAX_AGE_HOURS, requires = "probe")]
+        max_age_hours: u64,
+    },
     /// Apply retention (keep_days, keep_last) and sweep crashed staging folders.
     Prune {
         /// Only print what would be removed.

@@ -9,6 +9,7 @@ pub mod keygen;
 pub mod list;
 pub mod once;
 pub mod open_window;
+pub mod probe;
 pub mod prune;
 pub mod push;
 pub mod restore;
@@ -78,7 +79,11 @@ pub async fn dispatch(cfg: &Config, command: Command) -> ExitCode {
         Command::List { remote: false } => list::local(cfg),
         Command::Push { backup } => push::push(cfg, &backup).await,
         Command::Keygen { out } => keygen::keygen(&out),
-        Command::Status => status::status(cfg).await,
+        Command::Status { probe: false, .. } => status::status(cfg).await,
+        Command::Status {
+            probe: true,
+            max_age_hours,
+        } => probe::probe(cfg, max_age_hours).await,
         Command::Prune {
             dry_run,
             remote: true,
