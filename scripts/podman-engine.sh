@@ -123,6 +123,7 @@ podman_build_images() {
 # The two images of podman_build_images, for another test to load
 # (`podman load -i FILE`) instead of building them again.
 podman_save_images() {
+    rm -f "$1" # podman save refuses an existing file
     podman save -q -m --format docker-archive -o "$1" \
         maintenance-window/reference-tracker:latest maintenance-window/maintenance-sidecar:latest
 }

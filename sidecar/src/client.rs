@@ -279,12 +279,28 @@ impl Coordinators {
             !cfg.urls.is_empty(),
             "no coordinator URL configured (set MAINTENANCE_URL or coordinator.url)"
         );
-        let endpoints = cfg
-            .urls
+        Self::from_urls(&cfg.urls, cfg.token.as_ref())
+    }
+
+    /// Clients for these base URLs, all with `token`.
+    pub fn from_urls(urls: &[String], token: Option<&Secret>) -> anyhow::Result<Self> {
+        let endpoints = urls
             .iter()
-            .map(|u| Coordinator::new(u, cfg.token.clone()))
+            .map(|u| Coordinator::new(u, token.cloned()))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Coordinators { endpoints })
+    }
+
+    /// Clients for every instance: the configured URLs, or with
+    /// `resolve = "each-address"` every address their host names resolve
+    /// to now (`discovery.rs`).
+    pub async fn discover(cfg: &CoordinatorConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !cfg.urls.is_empty(),
+            "no coordinator URL configured (set MAINTENANCE_URL or coordinator.url)"
+        );
+        let urls = crate::discovery::instances(cfg).await?;
+        Self::from_urls(&urls, cfg.token.as_ref())
     }
 
     /// The endpoint the runner drives.

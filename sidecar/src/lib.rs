@@ -20,6 +20,7 @@ pub mod client;
 pub mod compress;
 pub mod config;
 pub mod crypt;
+pub mod discovery;
 pub mod engine;
 pub mod fleet;
 pub mod lease;

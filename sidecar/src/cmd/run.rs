@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::{require_engine, EXIT_USAGE};
 use crate::client::Coordinators;
-use crate::config::Config;
+use crate::config::{Config, Resolve};
 use crate::retention::prune_quietly;
 
 fn shutdown_signal() -> watch::Receiver<bool> {
@@ -62,11 +62,24 @@ pub async fn run(cfg: &Config) -> ExitCode {
         eprintln!("maintenance-sidecar run: no coordinator configured (set MAINTENANCE_URL), and BACKUP_INTERVAL is 0");
         return ExitCode::from(EXIT_USAGE);
     }
-    let coords = match Coordinators::from_config(&cfg.coordinator) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("maintenance-sidecar run: {e:#}");
-            return ExitCode::from(EXIT_USAGE);
+    let mut stop = stop;
+    let mut backoff = Duration::from_secs(1);
+    let coords = loop {
+        match Coordinators::discover(&cfg.coordinator).await {
+            Ok(c) => break c,
+            // A headless Service has no address until a tracker pod runs.
+            Err(e) if cfg.coordinator.resolve == Resolve::EachAddress => {
+                tracing::warn!("{e:#}; retrying in {} s", backoff.as_secs());
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return ExitCode::SUCCESS,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(cfg.coordinator.max_backoff_secs));
+            }
+            Err(e) => {
+                eprintln!("maintenance-sidecar run: {e:#}");
+                return ExitCode::from(EXIT_USAGE);
+            }
         }
     };
     if cfg.coordinator.token.is_none() {

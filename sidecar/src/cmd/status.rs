@@ -60,7 +60,7 @@ pub async fn fetch(cfg: &Config) -> Vec<CoordinatorView> {
     if cfg.coordinator.urls.is_empty() {
         return vec![CoordinatorView::NotConfigured];
     }
-    let coords = match Coordinators::from_config(&cfg.coordinator) {
+    let coords = match Coordinators::discover(&cfg.coordinator).await {
         Ok(c) => c,
         Err(e) => {
             return vec![CoordinatorView::Unreachable {

@@ -56,6 +56,9 @@ pub fn apply(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(
     if let Some(v) = get("MAINTENANCE_REQUIRE") {
         cfg.coordinator.require = parse::require("MAINTENANCE_REQUIRE", &v)?;
     }
+    if let Some(v) = get("MAINTENANCE_RESOLVE") {
+        cfg.coordinator.resolve = parse::resolve("MAINTENANCE_RESOLVE", &v)?;
+    }
     if let Some(v) = get("MAINTENANCE_GATHER_TIMEOUT") {
         cfg.coordinator.gather_timeout_secs =
             parse::number("MAINTENANCE_GATHER_TIMEOUT", &v, "whole seconds, 0 or more")?;

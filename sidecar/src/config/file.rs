@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::parse;
 use super::{
     Compression, Config, ConfigError, CoordinatorConfig, DbServerConfig, FilesConfig, Mode,
-    Require, Secret, SqliteConfig, WebhookConfig,
+    Require, Resolve, Secret, SqliteConfig, WebhookConfig,
 };
 
 /// The file exactly as written.
@@ -65,6 +65,7 @@ struct RawCoordinator {
     max_backoff_secs: Option<u64>,
     require: Option<String>,
     gather_timeout_secs: Option<u64>,
+    resolve: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +169,10 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
                 None => Require::All,
             },
             gather_timeout_secs: raw.coordinator.gather_timeout_secs.unwrap_or(30),
+            resolve: match raw.coordinator.resolve {
+                Some(v) => parse::resolve("coordinator.resolve", &v)?,
+                None => Resolve::First,
+            },
         },
         sqlite: SqliteConfig {
             enabled: raw.sqlite.enabled.unwrap_or(sqlite_path.is_some()),

@@ -89,6 +89,30 @@ impl Require {
     }
 }
 
+/// What a host name in a coordinator URL stands for
+/// (`coordinator.resolve`, `MAINTENANCE_RESOLVE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resolve {
+    /// One instance per URL, whichever address the connection picks (the
+    /// default).
+    #[default]
+    First,
+    /// One instance per address the name resolves to (A and AAAA records,
+    /// e.g. a Kubernetes headless Service), resolved again before every
+    /// window (`discovery.rs`).
+    EachAddress,
+}
+
+impl Resolve {
+    /// The configuration word (`first`, `each-address`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolve::First => "first",
+            Resolve::EachAddress => "each-address",
+        }
+    }
+}
+
 /// How to reach the coordinator(s).
 #[derive(Debug, Clone, Default)]
 pub struct CoordinatorConfig {
@@ -109,6 +133,8 @@ pub struct CoordinatorConfig {
     /// was claimed the others may still become ready (clock skew, start-up
     /// and quiesce differences); past it, [`Require`] decides.
     pub gather_timeout_secs: u64,
+    /// What a host name in [`Self::urls`] stands for.
+    pub resolve: Resolve,
 }
 
 /// SQLite engine settings.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{Compression, ConfigError, Mode, Require, Secret};
+use super::{Compression, ConfigError, Mode, Require, Resolve, Secret};
 
 /// Parses a boolean the way container environments write them.
 pub fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -45,6 +45,19 @@ pub fn mode(key: &str, value: &str) -> Result<Mode, ConfigError> {
         "single" | "once" => Ok(Mode::Single),
         "continuous" | "run" => Ok(Mode::Continuous),
         _ => Err(ConfigError::new(key, value, "single or continuous")),
+    }
+}
+
+/// Parses `first` or `each-address`.
+pub fn resolve(key: &str, value: &str) -> Result<Resolve, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "first" => Ok(Resolve::First),
+        "each-address" => Ok(Resolve::EachAddress),
+        _ => Err(ConfigError::new(
+            key,
+            value,
+            "first (one tracker instance per URL) or each-address (every address a URL's host name resolves to is an instance, e.g. a headless Service)",
+        )),
     }
 }
 

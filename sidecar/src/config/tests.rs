@@ -181,3 +181,18 @@ fn require_policy_from_file_and_env_defaults_to_all() {
     assert_eq!(err.key, "MAINTENANCE_REQUIRE");
     assert!(err.to_string().contains("reachable"), "{err}");
 }
+
+#[test]
+fn resolve_from_file_and_env_bad_value_named() {
+    let cfg = Config::from_sources(None, &env_of(&[])).unwrap();
+    assert_eq!(cfg.coordinator.resolve, Resolve::First);
+    let toml = "[coordinator]\nurl = \"http://trackers:7071\"\nresolve = \"each-address\"\n";
+    let cfg = Config::from_sources(Some(toml), &env_of(&[])).unwrap();
+    assert_eq!(cfg.coordinator.resolve, Resolve::EachAddress);
+    let cfg =
+        Config::from_sources(Some(toml), &env_of(&[("MAINTENANCE_RESOLVE", "first")])).unwrap();
+    assert_eq!(cfg.coordinator.resolve, Resolve::First);
+    let err = Config::from_sources(None, &env_of(&[("MAINTENANCE_RESOLVE", "every")])).unwrap_err();
+    assert_eq!(err.key, "MAINTENANCE_RESOLVE");
+    assert!(err.to_string().contains("each-address"), "{err}");
+}

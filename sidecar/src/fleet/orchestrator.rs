@@ -18,7 +18,7 @@ use super::watch::{Member, Seen};
 use crate::backup;
 use crate::base::cancel::CancelToken;
 use crate::client::{ClientError, Coordinators};
-use crate::config::Config;
+use crate::config::{Config, Resolve};
 use crate::lease::LeaseKeeper;
 use crate::retention::prune_quietly;
 use crate::wake::ReadyFileWatch;
@@ -30,30 +30,25 @@ pub async fn run(
     coords: Coordinators,
     stop: watch::Receiver<bool>,
 ) -> std::process::ExitCode {
-    let mut fleet = Fleet::start(cfg, coords, stop);
-    let urls: Vec<&str> = fleet.members.iter().map(Member::url).collect();
-    tracing::info!(
-        "waiting for maintenance windows from {} (sidecar id {})",
-        urls.join(", "),
-        cfg.sidecar_id
-    );
-    if fleet.members.len() > 1 {
-        tracing::info!(
-            "{} tracker instances, one backup: require = {}, gather timeout {} s",
-            fleet.members.len(),
-            cfg.coordinator.require.as_str(),
-            cfg.coordinator.gather_timeout_secs
-        );
-    }
+    let mut fleet = Fleet::start(cfg, coords, stop.clone());
+    fleet.announce();
     while !fleet.stopping() {
         fleet.watch.ensure();
         if let Some(round) = fleet.gather().await {
             fleet.back_up(round).await;
+            // The instances are resolved again before the next window.
+            fleet.rediscover_at = fleet.rediscover_at.map(|_| Instant::now());
+        }
+        if fleet.rediscover_at.is_some_and(|t| Instant::now() >= t) {
+            fleet.rediscover_at = Some(Instant::now() + crate::discovery::INTERVAL);
+            if let Some(coords) = fleet.rediscover().await {
+                fleet.stop_watchers();
+                fleet = Fleet::start(cfg, coords, stop.clone());
+                fleet.announce();
+            }
         }
     }
-    for m in &fleet.members {
-        m.watcher.abort();
-    }
+    fleet.stop_watchers();
     std::process::ExitCode::SUCCESS
 }
 
@@ -63,6 +58,9 @@ struct Fleet<'a> {
     wake: Arc<Notify>,
     stop: watch::Receiver<bool>,
     watch: ReadyFileWatch,
+    /// With `resolve = "each-address"`: when to resolve the instances
+    /// again (checked only while no window is claimed).
+    rediscover_at: Option<Instant>,
 }
 
 impl<'a> Fleet<'a> {
@@ -79,7 +77,59 @@ impl<'a> Fleet<'a> {
             wake,
             stop,
             watch: ReadyFileWatch::new(cfg.coordinator.ready_file.clone()),
+            rediscover_at: (cfg.coordinator.resolve == Resolve::EachAddress)
+                .then(|| Instant::now() + crate::discovery::INTERVAL),
         }
+    }
+
+    /// Logs the instances watched.
+    fn announce(&self) {
+        let urls: Vec<&str> = self.members.iter().map(Member::url).collect();
+        tracing::info!(
+            "waiting for maintenance windows from {} (sidecar id {})",
+            urls.join(", "),
+            self.cfg.sidecar_id
+        );
+        if self.members.len() > 1 {
+            tracing::info!(
+                "{} tracker instances, one backup: require = {}, gather timeout {} s",
+                self.members.len(),
+                self.cfg.coordinator.require.as_str(),
+                self.cfg.coordinator.gather_timeout_secs
+            );
+        }
+    }
+
+    fn stop_watchers(&self) {
+        for m in &self.members {
+            m.watcher.abort();
+        }
+    }
+
+    /// Resolves the instances again: `Some` when they changed. A failed
+    /// resolution keeps the instances known (one warning).
+    async fn rediscover(&self) -> Option<Coordinators> {
+        let coords = match Coordinators::discover(&self.cfg.coordinator).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(
+                    "{e:#}; keeping the {} instance(s) known",
+                    self.members.len()
+                );
+                return None;
+            }
+        };
+        let now: Vec<&str> = coords.all().iter().map(|c| c.url()).collect();
+        let before: Vec<&str> = self.members.iter().map(Member::url).collect();
+        if now == before {
+            return None;
+        }
+        tracing::info!(
+            "tracker instances changed: {} -> {}",
+            before.join(", "),
+            now.join(", ")
+        );
+        Some(coords)
     }
 
     fn stopping(&self) -> bool {
@@ -156,6 +206,9 @@ impl<'a> Fleet<'a> {
                     return None; // everything claimed was lost: start over
                 }
                 deadline = None;
+                if self.rediscover_at.is_some_and(|t| Instant::now() >= t) {
+                    return None; // nothing claimed: run() resolves the instances again
+                }
             } else {
                 let due = *deadline.get_or_insert_with(|| Instant::now() + gather);
                 match decide(
@@ -174,7 +227,12 @@ impl<'a> Fleet<'a> {
                 }
             }
             let next_retry = self.members.iter().filter_map(|m| m.retry_claim_at).min();
-            let until = [deadline, next_retry].into_iter().flatten().min();
+            // While a window is claimed the instances are not resolved again.
+            let rediscover = self.rediscover_at.filter(|_| !lock(&round).has_live());
+            let until = [deadline, next_retry, rediscover]
+                .into_iter()
+                .flatten()
+                .min();
             self.wait(until).await;
         }
     }
