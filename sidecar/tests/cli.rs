@@ -120,3 +120,49 @@ fn run_without_coordinator_or_interval_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MAINTENANCE_URL"));
 }
+
+#[test]
+fn status_probe_exit_code_follows_the_newest_verified_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    let backups = dir.path().join("backups");
+    make_sqlite(&db, 3);
+    let probe = |extra: &[&str]| {
+        run(sidecar(None)
+            .env("BACKUP_DIR", &backups)
+            .env("SQLITE_DATABASE_PATH", &db)
+            .args(["status", "--probe"])
+            .args(extra))
+    };
+    // Nothing due yet: no backup, no coordinator that saw a window end.
+    let out = probe(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).contains("no backup yet"), "{}", text(&out));
+
+    let once = run(sidecar(None)
+        .env("BACKUP_DIR", &backups)
+        .env("SQLITE_DATABASE_PATH", &db)
+        .arg("once"));
+    assert!(once.status.success());
+    let out = probe(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out).contains("healthy: newest verified backup"),
+        "{}",
+        text(&out)
+    );
+    let out = probe(&["--max-age-hours", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("no verified backup younger than 0 h"),
+        "{}",
+        text(&out)
+    );
+
+    // The age limit means nothing without --probe: a usage error.
+    let out =
+        run(sidecar(None)
+            .env("BACKUP_DIR", &backups)
+            .args(["status", "--max-age-hours", "3"]));
+    assert_eq!(out.status.code(), Some(2));
+}
