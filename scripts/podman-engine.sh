@@ -11,8 +11,26 @@
 #       the machine's configured Debian mirror, or DEBIAN_MIRROR);
 #   podman_build_images LOG PROFILE   builds both binaries on the host
 #       (debug or release) and both images through compose/build-images.sh.
-# The caller defines REPO, step, die and check, and cleans up (podman
-# system reset, its work folder).
+#   step, die, check   the tests' progress lines (time since the start) and
+#       failure exit, naming the calling script.
+# The caller defines REPO and cleans up (podman system reset, its work
+# folder).
+
+T0=$SECONDS
+step() { printf '[%s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$((SECONDS - T0))" "$*"; }
+die() {
+    printf '%s: FAIL: %s\n' "$(basename "$0")" "$*" >&2
+    exit 1
+}
+check() { # description, then the command
+    local what=$1
+    shift
+    if "$@"; then
+        step "ok: $what"
+    else
+        die "$what"
+    fi
+}
 
 # Why runc and explicit ulimits: crun fails under this kind of host's
 # hybrid cgroups (v1 controllers + v2 unified), and the runtime cannot

@@ -74,21 +74,9 @@ done
 
 CACHE_DIR=${CACHE_DIR:-/var/tmp/test-containers-cache}
 BIN_PROFILE=${BIN_PROFILE:-debug}
-T0=$SECONDS
-step() { printf '[%s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$((SECONDS - T0))" "$*"; }
-die() {
-    printf 'test-containers.sh: FAIL: %s\n' "$*" >&2
-    exit 1
-}
-check() { # description, then the command
-    local what=$1
-    shift
-    if "$@"; then
-        step "ok: $what"
-    else
-        die "$what"
-    fi
-}
+# step, die, check, and the engine set-up.
+# shellcheck source=scripts/podman-engine.sh
+. "$REPO/scripts/podman-engine.sh"
 
 # --- 1. packages ----------------------------------------------------------------
 
@@ -131,8 +119,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=scripts/podman-engine.sh
-. "$REPO/scripts/podman-engine.sh"
 podman_engine_setup "$ENGINE"
 export DOCKER_HOST=unix://$SOCK
 podman system service --time=0 "unix://$SOCK" >"$WORK/podman-service.log" 2>&1 &

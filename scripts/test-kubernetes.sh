@@ -63,21 +63,9 @@ done
 
 CACHE_DIR=${CACHE_DIR:-/var/tmp/test-containers-cache}
 BIN_PROFILE=${BIN_PROFILE:-debug}
-T0=$SECONDS
-step() { printf '[%s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$((SECONDS - T0))" "$*"; }
-die() {
-    printf 'test-kubernetes.sh: FAIL: %s\n' "$*" >&2
-    exit 1
-}
-check() { # description, then the command
-    local what=$1
-    shift
-    if "$@"; then
-        step "ok: $what"
-    else
-        die "$what"
-    fi
-}
+# step, die, check, and the engine set-up.
+# shellcheck source=scripts/podman-engine.sh
+. "$REPO/scripts/podman-engine.sh"
 
 # --- 1. packages and schema ------------------------------------------------------
 
@@ -116,8 +104,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=scripts/podman-engine.sh
-. "$REPO/scripts/podman-engine.sh"
 podman_engine_setup "$ENGINE"
 if [ -n "$IMAGES" ]; then
     podman load -q -i "$IMAGES" >/dev/null || die "podman load -i $IMAGES failed"
