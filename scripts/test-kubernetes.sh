@@ -387,9 +387,9 @@ nothing_left() {
 check "podman kube down leaves no container, pod or conmon running" nothing_left
 # Like a PersistentVolumeClaim, the volume outlives the pod: the backups stay.
 check "the volume (PVC) and its backups outlive the pod" test -f "$BACKUPS/$NAME/manifest.json"
-# podman 4.3 also keeps a named volume for each configMap, secret and
-# emptyDir volume of the pod (a cluster drops them with the pod): said, then
-# removed with the rest.
+# podman 4.3 also keeps a named volume for each configMap and secret
+# volume of the pod (a cluster drops them with the pod): said, then removed
+# with the rest.
 step "volumes left after kube down: $(podman volume ls -q | tr '\n' ' ')"
 podman volume rm -af >/dev/null
 podman secret rm maintenance-secrets >/dev/null
