@@ -535,8 +535,11 @@ fn parse_window(text: &str) -> Result<(NaiveTime, NaiveTime), ConfigError> {
     Ok((start, end))
 }
 
-/// Parses `"30"`, `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
-fn parse_duration(text: &str) -> Option<Duration> {
+/// Parses a duration the way every configuration file of the project
+/// writes one: `"30"` (bare seconds), `"500ms"`, `"1.5s"`, `"5m"` (or
+/// `"5min"`), `"1h"`. `None` for anything else, or a negative number;
+/// zero is for the caller to refuse where it makes no sense.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

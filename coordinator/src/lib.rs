@@ -45,7 +45,7 @@ mod runner;
 mod schedule;
 mod shared;
 
-pub use config::{ConfigError, MaintenanceConfig, Token, MIN_TOKEN_LEN};
+pub use config::{parse_duration, ConfigError, MaintenanceConfig, Token, MIN_TOKEN_LEN};
 pub use coordinator::{Coordinator, StartError};
 pub use gate::{AnnounceGate, AnnouncePass, Refusal, WritePass};
 pub use hooks::{HookError, MaintenanceHooks, NoopHooks, PinMode, WindowInfo};

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use maintenance_coordinator::parse_duration;
 use toml::{Table, Value};
 
 /// Env variable whose value replaces the password of a `mysql://` or
@@ -186,20 +187,10 @@ fn listeners(
     }
 }
 
-/// Parses `"1s"`, `"500ms"`, `"2m"`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+/// A flush interval: `"1s"`, `"500ms"`, `"2m"`, or a bare number of
+/// seconds (the project's one [`parse_duration`]); never zero.
+fn flush_interval(s: &str) -> Option<Duration> {
+    parse_duration(s).filter(|d| !d.is_zero())
 }
 
 impl TrackerConfig {
@@ -262,7 +253,7 @@ impl TrackerConfig {
         }
         let flush_interval = match db.get("flush_interval") {
             None => Duration::from_secs(1),
-            Some(Value::String(s)) => parse_duration(s).ok_or_else(|| {
+            Some(Value::String(s)) => flush_interval(s).ok_or_else(|| {
                 bad(
                     "core.database.flush_interval",
                     format!("{s:?} is not a duration: expected e.g. \"1s\", \"500ms\", \"2m\""),
@@ -492,10 +483,16 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5m"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(flush_interval("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(flush_interval("1.5m"), Some(Duration::from_secs(90)));
+        // A bare number is seconds, as documented (it used to be refused).
+        assert_eq!(flush_interval("10"), Some(Duration::from_secs(10)));
+        assert_eq!(flush_interval("0s"), None);
+        assert_eq!(flush_interval("0"), None);
+        assert_eq!(flush_interval("ten"), None);
+        let cfg =
+            TrackerConfig::parse("[core.database]\nflush_interval = \"10\"", |_| None).unwrap();
+        assert_eq!(cfg.database.flush_interval, Duration::from_secs(10));
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use maintenance_coordinator::MaintenanceConfig;
+use maintenance_logging::LogFormat;
 use reference_tracker::config::TrackerConfig;
 
 /// A small BitTorrent HTTP tracker (BEP 3/23/48) with maintenance windows
@@ -29,33 +30,6 @@ struct Args {
     /// `"message":"window ended"` summary with outcome and quiesced_secs).
     #[arg(long, value_enum, env = "LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
-}
-
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines (colours when stderr is a terminal).
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        );
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .init(),
-    }
 }
 
 /// Installs the SIGTERM and SIGINT handlers now and returns the future that
@@ -94,7 +68,7 @@ async fn main() -> ExitCode {
         }
     };
     let args = Args::parse();
-    init_logging(args.log_format);
+    maintenance_logging::init(args.log_format);
     let env = |k: &str| std::env::var(k).ok();
     let (cfg, text) = match TrackerConfig::load(&args.config, env) {
         Ok(c) => c,

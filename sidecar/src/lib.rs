@@ -24,7 +24,6 @@ pub mod discovery;
 pub mod engine;
 pub mod fleet;
 pub mod lease;
-pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod offsite;

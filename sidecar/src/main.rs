@@ -5,11 +5,11 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use maintenance_logging::{self as logging, LogFormat};
 use maintenance_sidecar::base::progress;
 use maintenance_sidecar::cmd::cli::{Cli, Command};
 use maintenance_sidecar::cmd::{self, EXIT_FAILED, EXIT_USAGE};
 use maintenance_sidecar::config::{Config, Mode};
-use maintenance_sidecar::logging::{self, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

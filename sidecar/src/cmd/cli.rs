@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::engine::CheckMode;
-use crate::logging::LogFormat;
+use maintenance_logging::LogFormat;
 
 const AFTER_HELP: &str = "\
 Configuration comes from --config FILE (TOML) overlaid by environment

@@ -1,10 +1,13 @@
-//! Log output: human-readable text (default) or one JSON object per line
-//! (`--log-format json`, `LOG_FORMAT=json`), always on stderr, filtered by
-//! `RUST_LOG` (default `info`).
+//! The one log set-up of the project's binaries (`maintenance-sidecar`,
+//! `reference-tracker`): human-readable text (default) or one JSON object
+//! per line (`--log-format json`, `LOG_FORMAT=json`), always on stderr,
+//! filtered by `RUST_LOG` (default `info`).
 //!
-//! Every backup ends with one `backup finished` line (see
-//! [`crate::backup::RunResult::finish`]); with JSON its fields are top-level
-//! keys, e.g. `{"message":"backup finished","outcome":"success",...}`.
+//! With JSON the event's fields are top-level keys, e.g. the sidecar's
+//! `{"message":"backup finished","outcome":"success",...}` or the
+//! coordinator's `{"message":"window ended","outcome":...}`.
+
+#![warn(missing_docs)]
 
 use std::io::IsTerminal;
 
