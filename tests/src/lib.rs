@@ -23,6 +23,7 @@ pub use maintenance_proto::{Outcome, State, StatusResponse, WindowOutcome};
 pub mod observe;
 pub use observe::{cpu_time, ConnectionCounter};
 pub mod scale;
+pub mod udp;
 
 /// Bearer token every test tracker accepts.
 pub const TOKEN: &str = "e2e-token-0123456789abcdef";
@@ -1187,6 +1188,19 @@ pub fn start_postgres_tracker(dir: &Path, pg: &Pg, db: &str, policy: &'static st
 // ---------------------------------------------------------------------------
 // Waiting
 
+/// The median of `values` (the mean of the two middle ones for an even
+/// count; NaN for none): the one median of every benchmark.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Polls `f` every 20 ms until true; false after `timeout`.
 pub fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -1452,4 +1466,14 @@ pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(super::median(&[]).is_nan());
+    }
 }

@@ -5,6 +5,11 @@
 
 pub mod udp_client;
 
+/// Shared with the end-to-end harness: percent-encoding, hex, the
+/// `(info_hash, completed)` rows of a SQLite database.
+#[allow(unused_imports)] // not every test binary reads a database
+pub use maintenance_e2e::{hex, sqlite_counts, urlencode};
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -123,20 +128,6 @@ pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tracker
     }
 }
 
-/// Percent-encodes every byte that is not unreserved.
-pub fn urlencode(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// A 20-byte id made from a number, including non-UTF-8 bytes.
 pub fn id20(tag: u8, n: u32) -> [u8; 20] {
     let mut id = [0xF0u8; 20];
@@ -145,11 +136,6 @@ pub fn id20(tag: u8, n: u32) -> [u8; 20] {
     id[2] = 0xFF;
     id[16..].copy_from_slice(&n.to_be_bytes());
     id
-}
-
-/// Hex of an info hash as stored in the `torrents` table.
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Tracker {
@@ -386,18 +372,6 @@ pub fn fingerprint(path: &Path) -> Option<(u64, std::time::SystemTime, String)> 
 pub fn db_files(db: &Path) -> Vec<PathBuf> {
     let name = db.file_name().unwrap().to_str().unwrap();
     vec![db.to_path_buf(), db.with_file_name(format!("{name}-wal"))]
-}
-
-/// Reads every `(info_hash, completed)` row of a SQLite database.
-pub fn sqlite_counts(db: &Path) -> HashMap<String, i64> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT info_hash, completed FROM torrents")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 /// Polls `f` until it returns true, or panics with `what` after `timeout`.

@@ -1,12 +1,14 @@
-//! A minimal BEP 15 client for the end-to-end tests. It builds and decodes
-//! packets byte by byte on its own (not with the tracker's `wire` module), so
-//! a mistake in the tracker's encoding cannot cancel out in the tests.
+//! A minimal BEP 15 client for the end-to-end tests. It builds (with the
+//! test harness's `maintenance_e2e::udp`) and decodes packets byte by byte
+//! on its own, not with the tracker's `wire` module, so a mistake in the
+//! tracker's encoding cannot cancel out in the tests.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-/// The connect magic.
-pub const MAGIC: u64 = 0x41727101980;
+/// The connect magic, and the request header (shared with the UDP
+/// benchmark).
+pub use maintenance_e2e::udp::{header, PROTOCOL_ID as MAGIC};
 
 /// A decoded answer to an announce.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,14 +36,6 @@ pub struct UdpClient {
     tid: u32,
 }
 
-/// The header of a request.
-pub fn header(connection_id: u64, action: u32, tid: u32) -> Vec<u8> {
-    let mut b = connection_id.to_be_bytes().to_vec();
-    b.extend_from_slice(&action.to_be_bytes());
-    b.extend_from_slice(&tid.to_be_bytes());
-    b
-}
-
 /// A 98-byte announce request. `event`: 0 none, 1 completed, 2 started, 3 stopped.
 pub fn announce_packet(
     cid: u64,
@@ -52,18 +46,16 @@ pub fn announce_packet(
     event: u32,
     left: u64,
 ) -> Vec<u8> {
-    let mut b = header(cid, 1, tid);
-    b.extend_from_slice(hash);
-    b.extend_from_slice(peer_id);
-    b.extend_from_slice(&0u64.to_be_bytes()); // downloaded
-    b.extend_from_slice(&left.to_be_bytes());
-    b.extend_from_slice(&0u64.to_be_bytes()); // uploaded
-    b.extend_from_slice(&event.to_be_bytes());
-    b.extend_from_slice(&0u32.to_be_bytes()); // ip: use the source
-    b.extend_from_slice(&0x1234u32.to_be_bytes()); // key
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // num_want: default
-    b.extend_from_slice(&port.to_be_bytes());
-    b
+    maintenance_e2e::udp::Announce {
+        info_hash: hash,
+        peer_id,
+        event,
+        left,
+        key: 0x1234,
+        num_want: -1,
+        port,
+    }
+    .packet(cid, tid)
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {

@@ -189,14 +189,6 @@ fn baseline_tracker(o: &Opts, name: &str, maintenance: bool, udp_port: Option<u1
     Tracker::start(&d, &c)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[v.len() / 2]
-}
-
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
@@ -421,10 +413,10 @@ fn gate(o: &Opts) {
         );
         paired.push(a as f64 / b as f64);
     }
-    let mp = median(&mut paired);
-    let [mut ri, mut ro, mut ro2] = rates;
-    let (mi, mo, mo2) = (median(&mut ri), median(&mut ro), median(&mut ro2));
-    let (mr, ma) = (median(&mut ratios), median(&mut aa));
+    let mp = median(&paired);
+    let [ri, ro, ro2] = rates;
+    let (mi, mo, mo2) = (median(&ri), median(&ro), median(&ro2));
+    let (mr, ma) = (median(&ratios), median(&aa));
     println!(
         "RESULT gate-alternating: median idle {mi:.0} req/s, off {mo:.0} req/s, off2 {mo2:.0} req/s; median per-round ratio idle/off {mr:.3} (goal >= 0.98: {}); A/A control off2/off {ma:.3}",
         if mr >= 0.98 { "met" } else { "NOT met" }
@@ -989,27 +981,19 @@ fn idle(o: &Opts) {
 // ---------------------------------------------------------------------------
 // UDP (BEP 15) announces
 
-/// A BEP 15 request header.
-fn udp_header(connection_id: u64, action: u32, tid: u32) -> Vec<u8> {
-    let mut b = connection_id.to_be_bytes().to_vec();
-    b.extend_from_slice(&action.to_be_bytes());
-    b.extend_from_slice(&tid.to_be_bytes());
-    b
-}
-
 /// A 98-byte announce of peer `n` (64 torrents, 200 peers, as the HTTP
 /// instruction-count run).
 fn udp_announce(connection_id: u64, tid: u32, n: u32) -> Vec<u8> {
-    let mut b = udp_header(connection_id, 1, tid);
-    b.extend_from_slice(&info_hash(b'U', n % 64));
-    b.extend_from_slice(&peer_id(n % 200));
-    b.extend_from_slice(&[0u8; 24]); // downloaded, left = 0, uploaded
-    b.extend_from_slice(&[0u8; 4]); // event: none
-    b.extend_from_slice(&[0u8; 4]); // ip
-    b.extend_from_slice(&n.to_be_bytes()); // key
-    b.extend_from_slice(&50i32.to_be_bytes()); // num_want
-    b.extend_from_slice(&(6881 + (n % 200) as u16).to_be_bytes());
-    b
+    udp::Announce {
+        info_hash: &info_hash(b'U', n % 64),
+        peer_id: &peer_id(n % 200),
+        event: 0,
+        left: 0,
+        key: n,
+        num_want: 50,
+        port: 6881 + (n % 200) as u16,
+    }
+    .packet(connection_id, tid)
 }
 
 /// One client socket: connects, then announces.
@@ -1032,7 +1016,9 @@ impl UdpLoad {
         };
         let mut buf = [0u8; 2048];
         for _ in 0..20 {
-            me.sock.send(&udp_header(0x41727101980, 0, me.tid)).unwrap();
+            me.sock
+                .send(&udp::header(udp::PROTOCOL_ID, 0, me.tid))
+                .unwrap();
             if let Ok(16) = me.sock.recv(&mut buf) {
                 me.cid = u64::from_be_bytes(buf[8..16].try_into().unwrap());
                 return me;
@@ -1125,8 +1111,8 @@ fn udp_throughput(o: &Opts) {
     }
     println!(
         "RESULT udp-announces: median idle {:.0}/s, off {:.0}/s ({clients} client sockets, 16 in flight each); median per-round ratio idle/off {:.3}",
-        median(&mut idle),
-        median(&mut off),
-        median(&mut ratios)
+        median(&idle),
+        median(&off),
+        median(&ratios)
     );
 }

@@ -37,19 +37,6 @@ struct FleetOpts {
     sizes: Vec<usize>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// First time a log line mentions `what` and `id`.
 fn at(log: &str, what: &str, id: &str) -> Option<DateTime<Utc>> {
     log.lines()
@@ -192,12 +179,12 @@ pub fn run(args: &[String]) {
         let f = one_size(&m, dir.path(), n, o.windows);
         let lat_max = f.latency.iter().cloned().fold(0.0, f64::max);
         let row = (
-            median(f.latency.clone()),
+            median(&f.latency),
             lat_max,
-            median(f.quiesce),
-            median(f.pause),
-            median(f.overhead),
-            median(f.snapshot),
+            median(&f.quiesce),
+            median(&f.pause),
+            median(&f.overhead),
+            median(&f.snapshot),
         );
         println!(
             "N={n}: readiness-to-claim median {:.1} ms, max {:.1} ms; slowest quiesce {:.1} ms; pause {:.1} ms; overhead {:.1} ms (snapshot {:.1} ms)",

@@ -240,17 +240,17 @@ pub fn run(args: &[String]) {
         .zip(&theirs)
         .map(|(a, b)| a.mib_per_sec() / b.mib_per_sec())
         .collect();
-    let ratio = median(&mut ratios.clone());
+    let ratio = median(&ratios);
     let rss_max = rss(&ours).into_iter().fold(0.0, f64::max);
     println!(
         "RESULT offsite: sidecar upload median {:.1} MiB/s, rclone copy median {:.1} MiB/s, \
          throughput ratio median {ratio:.3} (goal >= 0.8: {}); sidecar peak RSS max {rss_max:.1} MiB \
          (goal <= 64: {}), rclone peak RSS median {:.1} MiB",
-        median(&mut rates(&ours)),
-        median(&mut rates(&theirs)),
+        median(&rates(&ours)),
+        median(&rates(&theirs)),
         if ratio >= 0.8 { "met" } else { "missed" },
         if rss_max <= 64.0 { "met" } else { "missed" },
-        median(&mut rss(&theirs)),
+        median(&rss(&theirs)),
     );
     let _ = std::fs::remove_dir_all(&o.dir);
 }

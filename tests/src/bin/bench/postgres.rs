@@ -181,7 +181,7 @@ fn host_cron(o: &Opts, pg: &Pg, db: &str) -> (f64, usize, f64) {
 }
 
 fn measure(o: &Opts, pg: &Pg, db: &str, label: &str, rounds: usize, baselines: bool) {
-    let mut runs: Vec<PgRun> = (1..=rounds).map(|r| early_release(o, pg, db, r)).collect();
+    let runs: Vec<PgRun> = (1..=rounds).map(|r| early_release(o, pg, db, r)).collect();
     for (i, r) in runs.iter().enumerate() {
         println!(
             "{label} early release run {}: write pause (quiesced) {:.3} s; refusal seen by clients {:.3} s ({} refused); dump streamed on after release {:.1} s; whole backup {:.1} s",
@@ -193,10 +193,10 @@ fn measure(o: &Opts, pg: &Pg, db: &str, label: &str, rounds: usize, baselines: b
             r.total_secs
         );
     }
-    let mut q: Vec<f64> = runs.iter().map(|r| r.quiesced_secs).collect();
-    let mut s: Vec<f64> = runs.iter().map(|r| r.outage_secs).collect();
-    let mut after: Vec<f64> = runs.iter_mut().map(|r| r.dump_after_release_secs).collect();
-    let (q, s, after) = (median(&mut q), median(&mut s), median(&mut after));
+    let q: Vec<f64> = runs.iter().map(|r| r.quiesced_secs).collect();
+    let s: Vec<f64> = runs.iter().map(|r| r.outage_secs).collect();
+    let after: Vec<f64> = runs.iter().map(|r| r.dump_after_release_secs).collect();
+    let (q, s, after) = (median(&q), median(&s), median(&after));
     println!(
         "RESULT postgres-early-{label}: median write pause {:.0} ms, refusal seen by clients {:.0} ms (goal <= 100 ms: {}); dump after release {after:.1} s",
         q * 1000.0,

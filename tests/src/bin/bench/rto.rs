@@ -434,11 +434,11 @@ pub fn run(args: &[String]) {
     if previous.is_some() && o.rounds > 1 && o.rounds.is_multiple_of(2) {
         rows.swap(1, 2);
     }
-    let base = super::median(&mut rows[0].1.clone());
+    let base = super::median(&rows[0].1);
     println!("\n| variant | median s | ratio to baseline | rounds |");
     println!("|---|---|---|---|");
     for (label, times) in &rows {
-        let m = super::median(&mut times.clone());
+        let m = super::median(times);
         let rounds: Vec<String> = times.iter().map(|t| format!("{t:.2}")).collect();
         println!(
             "| {label} | {m:.2} | {:.2} | {} |",
@@ -448,7 +448,7 @@ pub fn run(args: &[String]) {
     }
     for (label, times) in &rows {
         if label.starts_with("part: s") {
-            let m = super::median(&mut times.clone());
+            let m = super::median(times);
             println!(
                 "{label}: {:.0} MiB/s",
                 artifact_bytes as f64 / 1048576.0 / m
