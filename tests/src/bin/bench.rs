@@ -5,7 +5,7 @@
 //! cargo build --release -p reference-tracker -p maintenance-sidecar
 //! cargo run --release -p maintenance-e2e --bin bench -- all      # 1 GiB database
 //! cargo run --release -p maintenance-e2e --bin bench -- smoke    # 10 MiB, seconds
-//! bench -- gate | downtime | snapshot | claim | idle | udp | postgres   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]
+//! bench -- gate | downtime | snapshot | claim | idle | udp | postgres   [--size-mib N] [--dir D] [--rounds N] [--windows N] [--idle-secs S]   (bench -- help: every option, clap)
 //! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli] [--drop-db-after-backup]   # see bench/rto.rs
 //! bench -- fleet [--windows 10] [--sizes 1,3,8]   # one sidecar, N trackers on one MariaDB; see bench/fleet.rs
 //! bench -- offsite [--size-mib 2048] [--rounds 3] [--dir D]   # upload to moto vs rclone copy; see bench/offsite.rs
@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand};
 use maintenance_e2e::*;
 
 #[path = "bench/fleet.rs"]
@@ -60,60 +61,109 @@ struct Opts {
     idle_secs: u64,
 }
 
+/// The benchmarks (see the module doc); without a subcommand, `all`.
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+/// The options of the suite modes; each default depends on `smoke`.
+#[derive(Debug, Default, clap::Args)]
+struct SuiteArgs {
+    /// Database size (default 1024, smoke 10).
+    #[arg(long)]
+    size_mib: Option<u64>,
+    /// Work folder (default /var/tmp/maintenance-bench; smoke: a fresh
+    /// temporary one).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Rounds (default 11, smoke 1).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Seconds per load round (default 3, smoke 0.5).
+    #[arg(long)]
+    round_secs: Option<f64>,
+    /// Concurrent load connections.
+    #[arg(long, default_value_t = 32)]
+    conns: usize,
+    /// Windows (default 100, smoke 3).
+    #[arg(long)]
+    windows: Option<usize>,
+    /// Seconds per idle phase (default 60, smoke 2).
+    #[arg(long)]
+    idle_secs: Option<u64>,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Every suite benchmark on a 1 GiB database.
+    All(SuiteArgs),
+    /// Every suite benchmark on 10 MiB, in seconds.
+    Smoke(SuiteArgs),
+    /// Gate overhead on announces.
+    Gate(SuiteArgs),
+    /// Tracker downtime during a backup.
+    Downtime(SuiteArgs),
+    /// Snapshot methods compared.
+    Snapshot(SuiteArgs),
+    /// Claim latency.
+    Claim(SuiteArgs),
+    /// An idle sidecar's cost.
+    Idle(SuiteArgs),
+    /// Raw UDP announces per second.
+    Udp(SuiteArgs),
+    /// PostgreSQL early release.
+    Postgres(SuiteArgs),
+    /// Restore time (bench/rto.rs).
+    Rto(rto::RtoOpts),
+    /// Off-site upload (bench/offsite.rs).
+    Offsite(offsite::OffsiteOpts),
+    /// Pinned snapshots of a large database (bench/scale.rs).
+    Scale(scale::ScaleOpts),
+    /// One sidecar, N trackers (bench/fleet.rs).
+    Fleet(fleet::FleetOpts),
+    /// COUNT lockstep UDP announces to ADDR.
+    UdpAnnounce {
+        /// The tracker's UDP address.
+        addr: std::net::SocketAddr,
+        /// Announces to send.
+        count: u32,
+    },
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mode = args.first().cloned().unwrap_or_else(|| "all".into());
-    if mode == "rto" {
-        rto::run(&args[1..]);
-        return;
-    }
-    if mode == "offsite" {
-        offsite::run(&args[1..]);
-        return;
-    }
-    if mode == "scale" {
-        scale::run(&args[1..]);
-        return;
-    }
-    if mode == "fleet" {
-        fleet::run(&args[1..]);
-        return;
-    }
-    if mode == "udp-announce" {
-        let addr = args.get(1).and_then(|a| a.parse().ok());
-        let n = args.get(2).and_then(|a| a.parse().ok());
-        let (Some(addr), Some(n)) = (addr, n) else {
-            panic!("usage: bench udp-announce IP:PORT COUNT");
-        };
-        udp_announce_lockstep(addr, n);
-        return;
-    }
+    let (mode, args) = match Cli::parse().mode.unwrap_or(Mode::All(SuiteArgs::default())) {
+        Mode::Rto(o) => return rto::run(o),
+        Mode::Offsite(o) => return offsite::run(o),
+        Mode::Scale(o) => return scale::run(o),
+        Mode::Fleet(o) => return fleet::run(o),
+        Mode::UdpAnnounce { addr, count } => return udp_announce_lockstep(addr, count),
+        Mode::All(a) => ("all", a),
+        Mode::Smoke(a) => ("smoke", a),
+        Mode::Gate(a) => ("gate", a),
+        Mode::Downtime(a) => ("downtime", a),
+        Mode::Snapshot(a) => ("snapshot", a),
+        Mode::Claim(a) => ("claim", a),
+        Mode::Idle(a) => ("idle", a),
+        Mode::Udp(a) => ("udp", a),
+        Mode::Postgres(a) => ("postgres", a),
+    };
     let smoke = mode == "smoke";
     let mut o = Opts {
-        size_mib: if smoke { 10 } else { 1024 },
-        dir: PathBuf::from("/var/tmp/maintenance-bench"),
-        rounds: if smoke { 1 } else { 11 },
-        round_secs: if smoke { 0.5 } else { 3.0 },
-        conns: 32,
-        windows: if smoke { 3 } else { 100 },
+        size_mib: args.size_mib.unwrap_or(if smoke { 10 } else { 1024 }),
+        dir: args
+            .dir
+            .unwrap_or_else(|| PathBuf::from("/var/tmp/maintenance-bench")),
+        rounds: args.rounds.unwrap_or(if smoke { 1 } else { 11 }),
+        round_secs: args.round_secs.unwrap_or(if smoke { 0.5 } else { 3.0 }),
+        conns: args.conns,
+        windows: args.windows.unwrap_or(if smoke { 3 } else { 100 }),
         backup_cap_secs: if smoke { 20 } else { 180 },
-        idle_secs: if smoke { 2 } else { 60 },
+        idle_secs: args.idle_secs.unwrap_or(if smoke { 2 } else { 60 }),
     };
-    let mut i = 1;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--size-mib" => o.size_mib = v.parse().expect("--size-mib N"),
-            "--dir" => o.dir = PathBuf::from(v),
-            "--rounds" => o.rounds = v.parse().expect("--rounds N"),
-            "--round-secs" => o.round_secs = v.parse().expect("--round-secs S"),
-            "--conns" => o.conns = v.parse().expect("--conns N"),
-            "--windows" => o.windows = v.parse().expect("--windows N"),
-            "--idle-secs" => o.idle_secs = v.parse().expect("--idle-secs S"),
-            other => panic!("unknown option {other}"),
-        }
-        i += 2;
-    }
     if smoke {
         o.dir =
             std::env::temp_dir().join(format!("maintenance-bench-smoke-{}", std::process::id()));

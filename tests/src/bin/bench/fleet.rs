@@ -32,8 +32,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use maintenance_e2e::*;
 
-struct FleetOpts {
+/// `bench fleet`: one sidecar, N reference trackers on one MariaDB.
+#[derive(Debug, clap::Args)]
+pub struct FleetOpts {
+    /// Windows per fleet size.
+    #[arg(long, default_value_t = 10)]
     windows: usize,
+    /// Fleet sizes (trackers per run).
+    #[arg(long, value_delimiter = ',', default_value = "1,3,8")]
     sizes: Vec<usize>,
 }
 
@@ -148,26 +154,7 @@ fn one_size(m: &Maria, dir: &Path, n: usize, windows: usize) -> Figures {
 }
 
 /// Entry point of `bench fleet`.
-pub fn run(args: &[String]) {
-    let mut o = FleetOpts {
-        windows: 10,
-        sizes: vec![1, 3, 8],
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--windows" => o.windows = v.parse().expect("--windows N"),
-            "--sizes" => {
-                o.sizes = v
-                    .split(',')
-                    .map(|s| s.trim().parse().expect("--sizes 1,3,8"))
-                    .collect()
-            }
-            other => panic!("unknown option {other}"),
-        }
-        i += 2;
-    }
+pub fn run(o: FleetOpts) {
     let Some(m) = maria() else {
         panic!("bench fleet needs a MariaDB: start one with scripts/test-mariadb.sh and export its TEST_MARIADB_* lines");
     };

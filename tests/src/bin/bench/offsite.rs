@@ -34,32 +34,18 @@ use maintenance_e2e::*;
 
 use super::median;
 
-struct OffsiteOpts {
+/// `bench offsite`: upload to an S3 server (moto) beside `rclone copy`.
+#[derive(Debug, clap::Args)]
+pub struct OffsiteOpts {
+    /// Database size.
+    #[arg(long, default_value_t = 2048)]
     size_mib: u64,
+    /// Rounds.
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Work folder (a database of the asked size found there is reused).
+    #[arg(long, default_value = "/var/tmp/offsite-bench")]
     dir: PathBuf,
-}
-
-fn parse(args: &[String]) -> OffsiteOpts {
-    let mut o = OffsiteOpts {
-        size_mib: 2048,
-        rounds: 3,
-        dir: PathBuf::from("/var/tmp/offsite-bench"),
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--size-mib" => o.size_mib = v.parse().expect("--size-mib N"),
-            "--rounds" => o.rounds = v.parse().expect("--rounds N"),
-            "--dir" => o.dir = PathBuf::from(v),
-            other => {
-                panic!("unknown option {other} (offsite takes --size-mib N --rounds N --dir D)")
-            }
-        }
-        i += 2;
-    }
-    o
 }
 
 /// One upload's figures.
@@ -181,8 +167,7 @@ fn rclone_round(work: &Path, artifact: &Path, server: &S3Server, round: usize) -
 }
 
 /// Entry point of `bench offsite`.
-pub fn run(args: &[String]) {
-    let o = parse(args);
+pub fn run(o: OffsiteOpts) {
     std::fs::create_dir_all(&o.dir).unwrap();
     std::fs::write(o.dir.join("rclone.conf"), "").unwrap();
     // A database of the asked size left by an interrupted run is reused.

@@ -43,60 +43,32 @@ use std::time::{Duration, Instant};
 
 use maintenance_e2e::*;
 
-struct RtoOpts {
+/// `bench rto`: restore time of a large database (see the module doc).
+#[derive(Debug, clap::Args)]
+pub struct RtoOpts {
+    /// The SQLite database to back up and restore.
+    #[arg(long, default_value = "/var/tmp/scale/scale-1g.db")]
     db: PathBuf,
+    /// Work folder (emptied first).
+    #[arg(long, default_value = "/var/tmp/restore-rto")]
     dir: PathBuf,
+    /// Rounds per measured path.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Skip `restore --check full` and `drill` (the full integrity_check).
+    #[arg(long = "no-full", action = clap::ArgAction::SetFalse)]
     full: bool,
+    /// Make the artifact with the `zstd` CLI plus a manifest written here
+    /// instead of `maintenance-sidecar once` (databases too large to copy).
+    #[arg(long)]
     artifact_from_cli: bool,
+    /// Skip the rows restored from an S3-compatible server (moto).
+    #[arg(long = "no-s3", action = clap::ArgAction::SetFalse)]
     s3: bool,
+    /// Delete `--db` once the backup is made (a disk too small for
+    /// everything at once).
+    #[arg(long = "drop-db-after-backup")]
     drop_db: bool,
-}
-
-fn parse(args: &[String]) -> RtoOpts {
-    let mut o = RtoOpts {
-        db: PathBuf::from("/var/tmp/scale/scale-1g.db"),
-        dir: PathBuf::from("/var/tmp/restore-rto"),
-        rounds: 5,
-        full: true,
-        artifact_from_cli: false,
-        s3: true,
-        drop_db: false,
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--db" => o.db = PathBuf::from(v),
-            "--dir" => o.dir = PathBuf::from(v),
-            "--rounds" => o.rounds = v.parse().expect("--rounds N"),
-            "--no-full" => {
-                o.full = false;
-                i += 1;
-                continue;
-            }
-            "--artifact-from-cli" => {
-                o.artifact_from_cli = true;
-                i += 1;
-                continue;
-            }
-            "--no-s3" => {
-                o.s3 = false;
-                i += 1;
-                continue;
-            }
-            "--drop-db-after-backup" => {
-                o.drop_db = true;
-                i += 1;
-                continue;
-            }
-            other => panic!(
-                "unknown option {other} (rto takes --db PATH --dir D --rounds N --no-full --artifact-from-cli --no-s3 --drop-db-after-backup)"
-            ),
-        }
-        i += 2;
-    }
-    o
 }
 
 fn secs(t: Instant) -> f64 {
@@ -280,8 +252,7 @@ fn tracker_serving(o: &RtoOpts, backups: &Path, folder: &Path) -> (f64, f64) {
 }
 
 /// Entry point of `bench rto`.
-pub fn run(args: &[String]) {
-    let o = parse(args);
+pub fn run(o: RtoOpts) {
     assert!(o.db.is_file(), "{} does not exist", o.db.display());
     let _ = std::fs::remove_dir_all(&o.dir);
     let backups = o.dir.join("backups");

@@ -23,36 +23,18 @@ use maintenance_e2e::scale;
 /// Torrents the tracker loads at start-up (a large public tracker).
 const LIVE_ROWS: u64 = 2_000_000;
 
-struct ScaleOpts {
+/// `bench scale`: pinned snapshots of a large database.
+#[derive(Debug, clap::Args)]
+pub struct ScaleOpts {
+    /// Database size.
+    #[arg(long, default_value_t = 1)]
     size_gib: u64,
+    /// Work folder (a database of the asked size found there is reused).
+    #[arg(long, default_value = "/var/tmp/scale")]
     dir: PathBuf,
+    /// Only generate the database.
+    #[arg(long)]
     generate_only: bool,
-}
-
-fn parse(args: &[String]) -> ScaleOpts {
-    let mut o = ScaleOpts {
-        size_gib: 1,
-        dir: PathBuf::from("/var/tmp/scale"),
-        generate_only: false,
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--size-gib" => o.size_gib = v.parse().expect("--size-gib N"),
-            "--dir" => o.dir = PathBuf::from(v),
-            "--generate-only" => {
-                o.generate_only = true;
-                i += 1;
-                continue;
-            }
-            other => {
-                panic!("unknown option {other} (scale takes --size-gib N --dir D --generate-only)")
-            }
-        }
-        i += 2;
-    }
-    o
 }
 
 /// The database of `size_gib`, generated unless it is already in `dir`.
@@ -111,8 +93,7 @@ fn zstd_cli(db: &Path, out: &Path) -> f64 {
 const MIB: f64 = 1048576.0;
 
 /// Entry point of `bench scale`.
-pub fn run(args: &[String]) {
-    let o = parse(args);
+pub fn run(o: ScaleOpts) {
     let db = database(&o.dir, o.size_gib);
     if o.generate_only {
         return;
