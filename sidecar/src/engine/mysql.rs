@@ -101,18 +101,15 @@ impl MysqlEngine {
     }
 
     fn program(&self) -> anyhow::Result<String> {
-        if let Some(p) = &self.cfg.dump_command {
-            return Ok(p.clone());
-        }
-        find_program(&["mariadb-dump", "mysqldump"])
-            .context("neither mariadb-dump nor mysqldump is on PATH (set mysql.dump_command)")
+        process::dump_program(
+            &self.cfg,
+            &["mariadb-dump", "mysqldump"],
+            "neither mariadb-dump nor mysqldump is on PATH (set mysql.dump_command)",
+        )
     }
 
     fn database(&self) -> anyhow::Result<&str> {
-        self.cfg
-            .database
-            .as_deref()
-            .context("mysql.database is not set")
+        process::database(&self.cfg, "mysql.database is not set")
     }
 
     fn spawn(&self) -> anyhow::Result<Child> {

@@ -32,7 +32,7 @@ use anyhow::{bail, ensure, Context};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::process::{self, find_program, DumpRun, Fed, ToolLogin};
+use super::process::{self, DumpRun, Fed, ToolLogin};
 use super::{Engine, EngineContext, EngineKind, EngineOutput, RestoreJob, Staged, Streaming};
 use crate::base::progress;
 use crate::compress::{ArtifactWriter, WrittenFile};
@@ -220,19 +220,15 @@ impl PostgresEngine {
     }
 
     fn program(&self) -> anyhow::Result<String> {
-        if let Some(p) = &self.cfg.dump_command {
-            return Ok(p.clone());
-        }
-        find_program(&["pg_dump"]).context(
+        process::dump_program(
+            &self.cfg,
+            &["pg_dump"],
             "pg_dump is not on PATH (install postgresql-client or set postgres.dump_command)",
         )
     }
 
     fn database(&self) -> anyhow::Result<&str> {
-        self.cfg
-            .database
-            .as_deref()
-            .context("postgres.database is not set")
+        process::database(&self.cfg, "postgres.database is not set")
     }
 
     fn spawn(&self, snapshot: &str) -> anyhow::Result<Child> {

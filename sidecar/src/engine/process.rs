@@ -48,6 +48,24 @@ pub fn tool_command(cfg: &DbServerConfig, login: ToolLogin, program: &str) -> Co
     cmd
 }
 
+/// The dump program of `cfg`: its `dump_command`, else the first of
+/// `candidates` on `PATH`; `missing` is the error naming the fix.
+pub fn dump_program(
+    cfg: &DbServerConfig,
+    candidates: &[&str],
+    missing: &'static str,
+) -> anyhow::Result<String> {
+    match &cfg.dump_command {
+        Some(p) => Ok(p.clone()),
+        None => find_program(candidates).context(missing),
+    }
+}
+
+/// The database `cfg` names; `missing` is the error naming the key.
+pub fn database<'a>(cfg: &'a DbServerConfig, missing: &'static str) -> anyhow::Result<&'a str> {
+    cfg.database.as_deref().context(missing)
+}
+
 /// Starts the dump `cmd` of `program` in its own process group (so
 /// cancelling kills wrapper scripts and their children together), stdout
 /// and stderr piped.
