@@ -215,6 +215,9 @@ pub struct TrackerConfig {
     /// `completion_journal` for MySQL and PostgreSQL (in the test's folder,
     /// not the working directory); SQLite keeps its default beside the file.
     pub completion_journal: PathBuf,
+    /// `journal_durability` key (`write`, `fsync`, `interval`); `None`
+    /// keeps the default.
+    pub journal_durability: Option<&'static str>,
     /// How long [`Tracker::start`] waits for the listeners: a tracker loads
     /// every completed count before it listens, so a benchmark on millions
     /// of rows raises it.
@@ -242,6 +245,7 @@ impl TrackerConfig {
             udp_port: None,
             journal_mode: None,
             completion_journal: dir.join("completions.journal"),
+            journal_durability: None,
             start_timeout: Duration::from_secs(30),
         }
     }
@@ -287,6 +291,13 @@ bind_address = "127.0.0.1:{health}"
             http = self.http_port,
             health = self.health_port,
         );
+        if let Some(durability) = self.journal_durability {
+            s = s.replacen(
+                "[core.announce_policy]",
+                &format!("journal_durability = \"{durability}\"\n\n[core.announce_policy]"),
+                1,
+            );
+        }
         if let Some(mode) = self.journal_mode {
             s = s.replacen(
                 "[core.announce_policy]",

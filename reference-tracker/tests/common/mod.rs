@@ -36,7 +36,8 @@ pub struct Tracker {
     pub client: reqwest::Client,
 }
 
-/// Writes `config` into `dir/tracker.toml` and starts the binary on it.
+/// Writes `config` into `dir/tracker.toml` and starts the binary on it,
+/// in `dir` (relative paths in the config resolve there).
 pub fn start(dir: &Path, config: &str) -> Tracker {
     start_with_env(dir, config, &[])
 }
@@ -48,6 +49,7 @@ pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tracker
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reference-tracker"));
     cmd.arg("--config")
         .arg(&path)
+        .current_dir(dir)
         .env("RUST_LOG", "info,reference_tracker=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -315,6 +317,35 @@ impl Drop for Tracker {
             let _ = c.wait();
         }
     }
+}
+
+/// Runs the binary on `dir/tracker.toml` (already written), in `dir`, and
+/// expects it to refuse to start: returns its stderr once it exited with a
+/// failure within 30 s.
+pub fn expect_refusal(dir: &Path, env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reference-tracker"));
+    cmd.arg("--config")
+        .arg(dir.join("tracker.toml"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn reference-tracker");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the tracker started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "exited 0: {stderr}");
+    stderr
 }
 
 /// A config for a SQLite tracker in `dir` with its maintenance API on.
