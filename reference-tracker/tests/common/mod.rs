@@ -34,6 +34,8 @@ pub struct Tracker {
     /// Captured stderr lines (logs), for failure messages.
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub client: reqwest::Client,
+    /// Lease ids answered to claims made through [`Tracker::post_api`].
+    leases: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// Writes `config` into `dir/tracker.toml` and starts the binary on it,
@@ -122,6 +124,7 @@ pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tracker
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
+        leases: Default::default(),
     }
 }
 
@@ -245,8 +248,25 @@ impl Tracker {
     }
 
     /// POSTs a JSON body to a maintenance API call with the token and
-    /// returns the status code and body.
-    pub async fn post_api(&self, call: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    /// returns the status code and body. A claim says it speaks protocol 3;
+    /// calls on a window claimed here carry its lease id unless `body` has
+    /// one.
+    pub async fn post_api(
+        &self,
+        call: &str,
+        mut body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let window = body["window_id"].as_str().unwrap_or("").to_owned();
+        if let Some(obj) = body.as_object_mut() {
+            if call == "claim" {
+                obj.entry("protocol_version")
+                    .or_insert(maintenance_proto::PROTOCOL_VERSION.into());
+            } else if !obj.contains_key("lease_id") {
+                if let Some(lease) = self.leases.lock().unwrap().get(&window) {
+                    obj.insert("lease_id".into(), lease.clone().into());
+                }
+            }
+        }
         let resp = self
             .client
             .post(self.api(call))
@@ -257,7 +277,11 @@ impl Tracker {
             .unwrap();
         let code = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        let json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        if let (true, Some(lease)) = (call == "claim", json["lease_id"].as_str()) {
+            self.leases.lock().unwrap().insert(window, lease.to_owned());
+        }
         (code, json)
     }
 
