@@ -9,6 +9,7 @@
 //! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli] [--drop-db-after-backup]   # see bench/rto.rs
 //! bench -- fleet [--windows 10] [--sizes 1,3,8]   # one sidecar, N trackers on one MariaDB; see bench/fleet.rs
 //! bench -- offsite [--size-mib 2048] [--rounds 3] [--dir D]   # upload to moto vs rclone copy; see bench/offsite.rs
+//! bench -- durability [--secs 5] [--conns 16] [--rounds 3]   # completed announces per journal_durability; see bench/durability.rs
 //! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench -- idle | rto   # side by side with an older build
 //! bench -- udp-announce ADDR N     # N lockstep UDP announces (for scripts/bench-gate-instructions.sh udp)
 //! ```
@@ -49,6 +50,9 @@ mod postgres;
 #[path = "bench/offsite.rs"]
 mod offsite;
 
+#[path = "bench/durability.rs"]
+mod durability;
+
 struct Opts {
     size_mib: u64,
     dir: PathBuf,
@@ -65,6 +69,10 @@ fn main() {
     let mode = args.first().cloned().unwrap_or_else(|| "all".into());
     if mode == "rto" {
         rto::run(&args[1..]);
+        return;
+    }
+    if mode == "durability" {
+        durability::run(&args[1..]);
         return;
     }
     if mode == "offsite" {
