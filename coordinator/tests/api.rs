@@ -141,17 +141,7 @@ impl Harness {
     /// POSTs `body`; a claim says it speaks protocol 3, and calls on a
     /// window claimed here carry its lease id unless `body` has one.
     async fn post_with(&self, path: &str, mut body: Value, token: Option<&str>) -> (u16, Value) {
-        let window = body["window_id"].as_str().unwrap_or("").to_owned();
-        if let Some(obj) = body.as_object_mut() {
-            if path == "claim" {
-                obj.entry("protocol_version")
-                    .or_insert(maintenance_proto::PROTOCOL_VERSION.into());
-            } else if !obj.contains_key("lease_id") {
-                if let Some(lease) = self.leases.lock().unwrap().get(&window) {
-                    obj.insert("lease_id".into(), lease.clone().into());
-                }
-            }
-        }
+        maintenance_e2e::with_lease(path, &mut body, &self.leases.lock().unwrap());
         let mut req = self.http.post(format!("{}/{path}", self.base)).json(&body);
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -159,9 +149,7 @@ impl Harness {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let answer: Value = resp.json().await.unwrap();
-        if let (true, Some(lease)) = (path == "claim", answer["lease_id"].as_str()) {
-            self.leases.lock().unwrap().insert(window, lease.to_owned());
-        }
+        maintenance_e2e::remember_lease(path, &body, &answer, &mut self.leases.lock().unwrap());
         (status, answer)
     }
 

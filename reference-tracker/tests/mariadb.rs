@@ -44,6 +44,17 @@ fn split_password(url: &str) -> (String, String, String) {
     )
 }
 
+/// The SQLite test config of `dir` (`defer-writes`) turned into a MySQL
+/// one on the database at `url`.
+fn mysql_config(dir: &std::path::Path, url: &str) -> String {
+    sqlite_config(dir, "defer-writes")
+        .replace("driver = \"sqlite3\"", "driver = \"mysql\"")
+        .replace(
+            &format!("path = \"{}\"", dir.join("tracker.db").display()),
+            &format!("path = \"{url}\""),
+        )
+}
+
 async fn completed(pool: &MySqlPool, hash: &[u8; 20]) -> Option<i64> {
     sqlx::query("SELECT completed FROM torrents WHERE info_hash = ?")
         .bind(hex(hash))
@@ -103,19 +114,17 @@ async fn mariadb_counts_survive_a_defer_writes_window_and_a_restart() {
 
     // The file carries a wrong password; the environment supplies the real one.
     let dir = tempfile::tempdir().unwrap();
-    let config = sqlite_config(dir.path(), "defer-writes")
-        .replace("driver = \"sqlite3\"", "driver = \"mysql\"")
-        .replace(
-            "flush_interval = \"100ms\"",
-            &format!(
-                "flush_interval = \"100ms\"\ncompletion_journal = \"{}\"",
-                dir.path().join("completions.journal").display()
-            ),
-        )
-        .replace(
-            &format!("path = \"{}\"", dir.path().join("tracker.db").display()),
-            &format!("path = \"{before_pw}:not-the-password{after_pw}/{db_name}\""),
-        );
+    let config = mysql_config(
+        dir.path(),
+        &format!("{before_pw}:not-the-password{after_pw}/{db_name}"),
+    )
+    .replace(
+        "flush_interval = \"100ms\"",
+        &format!(
+            "flush_interval = \"100ms\"\ncompletion_journal = \"{}\"",
+            dir.path().join("completions.journal").display()
+        ),
+    );
     assert!(config.contains("not-the-password"), "{config}");
     let env = [("TRACKER_DATABASE_PASSWORD", password.as_str())];
     let hash = id20(1, 90);
@@ -197,12 +206,7 @@ async fn a_second_tracker_on_the_same_journal_refuses_to_start() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = sqlite_config(dir.path(), "defer-writes")
-        .replace("driver = \"sqlite3\"", "driver = \"mysql\"")
-        .replace(
-            &format!("path = \"{}\"", dir.path().join("tracker.db").display()),
-            &format!("path = \"{before_pw}{after_pw}/{db_name}\""),
-        );
+    let config = mysql_config(dir.path(), &format!("{before_pw}{after_pw}/{db_name}"));
     assert!(!config.contains("completion_journal"), "{config}");
     let env = [("TRACKER_DATABASE_PASSWORD", password.as_str())];
     let first = start_with_env(dir.path(), &config, &env);

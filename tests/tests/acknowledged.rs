@@ -87,6 +87,14 @@ fn sigkill_under_load_in_a_defer_writes_window_loses_no_acknowledged_completion(
             counted <= answered + threads as u64,
             "round {round}: {counted} counted for {answered} answered"
         );
+        // The replayed counts reach the database (before the next window
+        // pauses writes again).
+        wait_until(Duration::from_secs(60), "replayed counts flushed", || {
+            sqlite_counts(&d.join("tracker.db"))
+                .get(&hex(&hash))
+                .copied()
+                == Some(counted as i64)
+        });
     }
     assert!(t.proc.terminate(Duration::from_secs(20)).success());
 }

@@ -256,17 +256,7 @@ impl Tracker {
         call: &str,
         mut body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let window = body["window_id"].as_str().unwrap_or("").to_owned();
-        if let Some(obj) = body.as_object_mut() {
-            if call == "claim" {
-                obj.entry("protocol_version")
-                    .or_insert(maintenance_proto::PROTOCOL_VERSION.into());
-            } else if !obj.contains_key("lease_id") {
-                if let Some(lease) = self.leases.lock().unwrap().get(&window) {
-                    obj.insert("lease_id".into(), lease.clone().into());
-                }
-            }
-        }
+        maintenance_e2e::with_lease(call, &mut body, &self.leases.lock().unwrap());
         let resp = self
             .client
             .post(self.api(call))
@@ -279,9 +269,7 @@ impl Tracker {
         let text = resp.text().await.unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        if let (true, Some(lease)) = (call == "claim", json["lease_id"].as_str()) {
-            self.leases.lock().unwrap().insert(window, lease.to_owned());
-        }
+        maintenance_e2e::remember_lease(call, &body, &json, &mut self.leases.lock().unwrap());
         (code, json)
     }
 
