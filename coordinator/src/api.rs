@@ -17,17 +17,17 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::Duration as ChronoDuration;
 use maintenance_proto::{
     AbortRequest, ClaimRequest, CompleteRequest, ErrorBody, ErrorCode, HealthResponse,
     OpenWindowRequest, OpenWindowResponse, ReleaseRequest, UnpinResponse, WindowRequest,
-    WindowSpan, API_PREFIX,
+    WindowSpan, API_PREFIX, MIN_SIDECAR_PROTOCOL, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tracing::{info, warn};
 
-use crate::machine::Rejection;
+use crate::machine::{Now, Rejection};
 use crate::shared::Shared;
 
 /// Longest a long-poll may wait.
@@ -95,7 +95,8 @@ impl ApiError {
             | ErrorCode::WrongState
             | ErrorCode::AlreadyClaimed
             | ErrorCode::WindowBusy
-            | ErrorCode::PinLost => StatusCode::CONFLICT,
+            | ErrorCode::PinLost
+            | ErrorCode::LeaseMismatch => StatusCode::CONFLICT,
             ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -230,8 +231,30 @@ async fn claim(
     body: Bytes,
 ) -> ApiResult<maintenance_proto::LeaseResponse> {
     let req: ClaimRequest = parse_body(&body)?;
+    let spoken = req.protocol_version.unwrap_or(2);
+    if spoken < MIN_SIDECAR_PROTOCOL {
+        warn!(window_id = %req.window_id, sidecar = %req.sidecar_id, protocol = spoken,
+            "refused the claim of a sidecar speaking an older protocol; upgrade it");
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "this coordinator speaks protocol {PROTOCOL_VERSION} and accepts claims from sidecars \
+                 speaking {MIN_SIDECAR_PROTOCOL} or later (this claim speaks {spoken}): a lease now has a \
+                 secret lease_id that every later call carries; upgrade maintenance-sidecar to the \
+                 version of this tracker"
+            ),
+        ));
+    }
     let ttl = shared.config.lease_ttl;
-    let lease = shared.update(|m| m.claim(&req.window_id, &req.sidecar_id, Utc::now(), ttl))?;
+    let lease = shared.update(|m| {
+        m.claim(
+            &req.window_id,
+            &req.sidecar_id,
+            req.lease_id.as_deref(),
+            Now::read(),
+            ttl,
+        )
+    })?;
     info!(window_id = %req.window_id, sidecar = %req.sidecar_id, "window claimed");
     Ok(Json(lease))
 }
@@ -244,7 +267,8 @@ async fn heartbeat(
     let req: WindowRequest = parse_body(&body)?;
     let ttl = shared.config.lease_ttl;
     Ok(Json(shared.update(|m| {
-        m.heartbeat(&req.window_id, Utc::now(), ttl)
+        m.check_lease(&req.window_id, req.lease_id.as_deref(), "heartbeat")?;
+        m.heartbeat(&req.window_id, Now::read(), ttl)
     })?))
 }
 
@@ -261,7 +285,8 @@ async fn release(
     // and rewrote the readiness file. Database writes still wait for the
     // runner's resume hook.
     let ack = shared.update(|m| {
-        let ack = m.release(&req.window_id, req.keep_pin, Utc::now())?;
+        m.check_lease(&req.window_id, req.lease_id.as_deref(), "release")?;
+        let ack = m.release(&req.window_id, req.keep_pin, Now::read())?;
         shared.gate.open_announces();
         Ok::<_, Rejection>(ack)
     })?;
@@ -279,7 +304,10 @@ async fn unpin(
     body: Bytes,
 ) -> ApiResult<UnpinResponse> {
     let req: WindowRequest = parse_body(&body)?;
-    let done = shared.update(|m| m.unpin(&req.window_id, Utc::now()))?;
+    let done = shared.update(|m| {
+        m.check_lease(&req.window_id, req.lease_id.as_deref(), "unpin")?;
+        m.unpin(&req.window_id, Now::read())
+    })?;
     info!(window_id = %req.window_id, held_secs = done.held_secs, "sidecar finished reading: unpinning");
     Ok(Json(done))
 }
@@ -290,7 +318,10 @@ async fn complete(
     body: Bytes,
 ) -> ApiResult<maintenance_proto::CompleteResponse> {
     let req: CompleteRequest = parse_body(&body)?;
-    let done = shared.update(|m| m.complete(&req.window_id, req.report, Utc::now()))?;
+    let done = shared.update(|m| {
+        m.check_lease(&req.window_id, req.lease_id.as_deref(), "complete")?;
+        m.complete(&req.window_id, req.report, Now::read())
+    })?;
     info!(window_id = %req.window_id, outcome = %done.outcome, "sidecar completed the window");
     Ok(Json(done))
 }
@@ -310,12 +341,13 @@ async fn open_window(
             ),
         ));
     }
-    let now = Utc::now();
+    let clock = Now::read();
+    let now = clock.wall;
     let span = WindowSpan {
         start: now,
         end: now + ChronoDuration::seconds(req.duration_secs as i64),
     };
-    let info = shared.update(|m| m.open(span, now))?;
+    let info = shared.update(|m| m.open(span, clock))?;
     info!(window_id = %info.window_id, duration_secs = req.duration_secs, "operator opened an ad hoc window");
     Ok(Json(OpenWindowResponse {
         window_id: info.window_id,
@@ -333,7 +365,7 @@ async fn abort(
     } else {
         parse_body(&body)?
     };
-    let ack = shared.update(|m| m.abort(req.window_id.as_ref(), req.reason, Utc::now()))?;
+    let ack = shared.update(|m| m.abort(req.window_id.as_ref(), req.reason, Now::read()))?;
     info!(window_id = %ack.window_id, "operator aborted the window");
     Ok(Json(ack))
 }

@@ -156,9 +156,13 @@ impl Coordinator {
     /// Ends any running window (the tracker resumes), stops the runner and
     /// the API server, and leaves a not-ready readiness file.
     pub async fn shutdown(&self) {
-        let _ = self
-            .shared
-            .update(|m| m.abort(None, Some("coordinator shutting down".into()), Utc::now()));
+        let _ = self.shared.update(|m| {
+            m.abort(
+                None,
+                Some("coordinator shutting down".into()),
+                crate::machine::Now::read(),
+            )
+        });
         self.shared.shutdown.send_replace(true);
         self.shared.wake.notify_one();
         let runner = self.runner.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -12,6 +12,7 @@
 //! Policy `reject` closes both turnstiles; policy `defer-writes` closes only
 //! the write turnstile, so announces keep being answered from memory.
 
+use crate::machine::Now;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,8 +83,10 @@ impl Turnstile {
 struct GateInner {
     announces: Turnstile,
     writes: Turnstile,
-    /// Unix milliseconds at which the running window is expected to end.
-    reopen_at_ms: AtomicI64,
+    /// When the running window is expected to end, in milliseconds of the
+    /// monotonic clock ([`Now::mono`]): a refusal's retry time does not
+    /// follow a stepped wall clock.
+    reopen_mono_ms: AtomicI64,
     refused: Counter,
     deferred: Counter,
 }
@@ -197,12 +200,8 @@ impl AnnounceGate {
     }
 
     fn retry_after(&self) -> Duration {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let remaining_ms = (self.inner.reopen_at_ms.load(Ordering::Relaxed) - now_ms).max(0) as u64;
-        // Up to 10 % (at most 15 s) of jitter, from the clock's low bits.
-        let spread_ms = (remaining_ms / 10).clamp(250, 15_000);
-        let jitter_ms = (now_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % spread_ms;
-        Duration::from_millis((remaining_ms + jitter_ms).max(1000))
+        let now_ms = Now::read().mono.as_millis() as i64;
+        retry_in(self.inner.reopen_mono_ms.load(Ordering::Relaxed), now_ms)
     }
 
     // ---- coordinator side -------------------------------------------------
@@ -214,9 +213,12 @@ impl AnnounceGate {
 
     /// Closes the gate for `policy` until about `reopen_at_ms`.
     pub(crate) fn close(&self, policy: AnnouncePolicy, reopen_at_ms: i64) {
-        self.inner
-            .reopen_at_ms
-            .store(reopen_at_ms, Ordering::Relaxed);
+        let now = Now::read();
+        let remaining_ms = (reopen_at_ms - now.wall.timestamp_millis()).max(0);
+        self.inner.reopen_mono_ms.store(
+            now.mono.as_millis() as i64 + remaining_ms,
+            Ordering::Relaxed,
+        );
         self.inner.writes.close();
         if policy == AnnouncePolicy::Reject {
             self.inner.announces.close();
@@ -250,9 +252,51 @@ impl AnnounceGate {
     }
 }
 
+/// The retry time told to a refused client at monotonic `now_ms` when the
+/// window should end at monotonic `reopen_ms`: the time left, plus up to
+/// 10 % (at most 15 s) of jitter from the clock's low bits, at least 1 s.
+fn retry_in(reopen_ms: i64, now_ms: i64) -> Duration {
+    let remaining_ms = (reopen_ms - now_ms).max(0) as u64;
+    let spread_ms = (remaining_ms / 10).clamp(250, 15_000);
+    let jitter_ms = (now_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % spread_ms;
+    Duration::from_millis((remaining_ms + jitter_ms).max(1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The retry time is measured on the monotonic clock from the close:
+    /// whatever the wall clock does afterwards, it is the time left.
+    #[test]
+    fn retry_time_counts_down_on_the_monotonic_clock() {
+        let r = retry_in(120_000, 0);
+        assert!(
+            r >= Duration::from_secs(120) && r <= Duration::from_secs(132),
+            "{r:?}"
+        );
+        let r = retry_in(120_000, 100_000);
+        assert!(
+            r >= Duration::from_secs(20) && r <= Duration::from_secs(22),
+            "{r:?}"
+        );
+        let late = retry_in(120_000, 500_000);
+        assert!(
+            late >= Duration::from_secs(1) && late < Duration::from_millis(1250),
+            "{late:?}"
+        );
+        // A gate closed for two minutes tells two minutes, read at once.
+        let gate = AnnounceGate::always_open();
+        gate.close(
+            AnnouncePolicy::Reject,
+            chrono::Utc::now().timestamp_millis() + 120_000,
+        );
+        let told = gate.admit_announce().err().unwrap().retry_after;
+        assert!(
+            told >= Duration::from_secs(119) && told <= Duration::from_secs(132),
+            "{told:?}"
+        );
+    }
 
     fn in_ms(ms: i64) -> i64 {
         chrono::Utc::now().timestamp_millis() + ms

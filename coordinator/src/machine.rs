@@ -48,6 +48,48 @@ const OUTCOMES_KEPT: usize = 20;
 /// (monotonic) time before it is cut, whatever the wall clock says.
 pub(crate) const ELAPSED_MARGIN: Duration = Duration::from_secs(5);
 
+/// One reading of both clocks, taken by the caller of a transition: the
+/// wall clock for instants shown to people and compared with the schedule
+/// (opened at, lease expiry, deadlines), the monotonic clock for every
+/// duration the machine reports (`quiesced_secs`, `held_secs`, the metrics'
+/// window durations), so a stepped wall clock never makes one negative or
+/// a day long.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    /// The wall clock.
+    pub(crate) wall: DateTime<Utc>,
+    /// Monotonic time since an arbitrary origin of this process.
+    pub(crate) mono: Duration,
+}
+
+impl Now {
+    /// Reads both clocks.
+    pub(crate) fn read() -> Now {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+        Now {
+            wall: Utc::now(),
+            mono: origin.elapsed(),
+        }
+    }
+}
+
+/// Tests give a wall time alone when the two clocks agree (no step).
+#[cfg(test)]
+impl From<DateTime<Utc>> for Now {
+    fn from(wall: DateTime<Utc>) -> Now {
+        Now {
+            wall,
+            mono: Duration::from_millis(wall.timestamp_millis().max(0) as u64),
+        }
+    }
+}
+
+/// Seconds from `from` to `to` on the monotonic clock, in milliseconds.
+fn secs_between(from: Duration, to: Duration) -> f64 {
+    to.saturating_sub(from).as_millis() as f64 / 1000.0
+}
+
 /// A refused request: the code and an explanation naming the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -67,7 +109,15 @@ fn reject(code: ErrorCode, message: impl Into<String>) -> Rejection {
 #[derive(Debug, Clone)]
 struct Claim {
     sidecar_id: String,
+    /// The secret the claim answered; every later call must present it.
+    lease_id: String,
     lease_expires_at: DateTime<Utc>,
+}
+
+/// True when `presented` is `lease_id` (compared in constant time).
+fn lease_matches(lease_id: &str, presented: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(lease_id.as_bytes())))
 }
 
 /// How a window is ending, once decided.
@@ -82,6 +132,8 @@ struct Ending {
 struct ActiveWindow {
     info: WindowInfo,
     opened_at: DateTime<Utc>,
+    /// [`Now::mono`] at opening.
+    opened_mono: Duration,
     claim: Option<Claim>,
     /// The sidecar said its snapshot is taken.
     released: bool,
@@ -92,6 +144,8 @@ struct ActiveWindow {
 struct Released {
     window_id: WindowId,
     opened_at: DateTime<Utc>,
+    /// [`Now::mono`] at opening.
+    opened_mono: Duration,
     quiesced_secs: f64,
     claim: Claim,
 }
@@ -102,6 +156,8 @@ struct Pin {
     info: WindowInfo,
     mode: PinMode,
     since: DateTime<Utc>,
+    /// [`Now::mono`] when the pin was taken.
+    since_mono: Duration,
     /// The sidecar released the tracker but keeps reading under the pin.
     kept: bool,
     /// Decided: the pin ends (the runner drops it, then clears it).
@@ -226,12 +282,11 @@ impl Machine {
         self.version += 1;
     }
 
-    fn record(&mut self, outcome: WindowOutcome) {
-        self.metrics.window_ended(
-            outcome.outcome,
-            (outcome.ended_at - outcome.opened_at).num_milliseconds() as f64 / 1000.0,
-            outcome.quiesced_secs,
-        );
+    /// Records `outcome`; `secs` is the window's length on the monotonic
+    /// clock.
+    fn record(&mut self, outcome: WindowOutcome, secs: f64) {
+        self.metrics
+            .window_ended(outcome.outcome, secs, outcome.quiesced_secs);
         self.outcomes.push_front(outcome);
         self.outcomes.truncate(OUTCOMES_KEPT);
         self.windows_ended += 1;
@@ -312,8 +367,10 @@ impl Machine {
     pub(crate) fn open(
         &mut self,
         span: WindowSpan,
-        now: DateTime<Utc>,
+        now: impl Into<Now>,
     ) -> Result<WindowInfo, Rejection> {
+        let clock: Now = now.into();
+        let now = clock.wall;
         if let Some(active) = &self.active {
             return Err(reject(
                 ErrorCode::WindowBusy,
@@ -352,6 +409,7 @@ impl Machine {
         self.active = Some(ActiveWindow {
             info: info.clone(),
             opened_at: now,
+            opened_mono: clock.mono,
             claim: None,
             released: false,
             ending: None,
@@ -381,32 +439,43 @@ impl Machine {
         }
     }
 
-    /// ready → claimed. The same sidecar claiming again renews its lease.
+    /// ready → claimed, with a new unguessable lease id. The same sidecar
+    /// claiming again with that lease id (`presented`) renews its lease.
     pub(crate) fn claim(
         &mut self,
         id: &WindowId,
         sidecar_id: &str,
-        now: DateTime<Utc>,
+        presented: Option<&str>,
+        now: impl Into<Now>,
         ttl: Duration,
     ) -> Result<LeaseResponse, Rejection> {
+        let clock: Now = now.into();
+        let now = clock.wall;
         let state = self.state;
         let active = self.live_window(id)?;
         let lease_expires_at = now + ttl;
-        match (&mut active.claim, state) {
+        let lease_id = match (&mut active.claim, state) {
             (None, State::Ready) => {
+                let lease_id = uuid::Uuid::new_v4().simple().to_string();
                 active.claim = Some(Claim {
                     sidecar_id: sidecar_id.to_owned(),
+                    lease_id: lease_id.clone(),
                     lease_expires_at,
                 });
+                lease_id
             }
-            (Some(claim), _) if claim.sidecar_id == sidecar_id => {
+            (Some(claim), _)
+                if claim.sidecar_id == sidecar_id && lease_matches(&claim.lease_id, presented) =>
+            {
                 claim.lease_expires_at = lease_expires_at;
+                claim.lease_id.clone()
             }
             (Some(claim), _) => {
                 return Err(reject(
                     ErrorCode::AlreadyClaimed,
                     format!(
-                        "window {id} is already claimed by sidecar {:?}; only one sidecar backs up a window",
+                        "window {id} is already claimed by sidecar {:?}; only one sidecar backs up a window \
+                         (a claim is renewed only with the lease id its first answer carried)",
                         claim.sidecar_id
                     ),
                 ))
@@ -417,21 +486,65 @@ impl Machine {
                     format!("window {id} is {other}, not ready yet; long-poll the status and claim when it is ready"),
                 ))
             }
-        }
+        };
         let window_end = active.info.span.end;
         self.set_state(State::Claimed);
         let mut answer = lease(id, ttl, lease_expires_at, window_end);
         answer.pin = self.pin_offer(id);
+        answer.lease_id = Some(lease_id);
         Ok(answer)
+    }
+
+    /// Refuses a call on window `id`'s lease (`heartbeat`, `release`,
+    /// `unpin`, `complete`) that does not carry the claim's lease id
+    /// (`409 lease_mismatch`), or that targets a live window nobody
+    /// claimed (`409 wrong_state`). A window that is over passes: its
+    /// transition answers (stale, idempotent completion, pin lost).
+    pub(crate) fn check_lease(
+        &self,
+        id: &WindowId,
+        presented: Option<&str>,
+        call: &str,
+    ) -> Result<(), Rejection> {
+        let released = self.released.as_ref().filter(|r| &r.window_id == id);
+        let active = self.active.as_ref().filter(|a| &a.info.window_id == id);
+        let claim = released
+            .map(|r| &r.claim)
+            .or_else(|| active.and_then(|a| a.claim.as_ref()));
+        match (claim, active) {
+            (Some(claim), _) if lease_matches(&claim.lease_id, presented) => Ok(()),
+            (Some(claim), _) => Err(reject(
+                ErrorCode::LeaseMismatch,
+                match presented {
+                    None => format!(
+                        "{call} of window {id} needs the lease_id its claim answered (protocol 3); \
+                         only the claimant, sidecar {:?}, may {call} it",
+                        claim.sidecar_id
+                    ),
+                    Some(_) => format!(
+                        "wrong lease_id for window {id}: its lease belongs to sidecar {:?}, \
+                         which alone may {call} it",
+                        claim.sidecar_id
+                    ),
+                },
+            )),
+            (None, Some(_)) => Err(reject(
+                ErrorCode::WrongState,
+                format!("window {id} is not claimed: nobody may {call} it before a claim"),
+            )),
+            (None, None) => Ok(()),
+        }
     }
 
     /// Extends the lease of a claimed or released window.
     pub(crate) fn heartbeat(
         &mut self,
         id: &WindowId,
-        now: DateTime<Utc>,
+        now: impl Into<Now>,
         ttl: Duration,
     ) -> Result<LeaseResponse, Rejection> {
+        let clock: Now = now.into();
+        let now = clock.wall;
         let lease_expires_at = now + ttl;
         if let Some(released) = self.released.as_mut().filter(|r| &r.window_id == id) {
             released.claim.lease_expires_at = lease_expires_at;
@@ -458,8 +571,9 @@ impl Machine {
         &mut self,
         id: &WindowId,
         keep_pin: bool,
-        now: DateTime<Utc>,
+        now: impl Into<Now>,
     ) -> Result<Ack, Rejection> {
+        let clock: Now = now.into();
         let already = self.released.as_ref().is_some_and(|r| &r.window_id == id)
             || self
                 .active
@@ -487,7 +601,7 @@ impl Machine {
                 true
             }
             _ => {
-                self.end_pin(true, "released: the sidecar finished reading", now);
+                self.end_pin(true, "released: the sidecar finished reading", clock);
                 false
             }
         };
@@ -503,13 +617,14 @@ impl Machine {
     pub(crate) fn unpin(
         &mut self,
         id: &WindowId,
-        now: DateTime<Utc>,
+        now: impl Into<Now>,
     ) -> Result<UnpinResponse, Rejection> {
+        let clock: Now = now.into();
         // How this window's pin ended: the live pin's decided end, or the
         // last ended pin's; `None` when it is live and undecided, or unknown.
         let ending = match self.pin.as_ref().filter(|p| &p.info.window_id == id) {
             Some(pin) if pin.ending.is_none() => {
-                let held_secs = self.end_pin(true, "unpinned: the sidecar finished reading", now);
+                let held_secs = self.end_pin(true, "unpinned: the sidecar finished reading", clock);
                 return Ok(UnpinResponse {
                     window_id: id.clone(),
                     held_secs,
@@ -555,8 +670,10 @@ impl Machine {
         &mut self,
         id: &WindowId,
         report: BackupReport,
-        now: DateTime<Utc>,
+        now: impl Into<Now>,
     ) -> Result<CompleteResponse, Rejection> {
+        let clock: Now = now.into();
+        let now = clock.wall;
         let outcome = if report.error.is_some() {
             Outcome::Failed
         } else {
@@ -573,16 +690,19 @@ impl Machine {
             };
         }
         if let Some(released) = self.released.take_if(|r| &r.window_id == id) {
-            self.end_pin(true, "the sidecar completed the window", now);
-            self.record(WindowOutcome {
-                window_id: id.clone(),
-                outcome,
-                opened_at: released.opened_at,
-                ended_at: now,
-                quiesced_secs: released.quiesced_secs,
-                reason,
-                report: Some(report),
-            });
+            self.end_pin(true, "the sidecar completed the window", clock);
+            self.record(
+                WindowOutcome {
+                    window_id: id.clone(),
+                    outcome,
+                    opened_at: released.opened_at,
+                    ended_at: now,
+                    quiesced_secs: released.quiesced_secs,
+                    reason,
+                    report: Some(report),
+                },
+                secs_between(released.opened_mono, clock.mono),
+            );
             return Ok(CompleteResponse {
                 window_id: id.clone(),
                 outcome,
@@ -598,7 +718,7 @@ impl Machine {
                     report: Some(report),
                 });
                 self.version += 1;
-                self.end_pin(true, "the sidecar completed the window", now);
+                self.end_pin(true, "the sidecar completed the window", clock);
                 return Ok(CompleteResponse {
                     window_id: id.clone(),
                     outcome,
@@ -620,6 +740,16 @@ impl Machine {
                 format!("window {id} is not claimed; only the claiming sidecar completes it"),
             ));
         }
+        if outcome == Outcome::Completed {
+            return Err(reject(
+                ErrorCode::WrongState,
+                format!(
+                    "window {id} was never released: a successful backup releases its snapshot \
+                     before it completes; to end the window without a backup, complete it with \
+                     an error"
+                ),
+            ));
+        }
         self.end_active(outcome, reason, Some(report));
         Ok(CompleteResponse {
             window_id: id.clone(),
@@ -632,24 +762,29 @@ impl Machine {
         &mut self,
         id: Option<&WindowId>,
         reason: Option<String>,
-        now: DateTime<Utc>,
+        now: impl Into<Now>,
     ) -> Result<Ack, Rejection> {
+        let clock: Now = now.into();
+        let now = clock.wall;
         let reason = Some(reason.unwrap_or_else(|| "aborted by an operator".into()));
         if let Some(released) = self
             .released
             .take_if(|r| id.is_none_or(|id| id == &r.window_id))
         {
             let window_id = released.window_id.clone();
-            self.end_pin(false, "the window was aborted", now);
-            self.record(WindowOutcome {
-                window_id: window_id.clone(),
-                outcome: Outcome::Aborted,
-                opened_at: released.opened_at,
-                ended_at: now,
-                quiesced_secs: released.quiesced_secs,
-                reason,
-                report: None,
-            });
+            self.end_pin(false, "the window was aborted", clock);
+            self.record(
+                WindowOutcome {
+                    window_id: window_id.clone(),
+                    outcome: Outcome::Aborted,
+                    opened_at: released.opened_at,
+                    ended_at: now,
+                    quiesced_secs: released.quiesced_secs,
+                    reason,
+                    report: None,
+                },
+                secs_between(released.opened_mono, clock.mono),
+            );
             return Ok(Ack {
                 window_id,
                 state: self.state,
@@ -677,7 +812,7 @@ impl Machine {
                     report: None,
                 });
                 self.version += 1;
-                self.end_pin(false, "the window was aborted", now);
+                self.end_pin(false, "the window was aborted", clock);
             }
             None => {
                 self.end_active(Outcome::Aborted, reason, None);
@@ -700,7 +835,9 @@ impl Machine {
     /// Applies every time-based transition due at `now`: the window's hard
     /// deadline, a lost lease, and a released window whose lease ran out.
     /// Returns the reasons, for logging.
-    pub(crate) fn expire_due(&mut self, now: DateTime<Utc>) -> Vec<String> {
+    pub(crate) fn expire_due(&mut self, now: impl Into<Now>) -> Vec<String> {
+        let clock: Now = now.into();
+        let now = clock.wall;
         let mut expired = Vec::new();
         if self
             .pin
@@ -708,7 +845,7 @@ impl Machine {
             .is_some_and(|p| p.ending.is_none() && p.kept && now >= p.info.span.end)
         {
             let reason = "deadline reached while the snapshot was pinned".to_string();
-            self.end_pin(false, &reason, now);
+            self.end_pin(false, &reason, clock);
             expired.push(reason);
         }
         if let Some(released) = self.released.take_if(|r| r.claim.lease_expires_at <= now) {
@@ -716,17 +853,20 @@ impl Machine {
                 "lease lost after release: sidecar {:?} sent no heartbeat or completion",
                 released.claim.sidecar_id
             );
-            self.end_pin(false, &reason, now);
+            self.end_pin(false, &reason, clock);
             self.metrics.lease_expired();
-            self.record(WindowOutcome {
-                window_id: released.window_id,
-                outcome: Outcome::Expired,
-                opened_at: released.opened_at,
-                ended_at: now,
-                quiesced_secs: released.quiesced_secs,
-                reason: Some(reason.clone()),
-                report: None,
-            });
+            self.record(
+                WindowOutcome {
+                    window_id: released.window_id,
+                    outcome: Outcome::Expired,
+                    opened_at: released.opened_at,
+                    ended_at: now,
+                    quiesced_secs: released.quiesced_secs,
+                    reason: Some(reason.clone()),
+                    report: None,
+                },
+                secs_between(released.opened_mono, clock.mono),
+            );
             expired.push(reason);
         }
         let state = self.state;
@@ -813,9 +953,11 @@ impl Machine {
     /// resuming → idle, once the tracker serves again. Records the outcome,
     /// or parks a released window until its completion. Returns the
     /// recorded outcome, if any.
-    pub(crate) fn resumed(&mut self, now: DateTime<Utc>) -> Option<WindowOutcome> {
+    pub(crate) fn resumed(&mut self, now: impl Into<Now>) -> Option<WindowOutcome> {
+        let clock: Now = now.into();
+        let now = clock.wall;
         let active = self.active.take()?;
-        let quiesced_secs = (now - active.opened_at).num_milliseconds() as f64 / 1000.0;
+        let quiesced_secs = secs_between(active.opened_mono, clock.mono);
         self.set_state(State::Idle);
         match (active.ending, active.claim) {
             (Some(ending), _) => {
@@ -828,13 +970,14 @@ impl Machine {
                     reason: ending.reason,
                     report: ending.report,
                 };
-                self.record(outcome.clone());
+                self.record(outcome.clone(), quiesced_secs);
                 Some(outcome)
             }
             (None, Some(claim)) if active.released => {
                 self.released = Some(Released {
                     window_id: active.info.window_id,
                     opened_at: active.opened_at,
+                    opened_mono: active.opened_mono,
                     quiesced_secs,
                     claim,
                 });
@@ -851,7 +994,7 @@ impl Machine {
                     reason: Some("window ended without a decision".into()),
                     report: None,
                 };
-                self.record(outcome.clone());
+                self.record(outcome.clone(), quiesced_secs);
                 Some(outcome)
             }
         }
@@ -863,12 +1006,15 @@ impl Machine {
 impl Machine {
     /// After a successful quiesce: the tracker holds a pin for the active
     /// window.
-    pub(crate) fn pinned(&mut self, mode: PinMode, now: DateTime<Utc>) {
+    pub(crate) fn pinned(&mut self, mode: PinMode, now: impl Into<Now>) {
+        let clock: Now = now.into();
+        let now = clock.wall;
         if let Some(active) = &self.active {
             self.pin = Some(Pin {
                 info: active.info.clone(),
                 mode,
                 since: now,
+                since_mono: clock.mono,
                 kept: false,
                 ending: None,
             });
@@ -894,14 +1040,14 @@ impl Machine {
 
     /// Decides that the current pin ends (no-op without one, or when
     /// already decided); returns how long it was held.
-    fn end_pin(&mut self, by_sidecar: bool, reason: &str, now: DateTime<Utc>) -> f64 {
+    fn end_pin(&mut self, by_sidecar: bool, reason: &str, clock: Now) -> f64 {
         let Some(pin) = self.pin.as_mut() else {
             return 0.0;
         };
         if let Some(end) = &pin.ending {
             return end.held_secs;
         }
-        let held_secs = (now - pin.since).num_milliseconds() as f64 / 1000.0;
+        let held_secs = secs_between(pin.since_mono, clock.mono);
         pin.ending = Some(PinEnd {
             by_sidecar,
             reason: reason.to_owned(),
@@ -913,7 +1059,8 @@ impl Machine {
 
     /// At resume: the mode of a pin the sidecar keeps while reading, or
     /// `None`, in which case any pin ends now (before the tracker resumes).
-    pub(crate) fn pin_at_resume(&mut self, now: DateTime<Utc>) -> Option<PinMode> {
+    pub(crate) fn pin_at_resume(&mut self, now: impl Into<Now>) -> Option<PinMode> {
+        let clock: Now = now.into();
         let pin = self.pin.as_ref()?;
         if pin.kept && pin.ending.is_none() {
             return Some(pin.mode);
@@ -921,7 +1068,7 @@ impl Machine {
         self.end_pin(
             false,
             "the tracker resumed without a release that kept the pin",
-            now,
+            clock,
         );
         None
     }
@@ -944,8 +1091,9 @@ impl Machine {
     }
 
     /// Ends any pin at once (coordinator shutdown).
-    pub(crate) fn end_pin_now(&mut self, reason: &str, now: DateTime<Utc>) {
-        self.end_pin(false, reason, now);
+    pub(crate) fn end_pin_now(&mut self, reason: &str, now: impl Into<Now>) {
+        let clock: Now = now.into();
+        self.end_pin(false, reason, clock);
     }
 }
 
@@ -961,6 +1109,7 @@ fn lease(
         lease_expires_at,
         window_end,
         pin: None,
+        lease_id: None,
     }
 }
 

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::hooks::WindowInfo;
 use crate::last_window::{LastWindow, LastWindowFile};
-use crate::machine::Next;
+use crate::machine::{Next, Now};
 use crate::schedule::Schedule;
 use crate::shared::{Shared, WindowCounts};
 
@@ -55,13 +55,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             continue;
         }
         if *shutdown.borrow() {
-            shared.update(|m| m.end_pin_now("the coordinator is shutting down", Utc::now()));
+            shared.update(|m| m.end_pin_now("the coordinator is shutting down", Now::read()));
             drop_pin_if_ended(&shared, true).await;
             return;
         }
         record_completed(&shared, last_window.as_ref(), &mut awaiting).await;
-        let now = Utc::now();
-        for reason in shared.update(|m| m.expire_due(now)) {
+        let clock = Now::read();
+        let now = clock.wall;
+        for reason in shared.update(|m| m.expire_due(clock)) {
             warn!(%reason, "released window expired");
         }
         let scheduled = if shared.config.enabled {
@@ -73,7 +74,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if let Some(span) = scheduled.filter(|s| s.start <= now) {
             last_scheduled_start = Some(span.start);
             shared.set_next_scheduled(shared.config.schedule.next_after(span.start));
-            match shared.update(|m| m.open(span, now)) {
+            match shared.update(|m| m.open(span, clock)) {
                 Ok(info) => {
                     info!(window_id = %info.window_id, "scheduled window is due");
                     awaiting = Some((info.window_id, span));
@@ -199,7 +200,7 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
         match phase(shared, opened, shared.hooks.quiesce(&info), config.quiesce_timeout).await {
             Phase::Done(Ok(())) => {
                 if let Some(mode) = shared.hooks.pin_mode() {
-                    shared.update(|m| m.pinned(mode, Utc::now()));
+                    shared.update(|m| m.pinned(mode, Now::read()));
                     info!(%window_id, ?mode, "the database's main file is pinned");
                 }
             }
@@ -233,7 +234,7 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
     // sidecar keeps while reading stays; any other pin is dropped first.
     publish_readiness(shared).await;
     gate.open_announces();
-    let kept_pin = shared.update(|m| m.pin_at_resume(Utc::now()));
+    let kept_pin = shared.update(|m| m.pin_at_resume(Now::read()));
     drop_pin_if_ended(shared, false).await;
     match tokio::time::timeout(config.resume_timeout, shared.hooks.resume(&info)).await {
         Ok(Ok(())) => {}
@@ -257,7 +258,7 @@ async fn run_window(shared: &Arc<Shared>, info: WindowInfo) {
     });
     // Recording the outcome logs the window's one "window ended" line
     // (`Shared::update`); a released window logs it on completion.
-    let outcome = shared.update(|m| m.resumed(Utc::now()));
+    let outcome = shared.update(|m| m.resumed(Now::read()));
     publish_readiness(shared).await;
     if outcome.is_none() {
         info!(
@@ -327,10 +328,10 @@ async fn phase<T>(
 /// clock and elapsed time) on the way.
 async fn must_end(shared: &Shared, opened: Instant) {
     loop {
-        let now = Utc::now();
+        let clock = Now::read();
         let elapsed = opened.elapsed();
         let (next, deadline, cap) = shared.update(|m| {
-            for reason in m.expire_due(now) {
+            for reason in m.expire_due(clock) {
                 warn!(%reason, "window expired");
             }
             if let Some(reason) = m.expire_elapsed(elapsed) {

@@ -74,6 +74,8 @@ struct Harness {
     base: String,
     http: reqwest::Client,
     ready_file: PathBuf,
+    /// Lease ids answered to claims made through [`Harness::post`].
+    leases: std::sync::Mutex<std::collections::HashMap<String, String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -126,6 +128,7 @@ async fn launch(
         base: format!("http://{addr}/maintenance/v1"),
         http: reqwest::Client::new(),
         ready_file,
+        leases: Default::default(),
         _dir: dir,
     }
 }
@@ -135,14 +138,19 @@ impl Harness {
         self.post_with(path, body, Some(TOKEN)).await
     }
 
-    async fn post_with(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+    /// POSTs `body`; a claim says it speaks protocol 3, and calls on a
+    /// window claimed here carry its lease id unless `body` has one.
+    async fn post_with(&self, path: &str, mut body: Value, token: Option<&str>) -> (u16, Value) {
+        maintenance_e2e::with_lease(path, &mut body, &self.leases.lock().unwrap());
         let mut req = self.http.post(format!("{}/{path}", self.base)).json(&body);
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap())
+        let answer: Value = resp.json().await.unwrap();
+        maintenance_e2e::remember_lease(path, &body, &answer, &mut self.leases.lock().unwrap());
+        (status, answer)
     }
 
     async fn status(&self) -> StatusResponse {
@@ -309,6 +317,148 @@ async fn ad_hoc_window_end_to_end_with_release() {
     assert_eq!(code, 200);
     assert_eq!(body["outcome"], "completed");
     assert_eq!(h.status().await.last_outcomes.len(), 1);
+}
+
+/// The lease belongs to its claimant alone (protocol 3): calls without
+/// the claim's lease id, or on a window nobody claimed, get 409 with a
+/// JSON reason and change nothing; a sidecar of an older protocol is
+/// refused at the claim with the upgrade named.
+#[tokio::test]
+async fn the_lease_belongs_to_the_claimant_alone() {
+    let h = start("lease_ttl = \"30s\"", pinned(PinMode::WritesContinue)).await;
+    let id = h.open_until_ready(60).await;
+
+    // Unpin of a window nobody claimed: refused, the pin stays.
+    let (code, body) = h.post("unpin", json!({"window_id": id})).await;
+    assert_eq!(
+        (code, error_code(&body)),
+        (409, ErrorCode::WrongState),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("not claimed"),
+        "{body}"
+    );
+    assert!(h.status().await.pin.is_some_and(|p| p.window_id == id));
+    assert_eq!(h.hooks.unpin_calls.load(Ordering::SeqCst), 0);
+
+    // An older sidecar's claim (no protocol_version, or 2): refused.
+    for old in [json!(null), json!(2)] {
+        let (code, body) = h
+            .post(
+                "claim",
+                json!({"window_id": id, "sidecar_id": "old", "protocol_version": old}),
+            )
+            .await;
+        assert_eq!(
+            (code, error_code(&body)),
+            (400, ErrorCode::InvalidRequest),
+            "{body}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("upgrade maintenance-sidecar"), "{message}");
+    }
+    assert_eq!(h.status().await.state, State::Ready);
+
+    let (code, body) = h.claim(&id, "sidecar-a").await;
+    assert_eq!(code, 200, "{body}");
+    let lease: LeaseResponse = serde_json::from_value(body).unwrap();
+    let lease_id = lease.lease_id.clone().expect("a lease id");
+    assert_eq!(lease_id.len(), 32);
+    assert!(lease_id.chars().all(|c| c.is_ascii_hexdigit()));
+    let expires = h.status().await.lease_expires_at;
+
+    // Another sidecar, or the same name without the lease id: no claim.
+    for sidecar in ["sidecar-b", "sidecar-a"] {
+        let (code, body) = h.claim(&id, sidecar).await;
+        assert_eq!(
+            (code, error_code(&body)),
+            (409, ErrorCode::AlreadyClaimed),
+            "{body}"
+        );
+    }
+    // Heartbeat, release, unpin, complete without the lease id or with
+    // another one (what another sidecar has): 409, nothing moves.
+    let report = json!({"backup": "b", "artifacts": [], "durations_secs": {}, "error": null});
+    for lease in [json!(null), json!("0123456789abcdef0123456789abcdef")] {
+        for (call, body) in [
+            (
+                "heartbeat",
+                json!({"window_id": id, "lease_id": lease, "sidecar_id": "sidecar-b"}),
+            ),
+            ("release", json!({"window_id": id, "lease_id": lease})),
+            ("unpin", json!({"window_id": id, "lease_id": lease})),
+            (
+                "complete",
+                json!({"window_id": id, "lease_id": lease, "report": report}),
+            ),
+        ] {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let (code, answer) = h.post(call, body).await;
+            assert_eq!(
+                (code, error_code(&answer)),
+                (409, ErrorCode::LeaseMismatch),
+                "{call} {lease}: {answer}"
+            );
+            assert!(
+                answer["message"].as_str().unwrap().contains("sidecar-a"),
+                "{answer}"
+            );
+        }
+    }
+    let status = h.status().await;
+    assert_eq!(status.state, State::Claimed);
+    assert_eq!(
+        status.lease_expires_at, expires,
+        "the lease was not extended"
+    );
+    assert_eq!(h.hooks.unpin_calls.load(Ordering::SeqCst), 0);
+
+    // Complete before release, even by the claimant: refused.
+    let (code, body) = h
+        .post("complete", json!({"window_id": id, "report": report}))
+        .await;
+    assert_eq!(
+        (code, error_code(&body)),
+        (409, ErrorCode::WrongState),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("never released"),
+        "{body}"
+    );
+    assert_eq!(h.status().await.state, State::Claimed);
+
+    // The claimant renews with its lease id, and goes on.
+    let (code, body) = h
+        .post(
+            "claim",
+            json!({"window_id": id, "sidecar_id": "sidecar-a", "lease_id": lease_id}),
+        )
+        .await;
+    assert_eq!(
+        (code, body["lease_id"].as_str()),
+        (200, Some(lease_id.as_str())),
+        "{body}"
+    );
+    assert_eq!(h.post("heartbeat", json!({"window_id": id})).await.0, 200);
+    let (code, body) = h
+        .post("release", json!({"window_id": id, "keep_pin": true}))
+        .await;
+    assert_eq!(
+        (code, body["pinned"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(h.post("unpin", json!({"window_id": id})).await.0, 200);
+    let (code, body) = h
+        .post("complete", json!({"window_id": id, "report": report}))
+        .await;
+    assert_eq!(
+        (code, &body["outcome"]),
+        (200, &json!("completed")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -1120,7 +1270,16 @@ mod hostile_input {
         let lease = || prop_oneof![2 => Just("\"@lease\"".to_owned()), 1 => value()].boxed();
         let body = |fields| prop_oneof![8 => object(fields), 1 => value(), 1 => ".{0,30}"].boxed();
         prop_oneof![
-            body(vec![("window_id", id()), ("sidecar_id", value())]).prop_map(|b| ("claim", b)),
+            body(vec![
+                ("window_id", id()),
+                ("sidecar_id", value()),
+                (
+                    "protocol_version",
+                    prop_oneof![3 => Just("3".to_owned()), 1 => value()].boxed()
+                ),
+                ("lease_id", lease()),
+            ])
+            .prop_map(|b| ("claim", b)),
             body(vec![("window_id", id()), ("lease_id", lease())]).prop_map(|b| ("heartbeat", b)),
             body(vec![
                 ("window_id", id()),

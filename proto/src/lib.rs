@@ -34,7 +34,20 @@ use serde::{Deserialize, Serialize};
 ///   with a version-2 coordinator (it releases after copying, which drops
 ///   the pin) and a version-2 sidecar with a version-1 coordinator (no pin
 ///   is offered, so it reads before releasing).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// - 3: leases belong to their claimant. [`ClaimRequest::protocol_version`]
+///   says the sidecar speaks 3; the claim answers an unguessable
+///   [`LeaseResponse::lease_id`], and `heartbeat`, `release`, `unpin` and
+///   `complete` must carry it (`lease_id`), or get `409 lease_mismatch`.
+///   A version-3 coordinator refuses the claim of an older sidecar (`400
+///   invalid_request`, naming the upgrade): the window id alone, which
+///   anyone reading the ready file knows, no longer steers a lease. A
+///   version-3 sidecar works with older coordinators (no `lease_id` in
+///   the answer, so it sends none).
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// The oldest sidecar protocol a coordinator of this version accepts a
+/// claim from.
+pub const MIN_SIDECAR_PROTOCOL: u32 = 3;
 
 /// Path prefix under which the coordinator's HTTP API is mounted.
 pub const API_PREFIX: &str = "/maintenance/v1";
@@ -390,6 +403,14 @@ pub struct ClaimRequest {
     pub window_id: WindowId,
     /// Free-form name of the claiming sidecar, for logs and races.
     pub sidecar_id: String,
+    /// The protocol the sidecar speaks (protocol 3; absent from older
+    /// sidecars, whose claims a version-3 coordinator refuses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<u32>,
+    /// The lease id of an earlier claim of this window by the same
+    /// sidecar (a retried claim renews the lease only with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
 }
 
 /// Body of `POST heartbeat`, `POST unpin`.
@@ -397,6 +418,9 @@ pub struct ClaimRequest {
 pub struct WindowRequest {
     /// The claimed window.
     pub window_id: WindowId,
+    /// The lease id the claim answered (protocol 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
 }
 
 /// Answer to `POST claim` and `POST heartbeat`.
@@ -413,6 +437,10 @@ pub struct LeaseResponse {
     /// Present when the tracker holds a pin for this window (protocol 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<PinOffer>,
+    /// The lease's secret id (protocol 3): every later call on this window
+    /// carries it. Unguessable (128 random bits); never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
 }
 
 /// Body of `POST release`.
@@ -425,6 +453,9 @@ pub struct ReleaseRequest {
     /// release: the sidecar has finished reading.
     #[serde(default)]
     pub keep_pin: bool,
+    /// The lease id the claim answered (protocol 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
 }
 
 /// Answer to `POST unpin`: the pin was held, without interruption, from
@@ -547,6 +578,9 @@ pub struct CompleteRequest {
     pub window_id: WindowId,
     /// What happened.
     pub report: BackupReport,
+    /// The lease id the claim answered (protocol 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
 }
 
 /// Answer to `POST complete`; repeated calls return the same outcome.
@@ -620,6 +654,9 @@ pub enum ErrorCode {
     /// The window's pin was dropped before `unpin` (deadline, abort, lease
     /// lost): a snapshot read under it is not proven consistent (409).
     PinLost,
+    /// The call did not carry the lease id the claim answered: only the
+    /// claimant may act on its lease (409, protocol 3).
+    LeaseMismatch,
     /// Unexpected server-side failure (500).
     Internal,
 }
@@ -638,6 +675,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::PinLost => "pin_lost",
+            ErrorCode::LeaseMismatch => "lease_mismatch",
             ErrorCode::Internal => "internal",
         }
     }

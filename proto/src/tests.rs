@@ -75,9 +75,12 @@ fn every_body_round_trips() {
     roundtrip(&ClaimRequest {
         window_id: WindowId::new("w"),
         sidecar_id: "s".into(),
+        protocol_version: Some(PROTOCOL_VERSION),
+        lease_id: Some("l".into()),
     });
     roundtrip(&WindowRequest {
         window_id: WindowId::new("w"),
+        lease_id: Some("l".into()),
     });
     roundtrip(&LeaseResponse {
         window_id: WindowId::new("w"),
@@ -88,6 +91,7 @@ fn every_body_round_trips() {
             mode: PinMode::WritesWait,
             ends_by: t(3, 5),
         }),
+        lease_id: Some("l".into()),
     });
     roundtrip(&Ack {
         window_id: WindowId::new("w"),
@@ -97,6 +101,7 @@ fn every_body_round_trips() {
     roundtrip(&ReleaseRequest {
         window_id: WindowId::new("w"),
         keep_pin: true,
+        lease_id: Some("l".into()),
     });
     roundtrip(&UnpinResponse {
         window_id: WindowId::new("w"),
@@ -105,6 +110,7 @@ fn every_body_round_trips() {
     roundtrip(&CompleteRequest {
         window_id: WindowId::new("w"),
         report: sample_report(),
+        lease_id: Some("l".into()),
     });
     roundtrip(&CompleteResponse {
         window_id: WindowId::new("w"),
@@ -162,6 +168,7 @@ fn enums_use_their_documented_names() {
         ErrorCode::WindowBusy,
         ErrorCode::InvalidRequest,
         ErrorCode::PinLost,
+        ErrorCode::LeaseMismatch,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::BodyTooLarge,
@@ -185,7 +192,7 @@ fn enums_use_their_documented_names() {
 fn status_json_shape_is_pinned() {
     let value = serde_json::to_value(sample_status()).unwrap();
     let expected = json!({
-        "protocol_version": 2,
+        "protocol_version": 3,
         "instance_id": "i-1",
         "state": "claimed",
         "window_id": "w-1",
@@ -241,7 +248,9 @@ fn readiness_and_small_bodies_shapes_are_pinned() {
     assert_eq!(
         serde_json::to_value(ClaimRequest {
             window_id: WindowId::new("w"),
-            sidecar_id: "s".into()
+            sidecar_id: "s".into(),
+            protocol_version: None,
+            lease_id: None,
         })
         .unwrap(),
         json!({"window_id":"w","sidecar_id":"s"})
@@ -284,7 +293,7 @@ proptest! {
             remote: None,
             participation: None,
         };
-        let req = CompleteRequest { window_id: WindowId::new(id), report };
+        let req = CompleteRequest { window_id: WindowId::new(id), report, lease_id: None };
         let text = serde_json::to_string(&req).unwrap();
         let back: CompleteRequest = serde_json::from_str(&text).unwrap();
         prop_assert_eq!(back, req);
@@ -319,5 +328,33 @@ fn protocol_2_reads_version_1_bodies() {
     assert_eq!(
         serde_json::to_value(ErrorCode::PinLost).unwrap(),
         json!("pin_lost")
+    );
+}
+
+/// Protocol 3 adds the lease id: optional on the wire, so a version-2
+/// coordinator's answers parse (no lease id) and bodies without one are
+/// recognisable (the coordinator refuses them with a reason).
+#[test]
+fn protocol_3_lease_ids_are_optional_on_the_wire() {
+    let claim: ClaimRequest =
+        serde_json::from_value(json!({"window_id": "w", "sidecar_id": "s"})).unwrap();
+    assert_eq!((claim.protocol_version, claim.lease_id), (None, None));
+    let lease: LeaseResponse = serde_json::from_value(json!({
+        "window_id": "w", "lease_ttl_secs": 30.0,
+        "lease_expires_at": "2026-01-01T03:00:00Z", "window_end": "2026-01-01T03:05:00Z"
+    }))
+    .unwrap();
+    assert_eq!(lease.lease_id, None);
+    let hb = WindowRequest {
+        window_id: WindowId::new("w"),
+        lease_id: Some("abc".into()),
+    };
+    assert_eq!(
+        serde_json::to_value(&hb).unwrap(),
+        json!({"window_id": "w", "lease_id": "abc"})
+    );
+    assert_eq!(
+        serde_json::to_value(ErrorCode::LeaseMismatch).unwrap(),
+        json!("lease_mismatch")
     );
 }

@@ -15,6 +15,8 @@ use std::time::Duration;
 use maintenance_coordinator::parse_duration;
 use toml::{Table, Value};
 
+use crate::durability::Durability;
+
 /// Env variable whose value replaces the password of a `mysql://` or
 /// `postgresql://` URL.
 pub const PASSWORD_ENV: &str = "TRACKER_DATABASE_PASSWORD";
@@ -52,6 +54,9 @@ pub struct DatabaseConfig {
     /// `./storage/tracker/lib/database/completions.journal` for MySQL and
     /// PostgreSQL.
     pub completion_journal: String,
+    /// When a `completed` announce is answered (`journal_durability`, not a
+    /// Torrust key): `"write"` (default), `"fsync"` or `"interval"`.
+    pub journal_durability: Durability,
 }
 
 /// The SQLite journal mode the store puts the database in.
@@ -295,6 +300,21 @@ impl TrackerConfig {
                 None => "./storage/tracker/lib/database/completions.journal".to_owned(),
             };
 
+        let journal_durability =
+            match string(db, "journal_durability", "core.database.journal_durability")? {
+                None => Durability::default(),
+                Some(v) => Durability::parse(&v).ok_or_else(|| {
+                    bad(
+                        "core.database.journal_durability",
+                        format!(
+                            "{v:?} is not allowed: expected \"write\" (answer once the journal \
+                             record is written, the default), \"fsync\" (once it is synced to \
+                             disk) or \"interval\" (at once; synced within 100 ms)"
+                        ),
+                    )
+                })?,
+            };
+
         let ap = table(core, "announce_policy", "core.announce_policy")?.unwrap_or(&empty);
         let interval = seconds(ap, "interval", "core.announce_policy.interval", 120)?;
         let interval_min = seconds(ap, "interval_min", "core.announce_policy.interval_min", 120)?;
@@ -321,6 +341,7 @@ impl TrackerConfig {
                 flush_interval,
                 journal_mode,
                 completion_journal,
+                journal_durability,
             },
             interval,
             interval_min,
@@ -457,6 +478,25 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.database.path, "b.db");
         assert_eq!(cfg.database.completion_journal, "b.db.completions");
+    }
+
+    #[test]
+    fn journal_durability_defaults_to_write_and_names_the_choices() {
+        let cfg = TrackerConfig::parse("", no_env).unwrap();
+        assert_eq!(cfg.database.journal_durability, Durability::Write);
+        let cfg = TrackerConfig::parse("[core.database]\njournal_durability = \"fsync\"", no_env)
+            .unwrap();
+        assert_eq!(cfg.database.journal_durability, Durability::Fsync);
+        let e = TrackerConfig::parse(
+            "[core.database]\njournal_durability = \"sometimes\"",
+            no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("core.database.journal_durability") && e.contains("\"interval\""),
+            "{e}"
+        );
     }
 
     #[test]

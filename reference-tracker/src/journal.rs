@@ -2,10 +2,10 @@
 //!
 //! Completed-count increments wait in the write-behind buffer's memory until
 //! a flush, and under policy `defer-writes` that can be a whole maintenance
-//! window. So that a SIGKILL loses at most the last sync interval
-//! ([`SYNC_INTERVAL`]), every increment is also appended to this journal,
-//! written and `fdatasync`ed within 100 ms of the append (nothing wakes while
-//! none arrive), and replayed at start.
+//! window. So every increment is also appended to this journal, and the
+//! `completed` announce is answered only once its record was written
+//! (`durability.rs`: `write(2)` by default, `fdatasync` with `fsync`, or
+//! at once with `interval`), and replayed at start.
 //!
 //! Format: a 16-byte header (`RTJRNL01` and a random 64-bit *generation*),
 //! then fixed 24-byte records (20-byte info_hash, little-endian u32 count).
@@ -23,19 +23,17 @@
 //! generation's row deleted. A crash between the commit and the compaction
 //! replays nothing twice (same generation, offset covered); a crash after
 //! it replays the new generation, which the database has not seen.
+//!
+//! One journal, one process: [`JournalLock`] refuses a second tracker on the
+//! same file at start.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::peers::InfoHash;
-
-/// How often appended records are written and synced: the most a SIGKILL
-/// can lose.
-pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
 const MAGIC: &[u8; 8] = b"RTJRNL01";
 const HEADER: u64 = 16;
@@ -43,6 +41,59 @@ const RECORD: usize = 24;
 /// A journal bigger than this is compacted after every successful flush,
 /// even while increments are still pending.
 const COMPACT_ABOVE: u64 = 1 << 20;
+
+/// The exclusive claim of one tracker process on a journal: a `flock` on
+/// `<journal>.lock` beside it, held until drop. The journal file itself is
+/// replaced by every compaction (a new inode), so the lock lives on a file
+/// that is never renamed. Two trackers appending to one journal would each
+/// replay the other's completions after a crash.
+pub struct JournalLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl JournalLock {
+    /// Takes the lock for the journal at `journal` (absolute), creating its
+    /// folder and lock file when needed. A lock held by another process is
+    /// an error naming both files and the fix.
+    pub fn acquire(journal: &Path) -> io::Result<JournalLock> {
+        let mut name = journal
+            .file_name()
+            .ok_or_else(|| invalid(journal, "has no file name"))?
+            .to_os_string();
+        name.push(".lock");
+        let path = journal.with_file_name(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(JournalLock { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "completion journal {} is in use by another tracker process (it holds {});                      every tracker instance needs a journal of its own: set                      [core.database] completion_journal to a different file for each instance                      (or start each from its own folder), or stop the other process",
+                    journal.display(),
+                    path.display()
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(io::Error::new(
+                e.kind(),
+                format!("cannot lock {}: {e}", path.display()),
+            )),
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
 
 /// How far the database has applied the journal: stored with every flush.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +113,8 @@ pub struct Journal {
     unwritten: Vec<u8>,
     end: u64,
     broken: bool,
+    /// Records appended since the process started (never reset).
+    appended: u64,
 }
 
 fn invalid(path: &Path, what: &str) -> io::Error {
@@ -157,6 +210,7 @@ impl Journal {
             unwritten: Vec::new(),
             end: 0,
             broken: false,
+            appended: 0,
         };
         journal.compact(&pending)?;
         Ok((journal, pending))
@@ -168,10 +222,19 @@ impl Journal {
     }
 
     /// Appends one completion of `hash` (written by the next
-    /// [`Journal::take_unwritten`]).
-    pub fn append(&mut self, hash: &InfoHash) {
+    /// [`Journal::take_unwritten`]); returns its position among every
+    /// record appended since start.
+    pub fn append(&mut self, hash: &InfoHash) -> u64 {
         encode(&mut self.unwritten, hash, 1);
         self.end += RECORD as u64;
+        self.appended += 1;
+        self.appended
+    }
+
+    /// Records appended since start: after a [`Journal::compact`], all of
+    /// them are on disk (in the file or in the database).
+    pub fn appended(&self) -> u64 {
+        self.appended
     }
 
     /// The mark covering every record appended so far.
@@ -182,12 +245,17 @@ impl Journal {
         }
     }
 
-    /// Bytes appended but not yet written, with the file they belong to.
-    pub fn take_unwritten(&mut self) -> Option<(Arc<File>, Vec<u8>)> {
+    /// Bytes appended but not yet written, with the file they belong to
+    /// and the position ([`Journal::append`]) of the last record in them.
+    pub fn take_unwritten(&mut self) -> Option<(Arc<File>, Vec<u8>, u64)> {
         if self.unwritten.is_empty() {
             return None;
         }
-        Some((self.file.clone(), std::mem::take(&mut self.unwritten)))
+        Some((
+            self.file.clone(),
+            std::mem::take(&mut self.unwritten),
+            self.appended,
+        ))
     }
 
     /// A write failed: offsets in the file may no longer match; compact at
@@ -248,11 +316,15 @@ impl Journal {
     }
 }
 
-/// Writes `bytes` at the end of `file` and syncs them to disk.
-pub fn write_out(file: &File, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` at the end of `file` (one `write(2)` unless the kernel
+/// takes less), and syncs them to disk when `sync`.
+pub fn write_out(file: &File, bytes: &[u8], sync: bool) -> io::Result<()> {
     let mut f = file;
     f.write_all(bytes)?;
-    file.sync_data()
+    if sync {
+        file.sync_data()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -264,8 +336,8 @@ mod tests {
     }
 
     fn write_all(j: &mut Journal) {
-        if let Some((f, bytes)) = j.take_unwritten() {
-            write_out(&f, &bytes).unwrap();
+        if let Some((f, bytes, _)) = j.take_unwritten() {
+            write_out(&f, &bytes, true).unwrap();
         }
     }
 

@@ -11,6 +11,7 @@
 
 pub mod bencode;
 pub mod config;
+pub mod durability;
 pub mod hooks;
 pub mod http;
 pub mod journal;

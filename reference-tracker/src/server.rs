@@ -59,8 +59,12 @@ pub async fn run(
     let counts = store.load_completed().await?;
     tracing::info!(store = %store.describe(), torrents = counts.len(), "database open");
     // Increments journaled before a crash but not in the database yet.
-    let (buffer, replayed) =
-        WriteBehind::open(store, cfg.database.completion_journal.clone().into()).await?;
+    let (buffer, replayed) = WriteBehind::open(
+        store,
+        cfg.database.completion_journal.clone().into(),
+        cfg.database.journal_durability,
+    )
+    .await?;
     let buffer = Arc::new(buffer);
     let replayed_total: u64 = replayed.values().sum();
     if replayed_total > 0 {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use maintenance_coordinator::AnnounceGate;
 
+use crate::durability::Receipt;
 use crate::peers::{Event, InfoHash, Peer, PeerId, PeerStore, SwarmStats};
 use crate::writebehind::WriteBehind;
 
@@ -55,6 +56,9 @@ pub struct AnnounceReply {
     pub stats: SwarmStats,
     /// Other peers of the swarm, at most `numwant`.
     pub peers: Vec<Peer>,
+    /// Set when the announce counted a completion: answer it only after
+    /// [`WriteBehind::acknowledged`] of this receipt.
+    pub receipt: Option<Receipt>,
 }
 
 /// An announce refused because a `reject` maintenance window is running.
@@ -138,14 +142,15 @@ impl Tracker {
             updated: Instant::now(),
         };
         let out = self.peers.announce(a.info_hash, peer, a.event, a.numwant);
-        if out.counted_completion {
-            self.buffer.record_completion(a.info_hash);
-        }
+        let receipt = out
+            .counted_completion
+            .then(|| self.buffer.record_completion(a.info_hash));
         Ok(AnnounceReply {
             interval: self.interval,
             interval_min: self.interval_min,
             stats: out.stats,
             peers: out.peers,
+            receipt,
         })
     }
 

@@ -44,6 +44,17 @@ fn split_password(url: &str) -> (String, String, String) {
     )
 }
 
+/// The SQLite test config of `dir` (`defer-writes`) turned into a MySQL
+/// one on the database at `url`.
+fn mysql_config(dir: &std::path::Path, url: &str) -> String {
+    sqlite_config(dir, "defer-writes")
+        .replace("driver = \"sqlite3\"", "driver = \"mysql\"")
+        .replace(
+            &format!("path = \"{}\"", dir.join("tracker.db").display()),
+            &format!("path = \"{url}\""),
+        )
+}
+
 async fn completed(pool: &MySqlPool, hash: &[u8; 20]) -> Option<i64> {
     sqlx::query("SELECT completed FROM torrents WHERE info_hash = ?")
         .bind(hex(hash))
@@ -103,19 +114,17 @@ async fn mariadb_counts_survive_a_defer_writes_window_and_a_restart() {
 
     // The file carries a wrong password; the environment supplies the real one.
     let dir = tempfile::tempdir().unwrap();
-    let config = sqlite_config(dir.path(), "defer-writes")
-        .replace("driver = \"sqlite3\"", "driver = \"mysql\"")
-        .replace(
-            "flush_interval = \"100ms\"",
-            &format!(
-                "flush_interval = \"100ms\"\ncompletion_journal = \"{}\"",
-                dir.path().join("completions.journal").display()
-            ),
-        )
-        .replace(
-            &format!("path = \"{}\"", dir.path().join("tracker.db").display()),
-            &format!("path = \"{before_pw}:not-the-password{after_pw}/{db_name}\""),
-        );
+    let config = mysql_config(
+        dir.path(),
+        &format!("{before_pw}:not-the-password{after_pw}/{db_name}"),
+    )
+    .replace(
+        "flush_interval = \"100ms\"",
+        &format!(
+            "flush_interval = \"100ms\"\ncompletion_journal = \"{}\"",
+            dir.path().join("completions.journal").display()
+        ),
+    );
     assert!(config.contains("not-the-password"), "{config}");
     let env = [("TRACKER_DATABASE_PASSWORD", password.as_str())];
     let hash = id20(1, 90);
@@ -170,6 +179,63 @@ async fn mariadb_counts_survive_a_defer_writes_window_and_a_restart() {
         .get(0);
     assert_eq!(rows, 1);
     pool.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db_name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+/// Two instances on one host with the default configuration (a MySQL store
+/// and no `completion_journal`, started from one folder): the second
+/// refuses to start, naming the journal's absolute path and the fix; the
+/// first logged that path and keeps serving.
+#[tokio::test]
+async fn a_second_tracker_on_the_same_journal_refuses_to_start() {
+    let Some(server) = server_url() else { return };
+    let (before_pw, password, after_pw) = split_password(&server);
+    let db_name = format!("rt_lock_{}", std::process::id());
+    let admin = MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(&server)
+        .await
+        .expect("connect to TEST_MARIADB_URL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE IF NOT EXISTS {db_name}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = mysql_config(dir.path(), &format!("{before_pw}{after_pw}/{db_name}"));
+    assert!(!config.contains("completion_journal"), "{config}");
+    let env = [("TRACKER_DATABASE_PASSWORD", password.as_str())];
+    let first = start_with_env(dir.path(), &config, &env);
+    let journal = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("storage/tracker/lib/database/completions.journal");
+    assert!(journal.exists(), "{}", journal.display());
+    assert!(
+        first.logs().contains(&journal.display().to_string()),
+        "the absolute journal path is logged:\n{}",
+        first.logs()
+    );
+    let refusal = expect_refusal(dir.path(), &env);
+    assert!(
+        refusal.contains(&journal.display().to_string())
+            && refusal.contains("in use by another tracker")
+            && refusal.contains("completion_journal"),
+        "{refusal}"
+    );
+    // The first one is untouched.
+    let hash = id20(1, 91);
+    complete_many(&first, &hash, 0, 1).await;
+    assert_eq!(first.scraped_downloaded(&hash).await, 1);
+    first.stop();
+    // Once it stopped, a new one may take the journal.
+    let again = start_with_env(dir.path(), &config, &env);
+    again.stop();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db_name}")))
         .execute(&admin)
         .await

@@ -305,3 +305,31 @@ fn sigterm_right_after_the_first_listener_is_a_clean_shutdown() {
         assert!(log.contains("counts flushed"), "round {round}: {log}");
     }
 }
+
+/// Two instances on one host with the same default configuration (the
+/// journal defaults to `<database>.completions`): the second refuses to
+/// start with a message naming the journal and the fix.
+#[tokio::test]
+async fn a_second_tracker_on_the_same_journal_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(dir.path(), "reject");
+    let first = start(dir.path(), &config);
+    let journal = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("tracker.db.completions");
+    assert!(
+        first.logs().contains(&journal.display().to_string()),
+        "the absolute journal path is logged:\n{}",
+        first.logs()
+    );
+    let refusal = expect_refusal(dir.path(), &[]);
+    assert!(
+        refusal.contains(&journal.display().to_string())
+            && refusal.contains("in use by another tracker")
+            && refusal.contains("completion_journal"),
+        "{refusal}"
+    );
+    first.stop();
+}

@@ -115,8 +115,10 @@ async fn malformed_and_forged_packets_get_errors_or_nothing() {
     for p in [vec![], vec![0u8; 15], header(0x1234, 0, 1)] {
         assert_eq!(c.send_expect_silence(&p, quiet), None, "{p:?}");
     }
-    // Unknown action: an error echoing the transaction id.
-    let r = c.exchange(&header(MAGIC, 9, 77), 77).unwrap();
+    // Unknown action with a valid connection id: an error echoing the
+    // transaction id.
+    let valid = c.connect();
+    let r = c.exchange(&header(valid, 9, 77), 77).unwrap();
     assert_eq!(&r[..8], &[0, 0, 0, 3, 0, 0, 0, 77]);
     assert!(String::from_utf8_lossy(&r[8..]).contains("unknown action 9"));
 
@@ -166,6 +168,65 @@ async fn malformed_and_forged_packets_get_errors_or_nothing() {
             .any(|l| l.contains("udp") && !l.contains("listening")),
         "per-packet logs:\n{logs}"
     );
+    t.stop();
+}
+
+/// A packet whose connection id was not issued to its source address
+/// (what a spoofed source sends) never gets more bytes back than it
+/// carried: the short error when it fits, nothing otherwise.
+#[tokio::test]
+async fn unauthenticated_packets_are_never_answered_with_more_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(
+        dir.path(),
+        &with_udp(&sqlite_config(dir.path(), "reject"), &["127.0.0.1:0"]),
+    );
+    let mut c = UdpClient::new(t.udp[0]);
+    let quiet = Duration::from_millis(200);
+    let mut other = UdpClient::bind(t.udp[0], "127.0.0.2:0".parse().unwrap());
+    let foreign = other.connect();
+    let hash = id20(b'R', 1);
+    let mut packets = Vec::new();
+    for cid in [0xDEAD_BEEF_u64, MAGIC, foreign] {
+        for action in [1u32, 2, 3, 9, u32::MAX] {
+            let mut p = header(cid, action, 41);
+            packets.push(p.clone());
+            p.extend_from_slice(&[0; 4]);
+            packets.push(p.clone());
+            p.extend_from_slice(&hash[..16]);
+            packets.push(p.clone()); // 36 bytes: a one-torrent scrape
+            p.extend_from_slice(&[0; 62]);
+            packets.push(p.clone()); // 98 bytes: an announce
+            p.extend_from_slice(&[7; 1300]);
+            packets.push(p);
+        }
+        packets.push(announce_packet(cid, 41, &hash, &id20(b'p', 1), 6881, 2, 1));
+    }
+    let mut answered = 0;
+    for p in &packets {
+        if let Some(reply) = c.send_expect_silence(p, quiet) {
+            answered += 1;
+            assert!(
+                reply.len() <= p.len(),
+                "{} bytes answered to {} bytes: {:?}",
+                reply.len(),
+                p.len(),
+                String::from_utf8_lossy(&reply)
+            );
+            assert_eq!(&reply[..8], &[0, 0, 0, 3, 0, 0, 0, 41]);
+            assert!(String::from_utf8_lossy(&reply[8..]).contains("connection id"));
+        }
+    }
+    // A client whose id expired still learns why when its request is big
+    // enough to carry the answer (every announce, every scrape).
+    assert!(answered > 0, "nothing answered");
+    let r = c.announce(0xDEAD_BEEF, &hash, &id20(b'p', 1), 6881, 2, 1);
+    assert!(
+        matches!(&r, UdpAnnounce::Error(m) if m.contains("reconnect")),
+        "{r:?}"
+    );
+    let e = c.scrape(0xDEAD_BEEF, &[hash]).unwrap_err();
+    assert!(e.contains("reconnect"), "{e}");
     t.stop();
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use maintenance_proto::{
     AbortRequest, Ack, BackupReport, ClaimRequest, CompleteRequest, CompleteResponse, ErrorBody,
     ErrorCode, LeaseResponse, OpenWindowRequest, OpenWindowResponse, ReleaseRequest,
-    StatusResponse, UnpinResponse, WindowId, WindowRequest, API_PREFIX,
+    StatusResponse, UnpinResponse, WindowId, WindowRequest, API_PREFIX, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -68,6 +68,10 @@ pub struct Coordinator {
     /// Status calls go over one kept connection (plain HTTP only).
     status_conn: Option<Arc<StatusConnection>>,
     token: Option<Secret>,
+    /// The lease id the last successful claim answered, with its window
+    /// (protocol 3): every later call on that window carries it. Shared by
+    /// the clones of this endpoint (the lease keeper's among them).
+    lease: Arc<std::sync::Mutex<Option<(WindowId, String)>>>,
 }
 
 impl Coordinator {
@@ -86,6 +90,7 @@ impl Coordinator {
             base,
             base_path,
             token,
+            lease: Arc::default(),
         })
     }
 
@@ -190,8 +195,25 @@ impl Coordinator {
         let body = ClaimRequest {
             window_id: window_id.clone(),
             sidecar_id: sidecar_id.to_owned(),
+            protocol_version: Some(PROTOCOL_VERSION),
+            lease_id: self.lease_of(window_id),
         };
-        self.post("claim", &body).await
+        let lease: LeaseResponse = self.post("claim", &body).await?;
+        if let Some(id) = &lease.lease_id {
+            *self.lease.lock().unwrap() = Some((window_id.clone(), id.clone()));
+        }
+        Ok(lease)
+    }
+
+    /// The lease id the claim of `window_id` answered, if any (none from a
+    /// coordinator older than protocol 3).
+    fn lease_of(&self, window_id: &WindowId) -> Option<String> {
+        self.lease
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|(w, _)| w == window_id)
+            .map(|(_, id)| id.clone())
     }
 
     /// `POST heartbeat`: extends the lease.
@@ -200,6 +222,7 @@ impl Coordinator {
             "heartbeat",
             &WindowRequest {
                 window_id: window_id.clone(),
+                lease_id: self.lease_of(window_id),
             },
         )
         .await
@@ -215,6 +238,7 @@ impl Coordinator {
             &ReleaseRequest {
                 window_id: window_id.clone(),
                 keep_pin,
+                lease_id: self.lease_of(window_id),
             },
         )
         .await
@@ -228,6 +252,7 @@ impl Coordinator {
             "unpin",
             &WindowRequest {
                 window_id: window_id.clone(),
+                lease_id: self.lease_of(window_id),
             },
         )
         .await
@@ -242,6 +267,7 @@ impl Coordinator {
         let body = CompleteRequest {
             window_id: window_id.clone(),
             report,
+            lease_id: self.lease_of(window_id),
         };
         self.post("complete", &body).await
     }

@@ -8,12 +8,12 @@
 //! top to bottom and a hung process shows up as a timeout naming what it
 //! waited for, with the process logs attached.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod s3;
@@ -216,6 +216,9 @@ pub struct TrackerConfig {
     /// `completion_journal` for MySQL and PostgreSQL (in the test's folder,
     /// not the working directory); SQLite keeps its default beside the file.
     pub completion_journal: PathBuf,
+    /// `journal_durability` key (`write`, `fsync`, `interval`); `None`
+    /// keeps the default.
+    pub journal_durability: Option<&'static str>,
     /// How long [`Tracker::start`] waits for the listeners: a tracker loads
     /// every completed count before it listens, so a benchmark on millions
     /// of rows raises it.
@@ -243,6 +246,7 @@ impl TrackerConfig {
             udp_port: None,
             journal_mode: None,
             completion_journal: dir.join("completions.journal"),
+            journal_durability: None,
             start_timeout: Duration::from_secs(30),
         }
     }
@@ -288,6 +292,13 @@ bind_address = "127.0.0.1:{health}"
             http = self.http_port,
             health = self.health_port,
         );
+        if let Some(durability) = self.journal_durability {
+            s = s.replacen(
+                "[core.announce_policy]",
+                &format!("journal_durability = \"{durability}\"\n\n[core.announce_policy]"),
+                1,
+            );
+        }
         if let Some(mode) = self.journal_mode {
             s = s.replacen(
                 "[core.announce_policy]",
@@ -334,6 +345,9 @@ pub struct Tracker {
     pub udp: Option<SocketAddr>,
     pub config: TrackerConfig,
     pub dir: PathBuf,
+    /// Lease ids answered to claims through [`Tracker::api`], shared by
+    /// every `Api` it hands out.
+    pub leases: Arc<Mutex<HashMap<String, String>>>,
 }
 
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -407,6 +421,7 @@ impl Tracker {
             maintenance: addrs.get("maintenance_api").copied(),
             udp: addrs.get("udp_tracker").copied(),
             config: config.clone(),
+            leases: Default::default(),
             dir: dir.to_owned(),
         };
         wait_until(Duration::from_secs(10), "tracker health check", || {
@@ -483,6 +498,7 @@ impl Tracker {
         Api {
             addr: self.maint(),
             token: TOKEN.to_owned(),
+            leases: self.leases.clone(),
         }
     }
 
@@ -602,6 +618,46 @@ pub fn complete_n(t: &Tracker, hash: &[u8; 20], first_peer: u32, n: u32) {
 pub struct Api {
     pub addr: SocketAddr,
     pub token: String,
+    /// Lease ids its claims were answered, by window id: [`Api::post`]
+    /// adds them to the calls on those windows that carry none.
+    pub leases: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Makes `body` a protocol-3 call: a claim says its protocol, the calls on
+/// a claimed window carry its lease id (unless the body names one).
+pub fn with_lease(call: &str, body: &mut serde_json::Value, leases: &HashMap<String, String>) {
+    let Some(obj) = body.as_object_mut() else {
+        return;
+    };
+    let window = obj.get("window_id").and_then(|w| w.as_str()).unwrap_or("");
+    match call {
+        "claim" => {
+            obj.entry("protocol_version")
+                .or_insert(maintenance_proto::PROTOCOL_VERSION.into());
+        }
+        "heartbeat" | "release" | "unpin" | "complete" if !obj.contains_key("lease_id") => {
+            if let Some(lease) = leases.get(window) {
+                obj.insert("lease_id".into(), lease.clone().into());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Remembers the lease id a successful claim of `body`'s window answered.
+pub fn remember_lease(
+    call: &str,
+    body: &serde_json::Value,
+    answer: &serde_json::Value,
+    leases: &mut HashMap<String, String>,
+) {
+    if let (true, Some(window), Some(lease)) = (
+        call == "claim",
+        body["window_id"].as_str(),
+        answer["lease_id"].as_str(),
+    ) {
+        leases.insert(window.to_owned(), lease.to_owned());
+    }
 }
 
 impl Api {
@@ -613,7 +669,10 @@ impl Api {
     }
 
     /// POSTs `body` to `call` with the token; status code and JSON body.
-    pub fn post(&self, call: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    /// A claim says it speaks protocol 3, and calls on a window this `Api`
+    /// claimed carry its lease id unless `body` has one.
+    pub fn post(&self, call: &str, mut body: serde_json::Value) -> (u16, serde_json::Value) {
+        with_lease(call, &mut body, &self.leases.lock().unwrap());
         let (code, text) = http(
             self.addr,
             "POST",
@@ -624,6 +683,7 @@ impl Api {
         .unwrap_or_else(|e| panic!("POST {call}: {e}"));
         let json = serde_json::from_slice(&text)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&text).into()));
+        remember_lease(call, &body, &json, &mut self.leases.lock().unwrap());
         (code, json)
     }
 

@@ -281,6 +281,7 @@ fn stale_or_foreign_window_id_gets_409_and_changes_nothing() {
     let bad = Api {
         addr: api.addr,
         token: "not-the-token-000000000".into(),
+        leases: Default::default(),
     };
     assert_eq!(
         code(&bad.post("windows", serde_json::json!({"duration_secs": 30}))),

@@ -70,9 +70,11 @@ fn one_window_ended_line_per_window_on_every_path() {
     assert_eq!(api.post("release", json!({"window_id": id})).0, 200);
     assert_one_ended_line(&t, &id, "expired");
 
-    // Completed while still quiesced (no release).
+    // Ended by the sidecar while still quiesced (no release): only a
+    // failure may be reported before the release.
     let id = open_and_claim(&t);
-    let (code, body) = api.post("complete", json!({"window_id": id, "report": report}));
+    let failed = json!({"artifacts": [], "durations_secs": {}, "error": "dump failed"});
+    let (code, body) = api.post("complete", json!({"window_id": id, "report": failed}));
     assert_eq!(code, 200, "{body}");
-    assert_one_ended_line(&t, &id, "completed");
+    assert_one_ended_line(&t, &id, "failed");
 }

@@ -35,7 +35,7 @@ fn ready() -> (Machine, WindowId) {
 
 fn claimed() -> (Machine, WindowId) {
     let (mut m, id) = ready();
-    m.claim(&id, "sidecar-a", at(1), TTL).unwrap();
+    m.claim(&id, "sidecar-a", None, at(1), TTL).unwrap();
     (m, id)
 }
 
@@ -51,6 +51,12 @@ fn happy_path_records_completed() {
     let (mut m, id) = claimed();
     assert_eq!(m.state(), State::Claimed);
     assert_eq!(m.lease_expires_at(), Some(at(31)));
+    // A success before the release is refused and changes nothing.
+    let err = m.complete(&id, ok_report(), at(9)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::WrongState);
+    assert!(err.message.contains("never released"), "{}", err.message);
+    assert_eq!(m.state(), State::Claimed);
+    m.release(&id, false, at(9)).unwrap();
     let done = m.complete(&id, ok_report(), at(10)).unwrap();
     assert_eq!(done.outcome, Outcome::Completed);
     assert_eq!(m.state(), State::Resuming);
@@ -90,7 +96,7 @@ fn version_bumps_on_every_change() {
     m.advance(State::Quiescing);
     assert!(m.version() > v1);
     let v2 = m.version();
-    assert!(m.claim(&info.window_id, "s", at(1), TTL).is_err());
+    assert!(m.claim(&info.window_id, "s", None, at(1), TTL).is_err());
     assert_eq!(m.version(), v2, "a refused call changes nothing");
 }
 
@@ -98,7 +104,7 @@ fn version_bumps_on_every_change() {
 fn claim_before_ready_is_wrong_state() {
     let mut m = machine();
     let info = m.open(span(), at(0)).unwrap();
-    let err = m.claim(&info.window_id, "s", at(1), TTL).unwrap_err();
+    let err = m.claim(&info.window_id, "s", None, at(1), TTL).unwrap_err();
     assert_eq!(err.code, ErrorCode::WrongState);
     assert!(err.message.contains("draining"), "{}", err.message);
     assert_eq!(m.state(), State::Draining);
@@ -110,7 +116,7 @@ fn stale_or_foreign_window_ids_are_refused_and_change_nothing() {
     let foreign = WindowId::new("20261126T030000Z-otherins-1");
     let before = m.version();
     for err in [
-        m.claim(&foreign, "s", at(2), TTL).unwrap_err(),
+        m.claim(&foreign, "s", None, at(2), TTL).unwrap_err(),
         m.heartbeat(&foreign, at(2), TTL).unwrap_err(),
         m.release(&foreign, false, at(2)).unwrap_err(),
         m.complete(&foreign, ok_report(), at(2)).unwrap_err(),
@@ -130,12 +136,67 @@ fn stale_or_foreign_window_ids_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn second_sidecar_cannot_claim_but_the_first_may_reclaim() {
-    let (mut m, id) = claimed();
-    let err = m.claim(&id, "sidecar-b", at(2), TTL).unwrap_err();
+fn second_sidecar_cannot_claim_but_the_first_may_reclaim_with_its_lease_id() {
+    let (mut m, id) = ready();
+    let first = m.claim(&id, "sidecar-a", None, at(1), TTL).unwrap();
+    let lease_id = first.lease_id.expect("a lease id");
+    let err = m.claim(&id, "sidecar-b", None, at(2), TTL).unwrap_err();
     assert_eq!(err.code, ErrorCode::AlreadyClaimed);
-    let lease = m.claim(&id, "sidecar-a", at(5), TTL).unwrap();
+    let err = m
+        .claim(&id, "sidecar-b", Some(&lease_id), at(2), TTL)
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::AlreadyClaimed);
+    let err = m.claim(&id, "sidecar-a", None, at(2), TTL).unwrap_err();
+    assert_eq!(err.code, ErrorCode::AlreadyClaimed);
+    let lease = m
+        .claim(&id, "sidecar-a", Some(&lease_id), at(5), TTL)
+        .unwrap();
     assert_eq!(lease.lease_expires_at, at(35));
+    assert_eq!(lease.lease_id.as_deref(), Some(lease_id.as_str()));
+}
+
+#[test]
+fn lease_ids_are_unguessable_and_checked_until_the_window_is_over() {
+    let (mut m, id) = ready();
+    // Nobody claimed it: nobody may act on its lease.
+    let err = m.check_lease(&id, None, "unpin").unwrap_err();
+    assert_eq!(err.code, ErrorCode::WrongState);
+    let lease_id = m
+        .claim(&id, "sidecar-a", None, at(1), TTL)
+        .unwrap()
+        .lease_id
+        .unwrap();
+    assert_eq!(lease_id.len(), 32);
+    let (mut other, other_id) = ready();
+    let other_lease = other
+        .claim(&other_id, "sidecar-a", None, at(1), TTL)
+        .unwrap()
+        .lease_id
+        .unwrap();
+    assert_ne!(lease_id, other_lease, "a fresh id per claim");
+    for wrong in [
+        None,
+        Some(""),
+        Some(other_lease.as_str()),
+        Some(&lease_id[..31]),
+    ] {
+        let err = m.check_lease(&id, wrong, "heartbeat").unwrap_err();
+        assert_eq!(err.code, ErrorCode::LeaseMismatch, "{wrong:?}");
+        assert!(err.message.contains("sidecar-a"), "{}", err.message);
+    }
+    m.check_lease(&id, Some(&lease_id), "heartbeat").unwrap();
+    // Released: the lease still guards heartbeat, unpin and complete.
+    m.release(&id, false, at(2)).unwrap();
+    m.resumed(at(3));
+    assert!(m.released_window().is_some());
+    assert_eq!(
+        m.check_lease(&id, None, "complete").unwrap_err().code,
+        ErrorCode::LeaseMismatch
+    );
+    m.check_lease(&id, Some(&lease_id), "complete").unwrap();
+    m.complete(&id, ok_report(), at(4)).unwrap();
+    // Over: the transitions answer (idempotent completion, stale ids).
+    m.check_lease(&id, None, "complete").unwrap();
 }
 
 #[test]
@@ -246,6 +307,7 @@ fn complete_during_resume_after_release_is_kept() {
 #[test]
 fn complete_is_idempotent() {
     let (mut m, id) = claimed();
+    m.release(&id, false, at(2)).unwrap();
     m.complete(&id, ok_report(), at(3)).unwrap();
     // While resuming and after.
     assert_eq!(
@@ -298,7 +360,7 @@ fn abort_ends_any_phase() {
             m.advance(State::Ready);
         }
         if phase == State::Claimed {
-            m.claim(&info.window_id, "s", at(1), TTL).unwrap();
+            m.claim(&info.window_id, "s", None, at(1), TTL).unwrap();
         }
         assert_eq!(m.state(), phase);
         let ack = m.abort(None, Some("disk swap".into()), at(2)).unwrap();
@@ -414,7 +476,9 @@ fn pinned_claim(mode: PinMode) -> (Machine, WindowId) {
     m.advance(State::Quiescing);
     m.pinned(mode, at(1));
     m.advance(State::Ready);
-    let lease = m.claim(&info.window_id, "sidecar-a", at(1), TTL).unwrap();
+    let lease = m
+        .claim(&info.window_id, "sidecar-a", None, at(1), TTL)
+        .unwrap();
     assert_eq!(
         lease.pin,
         Some(PinOffer {
@@ -439,7 +503,7 @@ fn pinned_released(mode: PinMode) -> (Machine, WindowId) {
 #[test]
 fn no_pin_is_offered_when_the_tracker_holds_none() {
     let (mut m, id) = ready();
-    assert_eq!(m.claim(&id, "s", at(1), TTL).unwrap().pin, None);
+    assert_eq!(m.claim(&id, "s", None, at(1), TTL).unwrap().pin, None);
     let ack = m.release(&id, true, at(2)).unwrap();
     assert!(!ack.pinned);
     assert_eq!(m.pin_at_resume(at(2)), None);
@@ -538,4 +602,46 @@ fn shutdown_ends_a_pin() {
     let (mut m, _) = pinned_released(PinMode::WritesContinue);
     m.end_pin_now("the coordinator is shutting down", at(3));
     assert!(m.pin_to_drop().unwrap().2.contains("shutting down"));
+}
+
+/// The wall clock stepped back a day in the middle of a window (as seen
+/// in a log: `quiesced_secs=-86374.988`): every reported duration still
+/// comes from the monotonic clock.
+#[test]
+fn durations_come_from_the_monotonic_clock_when_the_wall_clock_steps() {
+    let day = chrono::Duration::days(1);
+    let both = |wall: DateTime<Utc>, mono: u64| Now {
+        wall,
+        mono: Duration::from_secs(mono),
+    };
+    let mut m = machine();
+    let id = m.open(span(), both(at(0), 1000)).unwrap().window_id;
+    m.advance(State::Quiescing);
+    m.pinned(PinMode::WritesContinue, both(at(0), 1000));
+    m.advance(State::Ready);
+    m.claim(&id, "s", None, both(at(1), 1001), TTL).unwrap();
+    // The wall clock is stepped back by a day here.
+    m.release(&id, true, both(at(2) - day, 1002)).unwrap();
+    assert!(
+        m.resumed(both(at(3) - day, 1003)).is_none(),
+        "parked until complete"
+    );
+    let unpinned = m.unpin(&id, both(at(10) - day, 1010)).unwrap();
+    assert_eq!(unpinned.held_secs, 10.0);
+    m.complete(&id, ok_report(), both(at(20) - day, 1020))
+        .unwrap();
+    let outcome = m.outcomes().next().unwrap().clone();
+    assert_eq!(outcome.quiesced_secs, 3.0);
+    assert_eq!(
+        outcome.ended_at,
+        at(20) - day,
+        "instants stay wall-clock times"
+    );
+    assert_eq!(m.pin_dropped(), Some(10.0));
+
+    // Stepped forward, a window ending by abort: still the elapsed time.
+    let id = m.open(span(), both(at(30), 2000)).unwrap().window_id;
+    m.abort(Some(&id), None, both(at(30) + day, 2004)).unwrap();
+    let outcome = m.resumed(both(at(31) + day, 2005)).unwrap();
+    assert_eq!(outcome.quiesced_secs, 5.0);
 }

@@ -178,7 +178,12 @@ pub async fn announce(
         Err(reason) => return failure(&reason),
     };
     match tracker.announce(&req.announce, remote.ip()) {
-        Ok(reply) => bencoded(reply_body(&reply, &req)),
+        Ok(reply) => {
+            if let Some(receipt) = reply.receipt {
+                tracker.buffer.acknowledged(receipt).await;
+            }
+            bencoded(reply_body(&reply, &req))
+        }
         Err(refusal) => bencoded(refusal_body(refusal)),
     }
 }

@@ -8,6 +8,13 @@
 //! and scrape keep working; under `defer-writes` announces are answered as
 //! usual.
 //!
+//! No reflection: a packet whose connection id is not valid for its source
+//! address (a spoofed source cannot have received one) is answered only
+//! with the short error [`BAD_CONNECTION_ID`], and only when that reply is
+//! no longer than the packet itself; otherwise it is dropped. Only senders
+//! that proved they receive at their address get longer answers (the
+//! connect reply is exactly as long as the connect).
+//!
 //! Memory stays bounded whatever arrives: each worker owns one receive and
 //! one send buffer, nothing is queued per client, and connection ids need
 //! no table. Malformed packets are counted and logged per packet only at
@@ -23,6 +30,7 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+use crate::durability::Receipt;
 use crate::tracker::{canonical, Tracker};
 use connection::ConnectionIds;
 use wire::{BadPacket, Request};
@@ -31,8 +39,10 @@ use wire::{BadPacket, Request};
 /// decoded as whatever fits (a scrape of at most 74 hashes is 1496 bytes).
 pub const MAX_PACKET: usize = 2048;
 
-/// Error text for a missing, forged or expired connection id.
-pub const BAD_CONNECTION_ID: &str = "connection id is invalid or expired: send a new connect";
+/// Error text for a missing, forged or expired connection id: short
+/// enough that the error packet (36 bytes) is no longer than the shortest
+/// request carrying a connection id it answers (a scrape of one torrent).
+pub const BAD_CONNECTION_ID: &str = "bad connection id: reconnect";
 
 /// Shared by the workers of one listener.
 pub struct UdpTracker {
@@ -89,13 +99,41 @@ impl UdpTracker {
     }
 
     /// Handles one datagram from `from`, writing the reply (if any) into
-    /// `out` (cleared first).
-    pub fn handle(&self, packet: &[u8], from: SocketAddr, out: &mut Vec<u8>) -> Outcome {
+    /// `out` (cleared first). A receipt comes back with an announce that
+    /// counted a completion: send the reply only once it is acknowledged.
+    pub fn handle(
+        &self,
+        packet: &[u8],
+        from: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> (Outcome, Option<Receipt>) {
         out.clear();
-        self.respond(packet, from, out)
+        let mut receipt = None;
+        let outcome = self.respond(packet, from, out, &mut receipt);
+        (outcome, receipt)
     }
 
-    fn respond(&self, packet: &[u8], from: SocketAddr, out: &mut Vec<u8>) -> Outcome {
+    fn respond(
+        &self,
+        packet: &[u8],
+        from: SocketAddr,
+        out: &mut Vec<u8>,
+        receipt: &mut Option<Receipt>,
+    ) -> Outcome {
+        let Some((cid, action, tid)) = wire::header(packet) else {
+            tracing::trace!(%from, "udp packet dropped: shorter than 16 bytes");
+            return Outcome::Dropped;
+        };
+        let bucket = self.ids.bucket_now();
+        if action != wire::ACTION_CONNECT && !self.ids.check(cid, from, bucket) {
+            // Unauthenticated: never answer with more bytes than arrived.
+            tracing::trace!(%from, "udp request with a bad connection id");
+            wire::error_response(out, tid, BAD_CONNECTION_ID);
+            if out.len() > packet.len() {
+                return Outcome::Dropped;
+            }
+            return Outcome::Error;
+        }
         let req = match wire::parse(packet) {
             Ok(r) => r,
             Err(BadPacket::Drop(why)) => {
@@ -111,15 +149,6 @@ impl UdpTracker {
                 return Outcome::Error;
             }
         };
-        let tid = req.transaction_id();
-        let bucket = self.ids.bucket_now();
-        if let Some(cid) = req.connection_id() {
-            if !self.ids.check(cid, from, bucket) {
-                tracing::trace!(%from, "udp request with a bad connection id");
-                wire::error_response(out, tid, BAD_CONNECTION_ID);
-                return Outcome::Error;
-            }
-        }
         match req {
             Request::Connect { .. } => {
                 wire::connect_response(out, tid, self.ids.issue(from, bucket));
@@ -127,6 +156,7 @@ impl UdpTracker {
             Request::Announce { announce, .. } => {
                 match self.tracker.announce(&announce, from.ip()) {
                     Ok(reply) => {
+                        *receipt = reply.receipt;
                         let ipv6 = canonical(from.ip()).is_ipv6();
                         wire::announce_response(
                             out,
@@ -203,9 +233,19 @@ impl UdpTracker {
                     }
                 },
             };
-            let outcome = self.handle(&buf[..n], from, &mut out);
+            let (outcome, receipt) = self.handle(&buf[..n], from, &mut out);
             counts.count(outcome);
-            if outcome != Outcome::Dropped {
+            if let Some(receipt) = receipt {
+                // A completion: answered once durable, without holding up
+                // this worker (the journal writer batches the waiters).
+                let (me, socket, reply) = (self.clone(), socket.clone(), out.clone());
+                tokio::spawn(async move {
+                    me.tracker.buffer.acknowledged(receipt).await;
+                    if let Err(e) = socket.send_to(&reply, from).await {
+                        tracing::trace!(%from, error = %e, "udp send failed");
+                    }
+                });
+            } else if outcome != Outcome::Dropped {
                 if let Err(e) = socket.send_to(&out, from).await {
                     tracing::trace!(%from, error = %e, "udp send failed");
                 }

@@ -6,7 +6,8 @@
 //! transaction id. A packet too short to carry a transaction id, or a
 //! connect without the protocol magic, is not a tracker request and is
 //! dropped; anything else that is wrong gets an error packet (action 3)
-//! naming the problem, echoing the transaction id.
+//! naming the problem, echoing the transaction id (`mod.rs` decides whether
+//! the sender is answered at all: see its reflection rule).
 
 use std::net::IpAddr;
 
@@ -143,6 +144,12 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 fn twenty_at(b: &[u8], at: usize) -> [u8; 20] {
     b[at..at + 20].try_into().unwrap()
+}
+
+/// The common header of a datagram: connection id, action, transaction
+/// id; `None` when it is shorter than [`HEADER_LEN`].
+pub fn header(b: &[u8]) -> Option<(u64, u32, u32)> {
+    (b.len() >= HEADER_LEN).then(|| (u64_at(b, 0), u32_at(b, 8), u32_at(b, 12)))
 }
 
 /// Decodes one datagram.

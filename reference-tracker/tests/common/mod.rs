@@ -39,9 +39,12 @@ pub struct Tracker {
     /// Captured stderr lines (logs), for failure messages.
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub client: reqwest::Client,
+    /// Lease ids answered to claims made through [`Tracker::post_api`].
+    leases: std::sync::Mutex<HashMap<String, String>>,
 }
 
-/// Writes `config` into `dir/tracker.toml` and starts the binary on it.
+/// Writes `config` into `dir/tracker.toml` and starts the binary on it,
+/// in `dir` (relative paths in the config resolve there).
 pub fn start(dir: &Path, config: &str) -> Tracker {
     start_with_env(dir, config, &[])
 }
@@ -53,6 +56,7 @@ pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tracker
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reference-tracker"));
     cmd.arg("--config")
         .arg(&path)
+        .current_dir(dir)
         .env("RUST_LOG", "info,reference_tracker=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -125,6 +129,7 @@ pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tracker
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
+        leases: Default::default(),
     }
 }
 
@@ -229,8 +234,15 @@ impl Tracker {
     }
 
     /// POSTs a JSON body to a maintenance API call with the token and
-    /// returns the status code and body.
-    pub async fn post_api(&self, call: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    /// returns the status code and body. A claim says it speaks protocol 3;
+    /// calls on a window claimed here carry its lease id unless `body` has
+    /// one.
+    pub async fn post_api(
+        &self,
+        call: &str,
+        mut body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        maintenance_e2e::with_lease(call, &mut body, &self.leases.lock().unwrap());
         let resp = self
             .client
             .post(self.api(call))
@@ -241,7 +253,9 @@ impl Tracker {
             .unwrap();
         let code = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        let json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        maintenance_e2e::remember_lease(call, &body, &json, &mut self.leases.lock().unwrap());
         (code, json)
     }
 
@@ -301,6 +315,35 @@ impl Drop for Tracker {
             let _ = c.wait();
         }
     }
+}
+
+/// Runs the binary on `dir/tracker.toml` (already written), in `dir`, and
+/// expects it to refuse to start: returns its stderr once it exited with a
+/// failure within 30 s.
+pub fn expect_refusal(dir: &Path, env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reference-tracker"));
+    cmd.arg("--config")
+        .arg(dir.join("tracker.toml"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn reference-tracker");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the tracker started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "exited 0: {stderr}");
+    stderr
 }
 
 /// A config for a SQLite tracker in `dir` with its maintenance API on.

@@ -9,6 +9,7 @@
 //! bench -- rto --db DB [--dir D] [--rounds N] [--no-full] [--artifact-from-cli] [--drop-db-after-backup]   # see bench/rto.rs
 //! bench -- fleet [--windows 10] [--sizes 1,3,8]   # one sidecar, N trackers on one MariaDB; see bench/fleet.rs
 //! bench -- offsite [--size-mib 2048] [--rounds 3] [--dir D]   # upload to moto vs rclone copy; see bench/offsite.rs
+//! bench -- durability [--secs 5] [--conns 16] [--rounds 3]   # completed announces per journal_durability; see bench/durability.rs
 //! BENCH_BASELINE_SIDECAR=/path/to/old/maintenance-sidecar bench -- idle | rto   # side by side with an older build
 //! bench -- udp-announce ADDR N     # N lockstep UDP announces (for scripts/bench-gate-instructions.sh udp)
 //! ```
@@ -49,6 +50,9 @@ mod postgres;
 
 #[path = "bench/offsite.rs"]
 mod offsite;
+
+#[path = "bench/durability.rs"]
+mod durability;
 
 struct Opts {
     size_mib: u64,
@@ -125,6 +129,8 @@ enum Mode {
     Scale(scale::ScaleOpts),
     /// One sidecar, N trackers (bench/fleet.rs).
     Fleet(fleet::FleetOpts),
+    /// What acknowledged-means-durable costs (bench/durability.rs).
+    Durability(durability::DurabilityOpts),
     /// COUNT lockstep UDP announces to ADDR.
     UdpAnnounce {
         /// The tracker's UDP address.
@@ -140,6 +146,7 @@ fn main() {
         Mode::Offsite(o) => return offsite::run(o),
         Mode::Scale(o) => return scale::run(o),
         Mode::Fleet(o) => return fleet::run(o),
+        Mode::Durability(o) => return durability::run(o),
         Mode::UdpAnnounce { addr, count } => return udp_announce_lockstep(addr, count),
         Mode::All(a) => ("all", a),
         Mode::Smoke(a) => ("smoke", a),
