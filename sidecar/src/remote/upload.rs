@@ -121,9 +121,10 @@ async fn upload_file(
 ) -> anyhow::Result<()> {
     let part = remote.settings().part_size_mib << 20;
     let concurrency = remote.settings().concurrency;
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("open {}", path.display()))?;
+    let mut file = tokio::fs::File::from_std(
+        crate::base::regular_file::open(path)
+            .with_context(|| format!("open {}", path.display()))?,
+    );
     let upload = remote
         .store()
         .put_multipart(key)
