@@ -10,4 +10,5 @@ pub mod progress;
 pub mod read_ahead;
 pub mod regular_file;
 pub mod replace;
+pub mod restore_lock;
 pub mod temp;
