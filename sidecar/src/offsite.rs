@@ -117,7 +117,11 @@ async fn report_upload(
 async fn prune_remote_quietly(cfg: &Config, remote: &Remote) {
     let result = async { ops::apply(remote, &retention_plan(cfg, remote).await?).await }.await;
     if let Err(e) = result {
-        tracing::warn!("remote retention on {}: {e:#}", remote.describe());
+        tracing::warn!(
+            "remote retention on {}: {}",
+            remote.describe(),
+            store::chain_text(&e)
+        );
     }
 }
 

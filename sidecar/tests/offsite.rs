@@ -548,3 +548,80 @@ fn a_remote_drill_downloads_checks_reports_and_cleans_up() {
     assert_failed_with(&out, "list --remote");
     assert_eq!(names_in(&s.backups), [".last-drill.json"]);
 }
+
+/// Runs the sidecar, killing it (and failing) when it has not ended within
+/// `limit`; returns its output and how long it ran.
+fn sidecar_within(env: &[(String, String)], args: &[&str], limit: Duration) -> (Output, Duration) {
+    let mut cmd = common::sidecar(None);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let started = std::time::Instant::now();
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    match rx.recv_timeout(limit) {
+        Ok(out) => {
+            eprintln!("--- {args:?}\n{}", text(&out));
+            (out, started.elapsed())
+        }
+        Err(_) => {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{args:?} still running after {limit:?}");
+        }
+    }
+}
+
+#[test]
+fn a_frozen_endpoint_fails_by_the_deadline_and_a_refused_upload_is_said_once() {
+    let s = Setup::new(50);
+    let Some(s3) = S3Server::start(s.dir.path(), "offsite") else {
+        return;
+    };
+    // object_store's own AWS_ALLOW_HTTP is enough for a plain http:// endpoint.
+    let mut env = s.env(&s3);
+    env.retain(|(k, _)| k != "BACKUP_REMOTE_ALLOW_HTTP");
+    set_env(&mut env, "AWS_ALLOW_HTTP", "true");
+    let out = sidecar(&env, &["once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("outcome=\"success\""), "{}", text(&out));
+
+    // A missing bucket: refused at once, not retried, said once.
+    let mut nobucket = env.clone();
+    set_env(&mut nobucket, "BACKUP_REMOTE", "s3://no-such-bucket/x");
+    let (out, _) = sidecar_within(&nobucket, &["push", "latest"], Duration::from_secs(60));
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("bucket does not exist"), "{log}");
+    assert!(
+        !log.contains("retrying in"),
+        "a missing bucket was retried: {log}"
+    );
+    assert_eq!(
+        log.matches("NoSuchBucket").count(),
+        1,
+        "the error should be said once: {log}"
+    );
+    assert_eq!(
+        log.matches("the bucket does not exist").count(),
+        1,
+        "the hint should be said once: {log}"
+    );
+
+    // A frozen endpoint: the upload's deadline ends it with a clear error.
+    set_env(&mut env, "BACKUP_REMOTE_UPLOAD_TIMEOUT_SECS", "3");
+    s3.freeze();
+    let (out, took) = sidecar_within(&env, &["push", "latest"], Duration::from_secs(90));
+    s3.thaw();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("did not finish within 3 s") && log.contains("The local backup stands"),
+        "{log}"
+    );
+    assert!(took < Duration::from_secs(60), "the push took {took:?}");
+    let out = sidecar(&env, &["verify", "latest"]);
+    assert!(out.status.success(), "the local backup is intact");
+}

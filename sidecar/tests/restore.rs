@@ -360,16 +360,15 @@ fn a_files_restore_that_fails_restores_nothing() {
 fn a_missing_target_folder_is_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = backed_up(dir.path());
-    for to in ["missing/", "missing/tracker.db"] {
-        let target = format!("{}/{to}", dir.path().display());
+    {
+        let target = format!("{}/missing/", dir.path().display());
         let out = run(sidecar(Some(&cfg))
             .args(["restore", "latest", "--to"])
             .arg(&target));
         let log = text(&out);
         assert_eq!(out.status.code(), Some(1), "{log}");
         assert!(
-            log.contains(&format!("--to {target}"))
-                && (log.contains("no such folder") || log.contains("does not exist")),
+            log.contains(&format!("--to {target}")) && log.contains("no such folder"),
             "the error should name the missing folder: {log}"
         );
         assert!(
