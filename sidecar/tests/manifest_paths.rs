@@ -121,31 +121,15 @@ fn verify_and_restore_refuse_an_artifact_replaced_by_a_link_or_a_fifo() {
         &["verify"][..],
         &["restore", "--to", target.to_str().unwrap()],
     ] {
-        let out = within_10_s(sidecar(Some(&cfg)).args(args).arg(&backup));
+        let (out, _) = run_within(
+            sidecar(Some(&cfg)).args(args).arg(&backup),
+            std::time::Duration::from_secs(10),
+        );
         let log = text(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {log}");
         assert!(log.contains("a FIFO"), "{args:?}: {log}");
     }
     assert!(!target.exists());
-}
-
-/// Runs `cmd`, killing it (and failing) when it has not ended after 10 s.
-fn within_10_s(cmd: &mut std::process::Command) -> std::process::Output {
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
-    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
-        Ok(out) => out,
-        Err(_) => {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("{cmd:?} hung on a FIFO");
-        }
-    }
 }
 
 /// A SQLite backup made with a `file://` remote, as the remote holds it.

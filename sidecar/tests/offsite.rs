@@ -549,29 +549,11 @@ fn a_remote_drill_downloads_checks_reports_and_cleans_up() {
     assert_eq!(names_in(&s.backups), [".last-drill.json"]);
 }
 
-/// Runs the sidecar, killing it (and failing) when it has not ended within
-/// `limit`; returns its output and how long it ran.
+/// The sidecar with `env` and `args`, killed (failing) after `limit`.
 fn sidecar_within(env: &[(String, String)], args: &[&str], limit: Duration) -> (Output, Duration) {
     let mut cmd = common::sidecar(None);
-    cmd.envs(env.iter().map(|(k, v)| (k, v)))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let started = std::time::Instant::now();
-    let child = cmd.spawn().unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
-    match rx.recv_timeout(limit) {
-        Ok(out) => {
-            eprintln!("--- {args:?}\n{}", text(&out));
-            (out, started.elapsed())
-        }
-        Err(_) => {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("{args:?} still running after {limit:?}");
-        }
-    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v))).args(args);
+    common::run_within(&mut cmd, limit)
 }
 
 #[test]
