@@ -102,9 +102,10 @@ pub fn decoder<'a, R: Read + 'a>(kind: Compression, inner: R) -> io::Result<Box<
 }
 
 /// Opens an artifact for reading its plaintext, picking the codec from its
-/// name; an encrypted one (`.age`) needs `keys`.
+/// name; an encrypted one (`.age`) needs `keys`. Only a regular file is
+/// read, never through a symbolic link (see [`crate::base::regular_file`]).
 pub fn open_decoded(path: &Path, keys: Option<&Identities>) -> io::Result<Box<dyn Read>> {
-    decode_stream(path, File::open(path)?, keys)
+    decode_stream(path, crate::base::regular_file::open(path)?, keys)
 }
 
 /// Decodes the artifact bytes of `input`, named `path` (which gives the

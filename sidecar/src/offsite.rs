@@ -117,20 +117,22 @@ async fn report_upload(
 async fn prune_remote_quietly(cfg: &Config, remote: &Remote) {
     let result = async { ops::apply(remote, &retention_plan(cfg, remote).await?).await }.await;
     if let Err(e) = result {
-        tracing::warn!("remote retention on {}: {e:#}", remote.describe());
+        tracing::warn!(
+            "remote retention on {}: {}",
+            remote.describe(),
+            store::chain_text(&e)
+        );
     }
 }
 
 /// What the configured retention keeps and removes on `remote` now.
 pub async fn retention_plan(cfg: &Config, remote: &Remote) -> anyhow::Result<ops::RemotePlan> {
-    let entries = ops::list(remote).await?;
-    Ok(ops::plan(
-        &entries,
-        cfg.keep_days,
-        cfg.keep_last,
-        cfg.remote.incomplete_grace_hours,
-        Utc::now(),
-    ))
+    let (entries, parts) = ops::list_with_parts(remote).await?;
+    let now = Utc::now();
+    let grace = cfg.remote.incomplete_grace_hours;
+    let mut plan = ops::plan(&entries, cfg.keep_days, cfg.keep_last, grace, now);
+    ops::plan_parts(&mut plan, parts, grace, now);
+    Ok(plan)
 }
 
 /// Seeds the off-site metric from the remote (in the background of `run`).

@@ -7,7 +7,6 @@
 //! the size and SHA-256 with the manifest: callers decode into a private
 //! temporary location and only move the result into place afterwards.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -41,8 +40,7 @@ impl Readback {
             "{}: not a .zst or .gz file; the manifest names an artifact no engine writes",
             path.display()
         );
-        let file = File::open(path)
-            .map_err(|e| anyhow::anyhow!("open artifact {}: {e}", path.display()))?;
+        let file = crate::base::regular_file::open(path)?;
         let (bytes, digest) = ReadAhead::spawn(file, path)
             .map_err(|e| anyhow::anyhow!("read artifact {}: {e}", path.display()))?;
         Ok(Readback {

@@ -10,15 +10,25 @@
 //! overflow, after which anything may have changed). Opens, reads and
 //! closes without writing never do: the runner reads the file on every
 //! wake-up, and waking on its own reads made an idle sidecar spin.
+//!
+//! Anyone who can write the folder can plant something else at the path:
+//! the file is read only when it is a regular file of at most
+//! [`MAX_READY_FILE_BYTES`], opened without following a link and without
+//! blocking ([`crate::base::regular_file`]); anything else is skipped with one
+//! warning, and the runner keeps relying on the HTTP long-poll.
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use maintenance_proto::ReadinessDocument;
 use notify::event::{AccessKind, AccessMode, EventKind, Flag, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::Notify;
+
+/// The largest readiness file read; the coordinator writes a few hundred
+/// bytes.
+pub const MAX_READY_FILE_BYTES: u64 = 64 * 1024;
 
 /// True when `ev` may have changed the content of the file called `name`
 /// in the watched folder.
@@ -45,6 +55,9 @@ pub struct ReadyFileWatch {
     path: Option<PathBuf>,
     watcher: Option<notify::RecommendedWatcher>,
     wake: Arc<Notify>,
+    /// The last problem warned about, so a hostile file is reported once,
+    /// not on every wake-up.
+    warned: Mutex<Option<String>>,
 }
 
 impl ReadyFileWatch {
@@ -64,6 +77,7 @@ impl ReadyFileWatch {
             path,
             watcher: None,
             wake: Arc::new(Notify::new()),
+            warned: Mutex::new(None),
         };
         w.ensure();
         w
@@ -114,10 +128,28 @@ impl ReadyFileWatch {
         }
     }
 
-    /// The current document, if the file exists and parses.
+    /// The current document, if the file exists, is a regular file of at
+    /// most [`MAX_READY_FILE_BYTES`] and parses. Anything else at the path
+    /// (a link, a FIFO, a huge file) is warned about once and ignored.
     pub fn read(&self) -> Option<ReadinessDocument> {
-        let text = std::fs::read_to_string(self.path.as_ref()?).ok()?;
-        serde_json::from_str(&text).ok()
+        let path = self.path.as_ref()?;
+        let problem = match crate::base::regular_file::read_small(path, MAX_READY_FILE_BYTES) {
+            Ok(text) => {
+                *self.warned.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                return serde_json::from_slice(&text).ok();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => e.to_string(),
+        };
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.as_deref() != Some(problem.as_str()) {
+            tracing::warn!(
+                "ready file ignored: {problem}; only the coordinator should write it \
+                 (relying on HTTP long-poll until it does)"
+            );
+            *warned = Some(problem);
+        }
+        None
     }
 }
 

@@ -96,21 +96,15 @@ fn prune_sweeps_what_a_sidecar_killed_during_verify_left() {
     assert_eq!(names_in(&backups), vec![live]);
 }
 
-/// Starts `restore latest --to <db> --force` with the artifact replaced by a
-/// named pipe nobody writes to: the restore creates its temporary file
-/// beside the target, then blocks opening the artifact. Killed there, it
-/// leaves that temporary file, deterministically.
-fn killed_restore(cfg: &Path, artifact: &Path, db: &Path) -> String {
+/// Starts `restore latest --to <db> --force --check full` (of a database
+/// large enough to take a while) and stops it (SIGSTOP) as soon as its
+/// temporary file exists beside the target. Killed there, it leaves that
+/// temporary file. (A FIFO in the artifact's place once held it; an
+/// artifact is now refused unless it is a regular file.)
+fn killed_restore(cfg: &Path, db: &Path) -> String {
     let folder = db.parent().unwrap();
-    let real = artifact.with_extension("real");
-    std::fs::rename(artifact, &real).unwrap();
-    assert!(std::process::Command::new("mkfifo")
-        .arg(artifact)
-        .status()
-        .unwrap()
-        .success());
     let mut child = sidecar(Some(cfg))
-        .args(["restore", "latest", "--force", "--to"])
+        .args(["restore", "latest", "--force", "--check", "full", "--to"])
         .arg(db)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -122,6 +116,8 @@ fn killed_restore(cfg: &Path, artifact: &Path, db: &Path) -> String {
             .into_iter()
             .find(|n| n.starts_with(".restore-"))
         {
+            // SAFETY: a signal to the child this test started.
+            unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
             break n;
         }
         assert!(
@@ -129,9 +125,9 @@ fn killed_restore(cfg: &Path, artifact: &Path, db: &Path) -> String {
             "the restore never created its temporary file: {:?}",
             names_in(folder)
         );
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_micros(200));
     };
-    // Still running (blocked on the pipe): prune keeps the file in use.
+    // Still running (stopped): prune keeps the file in use.
     let out = run(sidecar(Some(cfg)).arg("prune"));
     assert!(out.status.success());
     assert!(
@@ -140,8 +136,6 @@ fn killed_restore(cfg: &Path, artifact: &Path, db: &Path) -> String {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    std::fs::remove_file(artifact).unwrap();
-    std::fs::rename(&real, artifact).unwrap();
     assert!(folder.join(&temp).exists());
     temp
 }
@@ -152,13 +146,12 @@ fn a_killed_restore_s_temp_file_is_swept_by_prune_and_by_the_next_restore() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let db = data.join("tracker.db");
-    make_sqlite(&db, 200);
+    make_sqlite(&db, 200_000);
     let cfg = sqlite_config(dir.path(), &db, "compression_level = 1");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
-    let artifact = published(&dir.path().join("backups"))[0].join("sqlite-tracker.db.zst");
 
     // 1. prune knows the target (the configured database) and sweeps it.
-    let temp = killed_restore(&cfg, &artifact, &db);
+    let temp = killed_restore(&cfg, &db);
     assert!(temp.ends_with("-tracker.db"), "{temp}");
     let out = run(sidecar(Some(&cfg)).args(["prune", "--dry-run"]));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&temp));
@@ -169,7 +162,7 @@ fn a_killed_restore_s_temp_file_is_swept_by_prune_and_by_the_next_restore() {
 
     // 2. The next restore of the same target sweeps it first; a killed
     // restore's file for another database in the folder is not its own.
-    killed_restore(&cfg, &artifact, &db);
+    killed_restore(&cfg, &db);
     let other = format!(
         ".restore-{}-4999999-AbC123-other.db",
         maintenance_sidecar::base::temp::host_name()
@@ -180,5 +173,5 @@ fn a_killed_restore_s_temp_file_is_swept_by_prune_and_by_the_next_restore() {
         .arg(&db));
     assert!(out.status.success());
     assert_eq!(names_in(&data), [other, "tracker.db".to_owned()]);
-    assert_eq!(sqlite_rows(&db).len(), 200);
+    assert_eq!(sqlite_rows(&db).len(), 200_000);
 }

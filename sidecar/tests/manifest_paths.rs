@@ -6,6 +6,9 @@
 //! for a manifest read from a remote: `restore --remote` once downloaded an
 //! artifact named `../../x` outside the folder it fetched into, and a remote
 //! manifest naming the backup `../../evil` made it fetch into that folder.
+//! An artifact replaced by a symbolic link is not followed (verify once
+//! printed the size of the file it pointed at), and a FIFO in its place
+//! does not hang the command.
 
 mod common;
 
@@ -64,6 +67,69 @@ fn verify_and_restore_refuse_artifact_paths_outside_the_backup_folder() {
         );
         assert!(!target.exists(), "restored from {bad:?}");
     }
+}
+
+#[test]
+fn verify_and_restore_refuse_an_artifact_replaced_by_a_link_or_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("tracker.db");
+    make_sqlite(&db, 20);
+    let cfg = sqlite_config(d, &db, "");
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    let backup = published(&d.join("backups")).remove(0);
+    let artifact = backup.join("sqlite-tracker.db.zst");
+    // The link points at the real artifact (moved out) first, then at an
+    // unrelated file whose size must not show.
+    let outside = d.join("outside.zst");
+    std::fs::rename(&artifact, &outside).unwrap();
+    let secret = d.join("secret");
+    std::fs::write(&secret, vec![b'x'; 4321]).unwrap();
+    let target = d.join("restored.db");
+    for pointed in [&outside, &secret] {
+        let _ = std::fs::remove_file(&artifact);
+        std::os::unix::fs::symlink(pointed, &artifact).unwrap();
+        let out = run(sidecar(Some(&cfg)).arg("verify").arg(&backup));
+        let log = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "verify followed the link: {log}"
+        );
+        assert!(log.contains("symbolic link"), "{log}");
+        assert!(!log.contains("4321") && !log.contains("sha256 ok"), "{log}");
+
+        let out = run(sidecar(Some(&cfg))
+            .args(["restore", "--to"])
+            .arg(&target)
+            .arg(&backup));
+        let log = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "restore followed the link: {log}"
+        );
+        assert!(log.contains("symbolic link"), "{log}");
+        assert!(!target.exists(), "restored through a link");
+    }
+
+    // A FIFO: refused at once (`output` would wait forever otherwise).
+    std::fs::remove_file(&artifact).unwrap();
+    let c = std::ffi::CString::new(artifact.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for args in [
+        &["verify"][..],
+        &["restore", "--to", target.to_str().unwrap()],
+    ] {
+        let (out, _) = run_within(
+            sidecar(Some(&cfg)).args(args).arg(&backup),
+            std::time::Duration::from_secs(10),
+        );
+        let log = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {log}");
+        assert!(log.contains("a FIFO"), "{args:?}: {log}");
+    }
+    assert!(!target.exists());
 }
 
 /// A SQLite backup made with a `file://` remote, as the remote holds it.

@@ -548,3 +548,153 @@ fn a_remote_drill_downloads_checks_reports_and_cleans_up() {
     assert_failed_with(&out, "list --remote");
     assert_eq!(names_in(&s.backups), [".last-drill.json"]);
 }
+
+/// The sidecar with `env` and `args`, killed (failing) after `limit`.
+fn sidecar_within(env: &[(String, String)], args: &[&str], limit: Duration) -> (Output, Duration) {
+    let mut cmd = common::sidecar(None);
+    cmd.envs(env.iter().map(|(k, v)| (k, v))).args(args);
+    common::run_within(&mut cmd, limit)
+}
+
+#[test]
+fn a_frozen_endpoint_fails_by_the_deadline_and_a_refused_upload_is_said_once() {
+    let s = Setup::new(50);
+    let Some(s3) = S3Server::start(s.dir.path(), "offsite") else {
+        return;
+    };
+    // object_store's own AWS_ALLOW_HTTP is enough for a plain http:// endpoint.
+    let mut env = s.env(&s3);
+    env.retain(|(k, _)| k != "BACKUP_REMOTE_ALLOW_HTTP");
+    set_env(&mut env, "AWS_ALLOW_HTTP", "true");
+    let out = sidecar(&env, &["once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("outcome=\"success\""), "{}", text(&out));
+
+    // A missing bucket: refused at once, not retried, said once.
+    let mut nobucket = env.clone();
+    set_env(&mut nobucket, "BACKUP_REMOTE", "s3://no-such-bucket/x");
+    let (out, _) = sidecar_within(&nobucket, &["push", "latest"], Duration::from_secs(60));
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("bucket does not exist"), "{log}");
+    assert!(
+        !log.contains("retrying in"),
+        "a missing bucket was retried: {log}"
+    );
+    assert_eq!(
+        log.matches("NoSuchBucket").count(),
+        1,
+        "the error should be said once: {log}"
+    );
+    assert_eq!(
+        log.matches("the bucket does not exist").count(),
+        1,
+        "the hint should be said once: {log}"
+    );
+
+    // A frozen endpoint: the upload's deadline ends it with a clear error.
+    set_env(&mut env, "BACKUP_REMOTE_UPLOAD_TIMEOUT_SECS", "3");
+    s3.freeze();
+    let (out, took) = sidecar_within(&env, &["push", "latest"], Duration::from_secs(90));
+    s3.thaw();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("did not finish within 3 s") && log.contains("The local backup stands"),
+        "{log}"
+    );
+    assert!(took < Duration::from_secs(60), "the push took {took:?}");
+    let out = sidecar(&env, &["verify", "latest"]);
+    assert!(out.status.success(), "the local backup is intact");
+}
+
+/// Fills the database of `s` with ~16 MiB of random pages
+/// (incompressible: several 5 MiB parts).
+fn pad_database(s: &Setup) {
+    let conn = rusqlite::Connection::open(&s.db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE pad(x BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 4000)
+         INSERT INTO pad SELECT randomblob(4000) FROM c;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+}
+
+#[test]
+fn prune_removes_the_staging_part_a_killed_upload_left_on_a_file_remote() {
+    let s = Setup::new(10);
+    pad_database(&s);
+    let remote = s.dir.path().join("nas");
+    let url = format!("file://{}", remote.display());
+    let mut env = vec![
+        (
+            "SQLITE_DATABASE_PATH".to_owned(),
+            s.db.display().to_string(),
+        ),
+        ("BACKUP_DIR".into(), s.backups.display().to_string()),
+        ("BACKUP_MYSQL_ENABLED".into(), "false".into()),
+        ("BACKUP_REMOTE_PART_SIZE_MIB".into(), "5".into()),
+        ("BACKUP_REMOTE_CONCURRENCY".into(), "1".into()),
+    ];
+    let out = sidecar(&env, &["once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let name = only_published(&s.backups)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+
+    // A push killed as soon as its staging file `<artifact>#1` exists.
+    env.push(("BACKUP_REMOTE".into(), url));
+    let staged = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains('#'))
+            })
+            .unwrap_or(false)
+    };
+    let folder = remote.join(&name);
+    let mut child = common::sidecar(None)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["push", "latest"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !staged(&folder) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push ended before it could be killed mid-upload"
+        );
+        assert!(t.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = sidecar(&env, &["prune", "--remote", "--dry-run"]);
+    let log = text(&out);
+    assert!(
+        log.contains(&format!(
+            "keep    {name} (incomplete, within the 24 h grace"
+        )),
+        "{log}"
+    );
+    // A later push completes the backup; the killed one's part stays until
+    // the grace period has passed, then goes.
+    let out = sidecar(&env, &["push", "latest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    set_env(&mut env, "BACKUP_REMOTE_INCOMPLETE_GRACE_HOURS", "0");
+    let out = sidecar(&env, &["prune", "--remote"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("(unfinished upload of {name}")),
+        "{log}"
+    );
+    assert!(!staged(&folder), "{:?}", names_in(&folder));
+    assert!(names_in(&folder).contains(&"manifest.json".to_owned()));
+}

@@ -1,7 +1,10 @@
 //! `restore` and `drill` through the real binary, on real SQLite files and
 //! tarballs: nothing but the restored file remains, the replaced file's mode
 //! and owner are kept, a failed restore (corrupted, truncated, unreadable or
-//! mismatched artifact) changes nothing, the full
+//! mismatched artifact) changes nothing, a missing `--to` folder is refused
+//! before any work, a second restore of the same target is refused while
+//! the first runs, a tar entry leaving the target or a special file fails a
+//! files restore with nothing restored, the full
 //! integrity_check is skipped only when the manifest records that it passed,
 //! and a drill cleans up after itself.
 
@@ -160,13 +163,16 @@ fn a_truncated_artifact_changes_nothing() {
 
 #[test]
 fn an_artifact_that_cannot_be_read_changes_nothing() {
-    // A folder in the artifact's place opens, but every read of it fails
-    // (EISDIR): a read error on the thread that reads and hashes.
+    // A folder in the artifact's place: refused when it is opened, before
+    // anything is read.
     let stderr = damaged_restore_changes_nothing(|artifact| {
         std::fs::remove_file(artifact).unwrap();
         std::fs::create_dir(artifact).unwrap();
     });
-    assert!(stderr.to_lowercase().contains("directory"), "{stderr}");
+    assert!(
+        stderr.contains("is a folder, not a regular file"),
+        "{stderr}"
+    );
 }
 
 /// A database that passes the header check and `quick_check` but fails
@@ -348,4 +354,158 @@ fn a_files_restore_that_fails_restores_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(names_in(&to).is_empty(), "partial extraction left behind");
     assert!(names_in(&outside).is_empty(), "wrote outside the target");
+}
+
+#[test]
+fn a_missing_target_folder_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backed_up(dir.path());
+    {
+        let target = format!("{}/missing/", dir.path().display());
+        let out = run(sidecar(Some(&cfg))
+            .args(["restore", "latest", "--to"])
+            .arg(&target));
+        let log = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        assert!(
+            log.contains(&format!("--to {target}")) && log.contains("no such folder"),
+            "the error should name the missing folder: {log}"
+        );
+        assert!(
+            !log.contains("decompress") && !log.contains("rename"),
+            "it worked before checking the target: {log}"
+        );
+    }
+    assert!(!dir.path().join("missing").exists());
+    let debris: Vec<String> = names_in(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(debris.is_empty(), "{debris:?}");
+}
+
+/// Waits until a `.restore-` temporary file exists in `folder`.
+fn wait_for_restore_temp(folder: &Path, child: &mut std::process::Child) {
+    let t = std::time::Instant::now();
+    while !names_in(folder).iter().any(|n| n.starts_with(".restore-")) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the first restore ended before it could be caught in progress"
+        );
+        assert!(t.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_second_restore_of_the_same_target_is_refused_while_the_first_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 200_000);
+    let cfg = sqlite_config(dir.path(), &db, "");
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    let first = published(&dir.path().join("backups")).remove(0);
+    std::fs::remove_file(&db).unwrap();
+    make_sqlite(&db, 7);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+
+    let live = dir.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    let target = live.join("tracker.db");
+    let mut a = sidecar(Some(&cfg))
+        .args(["restore", "--check", "full", "--to"])
+        .arg(&target)
+        .arg(&first)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_restore_temp(&live, &mut a);
+    // Hold the first restore mid-way while the second one starts.
+    unsafe { libc::kill(a.id() as i32, libc::SIGSTOP) };
+    let b = run(sidecar(Some(&cfg))
+        .args(["restore", "latest", "--to"])
+        .arg(&target));
+    unsafe { libc::kill(a.id() as i32, libc::SIGCONT) };
+    let a = a.wait_with_output().unwrap();
+    assert!(a.status.success(), "{}", text(&a));
+    let log = text(&b);
+    assert_eq!(b.status.code(), Some(1), "both restores succeeded: {log}");
+    assert!(log.contains("another restore into"), "{log}");
+    assert_eq!(
+        sqlite_rows(&target).len(),
+        200_000,
+        "the first restore's result was replaced"
+    );
+    assert_eq!(
+        names_in(&live),
+        ["tracker.db"],
+        "a lock file or temp file was left"
+    );
+}
+
+/// One tar entry: path, kind, data.
+type RawEntry<'a> = (&'a str, tar::EntryType, &'a [u8]);
+
+/// A files backup whose tar holds `entries`, written with raw headers so
+/// that paths `tar::Builder` refuses can be made.
+fn raw_tar_backup(root: &Path, entries: &[RawEntry]) -> PathBuf {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, kind, data) in entries {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append(&h, *data).unwrap();
+    }
+    hand_made_backup(root, "files", &tar.into_inner().unwrap(), "files", false)
+}
+
+#[test]
+fn a_files_restore_refuses_dot_dot_entries_and_special_files() {
+    use tar::EntryType::{Fifo, Regular};
+    let cases: [(&[RawEntry], &str); 3] = [
+        (
+            &[
+                ("ok.toml", Regular, b"a = 1\n"),
+                ("../escaped", Regular, b"x"),
+            ],
+            "leaves the target folder",
+        ),
+        (
+            &[
+                ("ok.toml", Regular, b"a = 1\n"),
+                ("/abs/escaped", Regular, b"x"),
+            ],
+            "leaves the target folder",
+        ),
+        (
+            &[("ok.toml", Regular, b"a = 1\n"), ("pipe", Fifo, b"")],
+            "a FIFO",
+        ),
+    ];
+    for (entries, why) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("backups");
+        let backup = raw_tar_backup(&root, entries);
+        let to = dir.path().join("restored");
+        std::fs::create_dir(&to).unwrap();
+        let out = run(sidecar(None)
+            .env("BACKUP_DIR", &root)
+            .arg("restore")
+            .arg(&backup)
+            .arg("--to")
+            .arg(&to));
+        let log = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{entries:?} restored: {log}");
+        assert!(
+            log.contains(why) && log.contains("nothing was restored"),
+            "{log}"
+        );
+        assert!(names_in(&to).is_empty(), "partial extraction left behind");
+        assert!(!dir.path().join("escaped").exists());
+    }
 }

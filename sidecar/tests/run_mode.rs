@@ -391,6 +391,97 @@ async fn a_foreign_ready_file_never_triggers_a_backup() {
     tracker.coordinator.shutdown().await;
 }
 
+/// Peak resident memory (`VmHWM`) of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_ready_file_neither_hangs_nor_bloats_the_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 10);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = start_tracker(dir.path(), &db, listener).await;
+    // The sidecar watches a path only the "attacker" writes; the windows
+    // reach it over HTTP.
+    let hostile = dir.path().join("ready/planted.json");
+    let hostile_str = hostile.to_str().unwrap().to_owned();
+    let child = spawn_sidecar(
+        dir.path(),
+        &db,
+        &tracker.url,
+        &[("MAINTENANCE_READY_FILE", hostile_str.as_str())],
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A 1 GiB sparse file renamed into place: once read whole.
+    let tmp = dir.path().join("ready/.planted");
+    std::fs::File::create(&tmp)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    std::fs::rename(&tmp, &hostile).unwrap();
+    let id = open_window(&tracker.url).await;
+    let outcome = wait_outcome(
+        &tracker.coordinator,
+        &id,
+        Duration::from_secs(30),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(
+        outcome.outcome,
+        Outcome::Completed,
+        "{}",
+        sidecar_log(dir.path())
+    );
+    let peak = peak_rss_kib(child.id());
+    assert!(
+        peak < 256 * 1024,
+        "the sidecar's peak RSS reached {peak} KiB after the 1 GiB ready file"
+    );
+    let log = sidecar_log(dir.path());
+    assert!(
+        log.contains("ready file ignored") && log.contains("1073741824 bytes, more than"),
+        "{log}"
+    );
+
+    // A FIFO: opening it for reading once waited for a writer for good.
+    std::fs::remove_file(&hostile).unwrap();
+    let c = std::ffi::CString::new(hostile_str.as_str()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = open_window(&tracker.url).await;
+    let outcome = wait_outcome(
+        &tracker.coordinator,
+        &id,
+        Duration::from_secs(30),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(
+        outcome.outcome,
+        Outcome::Completed,
+        "{}",
+        sidecar_log(dir.path())
+    );
+    let log = sidecar_log(dir.path());
+    assert!(log.contains("is a FIFO, not a regular file"), "{log}");
+    assert_eq!(
+        log.matches("is a FIFO").count(),
+        1,
+        "the same problem is warned about once: {log}"
+    );
+    assert!(terminate(child).success());
+    tracker.coordinator.shutdown().await;
+}
+
 /// Waits for the sidecar's "metrics listening on http://ADDR/metrics" line.
 fn metrics_addr(dir: &Path) -> String {
     let t = Instant::now();

@@ -154,6 +154,23 @@ impl S3Server {
         }
     }
 
+    /// SIGSTOP: the server keeps its port (connections are accepted by the
+    /// kernel) but answers nothing, like a frozen endpoint.
+    pub fn freeze(&self) {
+        if let Some(c) = &self.child {
+            // SAFETY: a signal to the child this struct started.
+            unsafe { libc::kill(c.id() as i32, libc::SIGSTOP) };
+        }
+    }
+
+    /// SIGCONT after [`S3Server::freeze`].
+    pub fn thaw(&self) {
+        if let Some(c) = &self.child {
+            // SAFETY: as in `freeze`.
+            unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
+        }
+    }
+
     /// Starts a fresh, empty server on the same port with the same bucket,
     /// accepting any key (a client keeps the keys it had).
     pub fn restart(&mut self) {

@@ -672,6 +672,18 @@ fn mariadb_quiesce_fails_on_one_instance_require_all_the_others_resume_at_once_n
     assert_nothing_published(&f.backups);
     let log = sidecar.log_text();
     assert!(!log.contains("published"), "{log}");
+    // Like every backup, the failed round ends with one summary line.
+    let finished: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("backup finished"))
+        .collect();
+    assert_eq!(finished.len(), 1, "{log}");
+    assert!(
+        finished[0].contains("outcome=\"failed\"")
+            && finished[0].contains("cancelled on every instance"),
+        "{}",
+        finished[0]
+    );
 }
 
 #[test]

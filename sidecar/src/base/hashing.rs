@@ -99,9 +99,10 @@ pub fn sha256_reader(mut reader: impl Read) -> io::Result<(u64, String)> {
     Ok((total, hex::encode(hasher.finalize())))
 }
 
-/// Hashes a file; returns (bytes, hex digest).
+/// Hashes a regular file (never through a symbolic link, see
+/// [`crate::base::regular_file`]); returns (bytes, hex digest).
 pub fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
-    sha256_reader(std::fs::File::open(path)?)
+    sha256_reader(crate::base::regular_file::open(path)?)
 }
 
 #[cfg(test)]

@@ -8,5 +8,7 @@ pub mod fs;
 pub mod hashing;
 pub mod progress;
 pub mod read_ahead;
+pub mod regular_file;
 pub mod replace;
+pub mod restore_lock;
 pub mod temp;

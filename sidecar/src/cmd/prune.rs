@@ -46,6 +46,14 @@ pub async fn remote(cfg: &Config, dry_run: bool) -> ExitCode {
         for (name, why) in &plan.delete {
             println!("{verb} {name} ({why})");
         }
+        for part in &plan.parts {
+            println!(
+                "{verb} {} (unfinished upload of {}, started {} ago)",
+                part.name,
+                part.backup,
+                crate::base::progress::age((chrono::Utc::now() - part.started).num_seconds())
+            );
+        }
         if !dry_run {
             remote_ops::apply(&remote, &plan).await?;
         }

@@ -24,21 +24,26 @@ pub async fn push(cfg: &Config, backup: &str) -> ExitCode {
             .await
             .expect("a remote is configured");
         match copy.error {
-            None => Ok(format!(
+            None => Ok(Some(format!(
                 "uploaded {} to {} ({}, {:.1} s)",
                 published.manifest.name,
                 remote.describe(),
                 mib(copy.bytes),
                 copy.secs
-            )),
-            Some(e) => Err(anyhow::anyhow!(e)),
+            ))),
+            // Already said in full by the `upload finished` line.
+            Some(_) => Ok(None),
         }
     }
     .await;
     match result {
-        Ok(line) => {
+        Ok(Some(line)) => {
             println!("{line}");
             ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("push failed: the upload did not finish (its error is above)");
+            ExitCode::from(super::EXIT_FAILED)
         }
         Err(e) => super::failed("push", e),
     }

@@ -56,6 +56,10 @@ pub async fn remote(
 ) -> ExitCode {
     let result = async {
         let keys = identities(cfg, identity)?;
+        if let Some(to) = &opts.to {
+            // Before the download, not after it.
+            crate::ops::restore::check_to(to)?;
+        }
         let tmp = temp::dir_under(&cfg.backup_dir, temp::REMOTE_RESTORE_PREFIX)?;
         let dir = fetch_remote(cfg, backup, tmp.path()).await?;
         let opts = RestoreOptions {

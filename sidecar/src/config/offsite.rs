@@ -36,8 +36,13 @@ pub struct RemoteConfig {
     pub access_key_id: Option<Secret>,
     /// S3 secret access key.
     pub secret_access_key: Option<Secret>,
-    /// Allow a plain `http://` endpoint (a local test server or a NAS).
+    /// Allow a plain `http://` endpoint (a local test server or a NAS):
+    /// `BACKUP_REMOTE_ALLOW_HTTP`, or object_store's own `AWS_ALLOW_HTTP`.
     pub allow_http: bool,
+    /// Seconds one backup's whole upload may take, retries included; then
+    /// it fails (the local backup stands) instead of hanging on a frozen
+    /// endpoint.
+    pub upload_timeout_secs: u64,
     /// Attempts per object before the upload is reported failed.
     pub attempts: u32,
     /// Multipart part size in MiB (S3 needs at least 5).
@@ -48,6 +53,10 @@ pub struct RemoteConfig {
     pub incomplete_grace_hours: u32,
 }
 
+/// Default of [`RemoteConfig::upload_timeout_secs`]: 6 hours, about 100 GiB
+/// at 40 Mbit/s, well inside a daily backup's interval.
+pub const DEFAULT_UPLOAD_TIMEOUT_SECS: u64 = 6 * 3600;
+
 impl Default for RemoteConfig {
     fn default() -> Self {
         RemoteConfig {
@@ -57,6 +66,7 @@ impl Default for RemoteConfig {
             access_key_id: None,
             secret_access_key: None,
             allow_http: false,
+            upload_timeout_secs: DEFAULT_UPLOAD_TIMEOUT_SECS,
             attempts: 5,
             part_size_mib: 8,
             concurrency: 4,
@@ -84,6 +94,7 @@ pub struct RawRemote {
     access_key_id_file: Option<String>,
     secret_access_key_file: Option<String>,
     allow_http: Option<bool>,
+    upload_timeout_secs: Option<u64>,
     attempts: Option<u32>,
     part_size_mib: Option<usize>,
     concurrency: Option<usize>,
@@ -153,6 +164,10 @@ pub fn resolve_remote(raw: RawRemote) -> Result<RemoteConfig, ConfigError> {
             .map(|f| parse::secret_file("remote.secret_access_key_file", &f))
             .transpose()?,
         allow_http: raw.allow_http.unwrap_or(false),
+        upload_timeout_secs: raw
+            .upload_timeout_secs
+            .unwrap_or(d.upload_timeout_secs)
+            .max(1),
         attempts: raw.attempts.unwrap_or(d.attempts).max(1),
         part_size_mib: raw.part_size_mib.unwrap_or(d.part_size_mib),
         concurrency: raw.concurrency.unwrap_or(d.concurrency).max(1),
@@ -201,8 +216,20 @@ pub fn apply_env(
             remote.secret_access_key = Some(v);
         }
     }
+    // object_store's own name counts too, for an operator who set it for
+    // other tools; the sidecar's name wins when both are set.
     if let Some(v) = get("BACKUP_REMOTE_ALLOW_HTTP") {
         remote.allow_http = parse::boolean("BACKUP_REMOTE_ALLOW_HTTP", &v)?;
+    } else if let Some(v) = get("AWS_ALLOW_HTTP") {
+        remote.allow_http = parse::boolean("AWS_ALLOW_HTTP", &v)?;
+    }
+    if let Some(v) = get("BACKUP_REMOTE_UPLOAD_TIMEOUT_SECS") {
+        remote.upload_timeout_secs = parse::number::<u64>(
+            "BACKUP_REMOTE_UPLOAD_TIMEOUT_SECS",
+            &v,
+            "whole seconds, 1 or more",
+        )?
+        .max(1);
     }
     if let Some(v) = get("BACKUP_REMOTE_ATTEMPTS") {
         remote.attempts =
@@ -251,14 +278,14 @@ pub fn validate(remote: &RemoteConfig) -> Result<(), ConfigError> {
             return Err(ConfigError::new(
                 "AWS_ENDPOINT_URL",
                 endpoint.clone(),
-                "an https:// URL (or http:// with BACKUP_REMOTE_ALLOW_HTTP=true)",
+                "an https:// URL (or http:// with BACKUP_REMOTE_ALLOW_HTTP=true or AWS_ALLOW_HTTP=true)",
             ));
         }
         if http && !remote.allow_http {
             return Err(ConfigError::new(
                 "AWS_ENDPOINT_URL",
                 endpoint.clone(),
-                "an https:// URL; plain http:// only with BACKUP_REMOTE_ALLOW_HTTP=true (remote.allow_http), for a local endpoint",
+                "an https:// URL; plain http:// only with BACKUP_REMOTE_ALLOW_HTTP=true or AWS_ALLOW_HTTP=true (remote.allow_http), for a local endpoint",
             ));
         }
     }

@@ -11,8 +11,10 @@
 //! bytes are hashed. Only when the whole archive extracted and its size and
 //! SHA-256 match the manifest are the extracted entries renamed into the
 //! target. Any failure (a corrupted artifact, an entry escaping the target
-//! through a symlink, a full disk) removes the temporary folder: nothing is
-//! restored.
+//! through a symlink or `..`, a special file such as a FIFO, a full disk)
+//! removes the temporary folder: nothing is restored (see [`super::untar`]).
+//! The whole restore holds the target's lock
+//! ([`crate::base::restore_lock`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -206,6 +208,8 @@ pub fn restore(
     force: bool,
     keys: Option<&crate::crypt::Identities>,
 ) -> anyhow::Result<String> {
+    // Held to the end: the emptiness check and the move into place.
+    let _lock = crate::base::restore_lock::RestoreLock::acquire(to)?;
     // What a killed restore into this folder left would make it look
     // non-empty.
     crate::base::temp::remove(&crate::base::temp::abandoned_in(
@@ -245,15 +249,15 @@ fn extract_then_move(
         .tempdir_in(to)
         .with_context(|| format!("create a temporary folder in {}", to.display()))?;
     let mut decoded = Readback::open(path, artifact, keys)?;
-    tar::Archive::new(&mut decoded)
-        .unpack(staging.path())
-        .with_context(|| {
+    super::untar::unpack_strict(&mut decoded, staging.path(), &artifact.path).with_context(
+        || {
             format!(
                 "extract {} (nothing was restored into {})",
                 artifact.path,
                 to.display()
             )
-        })?;
+        },
+    )?;
     decoded.finish()?;
     move_into(staging.path(), to)?;
     crate::base::fs::sync_dir(to)?;

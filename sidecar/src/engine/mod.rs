@@ -22,6 +22,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod process;
 pub mod sqlite;
+pub mod untar;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

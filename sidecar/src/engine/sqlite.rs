@@ -613,6 +613,7 @@ fn restore(
     } else {
         to.to_owned()
     };
+    let _lock = crate::base::restore_lock::RestoreLock::acquire(&target)?;
     let exists_non_empty = std::fs::metadata(&target)
         .map(|m| m.len() > 0)
         .unwrap_or(false);

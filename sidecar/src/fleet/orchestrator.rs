@@ -187,7 +187,8 @@ impl<'a> Fleet<'a> {
         let mut deadline: Option<Instant> = None;
         loop {
             if self.stopping() {
-                self.abandon(&round, "the sidecar is shutting down").await;
+                self.abandon(&round, "the sidecar is shutting down", true)
+                    .await;
                 return None;
             }
             let hint = self.hint();
@@ -198,7 +199,7 @@ impl<'a> Fleet<'a> {
                 .collect();
             self.claim_all(&round, claims).await;
             if let Some(why) = check_losses(&round, &self.members) {
-                self.abandon(&round, &why).await;
+                self.abandon(&round, &why, true).await;
                 return None;
             }
             if !lock(&round).has_live() {
@@ -220,7 +221,7 @@ impl<'a> Fleet<'a> {
                 ) {
                     Decision::Go => return Some(round),
                     Decision::Fail(why) => {
-                        self.abandon(&round, &why).await;
+                        self.abandon(&round, &why, true).await;
                         return None;
                     }
                     Decision::Wait => {}
@@ -329,22 +330,34 @@ impl<'a> Fleet<'a> {
     }
 
     /// Ends every live window of the round as failed, at once (each tracker
-    /// resumes), with the same report.
-    async fn abandon(&mut self, round: &SharedRound, why: &str) {
-        let (report, targets) = {
+    /// resumes), with the same report. `before_backup`: the round ends
+    /// before its backup started, so this writes the round's `backup
+    /// finished` line (a running backup writes its own when it stops).
+    async fn abandon(&mut self, round: &SharedRound, why: &str, before_backup: bool) {
+        let (report, targets, window) = {
             let mut r = lock(round);
             if r.slots.iter().all(Option::is_none) {
                 return; // nothing was claimed: nothing to end
             }
+            let window = r.name_window();
             r.cancelled.get_or_insert_with(|| why.to_owned());
             let report = BackupReport {
                 error: Some(format!("backup cancelled on every instance: {why}")),
                 participation: Some(r.participation()),
                 ..BackupReport::default()
             };
-            (report, take_live(&mut r))
+            (report, take_live(&mut r), window)
         };
         tracing::error!("backup cancelled on every instance: {why}");
+        if before_backup {
+            // Like every backup, this one ends with its summary line.
+            backup::RunResult {
+                result: Err(anyhow::anyhow!("backup cancelled on every instance: {why}")),
+                durations_secs: Default::default(),
+                verify_failed: false,
+            }
+            .finish("run", window.as_ref().map(|w| w.as_str()), false);
+        }
         complete_all(&targets, &report).await;
         {
             let r = lock(round);
@@ -419,7 +432,7 @@ impl<'a> Fleet<'a> {
                 _ = wake.notified() => {
                     if let Some(why) = check_losses(&round, &self.members) {
                         cancel.cancel();
-                        self.abandon(&round, &why).await;
+                        self.abandon(&round, &why, false).await;
                     }
                 }
                 _ = stop.wait_for(|s| *s), if !cancel.is_cancelled() => cancel.cancel(),

@@ -3,6 +3,11 @@
 //! dump into a MySQL/MariaDB or PostgreSQL database, or a tarball into a
 //! folder.
 //!
+//! The `--to` target is checked before any work ([`check_to`]), and the
+//! engine holds the target's lock ([`crate::base::restore_lock`]) from its
+//! emptiness check to its end, so a second restore of the same target is
+//! refused instead of silently replacing the first one's result.
+//!
 //! It never overwrites something non-empty without `--force`. SQLite and
 //! files artifacts are hashed in the same pass that decompresses them into a
 //! private temporary location ([`Readback`]); only when size and SHA-256
@@ -54,8 +59,26 @@ pub fn select<'m>(
     }
 }
 
+/// Checks a `--to` target before anything is read or decompressed: a path
+/// written as a folder (`DIR/`) must be an existing folder (a missing
+/// folder's name cannot tell where the file goes). A path without the
+/// trailing `/` names the file (SQLite) or folder (files) itself; missing
+/// folders above it are created.
+pub fn check_to(to: &Path) -> anyhow::Result<()> {
+    let as_folder = to.as_os_str().as_encoded_bytes().ends_with(b"/");
+    ensure!(
+        !as_folder || to.is_dir(),
+        "--to {}: no such folder; create it first, or give the path of the file to restore to",
+        to.display()
+    );
+    Ok(())
+}
+
 /// Restores one artifact of the backup in `dir`; returns a summary line.
 pub fn restore(dir: &Path, opts: &RestoreOptions, cfg: &Config) -> anyhow::Result<String> {
+    if let Some(to) = &opts.to {
+        check_to(to)?;
+    }
     let manifest = Manifest::load(dir)?;
     let artifact = select(&manifest, opts.engine.as_deref(), dir)?;
     let path = dir.join(&artifact.path);

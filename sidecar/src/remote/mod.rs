@@ -11,9 +11,12 @@
 //!
 //! - [`store`]: the remote's URL and the store behind it;
 //! - [`upload`]: pushing one published backup (multipart, retries);
+//! - [`parts`]: the staging files unfinished uploads left on a `file://`
+//!   remote;
 //! - [`ops`]: list, verify, fetch/restore and prune on the remote.
 
 pub mod ops;
+pub mod parts;
 pub mod store;
 pub mod upload;
 
@@ -69,6 +72,14 @@ impl Remote {
     /// The underlying store.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The folder of a `file://` remote.
+    pub fn file_root(&self) -> Option<&std::path::Path> {
+        match &self.location {
+            RemoteLocation::File { root } => Some(root),
+            RemoteLocation::S3 { .. } => None,
+        }
     }
 
     /// Transfer settings.

@@ -4,7 +4,10 @@
 //!
 //! A backup is complete only when its manifest is on the remote (it is
 //! uploaded last). One without is listed as incomplete and swept by prune
-//! once its newest object is older than the grace period.
+//! once its newest object, or unfinished upload ([`super::parts`]), is
+//! older than the grace period. One whose age cannot be told is kept.
+//! Unfinished uploads are removed with their backup, and on their own once
+//! older than the grace period (a killed upload completed later by `push`).
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +19,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::parts::{self, Part};
 use super::Remote;
 use crate::manifest::{self, Manifest};
 use crate::retention;
@@ -59,6 +63,55 @@ impl RemoteEntry {
 
 /// Lists the remote's backups, complete ones newest first, then the rest.
 pub async fn list(remote: &Remote) -> anyhow::Result<Vec<RemoteEntry>> {
+    Ok(list_with_parts(remote).await?.0)
+}
+
+/// [`list`], with what unfinished uploads left counted in the incomplete
+/// backups (a backup with nothing but such leftovers is listed too), and
+/// those leftovers.
+pub async fn list_with_parts(remote: &Remote) -> anyhow::Result<(Vec<RemoteEntry>, Vec<Part>)> {
+    let mut entries = list_objects(remote).await?;
+    let parts = match parts::list(remote).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(
+                "cannot list unfinished uploads on {}: {}; their parts are not counted",
+                remote.describe(),
+                super::store::chain_text(&e)
+            );
+            Vec::new()
+        }
+    };
+    for p in &parts {
+        match entries.iter_mut().find(|e| e.name == p.backup) {
+            Some(RemoteEntry {
+                state:
+                    RemoteState::Incomplete {
+                        objects,
+                        bytes,
+                        last_modified,
+                    },
+                ..
+            }) => {
+                *objects += 1;
+                *bytes += p.bytes;
+                *last_modified = (*last_modified).max(Some(p.started));
+            }
+            Some(_) => {}
+            None => entries.push(RemoteEntry {
+                name: p.backup.clone(),
+                state: RemoteState::Incomplete {
+                    objects: 1,
+                    bytes: p.bytes,
+                    last_modified: Some(p.started),
+                },
+            }),
+        }
+    }
+    Ok((entries, parts))
+}
+
+async fn list_objects(remote: &Remote) -> anyhow::Result<Vec<RemoteEntry>> {
     let root = remote.root();
     let listing = remote
         .store()
@@ -261,6 +314,9 @@ pub struct RemotePlan {
     pub keep: Vec<(String, String)>,
     /// Backups (complete, or incomplete past the grace period) to delete.
     pub delete: Vec<(String, String)>,
+    /// Unfinished uploads to remove: those of the deleted backups, and
+    /// those older than the grace period.
+    pub parts: Vec<Part>,
 }
 
 /// Applies the local retention rule to the remote's manifests, and sweeps
@@ -289,7 +345,14 @@ pub fn plan(
     for e in entries {
         match &e.state {
             RemoteState::Incomplete { last_modified, .. } => {
-                if last_modified.is_none_or(|t| now - t >= grace) {
+                let Some(newest) = last_modified else {
+                    plan.keep.push((
+                        e.name.clone(),
+                        "incomplete, its age cannot be told (nothing listed in it)".into(),
+                    ));
+                    continue;
+                };
+                if now - *newest >= grace {
                     plan.delete.push((
                         e.name.clone(),
                         format!("incomplete for over {grace_hours} h"),
@@ -308,6 +371,17 @@ pub fn plan(
         }
     }
     plan
+}
+
+/// Adds to `plan` the unfinished uploads to remove: every one of a backup
+/// it deletes, and any other older than `grace_hours` (within the grace an
+/// upload may still be running).
+pub fn plan_parts(plan: &mut RemotePlan, parts: Vec<Part>, grace_hours: u32, now: DateTime<Utc>) {
+    let grace = chrono::Duration::hours(i64::from(grace_hours));
+    plan.parts = parts
+        .into_iter()
+        .filter(|p| plan.delete.iter().any(|(n, _)| *n == p.backup) || now - p.started >= grace)
+        .collect();
 }
 
 /// Deletes every object of the backups in `plan.delete`, the manifest
@@ -338,6 +412,20 @@ pub async fn apply(remote: &Remote, plan: &RemotePlan) -> anyhow::Result<usize> 
             remote.describe()
         );
         removed += 1;
+    }
+    for part in &plan.parts {
+        parts::remove(part)?;
+        tracing::info!(
+            "remote retention: removed the unfinished upload {} from {}",
+            part.name,
+            remote.describe()
+        );
+    }
+    if let Some(root) = remote.file_root() {
+        // A deleted backup's folder, emptied of its objects and parts.
+        for (name, _) in &plan.delete {
+            let _ = std::fs::remove_dir(root.join(name));
+        }
     }
     Ok(removed)
 }

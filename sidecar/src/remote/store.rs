@@ -92,11 +92,61 @@ pub fn hint(error_text: &str) -> Option<&'static str> {
     }
 }
 
-/// `e` as text, with the [`hint`] appended when one applies.
-pub fn describe_error(e: &anyhow::Error) -> String {
-    let text = format!("{e:#}");
-    match hint(&text) {
-        Some(h) => format!("{h} ({text})"),
-        None => text,
+/// `e` and its causes as one line, like `{e:#}`, but without a cause whose
+/// text the line already holds: an `object_store` error embeds its source's
+/// text in its own, so `{e:#}` said a remote's XML answer three times.
+pub fn chain_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
     }
+    text
+}
+
+/// `e` as text ([`chain_text`]), with the [`hint`] put first when one
+/// applies (once: an error already described keeps its one hint).
+pub fn describe_error(e: &anyhow::Error) -> String {
+    let text = chain_text(e);
+    match hint(&text) {
+        Some(h) if !text.contains(h) => format!("{h} ({text})"),
+        _ => text,
+    }
+}
+
+/// True when retrying what failed with `e` cannot help: the remote refused
+/// the keys or the request (401, 403, a missing bucket), or a local file
+/// did not match its manifest. Timeouts, refused connections and 5xx
+/// answers may pass and are retried.
+pub fn is_permanent(e: &anyhow::Error) -> bool {
+    let refused = e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<object_store::Error>(),
+            Some(
+                object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::NotSupported { .. }
+                    | object_store::Error::NotImplemented { .. }
+            )
+        )
+    });
+    let text = format!("{e:#}");
+    refused
+        || [
+            "NoSuchBucket",
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "403 Forbidden",
+            "401 Unauthorized",
+            "not uploading a corrupted artifact",
+        ]
+        .iter()
+        .any(|t| text.contains(t))
 }

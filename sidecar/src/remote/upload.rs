@@ -5,9 +5,14 @@
 //! near part size × (concurrency + 1) whatever the artifact's size. The
 //! bytes sent are hashed on the way and must match the manifest. A failed
 //! object is aborted and retried whole with exponential backoff (the store
-//! also retries single requests). The manifest goes last, only after every
-//! artifact is on the remote with the right size, so a half-uploaded backup
-//! is never listed as complete.
+//! also retries single requests), unless retrying cannot help (refused
+//! keys, a missing bucket, a local file that does not match: see
+//! [`super::store::is_permanent`]); then it fails at once, the error said
+//! once. The manifest goes last, only after every artifact is on the
+//! remote with the right size, so a half-uploaded backup is never listed as
+//! complete. The whole upload has a deadline (`upload_timeout_secs`): a
+//! frozen endpoint makes it fail with a clear error instead of hanging for
+//! as long as every timeout and retry allows.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,12 +36,30 @@ pub struct Uploaded {
     pub secs: f64,
 }
 
-/// Uploads the published backup in `dir` (its manifest is `manifest`).
+/// Uploads the published backup in `dir` (its manifest is `manifest`),
+/// within the configured deadline.
 pub async fn upload_backup(
     remote: &Remote,
     dir: &Path,
     manifest: &Manifest,
 ) -> anyhow::Result<Uploaded> {
+    let limit = Duration::from_secs(remote.settings().upload_timeout_secs);
+    match tokio::time::timeout(limit, upload_all(remote, dir, manifest)).await {
+        Ok(result) => result,
+        Err(_) => bail!(
+            "the upload of {} to {} did not finish within {} s \
+             (remote.upload_timeout_secs, BACKUP_REMOTE_UPLOAD_TIMEOUT_SECS); \
+             the remote endpoint stopped answering or is too slow. \
+             The local backup stands; `push {}` uploads it again",
+            manifest.name,
+            remote.describe(),
+            limit.as_secs(),
+            manifest.name
+        ),
+    }
+}
+
+async fn upload_all(remote: &Remote, dir: &Path, manifest: &Manifest) -> anyhow::Result<Uploaded> {
     let started = Instant::now();
     let name = &manifest.name;
     let mut bytes = 0;
@@ -82,7 +105,7 @@ pub async fn upload_backup(
 }
 
 /// Runs `op` up to `attempts` times, waiting 1 s, 2 s, 4 s ... (max 30 s)
-/// between tries.
+/// between tries; an error that retrying cannot fix ends it at once.
 async fn retrying<F, Fut>(remote: &Remote, what: &str, mut op: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
@@ -93,9 +116,16 @@ where
     for attempt in 1..=attempts {
         match op().await {
             Ok(()) => return Ok(()),
+            Err(e) if super::store::is_permanent(&e) => {
+                return Err(e.context(format!(
+                    "upload of {what} to {} failed (not retried: retrying cannot help)",
+                    remote.describe()
+                )))
+            }
             Err(e) if attempt < attempts => {
                 tracing::warn!(
-                    "upload of {what} failed (attempt {attempt} of {attempts}): {e:#}; retrying in {} s",
+                    "upload of {what} failed (attempt {attempt} of {attempts}): {}; retrying in {} s",
+                    super::store::chain_text(&e),
                     delay.as_secs()
                 );
                 tokio::time::sleep(delay).await;
@@ -121,9 +151,10 @@ async fn upload_file(
 ) -> anyhow::Result<()> {
     let part = remote.settings().part_size_mib << 20;
     let concurrency = remote.settings().concurrency;
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("open {}", path.display()))?;
+    let mut file = tokio::fs::File::from_std(
+        crate::base::regular_file::open(path)
+            .with_context(|| format!("open {}", path.display()))?,
+    );
     let upload = remote
         .store()
         .put_multipart(key)

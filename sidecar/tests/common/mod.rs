@@ -258,3 +258,29 @@ pub fn sample(text: &str, prefix: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// Runs `cmd` with its output captured, killing it (and failing the test)
+/// when it has not ended within `limit`: a hang fails instead of blocking
+/// the suite. Returns the output and how long it ran.
+pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> (Output, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run maintenance-sidecar");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    match rx.recv_timeout(limit) {
+        Ok(out) => {
+            eprintln!("--- {cmd:?}\n{}", text(&out));
+            (out, started.elapsed())
+        }
+        Err(_) => {
+            // SAFETY: a signal to the child this function started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+    }
+}
