@@ -19,6 +19,7 @@
 
 pub mod files;
 pub mod mysql;
+mod pinned_passes;
 pub mod postgres;
 pub mod process;
 pub mod sqlite;
