@@ -23,6 +23,7 @@ mod pinned_passes;
 pub mod postgres;
 pub mod process;
 pub mod sqlite;
+mod sqlite_check;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -23,14 +23,14 @@
 //! the run then publishes nothing. Each pass logs how it ended.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::sqlite::{check_pinned, Throttled};
+use super::sqlite_check::pragma_check;
 use super::EngineContext;
 use crate::base::cancel::CancelToken;
 use crate::base::follow::Follower;
@@ -38,6 +38,13 @@ use crate::base::hashing::{sha256_reader, HashingReader};
 use crate::base::read_ahead::ReadAhead;
 use crate::compress::{decode_stream, ArtifactWriter, ContentProof, WrittenFile};
 use crate::crypt::Sealing;
+
+/// Test-only: milliseconds to sleep after every MiB read under the pin, and
+/// a fiftieth of that after every virtual machine step of its
+/// `integrity_check` (a few hundred on a test database), so tests can kill
+/// a process or end a lease in the middle of the passes deterministically.
+/// Unset (the default) means no delay; never set it in production.
+pub const TEST_READ_DELAY_ENV: &str = "SIDECAR_TEST_READ_DELAY_MS_PER_MIB";
 
 /// What the digest proof read back: (artifact bytes, artifact SHA-256,
 /// decoded bytes, decoded SHA-256).
@@ -215,4 +222,66 @@ fn prove(
         decoded_bytes,
         decoded_sha256,
     ))
+}
+
+/// The `integrity_check` of the pinned source, on a connection of its own;
+/// `cancel` stops it (a lost lease, another pass failed).
+fn check_pinned(path: &Path, cancel: &CancelToken) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let pause = test_delay().map(|d| d / 50);
+    pragma_check(path, "integrity_check", Some(cancel), pause)?;
+    tracing::info!(
+        "integrity_check of the pinned source: ok in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The test delay of [`TEST_READ_DELAY_ENV`], when set.
+fn test_delay() -> Option<Duration> {
+    std::env::var(TEST_READ_DELAY_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+}
+
+/// A reader that sleeps after every MiB when [`TEST_READ_DELAY_ENV`] is
+/// set (tests only); a plain pass-through otherwise.
+struct Throttled<R> {
+    inner: R,
+    delay: Option<Duration>,
+    since_pause: usize,
+}
+
+impl<R: Read> Throttled<R> {
+    /// Wraps `inner`, delayed when [`TEST_READ_DELAY_ENV`] is set.
+    fn from_env(inner: R) -> Self {
+        let delay = test_delay();
+        if let Some(d) = delay {
+            tracing::warn!(
+                "{TEST_READ_DELAY_ENV} is set: the read sleeps {} ms per MiB (test setting)",
+                d.as_millis()
+            );
+        }
+        Throttled {
+            inner,
+            delay,
+            since_pause: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Throttled<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(d) = self.delay {
+            self.since_pause += n;
+            while self.since_pause >= 1 << 20 {
+                self.since_pause -= 1 << 20;
+                std::thread::sleep(d);
+            }
+        }
+        Ok(n)
+    }
 }

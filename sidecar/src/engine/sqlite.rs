@@ -31,14 +31,15 @@
 //! SQLite and is consistent by construction.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use maintenance_proto::Artifact;
 use rusqlite::{Connection, OpenFlags};
 
+pub use super::sqlite_check::{integrity_check, open_immutable, quick_check};
 use super::{
     CheckMode, DrillJob, Drilled, Engine, EngineContext, EngineKind, EngineOutput, RestoreJob,
     Staged,
@@ -50,13 +51,6 @@ use crate::config::Config;
 use crate::crypt::Identities;
 use crate::manifest::Manifest;
 use crate::readback::Readback;
-
-/// Test-only: milliseconds to sleep after every MiB read under the pin, and
-/// a fiftieth of that after every virtual machine step of its
-/// `integrity_check` (a few hundred on a test database), so tests can kill
-/// a process or end a lease in the middle of the passes deterministically.
-/// Unset (the default) means no delay; never set it in production.
-pub const TEST_READ_DELAY_ENV: &str = "SIDECAR_TEST_READ_DELAY_MS_PER_MIB";
 
 /// The SQLite engine, as registered.
 #[derive(Debug, Clone, Copy)]
@@ -273,145 +267,11 @@ impl Engine for SqliteEngine {
     }
 }
 
-/// The test delay of [`TEST_READ_DELAY_ENV`], when set.
-fn test_delay() -> Option<Duration> {
-    std::env::var(TEST_READ_DELAY_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-}
-
-/// A reader that sleeps after every MiB when [`TEST_READ_DELAY_ENV`] is
-/// set (tests only); a plain pass-through otherwise.
-pub(super) struct Throttled<R> {
-    inner: R,
-    delay: Option<Duration>,
-    since_pause: usize,
-}
-
-impl<R: Read> Throttled<R> {
-    /// Wraps `inner`, delayed when [`TEST_READ_DELAY_ENV`] is set.
-    pub(super) fn from_env(inner: R) -> Self {
-        let delay = test_delay();
-        if let Some(d) = delay {
-            tracing::warn!(
-                "{TEST_READ_DELAY_ENV} is set: the read sleeps {} ms per MiB (test setting)",
-                d.as_millis()
-            );
-        }
-        Throttled {
-            inner,
-            delay,
-            since_pause: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for Throttled<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(d) = self.delay {
-            self.since_pause += n;
-            while self.since_pause >= 1 << 20 {
-                self.since_pause -= 1 << 20;
-                std::thread::sleep(d);
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// Name of the content check [`check_artifact`] runs. A manifest records it
 /// for every artifact that passed; a restore trusts the bytes without
 /// re-running it only when the manifest names exactly this check (and the
 /// SHA-256 matches). Change it if `check_artifact` ever proves less.
 pub const CONTENT_CHECK: &str = "integrity_check";
-
-/// Opens a private database file read-only with `immutable=1`: no locks and,
-/// above all, no `-wal`/`-shm` files created beside it (a plain read-only
-/// open of a WAL database creates both). Only for files no one else writes
-/// (a restore's or verify's own temporary copy).
-pub fn open_immutable(path: &Path) -> anyhow::Result<Connection> {
-    let mut uri = String::from("file:");
-    for c in path.to_string_lossy().chars() {
-        match c {
-            '%' => uri.push_str("%25"),
-            '?' => uri.push_str("%3f"),
-            '#' => uri.push_str("%23"),
-            c => uri.push(c),
-        }
-    }
-    uri.push_str("?immutable=1");
-    Connection::open_with_flags(
-        &uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-    )
-    .with_context(|| format!("open {}", path.display()))
-}
-
-/// Virtual machine steps of a check between two looks at its cancellation.
-pub const CHECK_STEPS: i32 = 100_000;
-
-/// The `integrity_check` of the pinned source, on a connection of its own;
-/// `cancel` stops it (a lost lease, another pass failed).
-pub(super) fn check_pinned(
-    path: &Path,
-    cancel: &crate::base::cancel::CancelToken,
-) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    pragma_check(path, "integrity_check", Some(cancel))?;
-    tracing::info!(
-        "integrity_check of the pinned source: ok in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-fn pragma_check(
-    path: &Path,
-    pragma: &str,
-    cancel: Option<&crate::base::cancel::CancelToken>,
-) -> anyhow::Result<()> {
-    let mut conn = open_immutable(path)?;
-    if let Some(cancel) = cancel {
-        // Minutes at 16 GiB: a lost lease or an ended window stops it.
-        let watch = cancel.clone();
-        let pause = test_delay().map(|d| d / 50);
-        conn.progress_handler(
-            if pause.is_some() { 1 } else { CHECK_STEPS },
-            Some(move || {
-                if let Some(p) = pause {
-                    std::thread::sleep(p);
-                }
-                watch.is_cancelled()
-            }),
-        )?;
-    }
-    let rows: Result<Vec<String>, _> = conn
-        .prepare(&format!("PRAGMA {pragma}"))?
-        .query_map([], |r| r.get(0))?
-        .collect();
-    if let Some(cancel) = cancel {
-        cancel.check()?;
-    }
-    let rows = rows.with_context(|| format!("PRAGMA {pragma}"))?;
-    if rows != ["ok"] {
-        bail!("{pragma} of {} failed: {}", path.display(), rows.join("; "));
-    }
-    Ok(())
-}
-
-/// Runs `PRAGMA integrity_check` on a database file; errors unless "ok".
-pub fn integrity_check(path: &Path) -> anyhow::Result<()> {
-    pragma_check(path, "integrity_check", None)
-}
-
-/// Runs `PRAGMA quick_check` (every page and record, but not the indexes
-/// against their tables); errors unless "ok".
-pub fn quick_check(path: &Path) -> anyhow::Result<()> {
-    pragma_check(path, "quick_check", None)
-}
 
 /// The cheap structural check of a restore whose bytes are proven identical
 /// to a checked database: the SQLite header is valid, the page count it
