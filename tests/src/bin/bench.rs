@@ -195,6 +195,33 @@ fn baseline_tracker(o: &Opts, name: &str, maintenance: bool, udp_port: Option<u1
     Tracker::start(&d, &c)
 }
 
+/// The options `--size-mib N --rounds N --dir D` of a benchmark mode.
+struct SizeRoundsDir {
+    size_mib: u64,
+    rounds: usize,
+    dir: PathBuf,
+}
+
+impl SizeRoundsDir {
+    /// Parses `args` of `mode` over the defaults in `self`.
+    fn parse(mut self, mode: &str, args: &[String]) -> SizeRoundsDir {
+        let mut i = 0;
+        while i < args.len() {
+            let v = args.get(i + 1).cloned().unwrap_or_default();
+            match args[i].as_str() {
+                "--size-mib" => self.size_mib = v.parse().expect("--size-mib N"),
+                "--rounds" => self.rounds = v.parse().expect("--rounds N"),
+                "--dir" => self.dir = PathBuf::from(v),
+                other => {
+                    panic!("unknown option {other} ({mode} takes --size-mib N --rounds N --dir D)")
+                }
+            }
+            i += 2;
+        }
+        self
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     if v.is_empty() {

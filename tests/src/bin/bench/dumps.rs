@@ -30,33 +30,15 @@ use std::time::{Duration, Instant};
 
 use maintenance_e2e::*;
 
-use super::median;
+use super::{median, SizeRoundsDir};
 
-/// Options of `bench dumps`.
-struct DumpOpts {
-    size_mib: u64,
-    rounds: usize,
-    dir: PathBuf,
-}
-
-fn parse(args: &[String]) -> DumpOpts {
-    let mut o = DumpOpts {
+fn parse(args: &[String]) -> SizeRoundsDir {
+    SizeRoundsDir {
         size_mib: 1024,
         rounds: 3,
         dir: PathBuf::from("/var/tmp/dumps-bench"),
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--size-mib" => o.size_mib = v.parse().expect("--size-mib N"),
-            "--rounds" => o.rounds = v.parse().expect("--rounds N"),
-            "--dir" => o.dir = PathBuf::from(v),
-            other => panic!("unknown option {other} (dumps takes --size-mib N --rounds N --dir D)"),
-        }
-        i += 2;
     }
-    o
+    .parse("dumps", args)
 }
 
 /// Wall time and peak RSS of one process run.
@@ -197,7 +179,7 @@ fn baseline_sidecar() -> Option<PathBuf> {
     std::env::var_os("BENCH_BASELINE_SIDECAR").map(PathBuf::from)
 }
 
-fn postgres_rounds(o: &DumpOpts, pg: &Pg) {
+fn postgres_rounds(o: &SizeRoundsDir, pg: &Pg) {
     let (_guard, db) = match std::env::var("BENCH_POSTGRES_DB") {
         Ok(name) if !name.is_empty() => (None, name),
         _ => {
@@ -298,7 +280,7 @@ fn postgres_rounds(o: &DumpOpts, pg: &Pg) {
     );
 }
 
-fn mysql_rounds(o: &DumpOpts, m: &Maria) {
+fn mysql_rounds(o: &SizeRoundsDir, m: &Maria) {
     let db = m.create_db("bench_dumps");
     drop(start_mysql_tracker(
         &o.dir.join("my-schema"),

@@ -32,34 +32,15 @@ use std::time::Instant;
 use maintenance_e2e::s3::S3Server;
 use maintenance_e2e::*;
 
-use super::median;
+use super::{median, SizeRoundsDir};
 
-struct OffsiteOpts {
-    size_mib: u64,
-    rounds: usize,
-    dir: PathBuf,
-}
-
-fn parse(args: &[String]) -> OffsiteOpts {
-    let mut o = OffsiteOpts {
+fn parse(args: &[String]) -> SizeRoundsDir {
+    SizeRoundsDir {
         size_mib: 2048,
         rounds: 3,
         dir: PathBuf::from("/var/tmp/offsite-bench"),
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--size-mib" => o.size_mib = v.parse().expect("--size-mib N"),
-            "--rounds" => o.rounds = v.parse().expect("--rounds N"),
-            "--dir" => o.dir = PathBuf::from(v),
-            other => {
-                panic!("unknown option {other} (offsite takes --size-mib N --rounds N --dir D)")
-            }
-        }
-        i += 2;
     }
-    o
+    .parse("offsite", args)
 }
 
 /// One upload's figures.
