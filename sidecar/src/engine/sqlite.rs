@@ -39,6 +39,7 @@ use anyhow::{bail, Context};
 use maintenance_proto::Artifact;
 use rusqlite::{Connection, OpenFlags};
 
+pub use super::pinned_passes::TEST_READ_DELAY_ENV;
 pub use super::sqlite_check::{integrity_check, open_immutable, quick_check};
 use super::{
     CheckMode, DrillJob, Drilled, Engine, EngineContext, EngineKind, EngineOutput, RestoreJob,
