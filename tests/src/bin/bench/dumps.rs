@@ -297,8 +297,10 @@ fn mysql_rounds(o: &SizeRoundsDir, m: &Maria) {
     // ~100 bytes a row with the index.
     let rows = (mib << 20) / 100;
     let t = Instant::now();
+    // `seq_1_to_N` is MariaDB's sequence engine, resolved in the current
+    // database.
     m.sql(&format!(
-        "INSERT INTO `{}`.torrents (info_hash, completed) \
+        "USE `{}`; INSERT INTO torrents (info_hash, completed) \
          SELECT LPAD(HEX(seq), 40, '0'), seq % 1000 FROM seq_1_to_{rows}",
         db.name
     ));
