@@ -377,6 +377,36 @@ fn wait_passes_overlapping(sidecar: &Proc) {
     );
 }
 
+/// A window whose pinned passes all run, slowed down (about 12 s of
+/// reading, and the check alike).
+struct Overlapping {
+    t: Tracker,
+    backups: PathBuf,
+    env: Vec<(String, String)>,
+    sidecar: Proc,
+    id: String,
+}
+
+/// Starts a tracker and a sidecar in `d` and a window, and waits until its
+/// three passes run side by side.
+fn overlapping(d: &Path, name: &str) -> Overlapping {
+    let t = start(d, "reject", None, false);
+    let backups = d.join("backups");
+    let mut env = sidecar_env(&t, &backups);
+    set_env(&mut env, THROTTLE_ENV, "1500");
+    let sidecar = spawn_sidecar(d, name, &env);
+    let id = t.api().open_window(120);
+    wait_pinned_and_resumed(&t);
+    wait_passes_overlapping(&sidecar);
+    Overlapping {
+        t,
+        backups,
+        env,
+        sidecar,
+        id,
+    }
+}
+
 /// Entries of a folder, sorted.
 fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -397,16 +427,13 @@ fn entries(dir: &Path) -> Vec<String> {
 #[test]
 fn a_lost_lease_during_the_overlapped_passes_stops_them_all_and_publishes_nothing() {
     let dir = tempdir();
-    let d = dir.path();
-    let t = start(d, "reject", None, false);
-    let backups = d.join("backups");
-    let mut env = sidecar_env(&t, &backups);
-    // About 12 s of reading, and the check slowed alike.
-    set_env(&mut env, THROTTLE_ENV, "1500");
-    let sidecar = spawn_sidecar(d, "lease", &env);
-    let id = t.api().open_window(120);
-    wait_pinned_and_resumed(&t);
-    wait_passes_overlapping(&sidecar);
+    let Overlapping {
+        t,
+        backups,
+        sidecar,
+        id,
+        ..
+    } = overlapping(dir.path(), "lease");
     let (code, body) = t.api().post(
         "abort",
         serde_json::json!({"window_id": id, "reason": "test: lease lost mid-passes"}),
@@ -451,14 +478,13 @@ fn a_lost_lease_during_the_overlapped_passes_stops_them_all_and_publishes_nothin
 fn a_sidecar_killed_during_the_overlapped_passes_leaves_nothing_prune_does_not_sweep() {
     let dir = tempdir();
     let d = dir.path();
-    let t = start(d, "reject", None, false);
-    let backups = d.join("backups");
-    let mut env = sidecar_env(&t, &backups);
-    set_env(&mut env, THROTTLE_ENV, "1500");
-    let mut sidecar = spawn_sidecar(d, "killed-passes", &env);
-    let id = t.api().open_window(120);
-    wait_pinned_and_resumed(&t);
-    wait_passes_overlapping(&sidecar);
+    let Overlapping {
+        t,
+        backups,
+        env,
+        mut sidecar,
+        id,
+    } = overlapping(d, "killed-passes");
     sidecar.sigkill();
     let left = entries(&backups);
     assert!(
