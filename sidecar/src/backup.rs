@@ -359,9 +359,9 @@ fn verify_outputs(
                 size_bytes: file.size_bytes,
                 sha256: file.sha256.clone(),
             };
-            let (detail, check) = match &file.content_sha256 {
-                Some(content) => (
-                    verify_streamed(file, &artifact, content, keys)?,
+            let (detail, check) = match &file.proof {
+                Some(proof) => (
+                    verify_proof(file, proof)?,
                     // The source passed integrity_check while frozen, and
                     // the artifact decodes to exactly its bytes.
                     engine::sqlite::CONTENT_CHECK,
@@ -388,27 +388,33 @@ fn verify_outputs(
     Ok((artifacts, checks))
 }
 
-/// Verifies an artifact whose source was hashed while it was read, in one
-/// pass over the file and without writing anything: the file's size and
-/// SHA-256 must be what was written, and its decoded bytes (zstd checks its
-/// frame checksum on the way) must hash to the digest of the source read.
-fn verify_streamed(
+/// Verifies an artifact whose source was hashed while it was read and
+/// which was read back and decoded while it was written
+/// (`engine/pinned_passes.rs`): the bytes read back must be exactly what
+/// was written (size and SHA-256; zstd checked its frame checksum on the
+/// way), and they must decode to the digest of the source read.
+fn verify_proof(
     file: &crate::compress::WrittenFile,
-    artifact: &Artifact,
-    content_sha256: &str,
-    keys: Option<&crate::crypt::Identities>,
+    proof: &crate::compress::ContentProof,
 ) -> anyhow::Result<String> {
-    let mut back = crate::readback::Readback::open(&file.path, artifact, keys)?;
-    let (n, digest) = crate::base::hashing::sha256_reader(&mut back)
-        .with_context(|| format!("decode {}", file.path.display()))?;
-    back.finish()?;
     anyhow::ensure!(
-        digest == content_sha256,
-        "{}: decodes to {n} bytes that differ from the database read under the pin",
-        file.path.display()
+        proof.artifact_bytes == file.size_bytes && proof.artifact_sha256 == file.sha256,
+        "{}: the file read back ({} bytes, sha256 {}) differs from what was written ({} bytes, sha256 {})",
+        file.path.display(),
+        proof.artifact_bytes,
+        proof.artifact_sha256,
+        file.size_bytes,
+        file.sha256
+    );
+    anyhow::ensure!(
+        proof.decoded_sha256 == proof.source_sha256,
+        "{}: decodes to {} bytes that differ from the database read under the pin",
+        file.path.display(),
+        proof.decoded_bytes
     );
     Ok(format!(
-        "decoded {n} bytes in memory, identical to the source read under the pin"
+        "decoded {} bytes in memory while it was written, identical to the source read under the pin",
+        proof.decoded_bytes
     ))
 }
 

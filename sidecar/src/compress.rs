@@ -1,12 +1,16 @@
 //! zstd/gzip encoders and decoders behind one small interface, plus the
 //! artifact writer (compress → encrypt when configured → hash → buffered
-//! file) every engine uses.
+//! file) every engine uses. The encryption, hashing and writing run on a
+//! thread of their own ([`crate::base::pipeline`]), beside the compression.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::base::cancel::CancelToken;
+use crate::base::follow::{FollowHandle, FollowedFile, Follower};
 use crate::base::hashing::HashingWriter;
+use crate::base::pipeline::StageWriter;
 use crate::config::Compression;
 use crate::crypt::{self, Identities, Sealer, Sealing};
 
@@ -27,11 +31,11 @@ impl<W: Write> Encoder<W> {
                 // The frame carries a checksum of its content, checked by
                 // every decompression (restore, drill, verify).
                 e.include_checksum(true)?;
-                // Worker threads only on request (see `zstd_workers`). zstd
-                // buffers a few jobs per worker, and its default job at level
-                // 3 is 8 MiB: two workers took the sidecar to 74 MiB peak
-                // RSS, past its 64 MiB budget; 2 MiB jobs bound that.
-                let workers = zstd_workers();
+                // Worker threads by the usable cores (`zstd_workers.rs`).
+                // zstd buffers a few jobs per worker, and its default job at
+                // level 3 is 8 MiB: two workers took the sidecar to 74 MiB
+                // peak RSS, past its 64 MiB budget; 2 MiB jobs bound that.
+                let workers = crate::zstd_workers::workers();
                 if workers > 1 {
                     e.multithread(workers)?;
                     e.set_parameter(zstd::zstd_safe::CParameter::JobSize(zstd_job_bytes()))?;
@@ -68,19 +72,6 @@ impl<W: Write> Write for Encoder<W> {
             Encoder::Gzip(e) => e.flush(),
         }
     }
-}
-
-/// zstd compression workers: 1 (on the calling thread) unless
-/// `BACKUP_ZSTD_WORKERS` asks for more. On the 2-core benchmark host two
-/// workers made a backup 1.4x faster; with 2 MiB jobs they keep the
-/// sidecar near 30 MiB peak RSS, while one thread already keeps pace with
-/// `zstd -T0 -3` (BENCHMARKS.md, `scale`).
-fn zstd_workers() -> u32 {
-    std::env::var("BACKUP_ZSTD_WORKERS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .map(|n| n.clamp(1, 16))
-        .unwrap_or(1)
 }
 
 /// The size of one zstd worker's job: 2 MiB, or `BACKUP_ZSTD_JOB_MIB`.
@@ -149,19 +140,40 @@ pub struct WrittenFile {
     pub size_bytes: u64,
     /// SHA-256 of the compressed bytes.
     pub sha256: String,
-    /// SHA-256 of the uncompressed content, when the engine hashed its
-    /// source while reading it (a SQLite file under the pin): the verify
-    /// phase then decodes the artifact in memory and compares, instead of
-    /// writing a full-size copy to disk.
-    pub content_sha256: Option<String>,
+    /// The content proof of an artifact whose source was hashed while it
+    /// was read (a SQLite file under the pin); the verify phase compares its
+    /// digests instead of decoding the artifact once more.
+    pub proof: Option<ContentProof>,
 }
 
-/// Compressed, hashed, buffered output file. Dropping it without
-/// [`ArtifactWriter::finish`] leaves a partial file the caller must remove
-/// (staging is removed as a whole on failure).
+/// What a source hashed while it was read, and its artifact read back
+/// while it was written (`engine/pinned_passes.rs`), prove together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentProof {
+    /// SHA-256 of the source bytes read.
+    pub source_sha256: String,
+    /// Bytes of the artifact file read back.
+    pub artifact_bytes: u64,
+    /// SHA-256 of the artifact file read back.
+    pub artifact_sha256: String,
+    /// Bytes the artifact read back decodes to.
+    pub decoded_bytes: u64,
+    /// SHA-256 of the decoded bytes.
+    pub decoded_sha256: String,
+}
+
+/// The end of an artifact's pipeline, on the stage thread: encryption
+/// (when configured), hash, buffered file.
+type Sink = Sealer<HashingWriter<BufWriter<FollowedFile>>>;
+
+/// Compressed, hashed, buffered output file: the caller's thread
+/// compresses, a stage thread encrypts, hashes and writes. Dropping it
+/// without [`ArtifactWriter::finish`] leaves a partial file the caller must
+/// remove (staging is removed as a whole on failure).
 pub struct ArtifactWriter {
     path: PathBuf,
-    encoder: Encoder<Sealer<HashingWriter<BufWriter<File>>>>,
+    encoder: Encoder<StageWriter<(u64, String)>>,
+    follow: FollowHandle,
 }
 
 impl ArtifactWriter {
@@ -174,14 +186,24 @@ impl ArtifactWriter {
         sealing: Option<&Sealing>,
     ) -> io::Result<Self> {
         let file = File::options().write(true).create_new(true).open(path)?;
-        let inner = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-        let sealed = match sealing {
+        let followed = FollowedFile::new(file, path);
+        let follow = followed.handle();
+        let inner = HashingWriter::new(BufWriter::with_capacity(1 << 20, followed));
+        let sealed: Sink = match sealing {
             Some(s) => s.seal(inner)?,
             None => Sealer::Plain(inner),
         };
+        let stage = StageWriter::spawn("artifact-write", sealed, |sealed: Sink| {
+            let hashing = sealed.finish()?;
+            let (buf, size_bytes, sha256) = hashing.finish();
+            let file = buf.into_inner().map_err(|e| e.into_error())?.finish();
+            file.sync_all()?;
+            Ok((size_bytes, sha256))
+        })?;
         Ok(ArtifactWriter {
             path: path.to_owned(),
-            encoder: Encoder::new(kind, level, sealed)?,
+            encoder: Encoder::new(kind, level, stage)?,
+            follow,
         })
     }
 
@@ -190,17 +212,21 @@ impl ArtifactWriter {
         &self.path
     }
 
+    /// A reader of the artifact file as it is written (the bytes on disk,
+    /// encrypted when sealed); it ends when [`ArtifactWriter::finish`] has
+    /// written the last byte, and fails if the writer is dropped unfinished.
+    pub fn follow(&self, cancel: CancelToken) -> io::Result<Follower> {
+        self.follow.follow(cancel)
+    }
+
     /// Ends the stream, flushes and fsyncs the file.
     pub fn finish(self) -> io::Result<WrittenFile> {
-        let hashing = self.encoder.finish()?.finish()?;
-        let (buf, size_bytes, sha256) = hashing.finish();
-        let file = buf.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let (size_bytes, sha256) = self.encoder.finish()?.finish()?;
         Ok(WrittenFile {
             path: self.path,
             size_bytes,
             sha256,
-            content_sha256: None,
+            proof: None,
         })
     }
 }

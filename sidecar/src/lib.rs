@@ -36,3 +36,4 @@ pub mod staging;
 pub mod status_conn;
 pub mod wake;
 pub mod webhook;
+pub mod zstd_workers;

@@ -282,3 +282,52 @@ fn a_missing_paths_file_is_reported_not_fatal() {
     .status
     .success());
 }
+
+/// The default number of zstd workers follows the cores the process may
+/// use: under `taskset` to one CPU it is one, whatever the host has;
+/// `BACKUP_ZSTD_WORKERS` overrides it. The artifact restores either way.
+#[test]
+fn zstd_workers_follow_the_affinity_mask_unless_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 2000);
+    let cfg = sqlite_config(dir.path(), &db, "");
+    let workers_line = |out: &std::process::Output| {
+        let text = text(out);
+        text.lines()
+            .find(|l| l.contains("zstd workers: "))
+            .map(|l| l[l.find("zstd workers: ").unwrap()..].to_owned())
+            .unwrap_or_else(|| panic!("no zstd workers line in:\n{text}"))
+    };
+    let sidecar_cmd = sidecar(Some(&cfg));
+    let mut pinned = std::process::Command::new("taskset");
+    pinned
+        .args(["-c", "0"])
+        .arg(sidecar_cmd.get_program())
+        .args(sidecar_cmd.get_args())
+        .arg("once")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info");
+    let out = run(&mut pinned);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        workers_line(&out).starts_with("zstd workers: 1 (1 cores usable"),
+        "{}",
+        workers_line(&out)
+    );
+    let out = run(sidecar(Some(&cfg))
+        .env("BACKUP_ZSTD_WORKERS", "3")
+        .arg("once"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        workers_line(&out).starts_with("zstd workers: 3 (BACKUP_ZSTD_WORKERS"),
+        "{}",
+        workers_line(&out)
+    );
+    let restored = dir.path().join("restored.db");
+    let out =
+        run(sidecar(Some(&cfg)).args(["restore", "latest", "--to", restored.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sqlite_rows(&restored), sqlite_rows(&db));
+}

@@ -6,7 +6,10 @@
 //! the restored backup has exactly the counts acknowledged when the pin was
 //! taken (both policies, WAL and rollback-journal mode), and a tracker or
 //! sidecar killed in the middle of the read publishes nothing and leaves
-//! the database checkpointed.
+//! the database checkpointed. The read, the `integrity_check` and the
+//! digest proof run side by side: a corrupt page fails them all, and a
+//! lost lease or a killed sidecar in the middle of them leaves no pass
+//! running and nothing that `prune` does not sweep.
 //!
 //! The read is slowed down with the sidecar's test-only throttle
 //! (`SIDECAR_TEST_READ_DELAY_MS_PER_MIB`), so "in the middle of the read"
@@ -333,7 +336,187 @@ fn a_corrupt_pinned_source_fails_its_check_and_nothing_is_published() {
         log.contains("check the pinned source") && log.contains("integrity_check of"),
         "the failure names the check:\n{log}"
     );
+    assert!(
+        log.contains("pinned pass integrity_check: failed") && log.contains("stopping the others"),
+        "the failed check stops the other passes:\n{log}"
+    );
     assert!(!log.contains("backup published"), "{log}");
     assert!(published(&backups).is_empty(), "{log}");
+    assert_nothing_published(&backups);
     complete_n(&t, &a, 2, 1);
+}
+
+/// The names of the sidecar's threads that run the passes over the pinned
+/// file and its artifact (`/proc/<pid>/task/*/comm`).
+fn pass_threads(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| n.starts_with("pass-") || n == "artifact-write")
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until the read (its reading thread), the check and the digest
+/// proof all run at once.
+fn wait_passes_overlapping(sidecar: &Proc) {
+    wait_until(
+        Duration::from_secs(30),
+        "the three passes running side by side",
+        || {
+            let running = pass_threads(sidecar.pid());
+            ["pass-check", "pass-proof", "pass-read"]
+                .iter()
+                .all(|p| running.iter().any(|r| r == p))
+        },
+    );
+}
+
+/// A window whose pinned passes all run, slowed down (about 12 s of
+/// reading, and the check alike).
+struct Overlapping {
+    t: Tracker,
+    backups: PathBuf,
+    env: Vec<(String, String)>,
+    sidecar: Proc,
+    id: String,
+}
+
+/// Starts a tracker and a sidecar in `d` and a window, and waits until its
+/// three passes run side by side.
+fn overlapping(d: &Path, name: &str) -> Overlapping {
+    let t = start(d, "reject", None, false);
+    let backups = d.join("backups");
+    let mut env = sidecar_env(&t, &backups);
+    set_env(&mut env, THROTTLE_ENV, "1500");
+    let sidecar = spawn_sidecar(d, name, &env);
+    let id = t.api().open_window(120);
+    wait_pinned_and_resumed(&t);
+    wait_passes_overlapping(&sidecar);
+    Overlapping {
+        t,
+        backups,
+        env,
+        sidecar,
+        id,
+    }
+}
+
+/// Entries of a folder, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// An operator abort ends the window while the read and the (slowed)
+/// check both run: the sidecar's lease is lost, every pass stops (each
+/// says so, and no pass thread is left), nothing is published or
+/// unpinned, and the backup folder is empty again.
+#[test]
+fn a_lost_lease_during_the_overlapped_passes_stops_them_all_and_publishes_nothing() {
+    let dir = tempdir();
+    let Overlapping {
+        t,
+        backups,
+        sidecar,
+        id,
+        ..
+    } = overlapping(dir.path(), "lease");
+    let (code, body) = t.api().post(
+        "abort",
+        serde_json::json!({"window_id": id, "reason": "test: lease lost mid-passes"}),
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_until(Duration::from_secs(30), "the backup gives up", || {
+        sidecar.log_text().contains("backup finished")
+    });
+    let log = sidecar.log_text();
+    assert!(log.contains("lease lost"), "{log}");
+    for pass in ["read", "integrity_check", "digest proof"] {
+        assert!(
+            log.contains(&format!("pinned pass {pass}: stopped")),
+            "the {pass} pass must stop when the lease is lost:\n{log}"
+        );
+    }
+    assert!(
+        pass_threads(sidecar.pid()).is_empty(),
+        "pass threads outlived the backup: {:?}",
+        pass_threads(sidecar.pid())
+    );
+    assert!(!log.contains("unpinned"), "{log}");
+    assert!(!log.contains("backup published"), "{log}");
+    assert_eq!(
+        t.wait_outcome(&id, Duration::from_secs(10)).outcome,
+        Outcome::Aborted
+    );
+    assert_nothing_published(&backups);
+    assert!(
+        entries(&backups).is_empty(),
+        "left in the backup folder: {:?}",
+        entries(&backups)
+    );
+}
+
+/// A sidecar killed while the passes run leaves its staging folder (with
+/// the partial artifact the proof was following) and nothing beside the
+/// database (the check's connection is immutable: no `-shm`, no `-wal` of
+/// its own); the next `prune` sweeps the folder, leaving the backup
+/// folder empty.
+#[test]
+fn a_sidecar_killed_during_the_overlapped_passes_leaves_nothing_prune_does_not_sweep() {
+    let dir = tempdir();
+    let d = dir.path();
+    let Overlapping {
+        t,
+        backups,
+        env,
+        mut sidecar,
+        id,
+    } = overlapping(d, "killed-passes");
+    sidecar.sigkill();
+    let left = entries(&backups);
+    assert!(
+        left.iter().any(|n| n.starts_with(".staging-")),
+        "the kill should leave the partial work: {left:?}"
+    );
+    // Beside the database, only the tracker's own companions (SQLite's and
+    // its completion journal).
+    let beside_db: Vec<String> = entries(d)
+        .into_iter()
+        .filter(|n| n.starts_with("tracker.db"))
+        .collect();
+    assert!(
+        beside_db.iter().all(|n| [
+            "tracker.db",
+            "tracker.db-wal",
+            "tracker.db-shm",
+            "tracker.db.completions"
+        ]
+        .contains(&n.as_str())),
+        "files left beside the database: {beside_db:?}"
+    );
+    let out = sidecar_output(&env, &["prune"]);
+    assert!(out.status.success());
+    assert_nothing_published(&backups);
+    assert!(
+        entries(&backups).is_empty(),
+        "prune left: {:?}",
+        entries(&backups)
+    );
+    assert_eq!(
+        t.wait_outcome(&id, Duration::from_secs(15)).outcome,
+        Outcome::Expired
+    );
 }

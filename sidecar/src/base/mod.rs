@@ -1,11 +1,14 @@
 //! The primitives at the bottom of the sidecar: files and folders, owned
-//! temporary names, hashing, cancellation, progress, read-ahead and
-//! backoff. They import nothing from the layers above (only each other).
+//! temporary names, hashing, cancellation, progress, read-ahead, reading
+//! a file while it is written, stage threads and backoff. They import
+//! nothing from the layers above (only each other).
 
 pub mod backoff;
 pub mod cancel;
+pub mod follow;
 pub mod fs;
 pub mod hashing;
+pub mod pipeline;
 pub mod progress;
 pub mod read_ahead;
 pub mod regular_file;

@@ -11,6 +11,10 @@
 //! channel; the consumer gives the emptied buffers back, so memory stays at
 //! a few chunks ([`CHUNK`] × ([`DEPTH`] + 2)) however large the artifact.
 //!
+//! The same thread reads the pinned SQLite file of a backup (hashing it:
+//! the digest the artifact must decode to) and a dump tool's stdout (not
+//! hashing it), so reading never waits on compression ([`ReadAhead::spawn_reader`]).
+//!
 //! The digest is only available once the consumer has read the file to its
 //! end ([`FileDigest::result`]); a read error on the thread reaches the consumer
 //! as an error naming the file (never as an early end of file), and the
@@ -79,13 +83,26 @@ enum State {
 impl ReadAhead {
     /// Starts the reader thread over `file`, named `path` in errors.
     pub fn spawn(file: File, path: &Path) -> io::Result<(ReadAhead, FileDigest)> {
+        let name = format!("artifact {}", path.display());
+        Self::spawn_reader(file, &name, "artifact-hash", true)
+    }
+
+    /// Starts the thread `thread` reading `source` (named `name` in
+    /// errors), hashing it when `hash` is set (else the digest is empty).
+    pub fn spawn_reader(
+        source: impl Read + Send + 'static,
+        name: &str,
+        thread: &str,
+        hash: bool,
+    ) -> io::Result<(ReadAhead, FileDigest)> {
         let (chunks_tx, chunks) = mpsc::sync_channel(DEPTH);
         let (recycle, recycled) = mpsc::channel();
-        let name = path.display().to_string();
+        let name = name.to_owned();
         let thread_name = name.clone();
+        let hasher = hash.then(Sha256::new);
         let thread = std::thread::Builder::new()
-            .name("artifact-hash".into())
-            .spawn(move || read_and_hash(file, &thread_name, &chunks_tx, &recycled))?;
+            .name(thread.into())
+            .spawn(move || read_and_hash(source, hasher, &thread_name, &chunks_tx, &recycled))?;
         let digest = FileDigest::default();
         Ok((
             ReadAhead {
@@ -129,7 +146,7 @@ impl ReadAhead {
             }
             Err(mpsc::RecvError) => {
                 let msg = format!(
-                    "read artifact {}: the reading thread stopped before the end of the file",
+                    "read {}: the reading thread stopped before the end",
                     self.name
                 );
                 self.state = State::Failed(io::ErrorKind::Other, msg.clone());
@@ -175,14 +192,15 @@ impl Drop for ReadAhead {
 }
 
 /// The reader thread: reads `file` to its end in [`CHUNK`]s, hashes them
-/// and sends them; stops early when the consumer is gone.
+/// (with `hasher`, when given) and sends them; stops early when the
+/// consumer is gone.
 fn read_and_hash(
-    mut file: File,
+    mut file: impl Read,
+    mut hasher: Option<Sha256>,
     name: &str,
     chunks: &SyncSender<Message>,
     recycled: &Receiver<Vec<u8>>,
 ) {
-    let mut hasher = Sha256::new();
     let mut total = 0u64;
     loop {
         // A buffer is only allocated when none came back: at most DEPTH in
@@ -194,16 +212,19 @@ fn read_and_hash(
         let n = match fill(&mut file, &mut buf) {
             Ok(n) => n,
             Err(e) => {
-                let e = io::Error::new(e.kind(), format!("read artifact {name}: {e}"));
+                let e = io::Error::new(e.kind(), format!("read {name}: {e}"));
                 let _ = chunks.send(Message::Failed(e));
                 return;
             }
         };
         if n == 0 {
-            let _ = chunks.send(Message::End(total, hex::encode(hasher.finalize())));
+            let digest = hasher.map(|h| hex::encode(h.finalize()));
+            let _ = chunks.send(Message::End(total, digest.unwrap_or_default()));
             return;
         }
-        hasher.update(&buf[..n]);
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         total += n as u64;
         if chunks.send(Message::Chunk(buf, n)).is_err() {
             return;
@@ -212,7 +233,7 @@ fn read_and_hash(
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.
-fn fill(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+fn fill(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..]) {

@@ -19,9 +19,11 @@
 
 pub mod files;
 pub mod mysql;
+mod pinned_passes;
 pub mod postgres;
 pub mod process;
 pub mod sqlite;
+mod sqlite_check;
 pub mod untar;
 
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::base::progress;
+use crate::base::read_ahead::ReadAhead;
 use crate::compress::open_decoded;
 use crate::config::DbServerConfig;
 use crate::crypt::Identities;
@@ -166,7 +167,10 @@ pub(super) struct Pumped<T> {
 
 /// Copies the stdout of the dump `label` (a child in its own process
 /// group) into `sink`, killing the whole group on cancellation or when the
-/// copy fails; then reaps it and joins its stderr reader.
+/// copy fails; then reaps it and joins its stderr reader. The pipe is read
+/// on a thread of its own ([`ReadAhead`]), so the dump never waits while
+/// the caller compresses; with the artifact writer's own stage thread,
+/// the dump, compression and encryption + hashing + writing run at once.
 pub(super) fn pump<T: Default>(
     label: &'static str,
     child: &mut Child,
@@ -175,9 +179,19 @@ pub(super) fn pump<T: Default>(
     copy_options: &progress::CopyOptions,
     cancel: crate::base::cancel::CancelToken,
 ) -> anyhow::Result<Pumped<T>> {
-    let mut stdout = child.stdout.take().context("dump stdout")?;
+    let stdout = child.stdout.take().context("dump stdout")?;
     let done = Arc::new(AtomicBool::new(false));
     kill_on_cancel(label, child.id(), cancel, done.clone());
+    let mut stdout = match ReadAhead::spawn_reader(stdout, label, "dump-read", false) {
+        Ok((reader, _)) => reader,
+        Err(e) => {
+            // SAFETY: plain syscall; a negative pid addresses the group.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            done.store(true, Ordering::SeqCst);
+            return Err(e).context("start reading the dump");
+        }
+    };
     let copied = progress::copy(&mut stdout, sink, copy_options);
     if copied.is_err() {
         // SAFETY: plain syscall; a negative pid addresses the group.

@@ -5,16 +5,17 @@
 //! transaction taken right after `wal_checkpoint(TRUNCATE)`, which freezes
 //! the main file (WAL mode: new commits stay in the `-wal`; rollback-journal
 //! mode: writers wait). The snapshot phase does nothing; the tracker is
-//! released at once, and [`Engine::finish`] streams the frozen main file
-//! straight into compression while hashing it (no raw copy in staging).
-//! Then the frozen source passes the full `integrity_check` (opened with
-//! `immutable=1`, which reads the main file alone and ignores the `-wal`
-//! that collects the commits made since the pin), and the caller's `unpin`
-//! must confirm that the pin was held for the whole read and check, or the
-//! backup is abandoned. The verify phase decodes the artifact in memory and
-//! compares the digest of the decoded bytes with the digest of the bytes
-//! read: what is published is exactly the frozen file that passed, without
-//! a second full-size copy on disk. So the manifest records
+//! released at once, and [`Engine::finish`] runs three passes side by side
+//! (`pinned_passes.rs`): the frozen main file streams straight into
+//! compression while it is hashed (no raw copy in staging); the frozen
+//! source passes the full `integrity_check` (opened with `immutable=1`,
+//! which reads the main file alone and ignores the `-wal` that collects the
+//! commits made since the pin); and the artifact is decoded in memory as it
+//! is written. The caller's `unpin` must then confirm that the pin was held
+//! for the whole read and check, or the backup is abandoned. The verify
+//! phase compares the digest of the decoded bytes with the digest of the
+//! bytes read: what is published is exactly the frozen file that passed,
+//! without a second full-size copy on disk. So the manifest records
 //! [`CONTENT_CHECK`] and a restore need not repeat it (at 16 GiB the check
 //! takes about two minutes: it is paid at night, not on the day of a
 //! restore).
@@ -30,19 +31,20 @@
 //! SQLite and is consistent by construction.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use maintenance_proto::Artifact;
 use rusqlite::{Connection, OpenFlags};
 
+pub use super::pinned_passes::TEST_READ_DELAY_ENV;
+pub use super::sqlite_check::{integrity_check, open_immutable, quick_check};
 use super::{
     CheckMode, DrillJob, Drilled, Engine, EngineContext, EngineKind, EngineOutput, RestoreJob,
     Staged,
 };
-use crate::base::hashing::HashingReader;
 use crate::base::progress;
 use crate::base::replace::Replacement;
 use crate::compress::{open_decoded, WrittenFile};
@@ -50,11 +52,6 @@ use crate::config::Config;
 use crate::crypt::Identities;
 use crate::manifest::Manifest;
 use crate::readback::Readback;
-
-/// Test-only: milliseconds to sleep after every MiB read under the pin, so
-/// tests can kill a process in the middle of the read deterministically.
-/// Unset (the default) means no delay; never set it in production.
-pub const TEST_READ_DELAY_ENV: &str = "SIDECAR_TEST_READ_DELAY_MS_PER_MIB";
 
 /// The SQLite engine, as registered.
 #[derive(Debug, Clone, Copy)]
@@ -172,29 +169,29 @@ impl SqliteEngine {
         Ok(())
     }
 
-    /// Streams `src` into the artifact, hashing the uncompressed bytes on
-    /// the way; the written file carries their digest.
-    fn stream(&self, ctx: &EngineContext, src: &Path, label: &str) -> anyhow::Result<WrittenFile> {
+    /// The artifact's name without its extensions.
+    fn stem(&self) -> String {
+        format!("sqlite-{}", self.file_name())
+    }
+
+    /// Streams the staged copy `src` into the artifact.
+    fn stream(&self, ctx: &EngineContext, src: &Path) -> anyhow::Result<WrittenFile> {
         let file = File::open(src).with_context(|| format!("open {}", src.display()))?;
         let total = file.metadata()?.len();
-        let throttled = Throttled::from_env(BufReader::with_capacity(1 << 20, file));
-        let mut reader = HashingReader::new(throttled);
-        let mut writer = ctx.artifact(&format!("sqlite-{}", self.file_name()))?;
-        progress::copy(
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut writer = ctx.artifact(&self.stem())?;
+        let read = progress::copy(
             &mut reader,
             &mut writer,
-            &ctx.copy_options(label, Some(total)),
+            &ctx.copy_options("sqlite compress", Some(total)),
         )
         .with_context(|| format!("stream {} into its artifact", src.display()))?;
-        let mut written = writer.finish().context("finish sqlite artifact")?;
-        let (_, read, content_sha256) = reader.finish();
         anyhow::ensure!(
             read == total,
             "{}: read {read} bytes but the file has {total}; it changed while being read",
             src.display()
         );
-        written.content_sha256 = Some(content_sha256);
-        Ok(written)
+        writer.finish().context("finish sqlite artifact")
     }
 
     fn backup_api(&self, raw: &Path) -> anyhow::Result<()> {
@@ -250,21 +247,12 @@ impl Engine for SqliteEngine {
 
     fn finish(&self, ctx: &EngineContext, staged: Staged) -> anyhow::Result<EngineOutput> {
         let written = if staged.read_after_release {
-            let written = self.stream(ctx, &self.path, "sqlite read under the pin")?;
-            let started = std::time::Instant::now();
-            pragma_check(&self.path, "integrity_check", Some(&ctx.cancel))
-                .context("check the pinned source")?;
-            tracing::info!(
-                "integrity_check of the pinned source: ok in {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-            written
+            super::pinned_passes::back_up(ctx, &self.path, &self.stem())?
         } else {
             let raw = staged.raw.context("sqlite snapshot missing")?;
-            let mut written = self.stream(ctx, &raw, "sqlite compress")?;
             // The staged copy is checked by the verify phase's full
             // integrity_check on the artifact.
-            written.content_sha256 = None;
+            let written = self.stream(ctx, &raw)?;
             std::fs::remove_file(&raw)?;
             written
         };
@@ -280,112 +268,11 @@ impl Engine for SqliteEngine {
     }
 }
 
-/// A reader that sleeps after every MiB when [`TEST_READ_DELAY_ENV`] is
-/// set (tests only); a plain pass-through otherwise.
-struct Throttled<R> {
-    inner: R,
-    delay: Option<Duration>,
-    since_pause: usize,
-}
-
-impl<R: Read> Throttled<R> {
-    fn from_env(inner: R) -> Self {
-        let delay = std::env::var(TEST_READ_DELAY_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis);
-        if let Some(d) = delay {
-            tracing::warn!(
-                "{TEST_READ_DELAY_ENV} is set: the read sleeps {} ms per MiB (test setting)",
-                d.as_millis()
-            );
-        }
-        Throttled {
-            inner,
-            delay,
-            since_pause: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for Throttled<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(d) = self.delay {
-            self.since_pause += n;
-            while self.since_pause >= 1 << 20 {
-                self.since_pause -= 1 << 20;
-                std::thread::sleep(d);
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// Name of the content check [`check_artifact`] runs. A manifest records it
 /// for every artifact that passed; a restore trusts the bytes without
 /// re-running it only when the manifest names exactly this check (and the
 /// SHA-256 matches). Change it if `check_artifact` ever proves less.
 pub const CONTENT_CHECK: &str = "integrity_check";
-
-/// Opens a private database file read-only with `immutable=1`: no locks and,
-/// above all, no `-wal`/`-shm` files created beside it (a plain read-only
-/// open of a WAL database creates both). Only for files no one else writes
-/// (a restore's or verify's own temporary copy).
-pub fn open_immutable(path: &Path) -> anyhow::Result<Connection> {
-    let mut uri = String::from("file:");
-    for c in path.to_string_lossy().chars() {
-        match c {
-            '%' => uri.push_str("%25"),
-            '?' => uri.push_str("%3f"),
-            '#' => uri.push_str("%23"),
-            c => uri.push(c),
-        }
-    }
-    uri.push_str("?immutable=1");
-    Connection::open_with_flags(
-        &uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-    )
-    .with_context(|| format!("open {}", path.display()))
-}
-
-fn pragma_check(
-    path: &Path,
-    pragma: &str,
-    cancel: Option<&crate::base::cancel::CancelToken>,
-) -> anyhow::Result<()> {
-    let mut conn = open_immutable(path)?;
-    if let Some(cancel) = cancel {
-        // Minutes at 16 GiB: a lost lease or an ended window stops it.
-        let watch = cancel.clone();
-        conn.progress_handler(100_000, Some(move || watch.is_cancelled()))?;
-    }
-    let rows: Result<Vec<String>, _> = conn
-        .prepare(&format!("PRAGMA {pragma}"))?
-        .query_map([], |r| r.get(0))?
-        .collect();
-    if let Some(cancel) = cancel {
-        cancel.check()?;
-    }
-    let rows = rows.with_context(|| format!("PRAGMA {pragma}"))?;
-    if rows != ["ok"] {
-        bail!("{pragma} of {} failed: {}", path.display(), rows.join("; "));
-    }
-    Ok(())
-}
-
-/// Runs `PRAGMA integrity_check` on a database file; errors unless "ok".
-pub fn integrity_check(path: &Path) -> anyhow::Result<()> {
-    pragma_check(path, "integrity_check", None)
-}
-
-/// Runs `PRAGMA quick_check` (every page and record, but not the indexes
-/// against their tables); errors unless "ok".
-pub fn quick_check(path: &Path) -> anyhow::Result<()> {
-    pragma_check(path, "quick_check", None)
-}
 
 /// The cheap structural check of a restore whose bytes are proven identical
 /// to a checked database: the SQLite header is valid, the page count it

@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use maintenance_e2e::*;
 
+#[path = "bench/dumps.rs"]
+mod dumps;
 #[path = "bench/fleet.rs"]
 mod fleet;
 #[path = "bench/rto.rs"]
@@ -129,6 +131,8 @@ enum Mode {
     Scale(scale::ScaleOpts),
     /// One sidecar, N trackers (bench/fleet.rs).
     Fleet(fleet::FleetOpts),
+    /// The dump pipelines beside the dump tools alone (bench/dumps.rs).
+    Dumps(dumps::DumpsOpts),
     /// What acknowledged-means-durable costs (bench/durability.rs).
     Durability(durability::DurabilityOpts),
     /// COUNT lockstep UDP announces to ADDR.
@@ -147,6 +151,7 @@ fn main() {
         Mode::Scale(o) => return scale::run(o),
         Mode::Fleet(o) => return fleet::run(o),
         Mode::Durability(o) => return durability::run(o),
+        Mode::Dumps(o) => return dumps::run(o),
         Mode::UdpAnnounce { addr, count } => return udp_announce_lockstep(addr, count),
         Mode::All(a) => ("all", a),
         Mode::Smoke(a) => ("smoke", a),
@@ -274,9 +279,12 @@ fn subdir(o: &Opts, name: &str) -> PathBuf {
 
 #[derive(Default)]
 struct Events {
-    /// (time, kind) with kind 0 = served, 1 = refused, 2 = connection error.
-    ev: Vec<(Instant, u8)>,
+    ev: Vec<Event>,
 }
+
+/// One answer: (time it came, kind, latency) with kind 0 = served,
+/// 1 = refused, 2 = connection error.
+type Event = (Instant, u8, Duration);
 
 /// Keep-alive announce load on `addr` from `conns` threads until `stop`.
 /// `completed` makes every request an `event=completed` of a new peer.
@@ -311,6 +319,7 @@ fn run_load(
                     if conn.is_none() {
                         conn = KeepAlive::connect(addr).ok();
                     }
+                    let sent = Instant::now();
                     let res = match conn.as_mut() {
                         Some(k) => k.get(&path),
                         None => Err(std::io::Error::other("connect")),
@@ -331,7 +340,8 @@ fn run_load(
                         }
                     };
                     if record {
-                        ev.ev.push((Instant::now(), kind));
+                        let now = Instant::now();
+                        ev.ev.push((now, kind, now - sent));
                     }
                     if !pace.is_zero() {
                         std::thread::sleep(pace);
@@ -344,12 +354,9 @@ fn run_load(
     (count, handles)
 }
 
-fn stop_load(
-    stop: &AtomicBool,
-    handles: Vec<std::thread::JoinHandle<Events>>,
-) -> Vec<(Instant, u8)> {
+fn stop_load(stop: &AtomicBool, handles: Vec<std::thread::JoinHandle<Events>>) -> Vec<Event> {
     stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<(Instant, u8)> = handles
+    let mut all: Vec<Event> = handles
         .into_iter()
         .flat_map(|h| h.join().unwrap().ev)
         .collect();
@@ -359,7 +366,7 @@ fn stop_load(
 
 /// (refused count, errors count, outage span in seconds): from the first
 /// non-served response to the first served one after the last non-served.
-fn outage(ev: &[(Instant, u8)]) -> (usize, usize, f64) {
+fn outage(ev: &[Event]) -> (usize, usize, f64) {
     let refused = ev.iter().filter(|e| e.1 == 1).count();
     let errors = ev.iter().filter(|e| e.1 == 2).count();
     let first = ev.iter().position(|e| e.1 != 0);
@@ -532,6 +539,31 @@ struct WindowRun {
     peak_wal_bytes: u64,
     /// Compressed bytes of the published backup.
     artifact_bytes: u64,
+    /// Announce latency (ms) before the window opened: (p50, p99).
+    idle_ms: (f64, f64),
+    /// Announce latency (ms) from the window's opening to its outcome.
+    backup_ms: (f64, f64),
+    /// How long the sidecar held the pin (its log), when it said.
+    pin_secs: Option<f64>,
+}
+
+/// (p50, p99) in ms of the served announces of `ev` in `[from, to)`.
+fn latency_ms(ev: &[Event], from: Instant, to: Instant) -> (f64, f64) {
+    let mut ms: Vec<f64> = ev
+        .iter()
+        .filter(|e| e.1 == 0 && e.0 >= from && e.0 < to)
+        .map(|e| e.2.as_secs_f64() * 1000.0)
+        .collect();
+    if ms.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    (percentile(&mut ms, 0.5), percentile(&mut ms, 0.99))
+}
+
+/// The pin time the sidecar logs at the unpin (`pin held for X s`).
+fn pin_secs(log: &str) -> Option<f64> {
+    let rest = &log[log.find("pin held for ")? + "pin held for ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// Bytes of every file under `dir`, recursively (0 when it is missing).
@@ -591,7 +623,10 @@ fn window_run(
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_disk(backups.clone(), db.to_owned(), stop.clone());
     let (_, h) = run_load(t.http, 8, stop.clone(), completed_load, true, PACE);
-    std::thread::sleep(Duration::from_millis(500));
+    let load_started = Instant::now();
+    // Long enough an idle sample for the announce latency's p99.
+    std::thread::sleep(Duration::from_secs(3));
+    let opened = Instant::now();
     // A window that ends without a backup is retried, so the figures are
     // still measured, and the retry is said.
     let mut outcome = None;
@@ -611,8 +646,11 @@ fn window_run(
         );
         t.wait_state(State::Idle, Duration::from_secs(30));
     }
+    let ended = Instant::now();
     std::thread::sleep(Duration::from_millis(300));
     let ev = stop_load(&stop, h);
+    let idle_ms = latency_ms(&ev, load_started + Duration::from_millis(500), opened);
+    let backup_ms = latency_ms(&ev, opened, ended);
     let (peak_backup_bytes, peak_wal_bytes) = sampler.join().unwrap();
     let outcome = outcome
         .unwrap_or_else(|| panic!("no window completed in 3 attempts\n{}", sidecar.log_text()));
@@ -620,6 +658,7 @@ fn window_run(
     let report = outcome.report.clone().unwrap();
     let artifact_bytes = report.artifacts.iter().map(|a| a.size_bytes).sum();
     let (refused, errors, outage_secs) = outage(&ev);
+    let pin_secs = pin_secs(&sidecar.log_text());
     drop(sidecar);
     drop(t);
     let _ = std::fs::remove_dir_all(&backups);
@@ -642,6 +681,9 @@ fn window_run(
         peak_backup_bytes,
         peak_wal_bytes,
         artifact_bytes,
+        idle_ms,
+        backup_ms,
+        pin_secs,
     }
 }
 

@@ -19,7 +19,7 @@ use super::{median, outage, run_load, stop_load, subdir, Opts, PACE};
 
 /// Fills `torrents` of `db` until the table (heap only) holds at least
 /// `mib` MiB; returns its size in MiB.
-fn grow_table(pg: &Pg, db: &str, mib: u64) -> f64 {
+pub(super) fn grow_table(pg: &Pg, db: &str, mib: u64) -> f64 {
     let t = Instant::now();
     // ~84 bytes a row on disk (tuple header, id, 40-char hash, count).
     let want_rows = (mib << 20) / 84 + 1;

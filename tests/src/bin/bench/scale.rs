@@ -134,6 +134,15 @@ pub fn run(o: ScaleOpts) {
     let _ = std::fs::remove_dir_all(&opts.dir);
     for (name, r) in [("reject", &rj), ("defer-writes", &dw)] {
         println!(
+            "{name}: announce latency idle p50 {:.2} ms p99 {:.2} ms; during the backup p50 {:.2} ms p99 {:.2} ms; pin held {} s (whole backup {:.1} s)",
+            r.idle_ms.0,
+            r.idle_ms.1,
+            r.backup_ms.0,
+            r.backup_ms.1,
+            r.pin_secs.map_or("?".into(), |p| format!("{p:.1}")),
+            r.total_secs
+        );
+        println!(
             "{name}: refused {} announces over {:.3} s, connection errors {}; writes paused (quiesced) {:.3} s; whole backup {:.1} s = {:.0} MiB/s ({:.2}x zstd -T0 -3); artifact {:.0} MiB; peak extra disk {:.0} MiB (artifact + {:.1} MiB); sidecar peak RSS {:.1} MiB; WAL peak {:.1} MiB",
             r.refused,
             r.outage_secs,

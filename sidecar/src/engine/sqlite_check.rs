@@ -1,0 +1,84 @@
+//! Checks of a SQLite file opened on a connection of its own: the
+//! immutable open every check uses, and `PRAGMA integrity_check` /
+//! `quick_check` (errors unless "ok"), optionally stopped by a cancellation
+//! token (the pinned source's check, minutes at 16 GiB).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::base::cancel::CancelToken;
+
+/// Opens a private database file read-only with `immutable=1`: no locks and,
+/// above all, no `-wal`/`-shm` files created beside it (a plain read-only
+/// open of a WAL database creates both). Only for files no one else writes
+/// (a restore's or verify's own temporary copy).
+pub fn open_immutable(path: &Path) -> anyhow::Result<Connection> {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .with_context(|| format!("open {}", path.display()))
+}
+
+/// Virtual machine steps of a check between two looks at its cancellation.
+pub const CHECK_STEPS: i32 = 100_000;
+
+/// Runs `PRAGMA <pragma>` on `path`; errors unless "ok". With `cancel`, the
+/// check stops once it is cancelled (looked at every [`CHECK_STEPS`]
+/// steps, or at every step after sleeping `pause`, a test setting).
+pub(super) fn pragma_check(
+    path: &Path,
+    pragma: &str,
+    cancel: Option<&CancelToken>,
+    pause: Option<Duration>,
+) -> anyhow::Result<()> {
+    let mut conn = open_immutable(path)?;
+    if let Some(cancel) = cancel {
+        let watch = cancel.clone();
+        conn.progress_handler(
+            if pause.is_some() { 1 } else { CHECK_STEPS },
+            Some(move || {
+                if let Some(p) = pause {
+                    std::thread::sleep(p);
+                }
+                watch.is_cancelled()
+            }),
+        )?;
+    }
+    let rows: Result<Vec<String>, _> = conn
+        .prepare(&format!("PRAGMA {pragma}"))?
+        .query_map([], |r| r.get(0))?
+        .collect();
+    if let Some(cancel) = cancel {
+        cancel.check()?;
+    }
+    let rows = rows.with_context(|| format!("PRAGMA {pragma}"))?;
+    if rows != ["ok"] {
+        bail!("{pragma} of {} failed: {}", path.display(), rows.join("; "));
+    }
+    Ok(())
+}
+
+/// Runs `PRAGMA integrity_check` on a database file; errors unless "ok".
+pub fn integrity_check(path: &Path) -> anyhow::Result<()> {
+    pragma_check(path, "integrity_check", None, None)
+}
+
+/// Runs `PRAGMA quick_check` (every page and record, but not the indexes
+/// against their tables); errors unless "ok".
+pub fn quick_check(path: &Path) -> anyhow::Result<()> {
+    pragma_check(path, "quick_check", None, None)
+}
