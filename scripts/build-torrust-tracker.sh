@@ -55,16 +55,19 @@ command -v cargo >/dev/null || {
 mkdir -p "$cache"
 tmp_root=$(mktemp -d "$cache/.torrust-tracker-$version.XXXXXX")
 trap 'rm -rf "$tmp_root"' EXIT
+# The build folder outlives an interrupted build (a full disk, a killed
+# job), so the next run resumes instead of starting cold; removed once the
+# binary is in place.
+target=$cache/.torrust-tracker-$version-target
 
 args=(install --locked --version "$version" --bin torrust-tracker
-    --root "$tmp_root" --target-dir "$tmp_root/target")
+    --root "$tmp_root" --target-dir "$target")
 [ -n "$features" ] && args+=(--features "$features")
 echo "build-torrust-tracker: building torrust-tracker $version from crates.io (cold: about 20 min)" >&2
 started=$SECONDS
 cargo "${args[@]}" torrust-tracker >&2
 echo "build-torrust-tracker: built in $((SECONDS - started)) s" >&2
 
-rm -rf "$tmp_root/target"
 [ -x "$tmp_root/bin/torrust-tracker" ] || {
     echo "build-torrust-tracker: cargo install produced no $tmp_root/bin/torrust-tracker" >&2
     exit 1
@@ -72,4 +75,5 @@ rm -rf "$tmp_root/target"
 rm -rf "$root"
 mv "$tmp_root" "$root"
 trap - EXIT
+rm -rf "$target"
 printf '%s\n' "$bin"
