@@ -72,6 +72,7 @@ echo "build-torrust-tracker: built in $((SECONDS - started)) s" >&2
     echo "build-torrust-tracker: cargo install produced no $tmp_root/bin/torrust-tracker" >&2
     exit 1
 }
+chmod 755 "$tmp_root"
 rm -rf "$root"
 mv "$tmp_root" "$root"
 trap - EXIT
