@@ -79,6 +79,11 @@ private = false
 driver = "{driver}"
 path = "{db_url}"
 
+[core.net]
+# Loopback peers get this address in answers (the default, 0.0.0.0,
+# would hand libtorrent unusable peers).
+external_ip = "127.0.0.1"
+
 [core.tracker_policy]
 persistent_torrent_completed_stat = true
 
@@ -623,6 +628,9 @@ fn killed_sidecar_drops_its_pin_and_torrust_checkpoints_again() {
         .unwrap();
     assert_eq!(busy, 0);
     assert_eq!(wal_len(&db), 0);
+    // A killed run leaves its staging folder to the next prune.
+    assert!(published(&backups).is_empty(), "{:?}", published(&backups));
+    assert!(sidecar_output(&env, &["prune"]).status.success());
     assert_nothing_published(&backups);
     assert!(t.running());
     t.assert_no_database_errors();
