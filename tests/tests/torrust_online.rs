@@ -455,26 +455,16 @@ fn rollback_journal_file_is_refused_then_converted_and_backed_up_online() {
 #[test]
 fn online_backups_under_load_never_stop_torrust_and_hold_the_pinned_state() {
     let Some(bin) = torrust_bin() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let backups = dir.path().join("backups");
-    let db = padded_wal_db(dir.path(), 16);
-    let mut t = Torrust::start(
-        &bin,
-        dir.path(),
-        "load",
-        "sqlite3",
-        &db.display().to_string(),
-    );
-    let load = Load::start(t.http, Duration::from_millis(5));
-    let libtorrent = spawn_libtorrent(t.http);
-    let mut env = online_env(&db, &backups);
-    env.push((THROTTLE_ENV.into(), "100".into()));
+    let mut l = loaded(&bin, "load", Duration::from_millis(5), 100);
+    let libtorrent = spawn_libtorrent(l.t.http);
+    let (db, backups, env) = (l.db.clone(), l.backups.clone(), l.env.clone());
+    let dir_path = l.dir.path().to_owned();
 
     for round in 0..2 {
         std::thread::sleep(Duration::from_millis(500));
         marker(&db, &format!("marker-before-{round}"));
         let started = Instant::now();
-        let mut sidecar = spawn_once_online(dir.path(), &format!("online-{round}"), &env);
+        let mut sidecar = spawn_once_online(&dir_path, &format!("online-{round}"), &env);
         wait_log(
             &mut sidecar,
             "pinned: checkpointed",
@@ -488,7 +478,7 @@ fn online_backups_under_load_never_stop_torrust_and_hold_the_pinned_state() {
             "online backup {round} failed:\n{}",
             sidecar.log_text()
         );
-        assert!(t.running(), "Torrust stopped during backup {round}");
+        assert!(l.t.running(), "Torrust stopped during backup {round}");
 
         let backup = published(&backups).pop().unwrap();
         let m = manifest(&backup);
@@ -497,7 +487,7 @@ fn online_backups_under_load_never_stop_torrust_and_hold_the_pinned_state() {
         assert!(sidecar_output(&env, &["verify", backup.to_str().unwrap()])
             .status
             .success());
-        let restored = dir.path().join(format!("restored-{round}.db"));
+        let restored = dir_path.join(format!("restored-{round}.db"));
         assert!(sidecar_output(
             &env,
             &[
@@ -520,7 +510,7 @@ fn online_backups_under_load_never_stop_torrust_and_hold_the_pinned_state() {
         );
         // What was acknowledged before the backup started is in; what was
         // sent after the pin was seen is not.
-        let done = load.completions();
+        let done = l.load.completions();
         let lower = counts_where(&done, |c| c.answered < started);
         let upper = counts_where(&done, |c| c.sent < pinned_seen);
         let got = file_counts(&restored);
@@ -548,25 +538,14 @@ fn online_backups_under_load_never_stop_torrust_and_hold_the_pinned_state() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let done = load.finish();
-    assert!(t.running());
-    t.assert_no_database_errors();
-    // Every acknowledged completion reached the database: no write failed
-    // under the pin (Torrust drops a failed write silently).
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        file_counts(&db),
-        counts_where(&done, |_| true),
-        "writes lost"
-    );
-    t.stop();
+    let _dir = l.finish_unaffected();
 
     // Torrust starts on the restored file and serves (it does not load the
     // counts: those were checked in the file).
-    let restored = dir.path().join("restored-1.db");
+    let restored = dir_path.join("restored-1.db");
     let mut r = Torrust::start(
         &bin,
-        dir.path(),
+        &dir_path,
         "restored",
         "sqlite3",
         &restored.display().to_string(),
@@ -576,23 +555,69 @@ fn online_backups_under_load_never_stop_torrust_and_hold_the_pinned_state() {
     r.stop();
 }
 
-#[test]
-fn killed_sidecar_drops_its_pin_and_torrust_checkpoints_again() {
-    let Some(bin) = torrust_bin() else { return };
+/// Torrust on a padded WAL file under a paced load, and the environment
+/// of an online sidecar for it whose read is throttled to `throttle_ms`
+/// per MiB.
+struct Loaded {
+    dir: tempfile::TempDir,
+    backups: PathBuf,
+    db: PathBuf,
+    t: Torrust,
+    load: Load,
+    env: Vec<(String, String)>,
+}
+
+fn loaded(bin: &Path, name: &str, pace: Duration, throttle_ms: u32) -> Loaded {
     let dir = tempfile::tempdir().unwrap();
     let backups = dir.path().join("backups");
     let db = padded_wal_db(dir.path(), 16);
-    let mut t = Torrust::start(
-        &bin,
-        dir.path(),
-        "kill",
-        "sqlite3",
-        &db.display().to_string(),
-    );
-    let load = Load::start(t.http, Duration::from_millis(2));
+    let t = Torrust::start(bin, dir.path(), name, "sqlite3", &db.display().to_string());
+    let load = Load::start(t.http, pace);
     let mut env = online_env(&db, &backups);
-    env.push((THROTTLE_ENV.into(), "2000".into()));
-    let mut sidecar = spawn_once_online(dir.path(), "killed", &env);
+    env.push((THROTTLE_ENV.into(), throttle_ms.to_string()));
+    Loaded {
+        dir,
+        backups,
+        db,
+        t,
+        load,
+        env,
+    }
+}
+
+impl Loaded {
+    /// Stops the load and checks Torrust came through untouched: every
+    /// announce served, nothing holds the WAL (a full checkpoint finds no
+    /// reader and empties it), still running, no database error logged,
+    /// every acknowledged completion in the database (Torrust drops a
+    /// failed write silently); then stops Torrust. The test folder lives on
+    /// in what it returns.
+    fn finish_unaffected(self) -> tempfile::TempDir {
+        let mut t = self.t;
+        let done = self.load.finish();
+        let busy: i64 = open_writer(&self.db)
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, 0, "something still holds the WAL");
+        assert_eq!(wal_len(&self.db), 0);
+        assert!(t.running(), "Torrust stopped");
+        t.assert_no_database_errors();
+        assert_eq!(
+            file_counts(&self.db),
+            counts_where(&done, |_| true),
+            "writes lost"
+        );
+        t.stop();
+        self.dir
+    }
+}
+
+#[test]
+fn killed_sidecar_drops_its_pin_and_torrust_checkpoints_again() {
+    let Some(bin) = torrust_bin() else { return };
+    let l = loaded(&bin, "kill", Duration::from_millis(2), 2000);
+    let db = l.db.clone();
+    let mut sidecar = spawn_once_online(l.dir.path(), "killed", &l.env);
     wait_log(
         &mut sidecar,
         "pinned: checkpointed",
@@ -621,64 +646,31 @@ fn killed_sidecar_drops_its_pin_and_torrust_checkpoints_again() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let done = load.finish();
-    // And nothing holds the WAL: a full checkpoint shrinks it to nothing.
-    let busy: i64 = open_writer(&db)
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(busy, 0);
-    assert_eq!(wal_len(&db), 0);
     // A killed run leaves its staging folder to the next prune.
-    assert!(published(&backups).is_empty(), "{:?}", published(&backups));
-    assert!(sidecar_output(&env, &["prune"]).status.success());
-    assert_nothing_published(&backups);
-    assert!(t.running());
-    t.assert_no_database_errors();
-    assert_eq!(
-        file_counts(&db),
-        counts_where(&done, |_| true),
-        "writes lost"
+    assert!(
+        published(&l.backups).is_empty(),
+        "{:?}",
+        published(&l.backups)
     );
-    t.stop();
+    assert!(sidecar_output(&l.env, &["prune"]).status.success());
+    assert_nothing_published(&l.backups);
+    l.finish_unaffected();
 }
 
 #[test]
 fn wal_limit_hit_mid_read_abandons_the_backup_and_torrust_is_unaffected() {
     let Some(bin) = torrust_bin() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let backups = dir.path().join("backups");
-    let db = padded_wal_db(dir.path(), 16);
-    let mut t = Torrust::start(
-        &bin,
-        dir.path(),
-        "limit",
-        "sqlite3",
-        &db.display().to_string(),
-    );
-    let load = Load::start(t.http, Duration::from_millis(2));
-    let mut env = online_env(&db, &backups);
-    env.push((THROTTLE_ENV.into(), "1000".into()));
-    env.push(("BACKUP_SQLITE_WAL_LIMIT_MIB".into(), "1".into()));
-    let mut sidecar = spawn_once_online(dir.path(), "limit", &env);
+    let mut l = loaded(&bin, "limit", Duration::from_millis(2), 1000);
+    l.env
+        .push(("BACKUP_SQLITE_WAL_LIMIT_MIB".into(), "1".into()));
+    let mut sidecar = spawn_once_online(l.dir.path(), "limit", &l.env);
     let status = wait_exit(&mut sidecar, Duration::from_secs(120));
     assert_eq!(status.code(), Some(1), "{}", sidecar.log_text());
     let log = sidecar.log_text();
     assert!(log.contains("pinned: checkpointed"), "{log}");
     assert!(log.contains("BACKUP_SQLITE_WAL_LIMIT_MIB"), "{log}");
-    assert_nothing_published(&backups);
-    let done = load.finish();
-    let busy: i64 = open_writer(&db)
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(busy, 0, "the abandoned backup still holds the WAL");
-    assert!(t.running());
-    t.assert_no_database_errors();
-    assert_eq!(
-        file_counts(&db),
-        counts_where(&done, |_| true),
-        "writes lost"
-    );
-    t.stop();
+    assert_nothing_published(&l.backups);
+    l.finish_unaffected();
 }
 
 #[test]
