@@ -263,15 +263,28 @@ autonomous_backup() {
 
 run_manifest() { grep -l '"mode": "run"' "$T"/backups/*/manifest.json | head -n 1; }
 
-# --- tests ------------------------------------------------------------------------
-
-test_normal_run() {
+# run_after_one_completion: a tracker with one completed download, then
+# the script; the tracker's pid before the run in $old.
+run_after_one_completion() {
     add_tracker tracker && start_trackers tracker || return 1
     announce_completed tracker "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" || fail "announce" || return 1
     sleep 0.5
-    local old
     old=$(tracker_pid tracker)
     run_script
+}
+
+# The latest backup verifies and restores to the one completed download.
+expect_latest_holds_one_completion() {
+    "$SIDECAR_BIN" verify latest >"$T/verify" 2>&1 || fail "maintenance-sidecar verify latest failed: $(cat "$T/verify")" || return 1
+    "$SIDECAR_BIN" restore latest --to "$T/restored.db" >/dev/null 2>&1 || fail "restore failed" || return 1
+    expect_eq "$(sqlite3 "$T/restored.db" 'select sum(completed) from torrents')" 1 "completed count in the backup"
+}
+
+# --- tests ------------------------------------------------------------------------
+
+test_normal_run() {
+    local old
+    run_after_one_completion || return 1
     expect_eq "$rc" 0 "exit code" || return 1
     expect_eq "$(events)" "start stop run-begin run-end start" "docker compose calls" || return 1
     is_healthy tracker || fail "tracker not healthy after the run" || return 1
@@ -281,29 +294,21 @@ test_normal_run() {
     expect_grep "$T/out" '^\[[-0-9: ]{19}\] === Maintenance backup completed successfully in [0-9]+s ===$' "success line" || return 1
     expect_grep "$LOG_FILE" 'Stopping tracker services: tracker$' "LOG_FILE copy" || return 1
     expect_grep "$LOG_FILE" 'Container tracker  Stopped' "compose output in LOG_FILE" || return 1
-    "$SIDECAR_BIN" verify latest >"$T/verify" 2>&1 || fail "maintenance-sidecar verify latest failed: $(cat "$T/verify")" || return 1
     expect_grep "$T/backups/latest/manifest.json" '"mode": "once"' "manifest mode" || return 1
     expect_grep "$T/backups/latest/manifest.json" '"verified": true' "manifest verified" || return 1
-    "$SIDECAR_BIN" restore latest --to "$T/restored.db" >/dev/null 2>&1 || fail "restore failed" || return 1
-    expect_eq "$(sqlite3 "$T/restored.db" 'select sum(completed) from torrents')" 1 "completed count in the backup" || return 1
+    expect_latest_holds_one_completion
 }
 
 test_online_backup_keeps_the_tracker_running() {
     STOP_ARGS=()
-    add_tracker tracker && start_trackers tracker || return 1
-    announce_completed tracker "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" || fail "announce" || return 1
-    sleep 0.5
     local old
-    old=$(tracker_pid tracker)
-    run_script
+    run_after_one_completion || return 1
     expect_eq "$rc" 0 "exit code" || return 1
     expect_eq "$(events)" "start run-begin run-end" "docker compose calls (no stop, no start)" || return 1
     expect_eq "$(tracker_pid tracker)" "$old" "tracker pid (never restarted)" || return 1
     expect_grep "$T/out" 'Online backup completed successfully .*the tracker was not stopped' "success line" || return 1
     expect_grep "$T/backups/latest/manifest.json" '"consistency": "online"' "manifest consistency" || return 1
-    "$SIDECAR_BIN" verify latest >"$T/verify" 2>&1 || fail "verify latest failed: $(cat "$T/verify")" || return 1
-    "$SIDECAR_BIN" restore latest --to "$T/restored.db" >/dev/null 2>&1 || fail "restore failed" || return 1
-    expect_eq "$(sqlite3 "$T/restored.db" 'select sum(completed) from torrents')" 1 "completed count in the backup" || return 1
+    expect_latest_holds_one_completion
 }
 
 test_online_refusal_falls_back_then_convert_to_wal_makes_it_online() {
