@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # maintenance-backup.sh: host-cron fallback for the maintenance-window stack.
 #
-# Stops the tracker service(s), runs the one-shot backup container
+# First tries the online backup (`docker compose run --rm backup-once once
+# --online`), which copies the database while the tracker serves: SQLite in
+# WAL mode, InnoDB on MySQL, PostgreSQL. If that qualifies, the tracker is
+# never stopped and the script exits with the backup's status. If the
+# database cannot be copied online (the sidecar refuses with exit 4: SQLite
+# in rollback-journal mode, MyISAM tables), or with --force-stop, it stops
+# the tracker service(s), runs the one-shot backup container
 # (`docker compose run --rm backup-once once`), and ALWAYS starts the tracker
 # again (through an EXIT trap, also when stopping failed or the script is
-# interrupted), then waits until the tracker is healthy. Logs in the format
+# interrupted), then waits until the tracker is healthy. --convert-to-wal
+# switches a rollback-journal SQLite file to WAL while the tracker is
+# stopped, so the next run is online. Logs in the format
 # `[YYYY-MM-DD HH:MM:SS] message` to stdout and, if LOG_FILE is set, to that
 # file; POSTs a JSON notification to NOTIFY_WEBHOOK_URL on failure.
 #
@@ -23,15 +31,20 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
     cat <<EOF
-Usage: $(basename "$0") [--dry-run] [--force] [--wait] [--help]
+Usage: $(basename "$0") [--dry-run] [--force] [--force-stop] [--convert-to-wal] [--wait] [--help]
 
-Stop the tracker, run one backup container, always restart the tracker.
+Back up online while the tracker serves when the database allows it;
+otherwise stop the tracker, run one backup container, always restart it.
 
 Options:
-  --dry-run   check everything and log what would happen; stop nothing
-  --force     back up even if a recent verified autonomous backup exists
-  --wait      wait for the lock (LOCK_WAIT_SECONDS) instead of skipping
-  -h, --help  show this help
+  --dry-run         check everything and log what would happen; stop nothing
+  --force           back up even if a recent verified autonomous backup exists
+  --force-stop      skip the online attempt: stop, back up, restart
+  --convert-to-wal  stop the tracker, switch its SQLite file to WAL
+                    (maintenance-sidecar sqlite-wal), back up, restart; the
+                    next runs are online
+  --wait            wait for the lock (LOCK_WAIT_SECONDS) instead of skipping
+  -h, --help        show this help
 
 Environment (defaults in brackets):
   COMPOSE_DIR           folder with docker-compose.yml and .env [script's folder]
@@ -39,7 +52,9 @@ Environment (defaults in brackets):
                         docker-compose, podman-compose]
   TRACKER_SERVICES      services to stop and restart, space-separated [tracker]
   BACKUP_SERVICE        one-shot backup service [backup-once]
-  BACKUP_COMMAND        its command [once]
+  BACKUP_COMMAND        its command with the tracker stopped [once]
+  ONLINE_COMMAND        its command for the online attempt [once --online]
+  CONVERT_COMMAND       its command for --convert-to-wal [sqlite-wal]
   BACKUP_HOST_DIR       host path of the backup folder [\$COMPOSE_DIR/storage/backup]
   MAX_BACKUP_AGE_HOURS  skip if a verified autonomous backup is younger; 0 = never skip [20]
   AUTONOMOUS_MODES      manifest modes that count as autonomous [run]
@@ -56,6 +71,9 @@ Environment (defaults in brackets):
 Exit codes: 0 ok, 1 backup failed, 2 usage, 3 skipped.
 EOF
 }
+
+# The backup container's exit code for "cannot be copied online".
+readonly SIDECAR_NOT_ONLINE=4
 
 # --- logging ---------------------------------------------------------------
 
@@ -118,6 +136,8 @@ is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
 dry_run=false
 force=false
+force_stop=false
+convert_to_wal=false
 wait_lock=false
 
 parse_args() {
@@ -125,6 +145,8 @@ parse_args() {
         case $1 in
         --dry-run) dry_run=true ;;
         --force) force=true ;;
+        --force-stop) force_stop=true ;;
+        --convert-to-wal) convert_to_wal=true ;;
         --wait) wait_lock=true ;;
         -h | --help)
             usage
@@ -141,6 +163,10 @@ load_config() {
     TRACKER_SERVICES=${TRACKER_SERVICES:-tracker}
     BACKUP_SERVICE=${BACKUP_SERVICE:-backup-once}
     BACKUP_COMMAND=${BACKUP_COMMAND:-once}
+    ONLINE_COMMAND=${ONLINE_COMMAND:-once --online}
+    CONVERT_COMMAND=${CONVERT_COMMAND:-sqlite-wal}
+    read -r -a ONLINE_ARGS <<<"$ONLINE_COMMAND"
+    read -r -a CONVERT_ARGS <<<"$CONVERT_COMMAND"
     MAX_BACKUP_AGE_HOURS=${MAX_BACKUP_AGE_HOURS:-20}
     AUTONOMOUS_MODES=${AUTONOMOUS_MODES:-run}
     HEALTH_URLS=${HEALTH_URLS:-}
@@ -346,6 +372,34 @@ run_backup() {
     return "$rc"
 }
 
+# The online attempt, the tracker left running. Returns 0 when a new
+# verified backup was published, 4 when the sidecar refused (the database
+# cannot be copied online: its message says why), 1 otherwise.
+run_online_backup() {
+    local marker out rc=0
+    marker=$(mktemp "${TMPDIR:-/tmp}/maintenance-backup.XXXXXX")
+    out=$(mktemp "${TMPDIR:-/tmp}/maintenance-backup-out.XXXXXX")
+    log "Running the online backup (the tracker keeps serving)..."
+    compose run --rm "$BACKUP_SERVICE" "${ONLINE_ARGS[@]}" >"$out" 2>&1 || rc=$?
+    cat "$out"
+    # podman-compose 1.0 passes no exit code on: the refusal's words tell.
+    if [ "$rc" -eq "$SIDECAR_NOT_ONLINE" ] || grep -q 'online backup refused:' "$out"; then
+        rc=$SIDECAR_NOT_ONLINE
+    elif [ "$rc" -eq 0 ] && [ -d "$BACKUP_HOST_DIR" ] && ! published_since "$marker"; then
+        log "ERROR: the online backup exited 0 but no new verified backup appeared in $BACKUP_HOST_DIR"
+        rc=1
+    elif [ "$rc" -ne 0 ]; then
+        rc=1
+    fi
+    rm -f "$marker" "$out"
+    return "$rc"
+}
+
+convert_to_wal_now() {
+    log "Converting the tracker's SQLite database to WAL (tracker stopped)..."
+    compose run --rm "$BACKUP_SERVICE" "${CONVERT_ARGS[@]}"
+}
+
 # True if a manifest newer than the file $1 says "verified": true.
 published_since() {
     local manifest
@@ -431,6 +485,8 @@ main() {
     log "  Max backup age:    ${MAX_BACKUP_AGE_HOURS}h"
     log "  Dry run:           $dry_run"
     log "  Force:             $force"
+    log "  Force stop:        $force_stop"
+    log "  Convert to WAL:    $convert_to_wal"
 
     if [ "$force" = false ] && [ "$MAX_BACKUP_AGE_HOURS" -gt 0 ]; then
         local recent_name="" recent_age=0
@@ -458,11 +514,39 @@ main() {
     fi
 
     if [ "$dry_run" = true ]; then
+        if [ "$force_stop" = false ] && [ "$convert_to_wal" = false ]; then
+            log "DRY RUN: would first try online: ${COMPOSE[*]} run --rm $BACKUP_SERVICE ${ONLINE_ARGS[*]}"
+            log "DRY RUN: and only if the database cannot be copied online:"
+        fi
         log "DRY RUN: would stop: ${COMPOSE[*]} stop ${stop_args[*]} ${SERVICES[*]}"
+        if [ "$convert_to_wal" = true ]; then
+            log "DRY RUN: would convert: ${COMPOSE[*]} run --rm $BACKUP_SERVICE ${CONVERT_ARGS[*]}"
+        fi
         log "DRY RUN: would run:  ${COMPOSE[*]} run --rm $BACKUP_SERVICE $BACKUP_COMMAND"
         log "DRY RUN: would start: ${COMPOSE[*]} start ${SERVICES[*]} and wait for health"
         log "=== Dry run complete, nothing changed ==="
         exit "$EXIT_OK"
+    fi
+
+    if [ "$force_stop" = false ] && [ "$convert_to_wal" = false ]; then
+        local online_rc=0
+        run_online_backup || online_rc=$?
+        case $online_rc in
+        0)
+            log "=== Online backup completed successfully in $((SECONDS - started_at))s (the tracker was not stopped) ==="
+            if [ "$NOTIFY_ON_SUCCESS" = true ]; then notify ok "online backup completed"; fi
+            exit "$EXIT_OK"
+            ;;
+        "$SIDECAR_NOT_ONLINE")
+            log "The database cannot be copied online (see above); falling back to stop-copy-start. --convert-to-wal makes a SQLite file qualify from the next run on"
+            ;;
+        *)
+            fail "online backup failed; the tracker was not stopped"
+            log "=== Maintenance backup FAILED after $((SECONDS - started_at))s: $failure ==="
+            notify failed "$failure"
+            exit "$EXIT_FAILED"
+            ;;
+        esac
     fi
 
     trap finish EXIT
@@ -472,7 +556,9 @@ main() {
     need_restart=true
 
     if stop_tracker; then
-        if run_backup; then
+        if [ "$convert_to_wal" = true ] && ! convert_to_wal_now; then
+            fail "converting the database to WAL failed; restarting the tracker"
+        elif run_backup; then
             log "Backup container completed successfully"
         else
             fail "backup container failed; restarting the tracker anyway"

@@ -54,7 +54,7 @@ elif docker compose version >/dev/null 2>&1; then
 else
     die "neither docker-compose nor the docker compose plugin is installed"
 fi
-profiles=("" backup mysql postgres monitoring "backup mysql monitoring" "backup postgres monitoring")
+profiles=("" backup online mysql postgres monitoring "backup mysql monitoring" "backup postgres monitoring" "online mysql")
 checked=0
 for env_file in "" compose/.env.example; do
     for p in "${profiles[@]}"; do

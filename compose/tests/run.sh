@@ -5,7 +5,9 @@
 # docker) that starts and stops the REAL reference-tracker (pid files) and
 # runs the REAL `maintenance-sidecar once` against the tracker's real SQLite
 # database. Every test is a function named test_*; each gets its own temp
-# folder, free loopback ports and lock file. Prints "N passed, M failed" and
+# folder, free loopback ports and lock file. The reference tracker's WAL
+# file qualifies for the online path, so the stop-copy-start tests pass
+# --force-stop (STOP_ARGS); the test_online_* tests clear it. Prints "N passed, M failed" and
 # exits non-zero if any test failed (or none ran).
 #
 # Usage: compose/tests/run.sh [TEST_NAME...]
@@ -134,6 +136,7 @@ setup() {
     unset MAX_BACKUP_AGE_HOURS DOCKER_STANDIN_FAIL_STOP DOCKER_STANDIN_RUN_DELAY \
         NOTIFY_WEBHOOK_URL MAINTENANCE_URL MAINTENANCE_TOKEN HEALTH_URLS
     HEALTH_LIST=""
+    STOP_ARGS=(--force-stop)
 }
 
 declare -A HTTP_PORT HEALTH_PORT API_PORT
@@ -204,7 +207,14 @@ announce_completed() {
 # run_script ARGS...: runs the real script; output in $T/out, status in $rc.
 run_script() {
     rc=0
-    "$SCRIPT" "$@" >"$T/out" 2>&1 || rc=$?
+    "$SCRIPT" "${STOP_ARGS[@]}" "$@" >"$T/out" 2>&1 || rc=$?
+}
+
+# rollback_db PATH: a SQLite file in rollback-journal mode with one row.
+rollback_db() {
+    mkdir -p "$(dirname "$1")"
+    sqlite3 "$1" 'CREATE TABLE torrents (info_hash TEXT PRIMARY KEY, completed INTEGER); INSERT INTO torrents VALUES ('"'"'x'"'"', 7);' || return 1
+    expect_eq "$(sqlite3 "$1" 'PRAGMA journal_mode')" delete "journal mode of the new file"
 }
 
 show_output() {
@@ -253,15 +263,28 @@ autonomous_backup() {
 
 run_manifest() { grep -l '"mode": "run"' "$T"/backups/*/manifest.json | head -n 1; }
 
-# --- tests ------------------------------------------------------------------------
-
-test_normal_run() {
+# run_after_one_completion: a tracker with one completed download, then
+# the script; the tracker's pid before the run in $old.
+run_after_one_completion() {
     add_tracker tracker && start_trackers tracker || return 1
     announce_completed tracker "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" || fail "announce" || return 1
     sleep 0.5
-    local old
     old=$(tracker_pid tracker)
     run_script
+}
+
+# The latest backup verifies and restores to the one completed download.
+expect_latest_holds_one_completion() {
+    "$SIDECAR_BIN" verify latest >"$T/verify" 2>&1 || fail "maintenance-sidecar verify latest failed: $(cat "$T/verify")" || return 1
+    "$SIDECAR_BIN" restore latest --to "$T/restored.db" >/dev/null 2>&1 || fail "restore failed" || return 1
+    expect_eq "$(sqlite3 "$T/restored.db" 'select sum(completed) from torrents')" 1 "completed count in the backup"
+}
+
+# --- tests ------------------------------------------------------------------------
+
+test_normal_run() {
+    local old
+    run_after_one_completion || return 1
     expect_eq "$rc" 0 "exit code" || return 1
     expect_eq "$(events)" "start stop run-begin run-end start" "docker compose calls" || return 1
     is_healthy tracker || fail "tracker not healthy after the run" || return 1
@@ -271,11 +294,71 @@ test_normal_run() {
     expect_grep "$T/out" '^\[[-0-9: ]{19}\] === Maintenance backup completed successfully in [0-9]+s ===$' "success line" || return 1
     expect_grep "$LOG_FILE" 'Stopping tracker services: tracker$' "LOG_FILE copy" || return 1
     expect_grep "$LOG_FILE" 'Container tracker  Stopped' "compose output in LOG_FILE" || return 1
-    "$SIDECAR_BIN" verify latest >"$T/verify" 2>&1 || fail "maintenance-sidecar verify latest failed: $(cat "$T/verify")" || return 1
     expect_grep "$T/backups/latest/manifest.json" '"mode": "once"' "manifest mode" || return 1
     expect_grep "$T/backups/latest/manifest.json" '"verified": true' "manifest verified" || return 1
-    "$SIDECAR_BIN" restore latest --to "$T/restored.db" >/dev/null 2>&1 || fail "restore failed" || return 1
-    expect_eq "$(sqlite3 "$T/restored.db" 'select sum(completed) from torrents')" 1 "completed count in the backup" || return 1
+    expect_latest_holds_one_completion
+}
+
+test_online_backup_keeps_the_tracker_running() {
+    STOP_ARGS=()
+    local old
+    run_after_one_completion || return 1
+    expect_eq "$rc" 0 "exit code" || return 1
+    expect_eq "$(events)" "start run-begin run-end" "docker compose calls (no stop, no start)" || return 1
+    expect_eq "$(tracker_pid tracker)" "$old" "tracker pid (never restarted)" || return 1
+    expect_grep "$T/out" 'Online backup completed successfully .*the tracker was not stopped' "success line" || return 1
+    expect_grep "$T/backups/latest/manifest.json" '"consistency": "online"' "manifest consistency" || return 1
+    expect_latest_holds_one_completion
+}
+
+test_online_refusal_falls_back_then_convert_to_wal_makes_it_online() {
+    STOP_ARGS=()
+    add_tracker tracker && start_trackers tracker || return 1
+    export SQLITE_DATABASE_PATH=$T/legacy/legacy.db
+    rollback_db "$SQLITE_DATABASE_PATH" || return 1
+    run_script
+    expect_eq "$rc" 0 "exit code of the fallback run" || return 1
+    expect_eq "$(events)" "start run-begin run-end stop run-begin run-end start" "refused online, then stop-copy-start" || return 1
+    expect_grep "$T/out" 'online backup refused: .*rollback-journal mode.*maintenance-sidecar sqlite-wal' "refusal with the fix" || return 1
+    expect_grep "$T/out" 'falling back to stop-copy-start' "fallback logged" || return 1
+    expect_grep "$T/backups/latest/manifest.json" '"consistency": "uncoordinated"' "manifest of the stopped copy" || return 1
+    expect_eq "$(sqlite3 "$SQLITE_DATABASE_PATH" 'PRAGMA journal_mode')" delete "journal mode untouched by the refusal" || return 1
+    : >"$T/state/events"
+    run_script --convert-to-wal
+    expect_eq "$rc" 0 "exit code of --convert-to-wal" || return 1
+    expect_eq "$(events)" "stop run-begin run-end run-begin run-end start" "stop, convert, back up, start" || return 1
+    expect_eq "$(sqlite3 "$SQLITE_DATABASE_PATH" 'PRAGMA journal_mode')" wal "journal mode after --convert-to-wal" || return 1
+    expect_eq "$(sqlite3 "$SQLITE_DATABASE_PATH" 'select completed from torrents')" 7 "rows kept by the conversion" || return 1
+    : >"$T/state/events"
+    run_script --force
+    expect_eq "$rc" 0 "exit code of the next run" || return 1
+    expect_eq "$(events)" "run-begin run-end" "the next run is online" || return 1
+    expect_grep "$T/backups/latest/manifest.json" '"consistency": "online"' "manifest consistency" || return 1
+}
+
+test_online_failure_does_not_stop_the_tracker() {
+    STOP_ARGS=()
+    add_tracker tracker && start_trackers tracker || return 1
+    local old
+    old=$(tracker_pid tracker)
+    SQLITE_DATABASE_PATH=$T/no-such-dir/sqlite3.db run_script
+    expect_eq "$rc" 1 "exit code" || return 1
+    expect_eq "$(events)" "start run-begin run-end" "docker compose calls" || return 1
+    expect_eq "$(tracker_pid tracker)" "$old" "tracker pid" || return 1
+    expect_grep "$T/out" 'online backup failed; the tracker was not stopped' "error logged" || return 1
+}
+
+test_online_dry_run_names_both_paths() {
+    STOP_ARGS=()
+    add_tracker tracker && start_trackers tracker || return 1
+    run_script --dry-run
+    expect_eq "$rc" 0 "exit code" || return 1
+    expect_eq "$(events)" "start" "docker compose calls" || return 1
+    expect_grep "$T/out" 'DRY RUN: would first try online: .* run --rm backup-once once --online' "online attempt" || return 1
+    expect_grep "$T/out" 'DRY RUN: would stop' "fallback" || return 1
+    run_script --dry-run --convert-to-wal
+    expect_grep "$T/out" 'DRY RUN: would convert: .* run --rm backup-once sqlite-wal' "conversion" || return 1
+    expect_no_grep "$T/out" 'would first try online' "no online attempt with --convert-to-wal" || return 1
 }
 
 test_backup_failure_still_restarts() {
@@ -353,7 +436,7 @@ test_concurrent_second_run_skips() {
     add_tracker tracker && start_trackers tracker || return 1
     export DOCKER_STANDIN_RUN_DELAY=3
     local first rc1=0
-    "$SCRIPT" >"$T/out1" 2>&1 &
+    "$SCRIPT" "${STOP_ARGS[@]}" >"$T/out1" 2>&1 &
     first=$!
     wait_event run-begin || return 1
     run_script
@@ -369,7 +452,7 @@ test_concurrent_wait_never_overlaps() {
     add_tracker tracker && start_trackers tracker || return 1
     export DOCKER_STANDIN_RUN_DELAY=2
     local first rc1=0
-    "$SCRIPT" >"$T/out1" 2>&1 &
+    "$SCRIPT" "${STOP_ARGS[@]}" >"$T/out1" 2>&1 &
     first=$!
     wait_event run-begin || return 1
     run_script --wait
@@ -642,7 +725,7 @@ test_sigterm_during_backup_restarts_tracker() {
     export DOCKER_STANDIN_RUN_DELAY=2
     local pid old
     old=$(tracker_pid tracker)
-    "$SCRIPT" >"$T/out" 2>&1 &
+    "$SCRIPT" "${STOP_ARGS[@]}" >"$T/out" 2>&1 &
     pid=$!
     wait_event run-begin || return 1
     kill -TERM "$pid"

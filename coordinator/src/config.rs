@@ -17,7 +17,9 @@ use chrono::{NaiveTime, Weekday};
 use chrono_tz::Tz;
 use maintenance_proto::AnnouncePolicy;
 
-use crate::schedule::Schedule;
+use maintenance_schedule::{
+    parse_timezone, parse_window, Schedule, TIMEZONE_SYNTAX, WINDOW_SYNTAX,
+};
 
 /// Shortest token accepted, so a guessable token never reaches production.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -261,13 +263,9 @@ impl MaintenanceConfig {
         let window_text = raw.string("window")?;
         let timezone = match raw.string("timezone")? {
             None => Tz::UTC,
-            Some(name) => name.parse::<Tz>().map_err(|_| {
-                invalid(
-                    "timezone",
-                    &name,
-                    "an IANA zone name such as \"UTC\", \"Europe/London\" or \"America/New_York\"",
-                )
-            })?,
+            Some(name) => {
+                parse_timezone(&name).ok_or_else(|| invalid("timezone", &name, TIMEZONE_SYNTAX))?
+            }
         };
         let days = match raw.days()? {
             None => None,
@@ -282,7 +280,9 @@ impl MaintenanceConfig {
         };
         let (start, end) =
             match &window_text {
-                Some(text) => parse_window(text)?,
+                Some(text) => {
+                    parse_window(text).ok_or_else(|| invalid("window", text, WINDOW_SYNTAX))?
+                }
                 None if enabled => return Err(ConfigError::Missing {
                     key: "window".into(),
                     hint: "set window = \"HH:MM-HH:MM\" (e.g. \"03:00-03:05\"), or enabled = false"
@@ -509,30 +509,6 @@ impl<E: Fn(&str) -> Option<String>> RawSection<'_, E> {
         }
         Ok(Some(days))
     }
-}
-
-/// Parses `"HH:MM-HH:MM"`.
-fn parse_window(text: &str) -> Result<(NaiveTime, NaiveTime), ConfigError> {
-    let allowed = "\"HH:MM-HH:MM\" with 24-hour times, e.g. \"03:00-03:05\"; it may cross midnight (\"23:30-00:15\") but not be empty";
-    let (a, b) = text
-        .split_once('-')
-        .ok_or_else(|| invalid("window", text, allowed))?;
-    let parse = |s: &str| {
-        let s = s.trim();
-        let (h, m) = s.split_once(':')?;
-        if h.is_empty() || h.len() > 2 || m.len() != 2 {
-            return None;
-        }
-        NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
-    };
-    let (start, end) = match (parse(a), parse(b)) {
-        (Some(s), Some(e)) => (s, e),
-        _ => return Err(invalid("window", text, allowed)),
-    };
-    if start == end {
-        return Err(invalid("window", text, allowed));
-    }
-    Ok((start, end))
 }
 
 /// Parses a duration the way every configuration file of the project

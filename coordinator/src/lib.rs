@@ -42,14 +42,13 @@ mod machine;
 mod metrics;
 mod readiness;
 mod runner;
-mod schedule;
 mod shared;
 
 pub use config::{parse_duration, ConfigError, MaintenanceConfig, Token, MIN_TOKEN_LEN};
 pub use coordinator::{Coordinator, StartError};
 pub use gate::{AnnounceGate, AnnouncePass, Refusal, WritePass};
 pub use hooks::{HookError, MaintenanceHooks, NoopHooks, PinMode, WindowInfo};
+pub use maintenance_schedule::Schedule;
 pub use readiness::ReadinessFile;
-pub use schedule::Schedule;
 
 pub use maintenance_proto as proto;

@@ -18,8 +18,8 @@ use tracing::{error, info, warn};
 use crate::hooks::WindowInfo;
 use crate::last_window::{LastWindow, LastWindowFile};
 use crate::machine::{Next, Now};
-use crate::schedule::Schedule;
 use crate::shared::{Shared, WindowCounts};
+use maintenance_schedule::Schedule;
 
 /// Longest the runner sleeps before looking at the wall clock again, so a
 /// clock step (NTP, suspend) never delays a window by more than this.

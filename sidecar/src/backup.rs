@@ -21,7 +21,7 @@ use crate::base::cancel::CancelToken;
 use crate::base::hashing::sha256_file;
 use crate::config::Config;
 use crate::engine::{self, Engine, EngineContext, EngineOutput};
-use crate::manifest::{Manifest, FORMAT_VERSION};
+use crate::manifest::{Consistency, Manifest, FORMAT_VERSION};
 use crate::metrics::BackupResult;
 use crate::staging::{backup_name, Staging};
 
@@ -92,6 +92,17 @@ pub trait Release {
     fn participation(&self) -> Option<maintenance_proto::Participation> {
         None
     }
+
+    /// How the copy is made consistent, for the manifest.
+    fn consistency(&self) -> Consistency {
+        Consistency::Coordinated
+    }
+
+    /// The manifest's `mode`: `run` for the autonomous loops, `once` for a
+    /// single backup.
+    fn mode(&self) -> &'static str {
+        "run"
+    }
 }
 
 /// `once`: no coordinator to tell, no pin.
@@ -100,6 +111,14 @@ pub struct Uncoordinated;
 impl Release for Uncoordinated {
     fn release(&mut self, _keep_pin: bool) -> anyhow::Result<bool> {
         Ok(false)
+    }
+
+    fn consistency(&self) -> Consistency {
+        Consistency::Uncoordinated
+    }
+
+    fn mode(&self) -> &'static str {
+        "once"
     }
 }
 
@@ -311,7 +330,7 @@ fn run_inner(
         started_at,
         finished_at: Utc::now(),
         window_id: window_id.map(str::to_owned),
-        mode: if window_id.is_some() { "run" } else { "once" }.into(),
+        mode: release.mode().into(),
         sidecar_id: cfg.sidecar_id.clone(),
         engines: names(&engines),
         artifacts,
@@ -322,6 +341,7 @@ fn run_inner(
         durations_secs: durations.clone(),
         encryption: sealing.as_deref().map(|s| s.manifest_record()),
         participation,
+        consistency: Some(release.consistency()),
     };
     manifest.save(staging.path())?;
     let path = staging.publish(&name)?;

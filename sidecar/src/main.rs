@@ -22,12 +22,12 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(match cfg.mode {
-        Mode::Single => Command::Once,
+        Mode::Single => Command::Once { online: false },
         Mode::Continuous => Command::Run,
     });
     // A backup folder the sidecar cannot write to would only show at the
     // first window, hours later: check it now.
-    if matches!(command, Command::Run | Command::Once) {
+    if matches!(command, Command::Run | Command::Once { .. }) {
         let _ = std::fs::create_dir_all(&cfg.backup_dir);
         if let Err(problem) = maintenance_preflight::writable_dir("BACKUP_DIR", &cfg.backup_dir) {
             eprintln!("maintenance-sidecar: {problem}");
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     // progress lines everywhere else (logs, containers, pipes).
     if matches!(
         command,
-        Command::Once | Command::Restore { .. } | Command::Drill { .. }
+        Command::Once { .. } | Command::Restore { .. } | Command::Drill { .. }
     ) && std::io::stderr().is_terminal()
         && cli.log_format == LogFormat::Text
     {

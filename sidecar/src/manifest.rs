@@ -65,6 +65,37 @@ pub struct Manifest {
     /// `once` and for backups made before this field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participation: Option<maintenance_proto::Participation>,
+    /// How the copy was made consistent; absent in manifests written
+    /// before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<Consistency>,
+}
+
+/// How a backup's copy was made consistent, so a reader knows what it
+/// holds: only `coordinated` includes what the tracker had in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// Inside a coordinator's window: the tracker flushed and quiesced.
+    Coordinated,
+    /// While the tracker served, without its help: a self-pinned SQLite
+    /// file, a MySQL/PostgreSQL snapshot transaction. What the tracker
+    /// held in memory and had not written is not in it.
+    Online,
+    /// `once` without `--online`: consistent only if the caller stopped
+    /// the tracker (the host fallback does).
+    Uncoordinated,
+}
+
+impl Consistency {
+    /// The manifest's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Coordinated => "coordinated",
+            Consistency::Online => "online",
+            Consistency::Uncoordinated => "uncoordinated",
+        }
+    }
 }
 
 impl Manifest {

@@ -231,6 +231,7 @@ fn hand_made_backup(root: &Path, name: &str, raw: &[u8], engine: &str, checked: 
         durations_secs: Default::default(),
         encryption: None,
         participation: None,
+        consistency: None,
     }
     .save(&dir)
     .unwrap();

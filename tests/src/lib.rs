@@ -103,6 +103,15 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Wraps a spawned child whose output goes to `log`.
+    pub fn from_child(child: Child, log: PathBuf, name: String) -> Proc {
+        Proc {
+            child: Some(child),
+            log,
+            name,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }

@@ -21,7 +21,13 @@ AWS_ACCESS_KEY_ID(_FILE), AWS_SECRET_ACCESS_KEY(_FILE). See sidecar/README.md.
 
 Without a subcommand, BACKUP_MODE decides: single = once, continuous = run.
 
-Exit codes: 0 success, 1 backup/verify/restore failed, 2 usage or configuration error.";
+Without MAINTENANCE_URL, `run` takes online backups in the sidecar's own
+window: BACKUP_WINDOW=\"HH:MM-HH:MM\", BACKUP_TIMEZONE (IANA, default UTC);
+the SQLite pin is bounded by BACKUP_SQLITE_WAL_LIMIT_MIB (1024) and
+BACKUP_SQLITE_PIN_TIMEOUT (30 s).
+
+Exit codes: 0 success, 1 backup/verify/restore failed, 2 usage or configuration error,
+4 `once --online` refused: a database cannot be copied online (nothing read).";
 
 /// Backup sidecar for a tracker's maintenance window.
 #[derive(Debug, Parser)]
@@ -56,7 +62,20 @@ pub enum Command {
     Run,
     /// One backup now, without coordination (host-cron fallback: the host
     /// stopped the tracker). Exit code 1 on failure.
-    Once,
+    Once {
+        /// Back up while the tracker serves (a tracker without the
+        /// coordinator): SQLite in WAL mode is pinned from outside, MySQL
+        /// must be all InnoDB. What cannot be copied online is refused
+        /// with the fix, exit code 4, nothing read.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Switch a SQLite database from rollback-journal mode to WAL, once,
+    /// with the tracker stopped, so that it can be backed up online.
+    SqliteWal {
+        /// The tracker's database file (default: SQLITE_DATABASE_PATH).
+        path: Option<PathBuf>,
+    },
     /// Re-hash every artifact of a backup and check its content (an
     /// encrypted artifact's content only with an identity).
     Verify {

@@ -14,6 +14,7 @@ pub mod prune;
 pub mod push;
 pub mod restore;
 pub mod run;
+pub mod sqlite_wal;
 pub mod status;
 pub mod verify;
 
@@ -34,7 +35,9 @@ pub const EXIT_USAGE: u8 = 2;
 pub async fn dispatch(cfg: &Config, command: Command) -> ExitCode {
     match command {
         Command::Run => run::run(cfg).await,
-        Command::Once => once::once(cfg).await,
+        Command::Once { online: false } => once::once(cfg).await,
+        Command::Once { online: true } => once::online(cfg).await,
+        Command::SqliteWal { path } => sqlite_wal::sqlite_wal(cfg, path.as_deref()),
         Command::Verify {
             backup,
             remote: true,

@@ -56,10 +56,19 @@ pub async fn run(cfg: &Config) -> ExitCode {
     }
     let stop = shutdown_signal();
     if cfg.coordinator.urls.is_empty() {
+        if let Some(schedule) = &cfg.online.schedule {
+            return match crate::online::schedule_loop::run(cfg, schedule, stop).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("maintenance-sidecar run: {e}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            };
+        }
         if cfg.interval_secs > 0 {
             return interval_loop(cfg, stop).await;
         }
-        eprintln!("maintenance-sidecar run: no coordinator configured (set MAINTENANCE_URL), and BACKUP_INTERVAL is 0");
+        eprintln!("maintenance-sidecar run: no coordinator configured (set MAINTENANCE_URL, or BACKUP_WINDOW for online backups of a tracker without one), and BACKUP_INTERVAL is 0");
         return ExitCode::from(EXIT_USAGE);
     }
     let mut stop = stop;

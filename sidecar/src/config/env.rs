@@ -67,6 +67,7 @@ pub fn apply(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(
         cfg.coordinator.ready_file = Some(PathBuf::from(v));
     }
     super::offsite::apply_env(&mut cfg.encryption, &mut cfg.remote, &get)?;
+    super::online::apply_env(&mut cfg.online, &get)?;
     Ok(())
 }
 

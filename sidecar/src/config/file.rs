@@ -146,6 +146,7 @@ pub fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         None => None,
     };
     Ok(Config {
+        online: super::OnlineConfig::default(),
         metrics_bind,
         encryption: super::offsite::resolve_encryption(raw.encryption)?,
         remote: super::offsite::resolve_remote(raw.remote)?,

@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod file;
 mod offsite;
+mod online;
 mod parse;
 mod remote_location;
 mod secret;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
 pub use offsite::{EncryptionConfig, RemoteConfig};
+pub use online::OnlineConfig;
 pub use remote_location::RemoteLocation;
 pub use secret::Secret;
 
@@ -259,6 +261,8 @@ pub struct Config {
     pub encryption: EncryptionConfig,
     /// Off-site copy (`[remote]`, `BACKUP_REMOTE`, `AWS_*`).
     pub remote: RemoteConfig,
+    /// Online mode without a coordinator (`BACKUP_WINDOW`, SQLite pin bounds).
+    pub online: OnlineConfig,
 }
 
 impl Config {

@@ -27,7 +27,7 @@ use maintenance_proto::WindowSpan;
 ///
 /// ```
 /// use chrono::{NaiveTime, TimeZone, Utc};
-/// use maintenance_coordinator::Schedule;
+/// use maintenance_schedule::Schedule;
 /// let schedule = Schedule::new(
 ///     NaiveTime::from_hms_opt(23, 30, 0).unwrap(),
 ///     NaiveTime::from_hms_opt(0, 15, 0).unwrap(),
