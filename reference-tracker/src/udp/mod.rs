@@ -138,7 +138,7 @@ impl UdpTracker {
                         );
                     }
                     Err(refusal) => {
-                        wire::error_response(out, tid, refusal);
+                        wire::error_response(out, tid, refusal.message());
                         return Outcome::Error;
                     }
                 }
