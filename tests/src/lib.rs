@@ -102,6 +102,15 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Wraps a spawned child whose output goes to `log`.
+    pub fn from_child(child: Child, log: PathBuf, name: String) -> Proc {
+        Proc {
+            child: Some(child),
+            log,
+            name,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
@@ -665,6 +674,18 @@ pub fn sidecar_env_for(
     maintenance: SocketAddr,
     backups: &Path,
 ) -> Vec<(String, String)> {
+    sidecar_env_of(&config.db, &config.ready_file, maintenance, backups)
+}
+
+/// The sidecar's environment for any tracker whose database is `db`,
+/// readiness file `ready_file` and maintenance API `maintenance` (the
+/// torrust-actix embedding's tests use it with their own tracker).
+pub fn sidecar_env_of(
+    db: &Db,
+    ready_file: &Path,
+    maintenance: SocketAddr,
+    backups: &Path,
+) -> Vec<(String, String)> {
     let mut env = vec![
         (
             "MAINTENANCE_URL".to_owned(),
@@ -673,11 +694,11 @@ pub fn sidecar_env_for(
         ("MAINTENANCE_TOKEN".to_owned(), TOKEN.to_owned()),
         (
             "MAINTENANCE_READY_FILE".to_owned(),
-            config.ready_file.display().to_string(),
+            ready_file.display().to_string(),
         ),
         ("BACKUP_DIR".to_owned(), backups.display().to_string()),
     ];
-    match &config.db {
+    match db {
         Db::Sqlite(p) => {
             env.push(("BACKUP_SQLITE_ENABLED".into(), "true".into()));
             env.push(("SQLITE_DATABASE_PATH".into(), p.display().to_string()));
