@@ -308,7 +308,8 @@ struct Sent {
 }
 
 /// Completed announces for `hash`, one peer each, one after the other with
-/// `pause` between them, until stopped; every answer is recorded.
+/// `pause` between them, until stopped or the tracker is gone; every
+/// answer is recorded.
 struct PacedLoad {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Vec<Sent>>,
@@ -323,7 +324,11 @@ impl PacedLoad {
             let mut peer = first_peer;
             while !flag.load(Ordering::SeqCst) {
                 let path = announce_path(&hash, peer, "completed");
-                let (code, body) = http(http_addr, "GET", &path, None, None).expect("announce");
+                // A tracker that is gone (killed) ends the load: what it
+                // never answered was never acknowledged.
+                let Ok((code, body)) = http(http_addr, "GET", &path, None, None) else {
+                    break;
+                };
                 assert_eq!(code, 200);
                 let v = decode(&body).expect("bencode");
                 sent.push(Sent {
