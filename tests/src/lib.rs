@@ -831,12 +831,16 @@ pub fn manifest(backup: &Path) -> serde_json::Value {
 
 /// `(info_hash hex, completed)` rows of a tracker database.
 pub fn sqlite_counts(db: &Path) -> BTreeMap<String, i64> {
+    sqlite_pairs(db, "SELECT info_hash, completed FROM torrents")
+}
+
+/// The `(text, integer)` rows `sql` selects from a SQLite file, read-only
+/// (another tracker's schema: torrust-actix's `hex(infohash), completed`).
+pub fn sqlite_pairs(db: &Path, sql: &str) -> BTreeMap<String, i64> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();
-    let mut stmt = conn
-        .prepare("SELECT info_hash, completed FROM torrents")
-        .unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .map(Result::unwrap)

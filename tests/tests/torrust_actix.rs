@@ -276,16 +276,7 @@ impl Embedded {
 
 /// `hex(infohash) -> completed` in torrust-actix's own SQLite schema.
 fn sqlite_completed(db: &Path) -> BTreeMap<String, i64> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let mut stmt = conn
-        .prepare("SELECT lower(hex(infohash)), completed FROM torrents")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    sqlite_pairs(db, "SELECT lower(hex(infohash)), completed FROM torrents")
 }
 
 /// The same in a PostgreSQL database (`infohash` is `bytea`).
@@ -351,6 +342,17 @@ impl PacedLoad {
 
 fn acknowledged(sent: &[Sent]) -> i64 {
     sent.iter().filter(|s| s.acknowledged).count() as i64
+}
+
+/// Waits until `saved` (the database's count) reaches every completion the
+/// load saw acknowledged.
+fn wait_all_saved(sent: &[Sent], mut saved: impl FnMut() -> Option<i64>) {
+    let total = acknowledged(sent);
+    wait_until(
+        Duration::from_secs(10),
+        "every acknowledged completion saved",
+        || saved() == Some(total),
+    );
 }
 
 fn restore_sqlite(env: &[(String, String)], to: &Path) {
@@ -421,12 +423,7 @@ fn sqlite_reject_window_backs_up_exactly_what_was_acknowledged_before_it() {
         Some(&before),
         "the backup holds the completions acknowledged before the window"
     );
-    let total = acknowledged(&sent);
-    wait_until(
-        Duration::from_secs(10),
-        "every acknowledged completion saved",
-        || sqlite_completed(db).get(&hex(&hash)) == Some(&total),
-    );
+    wait_all_saved(&sent, || sqlite_completed(db).get(&hex(&hash)).copied());
 }
 
 /// The same on PostgreSQL. (MariaDB is not used: torrust-actix keeps its
@@ -457,12 +454,9 @@ fn postgres_reject_window_backs_up_exactly_what_was_acknowledged_before_it() {
         postgres_completed(&pg, &restored.name).get(&hex(&hash)),
         Some(&before)
     );
-    let total = acknowledged(&sent);
-    wait_until(
-        Duration::from_secs(10),
-        "every acknowledged completion saved",
-        || postgres_completed(&pg, &db.name).get(&hex(&hash)) == Some(&total),
-    );
+    wait_all_saved(&sent, || {
+        postgres_completed(&pg, &db.name).get(&hex(&hash)).copied()
+    });
 }
 
 /// Under `defer-writes` nothing is refused; the backup holds what was
@@ -510,12 +504,7 @@ fn sqlite_defer_writes_window_refuses_nothing_and_loses_nothing() {
         at(opened),
         at(ready)
     );
-    let total = acknowledged(&sent);
-    wait_until(
-        Duration::from_secs(10),
-        "every acknowledged completion saved",
-        || sqlite_completed(db).get(&hex(&hash)) == Some(&total),
-    );
+    wait_all_saved(&sent, || sqlite_completed(db).get(&hex(&hash)).copied());
 }
 
 /// SIGKILL while a `defer-writes` window waits for its sidecar: what was
