@@ -41,6 +41,7 @@ mod last_window;
 mod machine;
 mod metrics;
 mod readiness;
+mod refusal;
 mod runner;
 mod shared;
 

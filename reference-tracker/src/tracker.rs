@@ -4,14 +4,15 @@
 //! Both protocol adapters (`http/` and `udp/`) decode their wire format into
 //! an [`Announce`] or a list of info hashes, call [`Tracker`], and encode what
 //! it returns. The core owns the swarm state, the write-behind buffer and
-//! the maintenance gate, so the gate check, the completion counting and the
-//! refusal wording exist exactly once.
+//! the maintenance gate, so the gate check and the completion counting exist
+//! exactly once (the refusal's wording is the coordinator's, shared with
+//! every embedder).
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use maintenance_coordinator::AnnounceGate;
+use maintenance_coordinator::{AnnounceGate, Refusal};
 
 use crate::durability::Receipt;
 use crate::peers::{Event, InfoHash, Peer, PeerId, PeerStore, SwarmStats};
@@ -61,45 +62,6 @@ pub struct AnnounceReply {
     pub receipt: Option<Receipt>,
 }
 
-/// An announce refused because a `reject` maintenance window is running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MaintenanceRefusal {
-    /// Whole seconds until the client should come back (at least 1).
-    pub retry_secs: u32,
-}
-
-impl MaintenanceRefusal {
-    /// Rounds the gate's `retry_after` up to whole seconds, at least one.
-    pub fn new(retry_after: Duration) -> Self {
-        let secs = retry_after.as_secs_f64().ceil().clamp(1.0, u32::MAX as f64);
-        MaintenanceRefusal {
-            retry_secs: secs as u32,
-        }
-    }
-
-    /// The same delay in whole minutes, rounded up (BEP 31 `retry in`).
-    pub fn retry_minutes(&self) -> u32 {
-        self.retry_secs.div_ceil(60).max(1)
-    }
-
-    /// The text both protocols send: names the maintenance and the delay
-    /// (the [`Display`](std::fmt::Display) text, which UDP writes straight
-    /// into its reply).
-    pub fn message(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl std::fmt::Display for MaintenanceRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "tracker is down for scheduled maintenance (database backup); retry in {} s",
-            self.retry_secs
-        )
-    }
-}
-
 /// The tracker: swarms, persisted counts and the gate, shared by every
 /// listener of every protocol.
 pub struct Tracker {
@@ -129,11 +91,9 @@ impl Tracker {
     /// write-behind buffer, and returns the answer. The gate's pass is held
     /// until the swarm and the buffer are updated, so a window that starts
     /// draining now waits for this announce.
-    pub fn announce(&self, a: &Announce, ip: IpAddr) -> Result<AnnounceReply, MaintenanceRefusal> {
-        let _pass = self
-            .gate
-            .admit_announce()
-            .map_err(|r| MaintenanceRefusal::new(r.retry_after))?;
+    /// A refusal carries the coordinator's wording ([`Refusal::message`]).
+    pub fn announce(&self, a: &Announce, ip: IpAddr) -> Result<AnnounceReply, Refusal> {
+        let _pass = self.gate.admit_announce()?;
         let peer = Peer {
             id: a.peer_id,
             ip: canonical(ip),
@@ -164,16 +124,6 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refusal_rounds_up() {
-        let r = MaintenanceRefusal::new(Duration::from_millis(61_200));
-        assert_eq!((r.retry_secs, r.retry_minutes()), (62, 2));
-        let r = MaintenanceRefusal::new(Duration::ZERO);
-        assert_eq!((r.retry_secs, r.retry_minutes()), (1, 1));
-        assert!(r.message().contains("maintenance"), "{}", r.message());
-        assert!(r.message().contains("retry in 1 s"), "{}", r.message());
-    }
 
     #[test]
     fn mapped_addresses_become_ipv4() {

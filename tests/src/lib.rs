@@ -735,6 +735,18 @@ pub fn sidecar_env_for(
     maintenance: SocketAddr,
     backups: &Path,
 ) -> Vec<(String, String)> {
+    sidecar_env_of(&config.db, &config.ready_file, maintenance, backups)
+}
+
+/// The sidecar's environment for any tracker whose database is `db`,
+/// readiness file `ready_file` and maintenance API `maintenance` (the
+/// torrust-actix embedding's tests use it with their own tracker).
+pub fn sidecar_env_of(
+    db: &Db,
+    ready_file: &Path,
+    maintenance: SocketAddr,
+    backups: &Path,
+) -> Vec<(String, String)> {
     let mut env = vec![
         (
             "MAINTENANCE_URL".to_owned(),
@@ -743,11 +755,11 @@ pub fn sidecar_env_for(
         ("MAINTENANCE_TOKEN".to_owned(), TOKEN.to_owned()),
         (
             "MAINTENANCE_READY_FILE".to_owned(),
-            config.ready_file.display().to_string(),
+            ready_file.display().to_string(),
         ),
         ("BACKUP_DIR".to_owned(), backups.display().to_string()),
     ];
-    match &config.db {
+    match db {
         Db::Sqlite(p) => {
             env.push(("BACKUP_SQLITE_ENABLED".into(), "true".into()));
             env.push(("SQLITE_DATABASE_PATH".into(), p.display().to_string()));
@@ -880,12 +892,16 @@ pub fn manifest(backup: &Path) -> serde_json::Value {
 
 /// `(info_hash hex, completed)` rows of a tracker database.
 pub fn sqlite_counts(db: &Path) -> BTreeMap<String, i64> {
+    sqlite_pairs(db, "SELECT info_hash, completed FROM torrents")
+}
+
+/// The `(text, integer)` rows `sql` selects from a SQLite file, read-only
+/// (another tracker's schema: torrust-actix's `hex(infohash), completed`).
+pub fn sqlite_pairs(db: &Path, sql: &str) -> BTreeMap<String, i64> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();
-    let mut stmt = conn
-        .prepare("SELECT info_hash, completed FROM torrents")
-        .unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .map(Result::unwrap)

@@ -14,13 +14,11 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, RawQuery as AxumRawQuery, State};
 use axum::response::Response;
 
-use super::{bencoded, failure};
+use super::{bencoded, bencoded_bytes, failure};
 use crate::bencode::{dict, Value};
 use crate::peers::{Event, InfoHash, Peer, PeerId};
 use crate::query::RawQuery;
-use crate::tracker::{
-    Announce, AnnounceReply, MaintenanceRefusal, Tracker, DEFAULT_NUMWANT, MAX_NUMWANT,
-};
+use crate::tracker::{Announce, AnnounceReply, Tracker, DEFAULT_NUMWANT, MAX_NUMWANT};
 
 /// A parsed HTTP announce: the core's fields plus the HTTP-only options.
 #[derive(Debug, Clone)]
@@ -103,17 +101,6 @@ impl AnnounceRequest {
     }
 }
 
-/// The refusal sent while a maintenance window keeps the gate closed.
-pub fn refusal_body(r: MaintenanceRefusal) -> Value {
-    let secs = r.retry_secs as i64;
-    dict([
-        ("failure reason", Value::Bytes(r.message().into_bytes())),
-        ("interval", Value::Int(secs)),
-        ("min interval", Value::Int(secs)),
-        ("retry in", Value::Int(r.retry_minutes() as i64)),
-    ])
-}
-
 /// Encodes peers: compact strings (`peers` for IPv4, `peers6` for IPv6) or a
 /// list of dictionaries.
 fn peers_fields(peers: &[Peer], req: &AnnounceRequest) -> Vec<(&'static str, Value)> {
@@ -184,7 +171,7 @@ pub async fn announce(
             }
             bencoded(reply_body(&reply, &req))
         }
-        Err(refusal) => bencoded(refusal_body(refusal)),
+        Err(refusal) => bencoded_bytes(refusal.bencoded_failure()),
     }
 }
 
@@ -251,13 +238,14 @@ mod tests {
     }
 
     #[test]
-    fn refusal_rounds_up() {
-        let v = refusal_body(MaintenanceRefusal::new(Duration::from_millis(61_200)));
+    fn the_refusal_decodes_with_its_delay() {
+        let r = maintenance_coordinator::Refusal {
+            retry_after: Duration::from_millis(61_200),
+        };
+        let v = crate::bencode::decode(&r.bencoded_failure()).unwrap();
         assert_eq!(v.get("interval"), Some(&Value::Int(62)));
         assert_eq!(v.get("min interval"), Some(&Value::Int(62)));
         assert_eq!(v.get("retry in"), Some(&Value::Int(2)));
-        let v = refusal_body(MaintenanceRefusal::new(Duration::ZERO));
-        assert_eq!(v.get("interval"), Some(&Value::Int(1)));
-        assert_eq!(v.get("retry in"), Some(&Value::Int(1)));
+        assert!(v.get("failure reason").is_some());
     }
 }

@@ -17,10 +17,15 @@ pub mod scrape;
 
 /// A 200 OK with a bencoded body.
 pub fn bencoded(v: Value) -> Response {
+    bencoded_bytes(v.encode())
+}
+
+/// A 200 OK with a body already bencoded (the coordinator's refusal).
+pub fn bencoded_bytes(body: Vec<u8>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        v.encode(),
+        body,
     )
         .into_response()
 }

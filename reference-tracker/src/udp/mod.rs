@@ -168,7 +168,7 @@ impl UdpTracker {
                         );
                     }
                     Err(refusal) => {
-                        wire::error_response(out, tid, refusal);
+                        wire::error_response(out, tid, refusal.message());
                         return Outcome::Error;
                     }
                 }
