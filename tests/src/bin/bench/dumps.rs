@@ -126,29 +126,29 @@ impl Rounds {
     }
 
     fn line(&mut self, name: &str, mib: f64) -> String {
-        let secs = median(&mut self.secs);
+        let secs = median(&self.secs);
         let mut s = format!(
             "{name}: median {secs:.1} s ({:.0} MiB/s of table)",
             mib / secs
         );
         if !self.hwm_mib.is_empty() {
-            s += &format!(", peak RSS {:.1} MiB", median(&mut self.hwm_mib));
+            s += &format!(", peak RSS {:.1} MiB", median(&self.hwm_mib));
         }
         if !self.bytes.is_empty() {
-            s += &format!(", artifact {:.0} MiB", median(&mut self.bytes) / 1048576.0);
+            s += &format!(", artifact {:.0} MiB", median(&self.bytes) / 1048576.0);
         }
         if !self.compress.is_empty() {
             s += &format!(
                 ", phases: dump+compress {:.1} s, verify {:.1} s",
-                median(&mut self.compress),
-                median(&mut self.verify)
+                median(&self.compress),
+                median(&self.verify)
             );
         }
         s
     }
 
     fn median_secs(&mut self) -> f64 {
-        median(&mut self.secs)
+        median(&self.secs)
     }
 }
 

@@ -96,11 +96,7 @@ impl Figures {
 
     /// Medians over the rounds.
     fn medians(&mut self) -> (f64, f64, f64) {
-        (
-            median(&mut self.p50),
-            median(&mut self.p99),
-            median(&mut self.rate),
-        )
+        (median(&self.p50), median(&self.p99), median(&self.rate))
     }
 }
 
