@@ -89,11 +89,34 @@ impl ReadAhead {
 
     /// Starts the thread `thread` reading `source` (named `name` in
     /// errors), hashing it when `hash` is set (else the digest is empty).
+    /// Chunks are handed over full (1 MiB) or at the end.
     pub fn spawn_reader(
         source: impl Read + Send + 'static,
         name: &str,
         thread: &str,
         hash: bool,
+    ) -> io::Result<(ReadAhead, FileDigest)> {
+        Self::start(source, name, thread, hash, true)
+    }
+
+    /// Starts the thread `thread` reading a pipe `source` (named `name` in
+    /// errors), handing over what each read returns at once: the consumer
+    /// of a dump's output must see its first bytes (the snapshot point)
+    /// as soon as the tool writes them, not once a whole chunk is filled.
+    pub fn spawn_stream(
+        source: impl Read + Send + 'static,
+        name: &str,
+        thread: &str,
+    ) -> io::Result<ReadAhead> {
+        Self::start(source, name, thread, false, false).map(|(reader, _)| reader)
+    }
+
+    fn start(
+        source: impl Read + Send + 'static,
+        name: &str,
+        thread: &str,
+        hash: bool,
+        whole_chunks: bool,
     ) -> io::Result<(ReadAhead, FileDigest)> {
         let (chunks_tx, chunks) = mpsc::sync_channel(DEPTH);
         let (recycle, recycled) = mpsc::channel();
@@ -102,7 +125,16 @@ impl ReadAhead {
         let hasher = hash.then(Sha256::new);
         let thread = std::thread::Builder::new()
             .name(thread.into())
-            .spawn(move || read_and_hash(source, hasher, &thread_name, &chunks_tx, &recycled))?;
+            .spawn(move || {
+                read_and_hash(
+                    source,
+                    hasher,
+                    whole_chunks,
+                    &thread_name,
+                    &chunks_tx,
+                    &recycled,
+                )
+            })?;
         let digest = FileDigest::default();
         Ok((
             ReadAhead {
@@ -197,6 +229,7 @@ impl Drop for ReadAhead {
 fn read_and_hash(
     mut file: impl Read,
     mut hasher: Option<Sha256>,
+    whole_chunks: bool,
     name: &str,
     chunks: &SyncSender<Message>,
     recycled: &Receiver<Vec<u8>>,
@@ -209,7 +242,12 @@ fn read_and_hash(
             Ok(buf) => buf,
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => vec![0u8; CHUNK],
         };
-        let n = match fill(&mut file, &mut buf) {
+        let read = if whole_chunks {
+            fill(&mut file, &mut buf)
+        } else {
+            read_some(&mut file, &mut buf)
+        };
+        let n = match read {
             Ok(n) => n,
             Err(e) => {
                 let e = io::Error::new(e.kind(), format!("read {name}: {e}"));
@@ -228,6 +266,16 @@ fn read_and_hash(
         total += n as u64;
         if chunks.send(Message::Chunk(buf, n)).is_err() {
             return;
+        }
+    }
+}
+
+/// One read that returned bytes (or the end), retried when interrupted.
+fn read_some(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
         }
     }
 }

@@ -182,8 +182,8 @@ pub(super) fn pump<T: Default>(
     let stdout = child.stdout.take().context("dump stdout")?;
     let done = Arc::new(AtomicBool::new(false));
     kill_on_cancel(label, child.id(), cancel, done.clone());
-    let mut stdout = match ReadAhead::spawn_reader(stdout, label, "dump-read", false) {
-        Ok((reader, _)) => reader,
+    let mut stdout = match ReadAhead::spawn_stream(stdout, label, "dump-read") {
+        Ok(reader) => reader,
         Err(e) => {
             // SAFETY: plain syscall; a negative pid addresses the group.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
