@@ -226,6 +226,7 @@ impl Embedded {
         Api {
             addr: self.maintenance,
             token: TOKEN.to_owned(),
+            leases: Default::default(),
         }
     }
 
