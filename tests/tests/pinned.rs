@@ -492,7 +492,7 @@ fn a_sidecar_killed_during_the_overlapped_passes_leaves_nothing_prune_does_not_s
         "the kill should leave the partial work: {left:?}"
     );
     // Beside the database, only the tracker's own companions (SQLite's and
-    // its completion journal).
+    // its completion journal with its lock file).
     let beside_db: Vec<String> = entries(d)
         .into_iter()
         .filter(|n| n.starts_with("tracker.db"))
@@ -502,7 +502,8 @@ fn a_sidecar_killed_during_the_overlapped_passes_leaves_nothing_prune_does_not_s
             "tracker.db",
             "tracker.db-wal",
             "tracker.db-shm",
-            "tracker.db.completions"
+            "tracker.db.completions",
+            "tracker.db.completions.lock"
         ]
         .contains(&n.as_str())),
         "files left beside the database: {beside_db:?}"
