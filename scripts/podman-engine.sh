@@ -145,3 +145,22 @@ podman_save_images() {
     podman save -q -m --format docker-archive -o "$1" \
         maintenance-window/reference-tracker:latest maintenance-window/maintenance-sidecar:latest
 }
+
+# The end of a test run: with --keep (KEEP=true) or a failure (RC != 0) the
+# work folder stays for the logs (after a failure without the image store);
+# otherwise the engine's store and the work folder go.
+# Usage: podman_engine_teardown RC KEEP WORK ENGINE
+podman_engine_teardown() {
+    local rc=$1 keep=$2 work=$3 engine=$4
+    if [ "$keep" = true ] || [ "$rc" -ne 0 ]; then
+        echo "work folder kept: $work (podman with CONTAINERS_CONF=$engine/containers.conf CONTAINERS_STORAGE_CONF=$engine/storage.conf)"
+        [ "$keep" = true ] || {
+            podman system reset -f >/dev/null 2>&1
+            rm -rf "$engine/graph" "$engine/run"
+        }
+    else
+        podman system reset -f >/dev/null 2>&1
+        rm -rf "$work"
+    fi
+    step "finished (exit $rc)"
+}

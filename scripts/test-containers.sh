@@ -104,18 +104,7 @@ cleanup() {
     podman network prune -f >/dev/null 2>&1
     [ -n "${postgres_build_pid:-}" ] && kill "$postgres_build_pid" 2>/dev/null && wait "$postgres_build_pid" 2>/dev/null
     [ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
-    if [ "$KEEP" = true ] || [ "$rc" -ne 0 ]; then
-        echo "work folder kept: $WORK (podman with CONTAINERS_CONF=$ENGINE/containers.conf CONTAINERS_STORAGE_CONF=$ENGINE/storage.conf)"
-        [ "$KEEP" = true ] || {
-            # Keep the logs, drop the image store.
-            podman system reset -f >/dev/null 2>&1
-            rm -rf "$ENGINE/graph" "$ENGINE/run"
-        }
-    else
-        podman system reset -f >/dev/null 2>&1
-        rm -rf "$WORK"
-    fi
-    step "finished (exit $rc)"
+    podman_engine_teardown "$rc" "$KEEP" "$WORK" "$ENGINE"
 }
 trap cleanup EXIT
 

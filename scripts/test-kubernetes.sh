@@ -90,17 +90,7 @@ cleanup() {
     [ "$played" = true ] && podman kube down "$PLAY" >/dev/null 2>&1
     podman rm -af -t 2 >/dev/null 2>&1
     podman pod rm -af >/dev/null 2>&1
-    if [ "$KEEP" = true ] || [ "$rc" -ne 0 ]; then
-        echo "work folder kept: $WORK (podman with CONTAINERS_CONF=$ENGINE/containers.conf CONTAINERS_STORAGE_CONF=$ENGINE/storage.conf)"
-        [ "$KEEP" = true ] || {
-            podman system reset -f >/dev/null 2>&1
-            rm -rf "$ENGINE/graph" "$ENGINE/run"
-        }
-    else
-        podman system reset -f >/dev/null 2>&1
-        rm -rf "$WORK"
-    fi
-    step "finished (exit $rc)"
+    podman_engine_teardown "$rc" "$KEEP" "$WORK" "$ENGINE"
 }
 trap cleanup EXIT
 
