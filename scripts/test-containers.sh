@@ -20,9 +20,10 @@
 #      backup owned by the container user that verify and restore accept,
 #      with the announced counts; a tracker restarted inside the completed
 #      window does not run it again; the fallback script exits 3 after the
-#      autonomous backup and with --force stops, backs up, restarts (new
-#      process); the build context holds no secrets; start-up checks name
-#      a bad token file.
+#      autonomous backup, with --force backs up online (the file is in
+#      WAL mode, the tracker keeps its process), and with --force
+#      --force-stop stops, backs up, restarts (new process); the build
+#      context holds no secrets; start-up checks name a bad token file.
 #   6. the `postgres` profile on a PostgreSQL stand-in image (bookworm +
 #      Debian's postgresql-15, built in the background meanwhile): healthy,
 #      announces, an ad hoc window publishing a verified backup that
@@ -367,17 +368,35 @@ fallback_skips() {
 }
 check "fallback exits 3 after a good autonomous backup" fallback_skips
 
-fallback_force() {
+# The tracker's SQLite file is in WAL mode, so the fallback's first choice
+# is the online backup: the tracker keeps its process.
+fallback_force_online() {
     local pid_before pid_after
     pid_before=$(podman inspect -f '{{.State.Pid}}' "$(container_of tracker)")
     fallback --force || { cat "$WORK/fallback.log" >&2; return 1; }
     pid_after=$(podman inspect -f '{{.State.Pid}}' "$(container_of tracker)")
+    [ "$pid_before" = "$pid_after" ] || { echo "the online path restarted the tracker" >&2; return 1; }
+    grep -q 'Online backup completed successfully' "$WORK/fallback.log" || return 1
+    grep -q '"mode": "once"' "$BACKUPS/latest/manifest.json" || return 1
+    grep -q '"consistency": "online"' "$BACKUPS/latest/manifest.json" || return 1
+    backup_ok "$(readlink -f "$BACKUPS/latest")"
+}
+check "fallback --force on a WAL file: online backup, tracker not restarted, consistency online, verified" \
+    fallback_force_online
+
+fallback_force_stop() {
+    local pid_before pid_after
+    pid_before=$(podman inspect -f '{{.State.Pid}}' "$(container_of tracker)")
+    fallback --force --force-stop || { cat "$WORK/fallback.log" >&2; return 1; }
+    pid_after=$(podman inspect -f '{{.State.Pid}}' "$(container_of tracker)")
     [ "$pid_before" != "$pid_after" ] || { echo "tracker process not restarted" >&2; return 1; }
     curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$HEALTH_PORT/health_check" || return 1
     grep -q '"mode": "once"' "$BACKUPS/latest/manifest.json" || return 1
+    grep -q '"consistency": "uncoordinated"' "$BACKUPS/latest/manifest.json" || return 1
     backup_ok "$(readlink -f "$BACKUPS/latest")"
 }
-check "fallback --force: stop, backup-once, restart (new process), exit 0, verified backup" fallback_force
+check "fallback --force --force-stop: stop, backup-once, restart (new process), exit 0, verified backup" \
+    fallback_force_stop
 
 # Finding: the systemd unit requires docker.service, which podman hosts
 # lack. The podman unit must verify on this (podman) host.

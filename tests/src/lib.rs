@@ -23,6 +23,7 @@ pub use maintenance_proto::{Outcome, State, StatusResponse, WindowOutcome};
 pub mod observe;
 pub use observe::{cpu_time, ConnectionCounter};
 pub mod scale;
+pub mod torrust;
 pub mod udp;
 
 /// Bearer token every test tracker accepts.

@@ -24,151 +24,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use maintenance_e2e::torrust::*;
 use maintenance_e2e::*;
 
 const THROTTLE_ENV: &str = "SIDECAR_TEST_READ_DELAY_MS_PER_MIB";
-
-/// The Torrust binary, or `None` (skip) outside CI.
-fn torrust_bin() -> Option<PathBuf> {
-    match std::env::var_os("TORRUST_TRACKER_BIN") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!("TORRUST_TRACKER_BIN is not set in CI (scripts/build-torrust-tracker.sh prints it)");
-            }
-            eprintln!("SKIPPED: TORRUST_TRACKER_BIN is not set (scripts/build-torrust-tracker.sh)");
-            None
-        }
-    }
-}
-
-/// A running Torrust tracker.
-struct Torrust {
-    proc: Proc,
-    http: SocketAddr,
-}
-
-impl Torrust {
-    /// Starts `bin` on the database `db_url` (`sqlite3` path or `mysql://`
-    /// URL); waits until its HTTP tracker answers its health check.
-    fn start(bin: &Path, dir: &Path, name: &str, driver: &str, db_url: &str) -> Torrust {
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let health = free_port();
-        let config = dir.join(format!("torrust-{name}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                r#"[metadata]
-app = "torrust-tracker"
-purpose = "configuration"
-schema_version = "2.0.0"
-
-[logging]
-threshold = "info"
-
-[core]
-listed = false
-private = false
-
-[core.database]
-driver = "{driver}"
-path = "{db_url}"
-
-[core.net]
-# Loopback peers get this address in answers (the default, 0.0.0.0,
-# would hand libtorrent unusable peers).
-external_ip = "127.0.0.1"
-
-[core.tracker_policy]
-persistent_torrent_completed_stat = true
-
-[[http_trackers]]
-bind_address = "{http}"
-
-[health_check_api]
-bind_address = "127.0.0.1:{health}"
-"#
-            ),
-        )
-        .unwrap();
-        let log = dir.join(format!("torrust-{name}.log"));
-        let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TORRUST_TRACKER_CONFIG_TOML_PATH", &config)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .expect("spawn torrust-tracker");
-        let mut proc = Proc::from_child(child, log, format!("torrust-{name}"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((200, _)) = http_get(http, "/health_check") {
-                break;
-            }
-            assert!(
-                proc.try_wait().is_none(),
-                "Torrust exited at start:\n{}",
-                proc.log_text()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "Torrust did not serve within 30 s:\n{}",
-                proc.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Torrust { proc, http }
-    }
-
-    /// Still running (never stopped or crashed).
-    fn running(&mut self) -> bool {
-        self.proc.try_wait().is_none()
-    }
-
-    /// Stops it the only way 3.0.0 listens to: SIGINT (SIGTERM is ignored,
-    /// which is checked on the way).
-    fn stop(mut self) {
-        self.proc.signal(libc::SIGTERM);
-        std::thread::sleep(Duration::from_millis(1500));
-        assert!(
-            self.running(),
-            "Torrust 3.0.0 stopped on SIGTERM (the quirk is gone?)"
-        );
-        self.proc.signal(libc::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.running() {
-            assert!(Instant::now() < deadline, "Torrust did not stop on SIGINT");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// One announce; `Err` with the reason when it was not served normally.
-    fn announce(&self, hash: &[u8; 20], peer: u32, event: &str) -> Result<(), String> {
-        TorrustClient { http: self.http }.announce(hash, peer, event)
-    }
-
-    /// Database errors in its log (Torrust drops failed writes without
-    /// failing the announce, so its log and the counts are what tell).
-    fn assert_no_database_errors(&self) {
-        let log = self.proc.log_text().to_ascii_lowercase();
-        for word in ["database is locked", "locked", "busy"] {
-            assert!(!log.contains(word), "Torrust logged {word:?}:\n{log}");
-        }
-    }
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    http(addr, "GET", path, None, None)
-}
 
 /// One acknowledged completion: the torrent and when it was sent/answered.
 #[derive(Clone, Copy)]
@@ -188,10 +52,6 @@ struct Load {
 }
 
 const TORRENTS: usize = 16;
-
-fn torrent(i: usize) -> [u8; 20] {
-    info_hash(0x70, i as u32)
-}
 
 impl Load {
     fn start(http: SocketAddr, pace: Duration) -> Load {
@@ -243,26 +103,6 @@ impl Load {
     }
 }
 
-/// Announces to a Torrust tracker's HTTP address (the load thread's side).
-struct TorrustClient {
-    http: SocketAddr,
-}
-
-impl TorrustClient {
-    fn announce(&self, hash: &[u8; 20], peer: u32, event: &str) -> Result<(), String> {
-        let (code, body) =
-            http_get(self.http, &announce_path(hash, peer, event)).map_err(|e| e.to_string())?;
-        if code != 200 {
-            return Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&body)));
-        }
-        let v = decode(&body).map_err(|e| format!("not bencode ({e})"))?;
-        match v.get("failure reason") {
-            Some(reason) => Err(format!("failure reason {reason:?}")),
-            None => Ok(()),
-        }
-    }
-}
-
 /// Per-torrent completions counted by `pred`.
 fn counts_where(done: &[Completion], pred: impl Fn(&Completion) -> bool) -> Vec<i64> {
     let mut v = vec![0i64; TORRENTS];
@@ -293,32 +133,6 @@ fn marker(db: &Path, name: &str) {
             [name],
         )
         .unwrap();
-}
-
-fn journal_mode(db: &Path) -> String {
-    rusqlite::Connection::open(db)
-        .unwrap()
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap()
-}
-
-fn wal_len(db: &Path) -> u64 {
-    let mut p = db.as_os_str().to_owned();
-    p.push("-wal");
-    std::fs::metadata(PathBuf::from(p))
-        .map(|m| m.len())
-        .unwrap_or(0)
-}
-
-/// The environment of an online sidecar for the SQLite file `db`.
-fn online_env(db: &Path, backups: &Path) -> Vec<(String, String)> {
-    vec![
-        ("BACKUP_DIR".into(), backups.display().to_string()),
-        ("BACKUP_SQLITE_ENABLED".into(), "true".into()),
-        ("SQLITE_DATABASE_PATH".into(), db.display().to_string()),
-        ("BACKUP_MYSQL_ENABLED".into(), "false".into()),
-        ("BACKUP_SIDECAR_ID".into(), "torrust-online".into()),
-    ]
 }
 
 /// Starts `once --online` in the background; its log in `dir/name.log`.

@@ -1,0 +1,249 @@
+//! The unmodified Torrust tracker 3.0.0 as a test subject: its binary
+//! (`TORRUST_TRACKER_BIN`, built from crates.io by
+//! `scripts/build-torrust-tracker.sh` and only ever run as a separate
+//! process), its configuration, and an HTTP client for its announces. The
+//! online-backup tests, the fallback tests and the `bench torrust`
+//! benchmark share it.
+//!
+//! Two quirks of 3.0.0 shape it: the tracker ignores SIGTERM (SIGINT stops
+//! it), and it does not load the persisted completed counts when it starts,
+//! so counts are read from the database file itself.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{announce_path, decode, free_port, http, info_hash, Proc};
+
+/// The Torrust binary, or `None` (the caller skips) outside CI; under `CI`
+/// a missing binary is an error.
+pub fn torrust_bin() -> Option<PathBuf> {
+    match std::env::var_os("TORRUST_TRACKER_BIN") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!("TORRUST_TRACKER_BIN is not set in CI (scripts/build-torrust-tracker.sh prints it)");
+            }
+            eprintln!("SKIPPED: TORRUST_TRACKER_BIN is not set (scripts/build-torrust-tracker.sh)");
+            None
+        }
+    }
+}
+
+/// The `n`th torrent of a load (a fixed info-hash family).
+pub fn torrent(i: usize) -> [u8; 20] {
+    info_hash(0x70, i as u32)
+}
+
+/// Where one Torrust configuration listens.
+#[derive(Debug, Clone)]
+pub struct TorrustConfig {
+    /// The `config.toml` written.
+    pub path: PathBuf,
+    /// Its HTTP tracker.
+    pub http: SocketAddr,
+    /// Its health-check API (`/health_check`).
+    pub health: SocketAddr,
+}
+
+impl TorrustConfig {
+    /// Writes `dir/torrust-<name>.toml` for the database `db_url` (a
+    /// `sqlite3` path or a `mysql://` URL), with fresh loopback ports and
+    /// persisted completed counts.
+    pub fn write(dir: &Path, name: &str, driver: &str, db_url: &str) -> TorrustConfig {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let health: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let path = dir.join(format!("torrust-{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"[metadata]
+app = "torrust-tracker"
+purpose = "configuration"
+schema_version = "2.0.0"
+
+[logging]
+threshold = "info"
+
+[core]
+listed = false
+private = false
+
+[core.database]
+driver = "{driver}"
+path = "{db_url}"
+
+[core.net]
+# Loopback peers get this address in answers (the default, 0.0.0.0,
+# would hand libtorrent unusable peers).
+external_ip = "127.0.0.1"
+
+[core.tracker_policy]
+persistent_torrent_completed_stat = true
+
+[[http_trackers]]
+bind_address = "{http}"
+
+[health_check_api]
+bind_address = "{health}"
+"#
+            ),
+        )
+        .unwrap();
+        TorrustConfig { path, http, health }
+    }
+
+    /// True once its HTTP tracker answers its health check.
+    pub fn serving(&self) -> bool {
+        matches!(
+            http(self.http, "GET", "/health_check", None, None),
+            Ok((200, _))
+        )
+    }
+}
+
+/// A running Torrust tracker, stopped with SIGKILL on drop.
+pub struct Torrust {
+    pub proc: Proc,
+    pub http: SocketAddr,
+}
+
+impl Torrust {
+    /// Starts `bin` on the database `db_url` (`sqlite3` path or `mysql://`
+    /// URL); waits until its HTTP tracker answers its health check.
+    pub fn start(bin: &Path, dir: &Path, name: &str, driver: &str, db_url: &str) -> Torrust {
+        let config = TorrustConfig::write(dir, name, driver, db_url);
+        let log = dir.join(format!("torrust-{name}.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TORRUST_TRACKER_CONFIG_TOML_PATH", &config.path)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .expect("spawn torrust-tracker");
+        let mut proc = Proc::from_child(child, log, format!("torrust-{name}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !config.serving() {
+            assert!(
+                proc.try_wait().is_none(),
+                "Torrust exited at start:\n{}",
+                proc.log_text()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "Torrust did not serve within 30 s:\n{}",
+                proc.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Torrust {
+            proc,
+            http: config.http,
+        }
+    }
+
+    /// Still running (never stopped or crashed).
+    pub fn running(&mut self) -> bool {
+        self.proc.try_wait().is_none()
+    }
+
+    /// Stops it the only way 3.0.0 listens to: SIGINT (SIGTERM is ignored,
+    /// which is checked on the way).
+    pub fn stop(mut self) {
+        self.proc.signal(libc::SIGTERM);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            self.running(),
+            "Torrust 3.0.0 stopped on SIGTERM (the quirk is gone?)"
+        );
+        self.proc.signal(libc::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.running() {
+            assert!(Instant::now() < deadline, "Torrust did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One announce; `Err` with the reason when it was not served normally.
+    pub fn announce(&self, hash: &[u8; 20], peer: u32, event: &str) -> Result<(), String> {
+        TorrustClient { http: self.http }.announce(hash, peer, event)
+    }
+
+    /// Asserts that its log names no database error (Torrust drops failed
+    /// writes without failing the announce, so its log and the counts are
+    /// what tell).
+    pub fn assert_no_database_errors(&self) {
+        assert_no_database_errors(&self.proc.log_text());
+    }
+}
+
+/// Asserts that a Torrust log names no locked or busy database.
+pub fn assert_no_database_errors(log: &str) {
+    let log = log.to_ascii_lowercase();
+    for word in ["database is locked", "locked", "busy"] {
+        assert!(!log.contains(word), "Torrust logged {word:?}:\n{log}");
+    }
+}
+
+/// Announces to a Torrust tracker's HTTP address (usable from any thread).
+#[derive(Debug, Clone, Copy)]
+pub struct TorrustClient {
+    pub http: SocketAddr,
+}
+
+impl TorrustClient {
+    /// One announce; `Err` with the reason when it was not a 200 bencoded
+    /// answer without a `failure reason`.
+    pub fn announce(&self, hash: &[u8; 20], peer: u32, event: &str) -> Result<(), String> {
+        let (code, body) = http(
+            self.http,
+            "GET",
+            &announce_path(hash, peer, event),
+            None,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        if code != 200 {
+            return Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&body)));
+        }
+        let v = decode(&body).map_err(|e| format!("not bencode ({e})"))?;
+        match v.get("failure reason") {
+            Some(reason) => Err(format!("failure reason {reason:?}")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The journal mode of a SQLite file (`delete`, `wal`, ...).
+pub fn journal_mode(db: &Path) -> String {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The size of a SQLite file's `-wal` (0 when absent).
+pub fn wal_len(db: &Path) -> u64 {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    std::fs::metadata(PathBuf::from(p))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+/// The environment of a sidecar backing up the SQLite file `db` into
+/// `backups` without a coordinator.
+pub fn online_env(db: &Path, backups: &Path) -> Vec<(String, String)> {
+    vec![
+        ("BACKUP_DIR".into(), backups.display().to_string()),
+        ("BACKUP_SQLITE_ENABLED".into(), "true".into()),
+        ("SQLITE_DATABASE_PATH".into(), db.display().to_string()),
+        ("BACKUP_MYSQL_ENABLED".into(), "false".into()),
+        ("BACKUP_SIDECAR_ID".into(), "torrust-online".into()),
+    ]
+}
