@@ -56,6 +56,9 @@ mod offsite;
 #[path = "bench/durability.rs"]
 mod durability;
 
+#[path = "bench/torrust.rs"]
+mod torrust;
+
 struct Opts {
     size_mib: u64,
     dir: PathBuf,
@@ -135,6 +138,8 @@ enum Mode {
     Dumps(dumps::DumpsOpts),
     /// What acknowledged-means-durable costs (bench/durability.rs).
     Durability(durability::DurabilityOpts),
+    /// Online backup of the unmodified Torrust tracker (bench/torrust.rs).
+    Torrust(torrust::TorrustOpts),
     /// COUNT lockstep UDP announces to ADDR.
     UdpAnnounce {
         /// The tracker's UDP address.
@@ -152,6 +157,7 @@ fn main() {
         Mode::Fleet(o) => return fleet::run(o),
         Mode::Durability(o) => return durability::run(o),
         Mode::Dumps(o) => return dumps::run(o),
+        Mode::Torrust(o) => return torrust::run(o),
         Mode::UdpAnnounce { addr, count } => return udp_announce_lockstep(addr, count),
         Mode::All(a) => ("all", a),
         Mode::Smoke(a) => ("smoke", a),

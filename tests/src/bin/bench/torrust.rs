@@ -1,0 +1,403 @@
+//! Benchmark: an online backup of the unmodified Torrust tracker 3.0.0 on a
+//! large WAL-mode SQLite file, as its announcers see it, beside the host
+//! fallback's stop-copy-start on the same file, in one run.
+//!
+//! A paced load of `started` + `completed` announces (a new TCP connection
+//! each, as a BitTorrent client makes) runs the whole time. The phases:
+//! quiet (no backup) for `--quiet-secs`, `maintenance-sidecar once --online`
+//! until it exits, quiet again for as long, then the real
+//! `compose/maintenance-backup.sh --force-stop` through
+//! `tests/support/process-compose.sh` (Torrust stopped with SIGINT, the
+//! kindest stop for it: it ignores SIGTERM). Announce latency p50/p99/max
+//! and failures are counted per phase; the fallback's outage is what the
+//! load saw: from the first failed announce to the first served one after.
+//!
+//! ```text
+//! bench torrust [--size-mib 4096] [--rate 100] [--quiet-secs 60] [--dir D]
+//! ```
+//! Needs `TORRUST_TRACKER_BIN` (scripts/build-torrust-tracker.sh).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use maintenance_e2e::torrust::*;
+use maintenance_e2e::*;
+
+use super::percentile;
+
+/// Options of `bench torrust`.
+#[derive(Debug, clap::Args)]
+pub struct TorrustOpts {
+    /// Size of the SQLite file (MiB of incompressible padding beside the
+    /// torrents table). Reused from an earlier run when it is there.
+    #[arg(long, default_value_t = 4096)]
+    size_mib: u64,
+    /// Announces per second of the paced load.
+    #[arg(long, default_value_t = 100)]
+    rate: u32,
+    /// Seconds of load without a backup before and after the online one.
+    #[arg(long, default_value_t = 60)]
+    quiet_secs: u64,
+    /// Skip the fallback's stop-copy-start.
+    #[arg(long)]
+    no_fallback: bool,
+    /// Work folder (the database stays there between runs).
+    #[arg(long, default_value = "/var/tmp/maintenance-bench/torrust")]
+    dir: PathBuf,
+}
+
+/// One announce of the load: when it was sent (since the load began), how
+/// long it took, whether it was served.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: f64,
+    secs: f64,
+    ok: bool,
+}
+
+/// The paced load: `rate` announces a second from four threads, each peer
+/// a `started` then a `completed`, every one a new connection.
+struct Load {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    began: Instant,
+}
+
+const LOAD_THREADS: u32 = 4;
+const LOAD_TORRENTS: usize = 64;
+
+impl Load {
+    fn start(client: TorrustClient, rate: u32) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let began = Instant::now();
+        let every = Duration::from_secs_f64(LOAD_THREADS as f64 / rate as f64);
+        let threads = (0..LOAD_THREADS)
+            .map(|t| {
+                let (stop, samples) = (stop.clone(), samples.clone());
+                std::thread::spawn(move || {
+                    let mut next = began + every.mul_f64(t as f64 / LOAD_THREADS as f64);
+                    let mut n = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
+                        next += every;
+                        let peer = (t << 24) | (n / 2);
+                        let event = if n.is_multiple_of(2) {
+                            "started"
+                        } else {
+                            "completed"
+                        };
+                        let hash = torrent(peer as usize % LOAD_TORRENTS);
+                        let sent = Instant::now();
+                        let ok = client.announce(&hash, peer, event).is_ok();
+                        samples.lock().unwrap().push(Sample {
+                            at: (sent - began).as_secs_f64(),
+                            secs: sent.elapsed().as_secs_f64(),
+                            ok,
+                        });
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            samples,
+            threads,
+            began,
+        }
+    }
+
+    /// Seconds since the load began.
+    fn now(&self) -> f64 {
+        self.began.elapsed().as_secs_f64()
+    }
+
+    fn finish(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let mut v = self.samples.lock().unwrap().clone();
+        v.sort_by(|a, b| a.at.total_cmp(&b.at));
+        v
+    }
+}
+
+/// Latency figures of the samples sent in `[from, to)`.
+struct Phase {
+    announces: usize,
+    failed: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+fn phase(samples: &[Sample], ranges: &[(f64, f64)]) -> Phase {
+    let within: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| ranges.iter().any(|(a, b)| s.at >= *a && s.at < *b))
+        .collect();
+    let mut served: Vec<f64> = within
+        .iter()
+        .filter(|s| s.ok)
+        .map(|s| s.secs * 1e3)
+        .collect();
+    let failed = within.len() - served.len();
+    let (p50_ms, p99_ms) = if served.is_empty() {
+        (f64::NAN, f64::NAN)
+    } else {
+        (percentile(&mut served, 0.5), percentile(&mut served, 0.99))
+    };
+    Phase {
+        announces: within.len(),
+        failed,
+        p50_ms,
+        p99_ms,
+        max_ms: served.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+/// From the first failed announce in `[from, to)` to the first served one
+/// sent after it (seconds), with the count of failures; `None` if none failed.
+fn outage(samples: &[Sample], from: f64, to: f64) -> Option<(f64, usize)> {
+    let within: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at >= from && s.at < to)
+        .collect();
+    let first = within.iter().position(|s| !s.ok)?;
+    let last = within.iter().rposition(|s| !s.ok).unwrap();
+    let back = within[last + 1..].iter().find(|s| s.ok)?;
+    let failed = within.iter().filter(|s| !s.ok).count();
+    Some((back.at + back.secs - within[first].at, failed))
+}
+
+fn write_script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/usr/bin/env bash\nset -eu\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Shell-quotes one word.
+fn sh(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+fn tracker_pid(services: &Path) -> String {
+    std::fs::read_to_string(services.join("tracker.pid"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Removes the artifacts of every published backup (keeps the manifests),
+/// so a run at 4 GiB fits on the disk.
+fn drop_artifacts(backups: &Path) {
+    for dir in published(backups) {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_name() != "manifest.json" {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+pub fn run(o: TorrustOpts) {
+    let bin = torrust_bin().expect("bench torrust needs TORRUST_TRACKER_BIN");
+    std::fs::create_dir_all(&o.dir).unwrap();
+    let db = o.dir.join(format!("torrust-{}mib.db", o.size_mib));
+    if !db.exists() {
+        let t = Instant::now();
+        let partial = o.dir.join("torrust.db.partial");
+        let _ = std::fs::remove_file(&partial);
+        let torrents: Vec<([u8; 20], i64)> = (0..100_000u32)
+            .map(|i| (info_hash(0x5a, i), i64::from(i % 50)))
+            .collect();
+        make_tracker_sqlite(&partial, &torrents, o.size_mib << 20);
+        std::fs::rename(&partial, &db).unwrap();
+        println!(
+            "# generated {} ({} MiB) in {:.0} s",
+            db.display(),
+            std::fs::metadata(&db).unwrap().len() >> 20,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    assert_eq!(
+        journal_mode(&db),
+        "wal",
+        "the bench file must be in WAL mode"
+    );
+    let work = o.dir.join("run");
+    let _ = std::fs::remove_dir_all(&work);
+    let services = work.join("services");
+    let backups = work.join("backups");
+    std::fs::create_dir_all(&services).unwrap();
+    std::fs::create_dir_all(&backups).unwrap();
+
+    let config = TorrustConfig::write(&work, "bench", "sqlite3", &db.display().to_string());
+    write_script(
+        &services.join("tracker.start"),
+        &format!(
+            "exec env -i PATH=\"$PATH\" TORRUST_TRACKER_CONFIG_TOML_PATH={} {}",
+            sh(&config.path.display().to_string()),
+            sh(&bin.display().to_string())
+        ),
+    );
+    let env = online_env(&db, &backups);
+    let env_words: Vec<String> = env.iter().map(|(k, v)| sh(&format!("{k}={v}"))).collect();
+    write_script(
+        &services.join("backup-once.run"),
+        &format!(
+            "exec env -i PATH=\"$PATH\" RUST_LOG=info {} {} \"$@\"",
+            env_words.join(" "),
+            sh(&bin_dir().join("maintenance-sidecar").display().to_string())
+        ),
+    );
+    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/process-compose.sh");
+    let compose = |args: &[&str]| {
+        let st = Command::new(&shim)
+            .args(args)
+            .env("PROCESS_COMPOSE_DIR", &services)
+            .status()
+            .unwrap();
+        assert!(st.success(), "process-compose.sh {args:?}");
+    };
+    compose(&["start", "tracker"]);
+    wait_until(Duration::from_secs(60), "Torrust serving", || {
+        config.serving()
+    });
+    let pid_before = tracker_pid(&services);
+    println!(
+        "# Torrust 3.0.0 (pid {pid_before}) on {} ({} MiB, WAL), load {} announces/s ({} threads, a new connection each)",
+        db.display(),
+        std::fs::metadata(&db).unwrap().len() >> 20,
+        o.rate,
+        LOAD_THREADS
+    );
+    println!("# sidecar: {}", bin_dir().display());
+
+    let load = Load::start(TorrustClient { http: config.http }, o.rate);
+    std::thread::sleep(Duration::from_secs(5)); // warm-up, not counted
+    let quiet_before = (load.now(), load.now() + o.quiet_secs as f64);
+    std::thread::sleep(Duration::from_secs(o.quiet_secs));
+
+    let online_from = load.now();
+    let log = work.join("online.log");
+    let started = Instant::now();
+    let st = Command::new(services.join("backup-once.run"))
+        .args(["once", "--online"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(work.join("online.err")).unwrap())
+        .status()
+        .unwrap();
+    let online_secs = started.elapsed().as_secs_f64();
+    let online_to = load.now();
+    let online_log = std::fs::read_to_string(work.join("online.err")).unwrap_or_default();
+    assert!(st.success(), "the online backup failed:\n{online_log}");
+    drop_artifacts(&backups);
+    let quiet_after = (load.now(), load.now() + o.quiet_secs as f64);
+    std::thread::sleep(Duration::from_secs(o.quiet_secs));
+    let pid_after_online = tracker_pid(&services);
+
+    let mut fallback = None;
+    if !o.no_fallback {
+        let from = load.now();
+        let started = Instant::now();
+        let out = Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/maintenance-backup.sh"),
+        )
+        .arg("--force-stop")
+        .env("COMPOSE_CMD", &shim)
+        .env("PROCESS_COMPOSE_DIR", &services)
+        .env("STOP_SIGNAL", "INT")
+        .env("COMPOSE_DIR", &work)
+        .env("BACKUP_HOST_DIR", &backups)
+        .env("LOCK_FILE", work.join("fallback.lock"))
+        .env("MAX_BACKUP_AGE_HOURS", "0")
+        .env(
+            "HEALTH_URLS",
+            format!("http://{}/health_check", config.http),
+        )
+        .env("HEALTH_TIMEOUT", "120")
+        .output()
+        .unwrap();
+        let script_secs = started.elapsed().as_secs_f64();
+        std::fs::write(work.join("fallback.log"), &out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "the fallback failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        fallback = Some((from, load.now(), script_secs));
+        drop_artifacts(&backups);
+    }
+    let samples = load.finish();
+    let pid_end = tracker_pid(&services);
+    let torrust_log = std::fs::read_to_string(services.join("tracker.log")).unwrap_or_default();
+    compose(&["stop", "-t", "20", "tracker"]);
+
+    let quiet = phase(&samples, &[quiet_before, quiet_after]);
+    let during = phase(&samples, &[(online_from, online_to)]);
+    println!("| phase | seconds | announces | failed | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, secs, p) in [
+        (
+            "without a backup (before + after)",
+            2.0 * o.quiet_secs as f64,
+            &quiet,
+        ),
+        ("during `once --online`", online_secs, &during),
+    ] {
+        println!(
+            "| {name} | {secs:.1} | {} | {} | {:.2} | {:.2} | {:.1} |",
+            p.announces, p.failed, p.p50_ms, p.p99_ms, p.max_ms
+        );
+    }
+    let lines: Vec<&str> = online_log
+        .lines()
+        .filter(|l| l.contains("unpinned") || l.contains("backup finished"))
+        .collect();
+    for l in lines {
+        println!("# sidecar: {}", l.trim());
+    }
+    let locked = ["database is locked", "busy"]
+        .iter()
+        .any(|w| torrust_log.to_ascii_lowercase().contains(w));
+    println!(
+        "# Torrust pid before {pid_before}, after the online backup {pid_after_online}, at the end {pid_end}; locked/busy in its log: {locked}"
+    );
+    println!(
+        "RESULT torrust online backup: {:.1} s on {} MiB; announces failed {} (without: {}); p50 {:.2} ms vs {:.2} ms, p99 {:.2} ms vs {:.2} ms without = {:.2}x (goal 0 failed and <= 2x); tracker never stopped: {}",
+        online_secs,
+        o.size_mib,
+        during.failed,
+        quiet.failed,
+        during.p50_ms,
+        quiet.p50_ms,
+        during.p99_ms,
+        quiet.p99_ms,
+        during.p99_ms / quiet.p99_ms,
+        pid_before == pid_after_online
+    );
+    if let Some((from, to, script_secs)) = fallback {
+        let after = phase(&samples, &[(from, to)]);
+        match outage(&samples, from, to) {
+            Some((secs, failed)) => println!(
+                "RESULT torrust fallback --force-stop (SIGINT stop, once, start): outage {secs:.1} s seen by the load ({failed} of {} announces failed), script {script_secs:.1} s; the online backup's outage: 0 s",
+                after.announces
+            ),
+            None => println!(
+                "RESULT torrust fallback --force-stop: no failed announce seen (script {script_secs:.1} s): the load missed the outage"
+            ),
+        }
+    }
+}
