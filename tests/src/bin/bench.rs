@@ -59,6 +59,9 @@ mod durability;
 #[path = "bench/torrust.rs"]
 mod torrust;
 
+#[path = "bench/footprint.rs"]
+mod footprint;
+
 struct Opts {
     size_mib: u64,
     dir: PathBuf,
@@ -140,6 +143,8 @@ enum Mode {
     Durability(durability::DurabilityOpts),
     /// Online backup of the unmodified Torrust tracker (bench/torrust.rs).
     Torrust(torrust::TorrustOpts),
+    /// The tracker's and sidecar's CPU and memory (bench/footprint.rs).
+    Footprint(footprint::FootprintOpts),
     /// COUNT lockstep UDP announces to ADDR.
     UdpAnnounce {
         /// The tracker's UDP address.
@@ -158,6 +163,7 @@ fn main() {
         Mode::Durability(o) => return durability::run(o),
         Mode::Dumps(o) => return dumps::run(o),
         Mode::Torrust(o) => return torrust::run(o),
+        Mode::Footprint(o) => return footprint::run(o),
         Mode::UdpAnnounce { addr, count } => return udp_announce_lockstep(addr, count),
         Mode::All(a) => ("all", a),
         Mode::Smoke(a) => ("smoke", a),
