@@ -1,20 +1,26 @@
 //! The unmodified Torrust tracker 3.0.0 as a test subject: its binary
 //! (`TORRUST_TRACKER_BIN`, built from crates.io by
 //! `scripts/build-torrust-tracker.sh` and only ever run as a separate
-//! process), its configuration, and an HTTP client for its announces. The
-//! online-backup tests, the fallback tests and the `bench torrust`
+//! process), its configuration, an HTTP client for its announces and a
+//! paced announce load. The online-backup tests (`tests/torrust_online.rs`),
+//! the host fallback's test (`tests/torrust_fallback.rs`, which starts
+//! Torrust through `support/process-compose.sh`) and the `bench torrust`
 //! benchmark share it.
 //!
 //! Two quirks of 3.0.0 shape it: the tracker ignores SIGTERM (SIGINT stops
 //! it), and it does not load the persisted completed counts when it starts,
-//! so counts are read from the database file itself.
+//! so counts are read from the database file itself (after a restart, its
+//! next completion of a torrent overwrites the persisted count with one
+//! counted from zero).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{announce_path, decode, free_port, http, info_hash, Proc};
+use crate::{announce_path, decode, free_port, hex, http, info_hash, sqlite_counts, Proc};
 
 /// The Torrust binary, or `None` (the caller skips) outside CI; under `CI`
 /// a missing binary is an error.
@@ -217,6 +223,102 @@ impl TorrustClient {
             None => Ok(()),
         }
     }
+}
+
+/// One acknowledged completion: the torrent and when it was sent/answered.
+#[derive(Clone, Copy)]
+pub struct Completion {
+    pub torrent: usize,
+    pub sent: Instant,
+    pub answered: Instant,
+}
+
+/// A paced load of started+completed announces over the [`TORRENTS`]
+/// torrents `torrent(0..TORRENTS)`, one fresh peer per completion, until
+/// stopped (at the latest when dropped).
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    done: Arc<Mutex<Vec<Completion>>>,
+    failures: Arc<Mutex<Vec<String>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How many torrents a [`Load`] spreads its completions over.
+pub const TORRENTS: usize = 16;
+
+impl Load {
+    /// Starts announcing to `http`, `pace` between completions.
+    pub fn start(http: SocketAddr, pace: Duration) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let (s, d, f) = (stop.clone(), done.clone(), failures.clone());
+        let handle = std::thread::spawn(move || {
+            let t = TorrustClient { http };
+            let mut peer = 1u32;
+            while !s.load(Ordering::SeqCst) {
+                let i = peer as usize % TORRENTS;
+                let hash = torrent(i);
+                let sent = Instant::now();
+                let result = t
+                    .announce(&hash, peer, "started")
+                    .and_then(|()| t.announce(&hash, peer, "completed"));
+                match result {
+                    Ok(()) => d.lock().unwrap().push(Completion {
+                        torrent: i,
+                        sent,
+                        answered: Instant::now(),
+                    }),
+                    Err(e) => f.lock().unwrap().push(format!("peer {peer}: {e}")),
+                }
+                peer += 1;
+                std::thread::sleep(pace);
+            }
+        });
+        Load {
+            stop,
+            done,
+            failures,
+            handle: Some(handle),
+        }
+    }
+
+    /// The completions acknowledged so far.
+    pub fn completions(&self) -> Vec<Completion> {
+        self.done.lock().unwrap().clone()
+    }
+
+    /// Stops the load; every announce must have been served.
+    pub fn finish(mut self) -> Vec<Completion> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.take().unwrap().join().unwrap();
+        let failures = self.failures.lock().unwrap().clone();
+        assert!(failures.is_empty(), "announces failed: {failures:?}");
+        self.completions()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Per-torrent completions counted by `pred`.
+pub fn counts_where(done: &[Completion], pred: impl Fn(&Completion) -> bool) -> Vec<i64> {
+    let mut v = vec![0i64; TORRENTS];
+    for c in done.iter().filter(|c| pred(c)) {
+        v[c.torrent] += 1;
+    }
+    v
+}
+
+/// Completed count per load torrent in a database file (0 when absent).
+pub fn file_counts(db: &Path) -> Vec<i64> {
+    let rows = sqlite_counts(db);
+    (0..TORRENTS)
+        .map(|i| rows.get(&hex(&torrent(i))).copied().unwrap_or(0))
+        .collect()
 }
 
 /// The journal mode of a SQLite file (`delete`, `wal`, ...).

@@ -25,100 +25,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use maintenance_e2e::torrust::*;
 use maintenance_e2e::*;
 
 const THROTTLE_ENV: &str = "SIDECAR_TEST_READ_DELAY_MS_PER_MIB";
-
-/// One acknowledged completion: the torrent and when it was sent/answered.
-#[derive(Clone, Copy)]
-struct Completion {
-    torrent: usize,
-    sent: Instant,
-    answered: Instant,
-}
-
-/// A paced load of started+completed announces over `torrents` torrents,
-/// one fresh peer per completion, until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    done: Arc<Mutex<Vec<Completion>>>,
-    failures: Arc<Mutex<Vec<String>>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-const TORRENTS: usize = 16;
-
-impl Load {
-    fn start(http: SocketAddr, pace: Duration) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(Mutex::new(Vec::new()));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let (s, d, f) = (stop.clone(), done.clone(), failures.clone());
-        let handle = std::thread::spawn(move || {
-            let t = TorrustClient { http };
-            let mut peer = 1u32;
-            while !s.load(Ordering::SeqCst) {
-                let i = peer as usize % TORRENTS;
-                let hash = torrent(i);
-                let sent = Instant::now();
-                let result = t
-                    .announce(&hash, peer, "started")
-                    .and_then(|()| t.announce(&hash, peer, "completed"));
-                match result {
-                    Ok(()) => d.lock().unwrap().push(Completion {
-                        torrent: i,
-                        sent,
-                        answered: Instant::now(),
-                    }),
-                    Err(e) => f.lock().unwrap().push(format!("peer {peer}: {e}")),
-                }
-                peer += 1;
-                std::thread::sleep(pace);
-            }
-        });
-        Load {
-            stop,
-            done,
-            failures,
-            handle: Some(handle),
-        }
-    }
-
-    fn completions(&self) -> Vec<Completion> {
-        self.done.lock().unwrap().clone()
-    }
-
-    /// Stops the load; every announce must have been served.
-    fn finish(mut self) -> Vec<Completion> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.handle.take().unwrap().join().unwrap();
-        let failures = self.failures.lock().unwrap().clone();
-        assert!(failures.is_empty(), "announces failed: {failures:?}");
-        self.completions()
-    }
-}
-
-/// Per-torrent completions counted by `pred`.
-fn counts_where(done: &[Completion], pred: impl Fn(&Completion) -> bool) -> Vec<i64> {
-    let mut v = vec![0i64; TORRENTS];
-    for c in done.iter().filter(|c| pred(c)) {
-        v[c.torrent] += 1;
-    }
-    v
-}
-
-/// Completed count per load torrent in a database file (0 when absent).
-fn file_counts(db: &Path) -> Vec<i64> {
-    let rows = sqlite_counts(db);
-    (0..TORRENTS)
-        .map(|i| rows.get(&hex(&torrent(i))).copied().unwrap_or(0))
-        .collect()
-}
 
 fn open_writer(db: &Path) -> rusqlite::Connection {
     let c = rusqlite::Connection::open(db).unwrap();
