@@ -135,7 +135,7 @@ impl Stack {
 
     /// Runs the fallback script with `args`; `stop_signal` is
     /// process-compose's STOP_SIGNAL (None: TERM, as compose). Returns its
-    /// exit code and output.
+    /// exit code and output; checks it left no temporary file in TMPDIR.
     fn fallback(&self, args: &[&str], stop_signal: Option<&str>) -> (Option<i32>, String) {
         let mut cmd = self.command(&repo_path("compose/maintenance-backup.sh"));
         cmd.args(args)
@@ -170,6 +170,13 @@ impl Stack {
             out.status,
             started.elapsed()
         );
+        let left: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("maintenance-backup"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left in TMPDIR: {left:?}");
         (out.status.code(), log)
     }
 
