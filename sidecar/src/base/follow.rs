@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::base::cancel::CancelToken;
+use crate::base::writeback::WritebackPacer;
 
 /// How often a waiting follower looks at its cancellation token.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
@@ -51,6 +52,8 @@ pub struct FollowedFile {
     path: PathBuf,
     written: u64,
     mark: Arc<Watermark>,
+    /// Artifacts are the large files: their writeback is paced.
+    pacer: WritebackPacer,
 }
 
 impl FollowedFile {
@@ -64,6 +67,7 @@ impl FollowedFile {
                 state: Mutex::new((0, End::Writing)),
                 moved: Condvar::new(),
             }),
+            pacer: WritebackPacer::default(),
         }
     }
 
@@ -98,6 +102,8 @@ impl Write for FollowedFile {
         let n = self.file().write(buf)?;
         self.written += n as u64;
         self.mark.set(self.written, End::Writing);
+        let file = self.file.as_ref().expect("file present until finish");
+        self.pacer.wrote(file, n);
         Ok(n)
     }
 

@@ -15,3 +15,4 @@ pub mod regular_file;
 pub mod replace;
 pub mod restore_lock;
 pub mod temp;
+pub mod writeback;
