@@ -30,8 +30,12 @@ use crate::config::{Config, MysqlConfig};
 use crate::crypt::Identities;
 
 /// Options that make the dump consistent and complete without locking.
+/// `--hex-blob` writes binary columns (torrust-actix keeps its info-hashes
+/// in `BINARY(20)`) as hex literals, so the dump is plain text that
+/// survives any client character set on restore.
 pub const DUMP_OPTIONS: &[&str] = &[
     "--single-transaction",
+    "--hex-blob",
     "--quick",
     "--routines",
     "--triggers",
@@ -248,18 +252,20 @@ fn stream_dump(
 }
 
 /// Decodes a dump artifact fully and checks it ends with the dump trailer.
+/// Lines are bytes, not text: a dump made without `--hex-blob` holds
+/// binary column values that are not UTF-8.
 pub fn check_artifact(path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
     let reader = BufReader::new(open_decoded(path, keys)?);
-    let mut last = String::new();
+    let mut last = Vec::new();
     let mut bytes = 0u64;
-    for line in reader.lines() {
+    for line in reader.split(b'\n') {
         let line = line.with_context(|| format!("decode {}", path.display()))?;
         bytes += line.len() as u64 + 1;
-        if !line.trim().is_empty() {
+        if !line.trim_ascii().is_empty() {
             last = line;
         }
     }
-    if !last.starts_with(TRAILER) {
+    if !last.starts_with(TRAILER.as_bytes()) {
         bail!(
             "{}: the dump is truncated (last line is not {TRAILER:?})",
             path.display()
@@ -368,6 +374,28 @@ mod tests {
         }
         let seen = rx.try_recv().is_ok();
         (w.inner, seen)
+    }
+
+    #[test]
+    fn a_dump_with_binary_column_values_verifies_and_a_cut_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let dump = b"-- MariaDB dump\nINSERT INTO `torrents` VALUES ('\xff\xfe\x00\x9c',3);\n";
+        let whole = dir.path().join("whole.sql.zst");
+        let mut bytes = dump.to_vec();
+        bytes.extend_from_slice(b"-- Dump completed on 2026-12-07 21:00:00\n");
+        std::fs::write(&whole, zstd::encode_all(&bytes[..], 3).unwrap()).unwrap();
+        let ok = check_artifact(&whole, None).unwrap();
+        assert!(ok.contains("dump trailer present"), "{ok}");
+
+        let cut = dir.path().join("cut.sql.zst");
+        std::fs::write(&cut, zstd::encode_all(&dump[..], 3).unwrap()).unwrap();
+        let err = check_artifact(&cut, None).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn the_dump_writes_binary_columns_as_hex() {
+        assert!(DUMP_OPTIONS.contains(&"--hex-blob"));
     }
 
     #[test]
