@@ -349,3 +349,182 @@ pub fn online_env(db: &Path, backups: &Path) -> Vec<(String, String)> {
         ("BACKUP_SIDECAR_ID".into(), "torrust-online".into()),
     ]
 }
+
+/// `s` as one single-quoted shell word.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A path in the repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// A process `pid` exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// One "compose stack" of plain processes for
+/// `tests/support/process-compose.sh`, in the folder `dir`: Torrust as the
+/// `tracker` service (`tracker.start`) on the SQLite file `db`, the real
+/// `maintenance-sidecar` as the one-shot `backup-once` service
+/// (`backup-once.run`) backing up into `backups`. It drives the real host
+/// fallback against Torrust without a container engine. Dropping it
+/// SIGKILLs the Torrust process last recorded in `tracker.pid`.
+pub struct ProcessStack {
+    pub dir: PathBuf,
+    pub db: PathBuf,
+    pub backups: PathBuf,
+    pub config: TorrustConfig,
+    /// The sidecar's environment (verify, restore, the one-shot service).
+    pub env: Vec<(String, String)>,
+    pub torrust: PathBuf,
+}
+
+impl ProcessStack {
+    /// Writes Torrust's configuration and the two service files.
+    pub fn new(dir: &Path, torrust: &Path, db: &Path, backups: &Path) -> ProcessStack {
+        let config = TorrustConfig::write(dir, "stack", "sqlite3", &db.display().to_string());
+        let path = std::env::var("PATH").unwrap_or_default();
+        std::fs::write(
+            dir.join("tracker.start"),
+            format!(
+                "exec env -i PATH={} TORRUST_TRACKER_CONFIG_TOML_PATH={} {}\n",
+                sh_quote(&path),
+                sh_quote(&config.path.display().to_string()),
+                sh_quote(&torrust.display().to_string()),
+            ),
+        )
+        .unwrap();
+        let env = online_env(db, backups);
+        let assignments: Vec<String> = [
+            ("PATH".to_owned(), path),
+            ("RUST_LOG".into(), "info".into()),
+        ]
+        .iter()
+        .chain(&env)
+        .map(|(k, v)| format!("{k}={}", sh_quote(v)))
+        .collect();
+        std::fs::write(
+            dir.join("backup-once.run"),
+            format!(
+                "exec env -i {} {} \"$@\"\n",
+                assignments.join(" "),
+                sh_quote(&crate::bin("maintenance-sidecar").display().to_string()),
+            ),
+        )
+        .unwrap();
+        ProcessStack {
+            dir: dir.to_owned(),
+            db: db.to_owned(),
+            backups: backups.to_owned(),
+            config,
+            env,
+            torrust: torrust.to_owned(),
+        }
+    }
+
+    /// `program` with the stack's environment and nothing else.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", &self.dir)
+            .env("PROCESS_COMPOSE_DIR", &self.dir);
+        cmd
+    }
+
+    /// `process-compose.sh ARGS`, which must succeed.
+    pub fn compose(&self, args: &[&str]) {
+        let out = self
+            .command(&repo_path("tests/support/process-compose.sh"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "process-compose.sh {args:?}: {out:?}");
+    }
+
+    /// `process-compose.sh start tracker`, then waits until Torrust serves.
+    pub fn start_tracker(&self) {
+        self.compose(&["start", "tracker"]);
+        crate::wait_until(Duration::from_secs(60), "Torrust to serve", || {
+            self.config.serving()
+        });
+    }
+
+    /// The host fallback `compose/maintenance-backup.sh ARGS` pointed at
+    /// this stack (no age skip, health from Torrust's health API); the
+    /// caller adds `STOP_SIGNAL`, `STOP_TIMEOUT` as it needs.
+    pub fn fallback_command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(&repo_path("compose/maintenance-backup.sh"));
+        cmd.args(args)
+            .env(
+                "COMPOSE_CMD",
+                repo_path("tests/support/process-compose.sh")
+                    .canonicalize()
+                    .unwrap(),
+            )
+            .env("COMPOSE_DIR", &self.dir)
+            .env("BACKUP_HOST_DIR", &self.backups)
+            .env("LOCK_FILE", self.dir.join("fallback.lock"))
+            .env("MAX_BACKUP_AGE_HOURS", "0")
+            .env(
+                "HEALTH_URLS",
+                format!("http://{}/health_check", self.config.health),
+            )
+            .env("HEALTH_TIMEOUT", "120");
+        cmd
+    }
+
+    /// The pid process-compose recorded for Torrust, if any.
+    pub fn recorded_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join("tracker.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The recorded pid, checked to be a running Torrust process (the
+    /// service's own pid, not a wrapper's).
+    pub fn tracker_pid(&self) -> i32 {
+        let pid = self.recorded_pid().expect("tracker.pid");
+        assert!(alive(pid), "Torrust (pid {pid}) is not running");
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+            self.torrust.canonicalize().unwrap(),
+            "pid {pid} is not Torrust's own"
+        );
+        pid
+    }
+
+    /// Torrust's output (`tracker.log`, appended across restarts).
+    pub fn tracker_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("tracker.log")).unwrap_or_default()
+    }
+
+    /// A client of Torrust's HTTP tracker.
+    pub fn client(&self) -> TorrustClient {
+        TorrustClient {
+            http: self.config.http,
+        }
+    }
+}
+
+impl Drop for ProcessStack {
+    fn drop(&mut self) {
+        if let Some(pid) = self.recorded_pid() {
+            if pid > 0 && alive(pid) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}

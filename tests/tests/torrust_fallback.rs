@@ -25,7 +25,6 @@
 //! announces on torrents nothing touched before.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use maintenance_e2e::torrust::*;
@@ -39,122 +38,37 @@ const PROBE: usize = TORRENTS + 1;
 /// Torrust 3.0.0's last log line of a clean stop (on SIGINT).
 const CLEAN_SHUTDOWN: &str = "Torrust successfully shutdown.";
 
-fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
-
-/// `s` as one single-quoted shell word.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// One "compose stack" of plain processes: the `process-compose.sh` folder
-/// (the temp dir itself) with `tracker.start` and `backup-once.run`, the
-/// tracker's SQLite file and the backup folder. Dropping it SIGKILLs the
-/// Torrust process last recorded in `tracker.pid`.
+/// A [`ProcessStack`] in a temporary folder, with the test's checks.
 struct Stack {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    backups: PathBuf,
-    config: TorrustConfig,
-    /// The sidecar's environment (verify, restore).
-    env: Vec<(String, String)>,
-    torrust: PathBuf,
+    stack: ProcessStack,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = ProcessStack;
+    fn deref(&self) -> &ProcessStack {
+        &self.stack
+    }
 }
 
 impl Stack {
     fn new(torrust: &Path) -> Stack {
         let dir = tempdir();
-        let db = dir.path().join("tracker.db");
-        let backups = dir.path().join("backups");
-        let config =
-            TorrustConfig::write(dir.path(), "fallback", "sqlite3", &db.display().to_string());
-        let path = std::env::var("PATH").unwrap_or_default();
-        std::fs::write(
-            dir.path().join("tracker.start"),
-            format!(
-                "exec env -i PATH={} TORRUST_TRACKER_CONFIG_TOML_PATH={} {}\n",
-                sh_quote(&path),
-                sh_quote(&config.path.display().to_string()),
-                sh_quote(&torrust.display().to_string()),
-            ),
-        )
-        .unwrap();
-        let env = online_env(&db, &backups);
-        let assignments: Vec<String> = [
-            ("PATH".to_owned(), path),
-            ("RUST_LOG".into(), "info".into()),
-        ]
-        .iter()
-        .chain(&env)
-        .map(|(k, v)| format!("{k}={}", sh_quote(v)))
-        .collect();
-        std::fs::write(
-            dir.path().join("backup-once.run"),
-            format!(
-                "exec env -i {} {} \"$@\"\n",
-                assignments.join(" "),
-                sh_quote(&bin("maintenance-sidecar").display().to_string()),
-            ),
-        )
-        .unwrap();
-        Stack {
-            dir,
-            db,
-            backups,
-            config,
-            env,
-            torrust: torrust.to_owned(),
-        }
-    }
-
-    /// `process-compose.sh` (or the fallback script) with the stack's
-    /// environment and nothing else.
-    fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TMPDIR", self.dir.path())
-            .env("PROCESS_COMPOSE_DIR", self.dir.path());
-        cmd
-    }
-
-    /// `process-compose.sh start tracker`, then waits until Torrust serves.
-    fn start_tracker(&self) {
-        let out = self
-            .command(&repo_path("tests/support/process-compose.sh"))
-            .args(["start", "tracker"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "start tracker: {out:?}");
-        wait_until(Duration::from_secs(30), "Torrust to serve", || {
-            self.config.serving()
-        });
+        let stack = ProcessStack::new(
+            dir.path(),
+            torrust,
+            &dir.path().join("tracker.db"),
+            &dir.path().join("backups"),
+        );
+        Stack { stack, _dir: dir }
     }
 
     /// Runs the fallback script with `args`; `stop_signal` is
     /// process-compose's STOP_SIGNAL (None: TERM, as compose). Returns its
     /// exit code and output; checks it left no temporary file in TMPDIR.
     fn fallback(&self, args: &[&str], stop_signal: Option<&str>) -> (Option<i32>, String) {
-        let mut cmd = self.command(&repo_path("compose/maintenance-backup.sh"));
-        cmd.args(args)
-            .env(
-                "COMPOSE_CMD",
-                repo_path("tests/support/process-compose.sh")
-                    .canonicalize()
-                    .unwrap(),
-            )
-            .env("COMPOSE_DIR", self.dir.path())
-            .env("BACKUP_HOST_DIR", &self.backups)
-            .env("LOCK_FILE", self.dir.path().join("fallback.lock"))
-            .env("MAX_BACKUP_AGE_HOURS", "0")
-            .env(
-                "HEALTH_URLS",
-                format!("http://{}/health_check", self.config.health),
-            )
-            .env("HEALTH_TIMEOUT", "30")
-            .env("STOP_TIMEOUT", "2");
+        let mut cmd = self.fallback_command(args);
+        cmd.env("HEALTH_TIMEOUT", "30").env("STOP_TIMEOUT", "2");
         if let Some(sig) = stop_signal {
             cmd.env("STOP_SIGNAL", sig);
         }
@@ -170,7 +84,7 @@ impl Stack {
             out.status,
             started.elapsed()
         );
-        let left: Vec<String> = std::fs::read_dir(self.dir.path())
+        let left: Vec<String> = std::fs::read_dir(&self.dir)
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -178,34 +92,6 @@ impl Stack {
             .collect();
         assert!(left.is_empty(), "temporary files left in TMPDIR: {left:?}");
         (out.status.code(), log)
-    }
-
-    /// The pid process-compose recorded for Torrust, checked to be a
-    /// running Torrust process (the service's own pid, not a wrapper's).
-    fn tracker_pid(&self) -> i32 {
-        let pid: i32 = std::fs::read_to_string(self.dir.path().join("tracker.pid"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(alive(pid), "Torrust (pid {pid}) is not running");
-        assert_eq!(
-            std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
-            self.torrust.canonicalize().unwrap(),
-            "pid {pid} is not Torrust's own"
-        );
-        pid
-    }
-
-    /// Torrust's output (`tracker.log`, appended across restarts).
-    fn tracker_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("tracker.log")).unwrap_or_default()
-    }
-
-    fn client(&self) -> TorrustClient {
-        TorrustClient {
-            http: self.config.http,
-        }
     }
 
     /// The completed count of `torrent(i)` in the file `db`.
@@ -243,7 +129,7 @@ impl Stack {
 
     /// Restores `backup` into a fresh file `name` in the stack's folder.
     fn restore(&self, backup: &Path, name: &str) -> PathBuf {
-        let to = self.dir.path().join(name);
+        let to = self.dir.join(name);
         assert!(sidecar_output(
             &self.env,
             &[
@@ -256,29 +142,6 @@ impl Stack {
         .status
         .success());
         to
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("tracker.pid")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                if pid > 0 && alive(pid) {
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-    }
-}
-
-/// A process `pid` exists and is not a zombie.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }
 

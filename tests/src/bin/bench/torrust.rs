@@ -17,7 +17,6 @@
 //! ```
 //! Needs `TORRUST_TRACKER_BIN` (scripts/build-torrust-tracker.sh).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +41,13 @@ pub struct TorrustOpts {
     /// Seconds of load without a backup before and after the online one.
     #[arg(long, default_value_t = 60)]
     quiet_secs: u64,
+    /// Runs the online backup under `nice -n N` (0: as is).
+    #[arg(long, default_value_t = 0)]
+    nice: i32,
+    /// Backup folder (default: `run/backups` in the work folder, on the
+    /// database's disk; a tmpfs path shows what the write I/O costs).
+    #[arg(long)]
+    backups: Option<PathBuf>,
     /// Skip the fallback's stop-copy-start.
     #[arg(long)]
     no_fallback: bool,
@@ -180,23 +186,6 @@ fn outage(samples: &[Sample], from: f64, to: f64) -> Option<(f64, usize)> {
     Some((back.at + back.secs - within[first].at, failed))
 }
 
-fn write_script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/usr/bin/env bash\nset -eu\n{body}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// Shell-quotes one word.
-fn sh(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
-}
-
-fn tracker_pid(services: &Path) -> String {
-    std::fs::read_to_string(services.join("tracker.pid"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
 /// Removes the artifacts of every published backup (keeps the manifests),
 /// so a run at 4 GiB fits on the disk.
 fn drop_artifacts(backups: &Path) {
@@ -236,44 +225,14 @@ pub fn run(o: TorrustOpts) {
     );
     let work = o.dir.join("run");
     let _ = std::fs::remove_dir_all(&work);
-    let services = work.join("services");
-    let backups = work.join("backups");
-    std::fs::create_dir_all(&services).unwrap();
+    let backups = o.backups.clone().unwrap_or_else(|| work.join("backups"));
+    std::fs::create_dir_all(&work).unwrap();
     std::fs::create_dir_all(&backups).unwrap();
-
-    let config = TorrustConfig::write(&work, "bench", "sqlite3", &db.display().to_string());
-    write_script(
-        &services.join("tracker.start"),
-        &format!(
-            "exec env -i PATH=\"$PATH\" TORRUST_TRACKER_CONFIG_TOML_PATH={} {}",
-            sh(&config.path.display().to_string()),
-            sh(&bin.display().to_string())
-        ),
-    );
-    let env = online_env(&db, &backups);
-    let env_words: Vec<String> = env.iter().map(|(k, v)| sh(&format!("{k}={v}"))).collect();
-    write_script(
-        &services.join("backup-once.run"),
-        &format!(
-            "exec env -i PATH=\"$PATH\" RUST_LOG=info {} {} \"$@\"",
-            env_words.join(" "),
-            sh(&bin_dir().join("maintenance-sidecar").display().to_string())
-        ),
-    );
-    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/process-compose.sh");
-    let compose = |args: &[&str]| {
-        let st = Command::new(&shim)
-            .args(args)
-            .env("PROCESS_COMPOSE_DIR", &services)
-            .status()
-            .unwrap();
-        assert!(st.success(), "process-compose.sh {args:?}");
-    };
-    compose(&["start", "tracker"]);
-    wait_until(Duration::from_secs(60), "Torrust serving", || {
-        config.serving()
-    });
-    let pid_before = tracker_pid(&services);
+    let stack = ProcessStack::new(&work, &bin, &db, &backups);
+    let config = stack.config.clone();
+    stack.start_tracker();
+    let pid = || stack.recorded_pid().unwrap_or(0);
+    let pid_before = pid();
     println!(
         "# Torrust 3.0.0 (pid {pid_before}) on {} ({} MiB, WAL), load {} announces/s ({} threads, a new connection each)",
         db.display(),
@@ -291,7 +250,13 @@ pub fn run(o: TorrustOpts) {
     let online_from = load.now();
     let log = work.join("online.log");
     let started = Instant::now();
-    let st = Command::new(services.join("backup-once.run"))
+    let mut online = Command::new("nice");
+    online
+        .arg("-n")
+        .arg(o.nice.to_string())
+        .arg("bash")
+        .arg(work.join("backup-once.run"));
+    let st = online
         .args(["once", "--online"])
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(std::fs::File::create(work.join("online.err")).unwrap())
@@ -304,30 +269,17 @@ pub fn run(o: TorrustOpts) {
     drop_artifacts(&backups);
     let quiet_after = (load.now(), load.now() + o.quiet_secs as f64);
     std::thread::sleep(Duration::from_secs(o.quiet_secs));
-    let pid_after_online = tracker_pid(&services);
+    let pid_after_online = pid();
 
     let mut fallback = None;
     if !o.no_fallback {
         let from = load.now();
         let started = Instant::now();
-        let out = Command::new(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/maintenance-backup.sh"),
-        )
-        .arg("--force-stop")
-        .env("COMPOSE_CMD", &shim)
-        .env("PROCESS_COMPOSE_DIR", &services)
-        .env("STOP_SIGNAL", "INT")
-        .env("COMPOSE_DIR", &work)
-        .env("BACKUP_HOST_DIR", &backups)
-        .env("LOCK_FILE", work.join("fallback.lock"))
-        .env("MAX_BACKUP_AGE_HOURS", "0")
-        .env(
-            "HEALTH_URLS",
-            format!("http://{}/health_check", config.http),
-        )
-        .env("HEALTH_TIMEOUT", "120")
-        .output()
-        .unwrap();
+        let out = stack
+            .fallback_command(&["--force-stop"])
+            .env("STOP_SIGNAL", "INT")
+            .output()
+            .unwrap();
         let script_secs = started.elapsed().as_secs_f64();
         std::fs::write(work.join("fallback.log"), &out.stdout).unwrap();
         assert!(
@@ -341,9 +293,9 @@ pub fn run(o: TorrustOpts) {
         drop_artifacts(&backups);
     }
     let samples = load.finish();
-    let pid_end = tracker_pid(&services);
-    let torrust_log = std::fs::read_to_string(services.join("tracker.log")).unwrap_or_default();
-    compose(&["stop", "-t", "20", "tracker"]);
+    let pid_end = pid();
+    let torrust_log = stack.tracker_log();
+    drop(stack);
 
     let quiet = phase(&samples, &[quiet_before, quiet_after]);
     let during = phase(&samples, &[(online_from, online_to)]);
@@ -360,6 +312,23 @@ pub fn run(o: TorrustOpts) {
         println!(
             "| {name} | {secs:.1} | {} | {} | {:.2} | {:.2} | {:.1} |",
             p.announces, p.failed, p.p50_ms, p.p99_ms, p.max_ms
+        );
+    }
+    let mut slowest: Vec<&Sample> = samples.iter().collect();
+    slowest.sort_by(|a, b| b.secs.total_cmp(&a.secs));
+    let when = |at: f64| match at {
+        a if a >= online_from && a < online_to => "during the online backup",
+        a if a >= quiet_before.0 && a < quiet_before.1 => "before",
+        a if a >= quiet_after.0 && a < quiet_after.1 => "after",
+        _ => "warm-up or fallback",
+    };
+    for s in slowest.iter().take(5) {
+        println!(
+            "# slow announce at {:.1} s ({}): {:.0} ms, served {}",
+            s.at,
+            when(s.at),
+            s.secs * 1e3,
+            s.ok
         );
     }
     let lines: Vec<&str> = online_log
