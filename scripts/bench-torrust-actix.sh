@@ -67,7 +67,7 @@ write_config() { # dir persistent policy
     local dir=$1 persistent=$2 policy=$3
     mkdir -p "$dir/ready"
     cat >"$dir/config.toml" <<EOF
-log_level = "warn"
+log_level = "info"
 log_console_interval = 3600
 api_server = []
 udp_server = []
@@ -199,6 +199,10 @@ embedded_window() { # policy
     local policy=$1 dir=$work/pause-$1 pid spid id i t0 first_refused="" first_back="" now
     write_config "$dir" true "$policy"
     cp --reflink=auto "$work/source.db" "$dir/torrust.db"
+    # A tracker's file is not a gigabyte of dirty pages: write the copy
+    # back first, or the quiesce's checkpoint (which fsyncs the file) pays
+    # for the copy.
+    sync "$dir/torrust.db"
     (cd "$dir" && exec "$ours" >"$dir/run.log" 2>&1) &
     pid=$!; pids+=("$pid")
     wait_serving "torrust-actix-maintained"
@@ -216,8 +220,9 @@ embedded_window() { # policy
         now=$(date +%s.%N)
         if curl -fs "$(announce_url "$i" completed)" | grep -q 'failure reason'; then
             [ -n "$first_refused" ] || first_refused=$now
-        elif [ -n "$first_refused" ] || [ "$policy" = defer-writes ]; then
+        else
             [ -z "$first_refused" ] || first_back=$now
+            # A window quicker than the first request leaves nothing to see.
             if [ "$(status_field 's["state"]')" = idle ]; then break; fi
         fi
         [ -z "$first_back" ] || break

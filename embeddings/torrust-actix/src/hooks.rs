@@ -45,19 +45,25 @@ impl TorrustHooks {
 impl MaintenanceHooks for TorrustHooks {
     async fn quiesce(&self, window: &WindowInfo) -> Result<(), HookError> {
         let pending = self.saver.pending();
+        let began = std::time::Instant::now();
         // No other save may slip in between the flush and the pin.
         let _only_us = self.saver.exclusive().await;
         self.saver.save_locked().await?;
+        let saved = began.elapsed();
         if let Some(file) = &self.sqlite {
             file.checkpoint_and_pin().await?;
         }
         log::info!(
-            "[MAINTENANCE] window {}: {pending} pending torrent updates saved{}",
+            "[MAINTENANCE] window {}: {pending} pending torrent updates saved in {} ms{}",
             window.window_id,
+            saved.as_millis(),
             if self.sqlite.is_some() {
-                "; SQLite checkpointed and pinned"
+                format!(
+                    "; SQLite checkpointed and pinned in {} ms",
+                    (began.elapsed() - saved).as_millis()
+                )
             } else {
-                ""
+                String::new()
             }
         );
         Ok(())
