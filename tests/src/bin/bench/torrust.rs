@@ -4,16 +4,19 @@
 //!
 //! A paced load of `started` + `completed` announces (a new TCP connection
 //! each, as a BitTorrent client makes) runs the whole time. The phases:
-//! quiet (no backup) for `--quiet-secs`, `maintenance-sidecar once --online`
-//! until it exits, quiet again for as long, then the real
-//! `compose/maintenance-backup.sh --force-stop` through
+//! quiet (no backup) for `--quiet-secs`; `maintenance-sidecar once
+//! --online` until it exits, then quiet again; with `--baseline-sidecar`,
+//! the same with that binary (an older build), side by side in one run;
+//! then the real `compose/maintenance-backup.sh --force-stop` through
 //! `tests/support/process-compose.sh` (Torrust stopped with SIGINT, the
 //! kindest stop for it: it ignores SIGTERM). Announce latency p50/p99/max
 //! and failures are counted per phase; the fallback's outage is what the
 //! load saw: from the first failed announce to the first served one after.
+//! `--drop-caches` starts each online backup with a cold page cache.
 //!
 //! ```text
-//! bench torrust [--size-mib 4096] [--rate 100] [--quiet-secs 60] [--dir D]
+//! bench torrust [--size-mib 4096] [--rate 100] [--quiet-secs 60]
+//!     [--baseline-sidecar PATH] [--drop-caches] [--nice N] [--no-fallback] [--dir D]
 //! ```
 //! Needs `TORRUST_TRACKER_BIN` (scripts/build-torrust-tracker.sh).
 
@@ -48,6 +51,15 @@ pub struct TorrustOpts {
     /// database's disk; a tmpfs path shows what the write I/O costs).
     #[arg(long)]
     backups: Option<PathBuf>,
+    /// A second online backup by this sidecar binary (a baseline build),
+    /// after the first and as long a quiet phase, in the same run.
+    #[arg(long)]
+    baseline_sidecar: Option<PathBuf>,
+    /// Drop the page cache before each online backup (`sync`, then
+    /// `/proc/sys/vm/drop_caches`; needs root), so each reads the file
+    /// from the disk as a nightly backup does.
+    #[arg(long)]
+    drop_caches: bool,
     /// Skip the fallback's stop-copy-start.
     #[arg(long)]
     no_fallback: bool,
@@ -244,31 +256,49 @@ pub fn run(o: TorrustOpts) {
 
     let load = Load::start(TorrustClient { http: config.http }, o.rate);
     std::thread::sleep(Duration::from_secs(5)); // warm-up, not counted
-    let quiet_before = (load.now(), load.now() + o.quiet_secs as f64);
-    std::thread::sleep(Duration::from_secs(o.quiet_secs));
-
-    let online_from = load.now();
-    let log = work.join("online.log");
-    let started = Instant::now();
-    let mut online = Command::new("nice");
-    online
-        .arg("-n")
-        .arg(o.nice.to_string())
-        .arg("bash")
-        .arg(work.join("backup-once.run"));
-    let st = online
-        .args(["once", "--online"])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(work.join("online.err")).unwrap())
-        .status()
-        .unwrap();
-    let online_secs = started.elapsed().as_secs_f64();
-    let online_to = load.now();
-    let online_log = std::fs::read_to_string(work.join("online.err")).unwrap_or_default();
-    assert!(st.success(), "the online backup failed:\n{online_log}");
-    drop_artifacts(&backups);
-    let quiet_after = (load.now(), load.now() + o.quiet_secs as f64);
-    std::thread::sleep(Duration::from_secs(o.quiet_secs));
+    let mut quiet_ranges = Vec::new();
+    let quiet = |load: &Load| {
+        let range = (load.now(), load.now() + o.quiet_secs as f64);
+        std::thread::sleep(Duration::from_secs(o.quiet_secs));
+        range
+    };
+    quiet_ranges.push(quiet(&load));
+    let mut sidecars = vec![("this build", maintenance_e2e::bin("maintenance-sidecar"))];
+    if let Some(b) = &o.baseline_sidecar {
+        sidecars.push(("baseline", b.clone()));
+    }
+    let mut onlines = Vec::new();
+    for (i, (label, binary)) in sidecars.iter().enumerate() {
+        if o.drop_caches {
+            let st = Command::new("sh")
+                .args(["-c", "sync && echo 1 > /proc/sys/vm/drop_caches"])
+                .status()
+                .unwrap();
+            assert!(st.success(), "dropping the page cache needs root");
+        }
+        let err = work.join(format!("online-{i}.err"));
+        let from = load.now();
+        let started = Instant::now();
+        let st = Command::new("nice")
+            .args(["-n", &o.nice.to_string()])
+            .arg(binary)
+            .args(["once", "--online"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(stack.env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::fs::File::create(work.join(format!("online-{i}.log"))).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let to = load.now();
+        let log = std::fs::read_to_string(&err).unwrap_or_default();
+        assert!(st.success(), "the online backup ({label}) failed:\n{log}");
+        drop_artifacts(&backups);
+        onlines.push((*label, from, to, secs, log));
+        quiet_ranges.push(quiet(&load));
+    }
     let pid_after_online = pid();
 
     let mut fallback = None;
@@ -297,30 +327,49 @@ pub fn run(o: TorrustOpts) {
     let torrust_log = stack.tracker_log();
     drop(stack);
 
-    let quiet = phase(&samples, &[quiet_before, quiet_after]);
-    let during = phase(&samples, &[(online_from, online_to)]);
+    let quiet = phase(&samples, &quiet_ranges);
+    let quiet_secs = quiet_ranges.len() as f64 * o.quiet_secs as f64;
     println!("| phase | seconds | announces | failed | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|");
-    for (name, secs, p) in [
-        (
-            "without a backup (before + after)",
-            2.0 * o.quiet_secs as f64,
-            &quiet,
-        ),
-        ("during `once --online`", online_secs, &during),
-    ] {
+    let row = |name: &str, secs: f64, p: &Phase| {
         println!(
             "| {name} | {secs:.1} | {} | {} | {:.2} | {:.2} | {:.1} |",
             p.announces, p.failed, p.p50_ms, p.p99_ms, p.max_ms
-        );
-    }
+        )
+    };
+    row("without a backup (every quiet phase)", quiet_secs, &quiet);
     let mut slowest: Vec<&Sample> = samples.iter().collect();
     slowest.sort_by(|a, b| b.secs.total_cmp(&a.secs));
-    let when = |at: f64| match at {
-        a if a >= online_from && a < online_to => "during the online backup",
-        a if a >= quiet_before.0 && a < quiet_before.1 => "before",
-        a if a >= quiet_after.0 && a < quiet_after.1 => "after",
-        _ => "warm-up or fallback",
+    for (label, from, to, secs, log) in &onlines {
+        let during = phase(&samples, &[(*from, *to)]);
+        row(&format!("during `once --online` ({label})"), *secs, &during);
+        for l in log
+            .lines()
+            .filter(|l| l.contains("unpinned") || l.contains("backup finished"))
+        {
+            println!("# sidecar ({label}): {}", l.trim());
+        }
+        println!(
+            "RESULT torrust online backup ({label}): {:.1} s on {} MiB; announces failed {} (without: {}); p50 {:.2} ms vs {:.2} ms, p99 {:.2} ms vs {:.2} ms without = {:.2}x (goal 0 failed and <= 2x)",
+            secs,
+            o.size_mib,
+            during.failed,
+            quiet.failed,
+            during.p50_ms,
+            quiet.p50_ms,
+            during.p99_ms,
+            quiet.p99_ms,
+            during.p99_ms / quiet.p99_ms,
+        );
+    }
+    let when = |at: f64| {
+        if let Some((label, ..)) = onlines.iter().find(|(_, f, t, ..)| at >= *f && at < *t) {
+            format!("during the online backup ({label})")
+        } else if quiet_ranges.iter().any(|(f, t)| at >= *f && at < *t) {
+            "quiet".to_owned()
+        } else {
+            "between phases (artifact removal, fallback)".to_owned()
+        }
     };
     for s in slowest.iter().take(5) {
         println!(
@@ -331,30 +380,14 @@ pub fn run(o: TorrustOpts) {
             s.ok
         );
     }
-    let lines: Vec<&str> = online_log
-        .lines()
-        .filter(|l| l.contains("unpinned") || l.contains("backup finished"))
-        .collect();
-    for l in lines {
-        println!("# sidecar: {}", l.trim());
-    }
     let locked = ["database is locked", "busy"]
         .iter()
         .any(|w| torrust_log.to_ascii_lowercase().contains(w));
     println!(
-        "# Torrust pid before {pid_before}, after the online backup {pid_after_online}, at the end {pid_end}; locked/busy in its log: {locked}"
+        "# Torrust pid before {pid_before}, after the online backups {pid_after_online}, at the end {pid_end}; locked/busy in its log: {locked}"
     );
     println!(
-        "RESULT torrust online backup: {:.1} s on {} MiB; announces failed {} (without: {}); p50 {:.2} ms vs {:.2} ms, p99 {:.2} ms vs {:.2} ms without = {:.2}x (goal 0 failed and <= 2x); tracker never stopped: {}",
-        online_secs,
-        o.size_mib,
-        during.failed,
-        quiet.failed,
-        during.p50_ms,
-        quiet.p50_ms,
-        during.p99_ms,
-        quiet.p99_ms,
-        during.p99_ms / quiet.p99_ms,
+        "RESULT torrust never stopped by the online backups: {}",
         pid_before == pid_after_online
     );
     if let Some((from, to, script_secs)) = fallback {
