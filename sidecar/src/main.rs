@@ -44,6 +44,23 @@ fn main() -> ExitCode {
     {
         progress::set_interactive(true);
     }
+    // An online backup shares the disk with a tracker that serves: its I/O
+    // waits for the tracker's. Set before any thread exists, so all inherit.
+    let online = match command {
+        Command::Once { online } => online,
+        Command::Run => cfg.coordinator.urls.is_empty() && cfg.online.schedule.is_some(),
+        _ => false,
+    };
+    if online && cfg.online.idle_io {
+        match maintenance_sidecar::base::io_priority::set_idle() {
+            Ok(()) => tracing::info!(
+                "online backup in the idle I/O class: the tracker's reads and writes go first (BACKUP_ONLINE_IO_PRIORITY=normal turns this off)"
+            ),
+            Err(e) => tracing::warn!(
+                "could not lower the I/O priority ({e}); the online backup competes with the tracker's I/O"
+            ),
+        }
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

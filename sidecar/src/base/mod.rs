@@ -8,6 +8,7 @@ pub mod cancel;
 pub mod follow;
 pub mod fs;
 pub mod hashing;
+pub mod io_priority;
 pub mod pipeline;
 pub mod progress;
 pub mod read_ahead;

@@ -29,6 +29,10 @@ pub struct OnlineConfig {
     /// the tracker writes); past it the backup fails and the tracker is
     /// untouched.
     pub pin_timeout_secs: u64,
+    /// Whether an online backup reads and writes in the idle I/O class
+    /// (`BACKUP_ONLINE_IO_PRIORITY=idle`, the default) so the tracker's
+    /// own I/O goes first, or in the default class (`normal`).
+    pub idle_io: bool,
 }
 
 impl Default for OnlineConfig {
@@ -37,12 +41,13 @@ impl Default for OnlineConfig {
             schedule: None,
             wal_limit_mib: DEFAULT_WAL_LIMIT_MIB,
             pin_timeout_secs: DEFAULT_PIN_TIMEOUT_SECS,
+            idle_io: true,
         }
     }
 }
 
-/// Overlays `BACKUP_WINDOW`, `BACKUP_TIMEZONE`, `BACKUP_SQLITE_WAL_LIMIT_MIB`
-/// and `BACKUP_SQLITE_PIN_TIMEOUT`.
+/// Overlays `BACKUP_WINDOW`, `BACKUP_TIMEZONE`, `BACKUP_SQLITE_WAL_LIMIT_MIB`,
+/// `BACKUP_SQLITE_PIN_TIMEOUT` and `BACKUP_ONLINE_IO_PRIORITY`.
 pub fn apply_env(
     cfg: &mut OnlineConfig,
     get: &dyn Fn(&str) -> Option<String>,
@@ -87,6 +92,19 @@ pub fn apply_env(
         cfg.pin_timeout_secs =
             parse::number("BACKUP_SQLITE_PIN_TIMEOUT", &v, "whole seconds, 1 or more")?;
         cfg.pin_timeout_secs = cfg.pin_timeout_secs.max(1);
+    }
+    if let Some(v) = get("BACKUP_ONLINE_IO_PRIORITY") {
+        cfg.idle_io = match v.trim() {
+            "idle" => true,
+            "normal" => false,
+            _ => {
+                return Err(ConfigError::new(
+                    "BACKUP_ONLINE_IO_PRIORITY",
+                    v,
+                    "idle (the default: the tracker's I/O goes first) or normal",
+                ))
+            }
+        };
     }
     Ok(())
 }
@@ -133,6 +151,15 @@ mod tests {
         assert_eq!(e.key, "BACKUP_TIMEZONE");
         let e = apply(&[("BACKUP_TIMEZONE", "UTC")]).unwrap_err();
         assert!(e.allowed.contains("BACKUP_WINDOW"), "{e}");
+        let e = apply(&[("BACKUP_ONLINE_IO_PRIORITY", "high")]).unwrap_err();
+        assert_eq!(e.key, "BACKUP_ONLINE_IO_PRIORITY");
+        assert!(e.allowed.contains("idle"), "{e}");
+        assert!(apply(&[]).unwrap().idle_io);
+        assert!(
+            !apply(&[("BACKUP_ONLINE_IO_PRIORITY", "normal")])
+                .unwrap()
+                .idle_io
+        );
         let e = apply(&[("BACKUP_SQLITE_WAL_LIMIT_MIB", "0")]).unwrap_err();
         assert_eq!(e.key, "BACKUP_SQLITE_WAL_LIMIT_MIB");
         assert_eq!(
