@@ -368,35 +368,30 @@ fallback_skips() {
 }
 check "fallback exits 3 after a good autonomous backup" fallback_skips
 
-# The tracker's SQLite file is in WAL mode, so the fallback's first choice
-# is the online backup: the tracker keeps its process.
-fallback_force_online() {
-    local pid_before pid_after
+# Runs the fallback with ARGS, then checks the tracker's process (`same`:
+# the online path left it alone; `new`: stop-copy-start restarted it), its
+# health, and the new backup's mode, consistency and verification.
+fallback_outcome() { # same|new CONSISTENCY ARGS...
+    local process=$1 consistency=$2 pid_before pid_after
+    shift 2
     pid_before=$(podman inspect -f '{{.State.Pid}}' "$(container_of tracker)")
-    fallback --force || { cat "$WORK/fallback.log" >&2; return 1; }
+    fallback "$@" || { cat "$WORK/fallback.log" >&2; return 1; }
     pid_after=$(podman inspect -f '{{.State.Pid}}' "$(container_of tracker)")
-    [ "$pid_before" = "$pid_after" ] || { echo "the online path restarted the tracker" >&2; return 1; }
-    grep -q 'Online backup completed successfully' "$WORK/fallback.log" || return 1
-    grep -q '"mode": "once"' "$BACKUPS/latest/manifest.json" || return 1
-    grep -q '"consistency": "online"' "$BACKUPS/latest/manifest.json" || return 1
-    backup_ok "$(readlink -f "$BACKUPS/latest")"
-}
-check "fallback --force on a WAL file: online backup, tracker not restarted, consistency online, verified" \
-    fallback_force_online
-
-fallback_force_stop() {
-    local pid_before pid_after
-    pid_before=$(podman inspect -f '{{.State.Pid}}' "$(container_of tracker)")
-    fallback --force --force-stop || { cat "$WORK/fallback.log" >&2; return 1; }
-    pid_after=$(podman inspect -f '{{.State.Pid}}' "$(container_of tracker)")
-    [ "$pid_before" != "$pid_after" ] || { echo "tracker process not restarted" >&2; return 1; }
+    case $process in
+    same) [ "$pid_before" = "$pid_after" ] || { echo "the online path restarted the tracker" >&2; return 1; } ;;
+    new) [ "$pid_before" != "$pid_after" ] || { echo "tracker process not restarted" >&2; return 1; } ;;
+    esac
     curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$HEALTH_PORT/health_check" || return 1
     grep -q '"mode": "once"' "$BACKUPS/latest/manifest.json" || return 1
-    grep -q '"consistency": "uncoordinated"' "$BACKUPS/latest/manifest.json" || return 1
+    grep -q "\"consistency\": \"$consistency\"" "$BACKUPS/latest/manifest.json" || return 1
     backup_ok "$(readlink -f "$BACKUPS/latest")"
 }
+# The tracker's SQLite file is in WAL mode, so the fallback's first choice
+# is the online backup: the tracker keeps its process.
+check "fallback --force on a WAL file: online backup, tracker not restarted, consistency online, verified" \
+    fallback_outcome same online --force
 check "fallback --force --force-stop: stop, backup-once, restart (new process), exit 0, verified backup" \
-    fallback_force_stop
+    fallback_outcome new uncoordinated --force --force-stop
 
 # Finding: the systemd unit requires docker.service, which podman hosts
 # lack. The podman unit must verify on this (podman) host.

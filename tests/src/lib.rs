@@ -449,8 +449,7 @@ impl Tracker {
 
     /// Announce; returns the decoded body (a dict; `failure reason` when refused).
     pub fn announce(&self, info_hash: &[u8; 20], peer: u32, event: &str) -> Value {
-        let path = announce_path(info_hash, peer, event);
-        let (code, body) = http(self.http, "GET", &path, None, None)
+        let (code, body) = http_announce(self.http, info_hash, peer, event)
             .unwrap_or_else(|e| panic!("announce: {e}\n{}", self.proc.log_text()));
         assert_eq!(
             code,
@@ -578,6 +577,22 @@ pub fn announce_path(info_hash: &[u8; 20], peer: u32, event: &str) -> String {
         urlencode(info_hash),
         urlencode(&peer_id(peer)),
         10000 + (peer % 50000)
+    )
+}
+
+/// One HTTP announce GET to `addr` (see [`announce_path`]): status and body.
+pub fn http_announce(
+    addr: SocketAddr,
+    info_hash: &[u8; 20],
+    peer: u32,
+    event: &str,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    http(
+        addr,
+        "GET",
+        &announce_path(info_hash, peer, event),
+        None,
+        None,
     )
 }
 

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{announce_path, decode, free_port, hex, http, info_hash, sqlite_counts, Proc};
+use crate::{decode, free_port, hex, http, http_announce, info_hash, sqlite_counts, Proc};
 
 /// The Torrust binary, or `None` (the caller skips) outside CI; under `CI`
 /// a missing binary is an error.
@@ -206,14 +206,8 @@ impl TorrustClient {
     /// One announce; `Err` with the reason when it was not a 200 bencoded
     /// answer without a `failure reason`.
     pub fn announce(&self, hash: &[u8; 20], peer: u32, event: &str) -> Result<(), String> {
-        let (code, body) = http(
-            self.http,
-            "GET",
-            &announce_path(hash, peer, event),
-            None,
-            None,
-        )
-        .map_err(|e| e.to_string())?;
+        let (code, body) =
+            http_announce(self.http, hash, peer, event).map_err(|e| e.to_string())?;
         if code != 200 {
             return Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&body)));
         }

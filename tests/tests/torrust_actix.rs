@@ -232,14 +232,8 @@ impl Embedded {
 
     /// One HTTP announce; the decoded answer.
     fn announce(&self, hash: &[u8; 20], peer: u32, event: &str) -> Value {
-        let (code, body) = http(
-            self.http,
-            "GET",
-            &announce_path(hash, peer, event),
-            None,
-            None,
-        )
-        .unwrap_or_else(|e| panic!("announce: {e}\n{}", self.proc.log_text()));
+        let (code, body) = http_announce(self.http, hash, peer, event)
+            .unwrap_or_else(|e| panic!("announce: {e}\n{}", self.proc.log_text()));
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
         decode(&body).unwrap_or_else(|e| panic!("not bencode ({e}): {body:?}"))
     }
