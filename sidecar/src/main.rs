@@ -51,6 +51,9 @@ fn main() -> ExitCode {
         Command::Run => cfg.coordinator.urls.is_empty() && cfg.online.schedule.is_some(),
         _ => false,
     };
+    if online {
+        maintenance_sidecar::zstd_workers::prefer_one_for_online();
+    }
     if online && cfg.online.idle_io {
         match maintenance_sidecar::base::io_priority::set_idle() {
             Ok(()) => tracing::info!(

@@ -10,8 +10,25 @@
 //! 7 MiB each, measured in BENCHMARKS.md), beside the pipeline's buffers.
 //! `BACKUP_ZSTD_WORKERS=N` overrides it (1 compresses on the pipeline's own
 //! compression thread, for a host that must keep a core for the tracker).
+//!
+//! An online backup (no coordinator: the tracker serves throughout)
+//! defaults to one worker: on 2 cores beside an unmodified Torrust under
+//! load, one worker took the announces' p99 from 34–45 ms to 18–21 ms in
+//! the same runs, and the backup no longer (the integrity check and the
+//! digest proof bound it; BENCHMARKS.md section 18).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+
+/// Set once, before any backup, by a process that backs up online.
+static ONLINE: AtomicBool = AtomicBool::new(false);
+
+/// Makes the default one worker for this process: the backups it takes
+/// share the cores with a tracker that serves. `BACKUP_ZSTD_WORKERS`
+/// still wins. Call before the first [`workers`].
+pub fn prefer_one_for_online() {
+    ONLINE.store(true, Ordering::SeqCst);
+}
 
 /// The environment variable that sets the number of workers.
 pub const WORKERS_ENV: &str = "BACKUP_ZSTD_WORKERS";
@@ -43,6 +60,12 @@ pub fn workers() -> u32 {
                 let n = n.clamp(1, MAX_WORKERS);
                 tracing::info!("zstd workers: {n} ({WORKERS_ENV}; {cores} cores usable)");
                 n
+            }
+            None if ONLINE.load(Ordering::SeqCst) => {
+                tracing::info!(
+                    "zstd workers: 1 (an online backup leaves the other cores to the tracker; {WORKERS_ENV} overrides)"
+                );
+                1
             }
             None => {
                 let n = default_for(cores);

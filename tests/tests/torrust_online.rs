@@ -170,6 +170,13 @@ fn rollback_journal_file_is_refused_then_converted_and_backed_up_online() {
     t.announce(&torrent(1), 9, "started").unwrap();
     let out = sidecar_output(&env, &["once", "--online"]);
     assert!(out.status.success(), "online backup after the conversion");
+    // An online backup yields to the tracker: idle I/O class, one worker.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("online backup in the idle I/O class"), "{log}");
+    assert!(
+        log.contains("zstd workers: 1 (an online backup leaves the other cores"),
+        "{log}"
+    );
     let backup = published(&backups).pop().unwrap();
     assert_eq!(manifest(&backup)["consistency"], "online");
     assert!(sidecar_output(&env, &["verify", "latest"]).status.success());

@@ -16,7 +16,7 @@
 //!
 //! ```text
 //! bench torrust [--size-mib 4096] [--rate 100] [--quiet-secs 60]
-//!     [--baseline-sidecar PATH] [--drop-caches] [--nice N] [--no-fallback] [--dir D]
+//!     [--baseline-sidecar PATH [--baseline-first]] [--drop-caches] [--nice N] [--no-fallback] [--dir D]
 //! ```
 //! Needs `TORRUST_TRACKER_BIN` (scripts/build-torrust-tracker.sh).
 
@@ -55,6 +55,10 @@ pub struct TorrustOpts {
     /// after the first and as long a quiet phase, in the same run.
     #[arg(long)]
     baseline_sidecar: Option<PathBuf>,
+    /// Run the baseline's online backup first (order effects: the second
+    /// read may find the host's cache warm).
+    #[arg(long)]
+    baseline_first: bool,
     /// Drop the page cache before each online backup (`sync`, then
     /// `/proc/sys/vm/drop_caches`; needs root), so each reads the file
     /// from the disk as a nightly backup does.
@@ -266,6 +270,9 @@ pub fn run(o: TorrustOpts) {
     let mut sidecars = vec![("this build", maintenance_e2e::bin("maintenance-sidecar"))];
     if let Some(b) = &o.baseline_sidecar {
         sidecars.push(("baseline", b.clone()));
+    }
+    if o.baseline_first {
+        sidecars.reverse();
     }
     let mut onlines = Vec::new();
     for (i, (label, binary)) in sidecars.iter().enumerate() {
