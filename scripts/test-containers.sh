@@ -248,7 +248,18 @@ wait_healthy() { # [SERVICE (default tracker)] [TRIES (default 60, one a second)
 }
 check "tracker healthy (healthcheck run by hand)" wait_healthy
 # The sidecar may start before the tracker listens (one "unreachable,
-# retrying in 1 s" warning): the night's checks below count from here.
+# retrying in 1 s" warning): the night's checks below count from a
+# second after the maintenance API answers (podman's --since has whole
+# seconds), when every such attempt is over.
+api_answers() {
+    for _ in $(seq 30); do
+        curl -fsS --max-time 2 -o /dev/null "$API/status" && return 0
+        sleep 1
+    done
+    return 1
+}
+check "maintenance API answers" api_answers
+sleep 2
 HEALTHY_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 announce_completed() { # HEX40 PEER_NO

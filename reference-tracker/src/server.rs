@@ -128,10 +128,6 @@ pub async fn run(
             Ok(())
         }));
     }
-    if let Some(addr) = cfg.health_check {
-        let l = bind("health_check_api", addr).await?;
-        servers.push(serve(l, health_router(), stop_rx.clone()));
-    }
     if let Some(c) = &coordinator {
         if let Some(addr) = c.config().bind {
             // The maintenance API on its own port; it stops with `shutdown()`.
@@ -139,6 +135,13 @@ pub async fn run(
             let c = c.clone();
             tokio::spawn(async move { c.serve(l).await });
         }
+    }
+    // Last, so a health check that answers means every listener, the
+    // maintenance API included, is bound (a sidecar started with the
+    // tracker waits for "healthy", not for a lucky retry).
+    if let Some(addr) = cfg.health_check {
+        let l = bind("health_check_api", addr).await?;
+        servers.push(serve(l, health_router(), stop_rx.clone()));
     }
 
     let flusher = buffer
