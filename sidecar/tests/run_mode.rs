@@ -136,6 +136,20 @@ async fn wait_outcome(
     }
 }
 
+/// Opens a window on `tracker` and waits (at most 30 s) until the sidecar
+/// completed it; returns the outcome for further checks.
+async fn completed_window(tracker: &Tracker, dir: &Path) -> WindowOutcome {
+    let id = open_window(&tracker.url).await;
+    let outcome = wait_outcome(&tracker.coordinator, &id, Duration::from_secs(30), dir).await;
+    assert_eq!(
+        outcome.outcome,
+        Outcome::Completed,
+        "{outcome:?}\n{}",
+        sidecar_log(dir)
+    );
+    outcome
+}
+
 /// Starts a tracker and a sidecar whose MySQL "dump" hangs for `dump_secs`,
 /// opens a window, and returns once the window is claimed and the backup is
 /// under way (after the SQLite snapshot, a staging folder exists).
@@ -198,20 +212,8 @@ async fn run_backs_up_an_ad_hoc_window_and_completes_it() {
     let child = spawn_sidecar(dir.path(), &db, &tracker.url, &[]);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let id = open_window(&tracker.url).await;
-    let outcome = wait_outcome(
-        &tracker.coordinator,
-        &id,
-        Duration::from_secs(30),
-        dir.path(),
-    )
-    .await;
-    assert_eq!(
-        outcome.outcome,
-        Outcome::Completed,
-        "{outcome:?}\n{}",
-        sidecar_log(dir.path())
-    );
+    let outcome = completed_window(&tracker, dir.path()).await;
+    let id = outcome.window_id.clone();
     let report = outcome.report.expect("report");
     assert!(report.error.is_none());
     assert_eq!(report.artifacts.len(), 1);
@@ -427,20 +429,7 @@ async fn a_hostile_ready_file_neither_hangs_nor_bloats_the_sidecar() {
         .set_len(1 << 30)
         .unwrap();
     std::fs::rename(&tmp, &hostile).unwrap();
-    let id = open_window(&tracker.url).await;
-    let outcome = wait_outcome(
-        &tracker.coordinator,
-        &id,
-        Duration::from_secs(30),
-        dir.path(),
-    )
-    .await;
-    assert_eq!(
-        outcome.outcome,
-        Outcome::Completed,
-        "{}",
-        sidecar_log(dir.path())
-    );
+    completed_window(&tracker, dir.path()).await;
     let peak = peak_rss_kib(child.id());
     assert!(
         peak < 256 * 1024,
@@ -457,20 +446,7 @@ async fn a_hostile_ready_file_neither_hangs_nor_bloats_the_sidecar() {
     let c = std::ffi::CString::new(hostile_str.as_str()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let id = open_window(&tracker.url).await;
-    let outcome = wait_outcome(
-        &tracker.coordinator,
-        &id,
-        Duration::from_secs(30),
-        dir.path(),
-    )
-    .await;
-    assert_eq!(
-        outcome.outcome,
-        Outcome::Completed,
-        "{}",
-        sidecar_log(dir.path())
-    );
+    completed_window(&tracker, dir.path()).await;
     let log = sidecar_log(dir.path());
     assert!(log.contains("is a FIFO, not a regular file"), "{log}");
     assert_eq!(
