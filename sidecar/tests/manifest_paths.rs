@@ -14,15 +14,22 @@ mod common;
 
 use common::*;
 
-#[test]
-fn verify_and_restore_refuse_artifact_paths_outside_the_backup_folder() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A small SQLite database in `d` backed up once: the config and the
+/// published backup folder.
+fn one_backup(d: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let db = d.join("tracker.db");
     make_sqlite(&db, 20);
     let cfg = sqlite_config(d, &db, "");
     assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
     let backup = published(&d.join("backups")).remove(0);
+    (cfg, backup)
+}
+
+#[test]
+fn verify_and_restore_refuse_artifact_paths_outside_the_backup_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cfg, backup) = one_backup(d);
     let manifest_path = backup.join("manifest.json");
     let original = std::fs::read_to_string(&manifest_path).unwrap();
     // The real artifact moves out of the folder, to where the paths point.
@@ -73,11 +80,7 @@ fn verify_and_restore_refuse_artifact_paths_outside_the_backup_folder() {
 fn verify_and_restore_refuse_an_artifact_replaced_by_a_link_or_a_fifo() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let db = d.join("tracker.db");
-    make_sqlite(&db, 20);
-    let cfg = sqlite_config(d, &db, "");
-    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
-    let backup = published(&d.join("backups")).remove(0);
+    let (cfg, backup) = one_backup(d);
     let artifact = backup.join("sqlite-tracker.db.zst");
     // The link points at the real artifact (moved out) first, then at an
     // unrelated file whose size must not show.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{assert_failed_with, bin, make_sqlite, run, sqlite_rows, text};
+use common::{assert_failed_with, bin, make_sqlite, names_in, run, sqlite_rows, text};
 use maintenance_e2e::s3::S3Server;
 use maintenance_e2e::set_env;
 
@@ -473,15 +473,6 @@ fn remote_retention_keeps_the_newest_verified_and_sweeps_incomplete_uploads() {
     let out = sidecar(&env, &["verify", "--remote", "latest"]);
     assert!(out.status.success());
     assert!(text(&out).contains(&newest_verified));
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
