@@ -270,6 +270,9 @@ fn run_inner(
         progress_every: Duration::from_secs(cfg.progress_secs),
         cancel: cancel.clone(),
         pinned: release.pin_offered(),
+        read_limit: (release.consistency() == Consistency::Online)
+            .then_some(cfg.online.read_limit_mib_per_sec << 20)
+            .filter(|&limit| limit > 0),
     };
     tracing::info!(
         "backup started: engines [{}], staging {}",

@@ -57,6 +57,18 @@ impl CancelToken {
             || self.0.parent.as_ref().is_some_and(|p| p.is_cancelled())
     }
 
+    /// Sleeps for `wait`, or less once cancelled (looked at every 50 ms).
+    pub fn sleep(&self, wait: std::time::Duration) {
+        let until = std::time::Instant::now() + wait;
+        while !self.is_cancelled() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+        }
+    }
+
     /// The reason given with the cancellation, this token's or an ancestor's.
     fn reason(&self) -> Option<String> {
         let own = self.0.reason.lock().ok().and_then(|r| r.clone());
@@ -81,6 +93,23 @@ impl CancelToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sleep_ends_early_once_cancelled() {
+        let t = CancelToken::new();
+        let started = std::time::Instant::now();
+        t.sleep(std::time::Duration::from_millis(120));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(120));
+        let other = t.clone();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            other.cancel();
+        });
+        let started = std::time::Instant::now();
+        t.sleep(std::time::Duration::from_secs(30));
+        canceller.join().unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
 
     #[test]
     fn the_first_reason_is_named() {

@@ -13,6 +13,9 @@ use super::{parse, ConfigError};
 /// Default WAL growth allowed while the SQLite file is pinned, in MiB.
 pub const DEFAULT_WAL_LIMIT_MIB: u64 = 1024;
 
+/// Default read rate of an online backup's SQLite file, in MiB a second.
+pub const DEFAULT_READ_LIMIT_MIBPS: u64 = 0;
+
 /// Default time to get the pin (checkpoint retries included), in seconds.
 pub const DEFAULT_PIN_TIMEOUT_SECS: u64 = 30;
 
@@ -33,6 +36,11 @@ pub struct OnlineConfig {
     /// (`BACKUP_ONLINE_IO_PRIORITY=idle`, the default) so the tracker's
     /// own I/O goes first, or in the default class (`normal`).
     pub idle_io: bool,
+    /// The most an online backup reads the SQLite file at, in MiB a
+    /// second (`BACKUP_ONLINE_READ_LIMIT_MIBPS`; 0 means no limit): a
+    /// slower read holds the pin longer but leaves the disk to the
+    /// tracker's own I/O.
+    pub read_limit_mib_per_sec: u64,
 }
 
 impl Default for OnlineConfig {
@@ -42,12 +50,14 @@ impl Default for OnlineConfig {
             wal_limit_mib: DEFAULT_WAL_LIMIT_MIB,
             pin_timeout_secs: DEFAULT_PIN_TIMEOUT_SECS,
             idle_io: true,
+            read_limit_mib_per_sec: DEFAULT_READ_LIMIT_MIBPS,
         }
     }
 }
 
 /// Overlays `BACKUP_WINDOW`, `BACKUP_TIMEZONE`, `BACKUP_SQLITE_WAL_LIMIT_MIB`,
-/// `BACKUP_SQLITE_PIN_TIMEOUT` and `BACKUP_ONLINE_IO_PRIORITY`.
+/// `BACKUP_SQLITE_PIN_TIMEOUT`, `BACKUP_ONLINE_IO_PRIORITY` and
+/// `BACKUP_ONLINE_READ_LIMIT_MIBPS`.
 pub fn apply_env(
     cfg: &mut OnlineConfig,
     get: &dyn Fn(&str) -> Option<String>,
@@ -105,6 +115,13 @@ pub fn apply_env(
                 ))
             }
         };
+    }
+    if let Some(v) = get("BACKUP_ONLINE_READ_LIMIT_MIBPS") {
+        cfg.read_limit_mib_per_sec = parse::number(
+            "BACKUP_ONLINE_READ_LIMIT_MIBPS",
+            &v,
+            "whole MiB a second, or 0 for no limit",
+        )?;
     }
     Ok(())
 }
@@ -167,6 +184,15 @@ mod tests {
                 .unwrap()
                 .wal_limit_mib,
             64
+        );
+        let e = apply(&[("BACKUP_ONLINE_READ_LIMIT_MIBPS", "fast")]).unwrap_err();
+        assert_eq!(e.key, "BACKUP_ONLINE_READ_LIMIT_MIBPS");
+        assert!(e.allowed.contains("0 for no limit"), "{e}");
+        assert_eq!(
+            apply(&[("BACKUP_ONLINE_READ_LIMIT_MIBPS", "80")])
+                .unwrap()
+                .read_limit_mib_per_sec,
+            80
         );
     }
 }

@@ -60,6 +60,10 @@ pub struct EngineContext {
     /// The tracker holds a snapshot pin (protocol 2): the SQLite main file
     /// stays frozen after the release, so it is read after it.
     pub pinned: bool,
+    /// The most the SQLite file may be read at, in bytes a second, over
+    /// all of its readers (`BACKUP_ONLINE_READ_LIMIT_MIBPS`, online
+    /// backups only); `None` reads as fast as the disk gives.
+    pub read_limit: Option<u64>,
 }
 
 impl EngineContext {

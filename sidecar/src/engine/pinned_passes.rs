@@ -36,6 +36,7 @@ use crate::base::cancel::CancelToken;
 use crate::base::follow::Follower;
 use crate::base::hashing::{sha256_reader, HashingReader};
 use crate::base::read_ahead::ReadAhead;
+use crate::base::read_pace::{PacedReader, ReadPace};
 use crate::compress::{decode_stream, ArtifactWriter, ContentProof, WrittenFile};
 use crate::crypt::Sealing;
 
@@ -62,6 +63,13 @@ pub(super) fn back_up(ctx: &EngineContext, path: &Path, stem: &str) -> anyhow::R
     let follower = writer.follow(passes.clone())?;
     let artifact = writer.path().to_owned();
     let sealing = ctx.sealing.clone();
+    let pace = ctx.read_limit.map(|limit| {
+        tracing::info!(
+            "online read paced at {} MiB/s over the read and the integrity_check (BACKUP_ONLINE_READ_LIMIT_MIBPS)",
+            limit >> 20
+        );
+        ReadPace::new(limit)
+    });
 
     let (read, check, proof) = std::thread::scope(|s| {
         let (passes, first_failed) = (&passes, &first_failed);
@@ -70,18 +78,20 @@ pub(super) fn back_up(ctx: &EngineContext, path: &Path, stem: &str) -> anyhow::R
             passes,
             first_failed,
         };
+        let check_pace = pace.clone();
         let check = std::thread::Builder::new()
             .name("pass-check".into())
             .spawn_scoped(s, move || {
-                pass("integrity_check")
-                    .run(|| check_pinned(path, passes).context("check the pinned source"))
+                pass("integrity_check").run(|| {
+                    check_pinned(path, passes, check_pace).context("check the pinned source")
+                })
             });
         let proof = std::thread::Builder::new()
             .name("pass-proof".into())
             .spawn_scoped(s, move || {
                 pass("digest proof").run(|| prove(follower, &artifact, sealing.as_deref()))
             });
-        let read = pass("read").run(|| read(ctx, file, total, path, writer, passes));
+        let read = pass("read").run(|| read(ctx, file, total, path, writer, passes, pace.clone()));
         (read, joined(check, passes), joined(proof, passes))
     });
     ctx.cancel.check()?;
@@ -174,10 +184,14 @@ fn read(
     path: &Path,
     mut writer: ArtifactWriter,
     passes: &CancelToken,
+    pace: Option<ReadPace>,
 ) -> anyhow::Result<(WrittenFile, String)> {
     let name = path.display().to_string();
-    let (mut reader, digest) =
-        ReadAhead::spawn_reader(Throttled::from_env(file), &name, "pass-read", true)?;
+    let source: Box<dyn Read + Send> = match pace {
+        Some(pace) => Box::new(PacedReader::new(Throttled::from_env(file), pace)),
+        None => Box::new(Throttled::from_env(file)),
+    };
+    let (mut reader, digest) = ReadAhead::spawn_reader(source, &name, "pass-read", true)?;
     let mut options = ctx.copy_options("sqlite read under the pin", Some(total));
     options.cancel = passes.clone();
     crate::base::progress::copy(&mut reader, &mut writer, &options)
@@ -225,11 +239,12 @@ fn prove(
 }
 
 /// The `integrity_check` of the pinned source, on a connection of its own;
-/// `cancel` stops it (a lost lease, another pass failed).
-fn check_pinned(path: &Path, cancel: &CancelToken) -> anyhow::Result<()> {
+/// `cancel` stops it (a lost lease, another pass failed), `pace` holds its
+/// reads to the online read limit together with the read pass's.
+fn check_pinned(path: &Path, cancel: &CancelToken, pace: Option<ReadPace>) -> anyhow::Result<()> {
     let started = Instant::now();
     let pause = test_delay().map(|d| d / 50);
-    pragma_check(path, "integrity_check", Some(cancel), pause)?;
+    pragma_check(path, "integrity_check", Some(cancel), pause, pace)?;
     tracing::info!(
         "integrity_check of the pinned source: ok in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::base::cancel::CancelToken;
+use crate::base::read_pace::{thread_bytes_read, ReadPace};
 
 /// Opens a private database file read-only with `immutable=1`: no locks and,
 /// above all, no `-wal`/`-shm` files created beside it (a plain read-only
@@ -38,21 +39,31 @@ pub const CHECK_STEPS: i32 = 100_000;
 
 /// Runs `PRAGMA <pragma>` on `path`; errors unless "ok". With `cancel`, the
 /// check stops once it is cancelled (looked at every [`CHECK_STEPS`]
-/// steps, or at every step after sleeping `pause`, a test setting).
+/// steps, or at every step after sleeping `pause`, a test setting); with
+/// `pace`, it waits there too whenever what its thread read runs ahead of
+/// the pace it shares with the other readers of the file.
 pub(super) fn pragma_check(
     path: &Path,
     pragma: &str,
     cancel: Option<&CancelToken>,
     pause: Option<Duration>,
+    pace: Option<ReadPace>,
 ) -> anyhow::Result<()> {
     let mut conn = open_immutable(path)?;
     if let Some(cancel) = cancel {
         let watch = cancel.clone();
+        let mut paced = pace.and_then(|pace| Some((pace, thread_bytes_read()?)));
         conn.progress_handler(
             if pause.is_some() { 1 } else { CHECK_STEPS },
             Some(move || {
                 if let Some(p) = pause {
                     std::thread::sleep(p);
+                }
+                if let Some((pace, counted)) = paced.as_mut() {
+                    let now = thread_bytes_read().unwrap_or(*counted);
+                    let wait = pace.add(now.saturating_sub(*counted));
+                    *counted = now;
+                    watch.sleep(wait);
                 }
                 watch.is_cancelled()
             }),
@@ -74,11 +85,11 @@ pub(super) fn pragma_check(
 
 /// Runs `PRAGMA integrity_check` on a database file; errors unless "ok".
 pub fn integrity_check(path: &Path) -> anyhow::Result<()> {
-    pragma_check(path, "integrity_check", None, None)
+    pragma_check(path, "integrity_check", None, None, None)
 }
 
 /// Runs `PRAGMA quick_check` (every page and record, but not the indexes
 /// against their tables); errors unless "ok".
 pub fn quick_check(path: &Path) -> anyhow::Result<()> {
-    pragma_check(path, "quick_check", None, None)
+    pragma_check(path, "quick_check", None, None, None)
 }

@@ -7,6 +7,7 @@
 //! quiet (no backup) for `--quiet-secs`; `maintenance-sidecar once
 //! --online` until it exits, then quiet again; with `--baseline-sidecar`,
 //! the same with that binary (an older build), side by side in one run;
+//! with `--variant`, the same with this build and other settings;
 //! then the real `compose/maintenance-backup.sh --force-stop` through
 //! `tests/support/process-compose.sh` (Torrust stopped with SIGINT, the
 //! kindest stop for it: it ignores SIGTERM). Announce latency p50/p99/max
@@ -16,7 +17,7 @@
 //!
 //! ```text
 //! bench torrust [--size-mib 4096] [--rate 100] [--quiet-secs 60]
-//!     [--baseline-sidecar PATH [--baseline-first]] [--drop-caches] [--nice N] [--no-fallback] [--dir D]
+//!     [--baseline-sidecar PATH [--baseline-first]] [--variant LABEL:KEY=VALUE,...]... [--drop-caches] [--nice N] [--no-fallback] [--dir D]
 //! ```
 //! Needs `TORRUST_TRACKER_BIN` (scripts/build-torrust-tracker.sh).
 
@@ -30,6 +31,31 @@ use maintenance_e2e::torrust::*;
 use maintenance_e2e::*;
 
 use super::percentile;
+
+/// An online backup by this build with settings of its own (`--variant`).
+#[derive(Debug, Clone)]
+struct Variant {
+    label: String,
+    env: Vec<(String, String)>,
+}
+
+/// Parses `LABEL:KEY=VALUE[,KEY=VALUE]`.
+fn parse_variant(text: &str) -> Result<Variant, String> {
+    let bad = || {
+        format!("{text:?}: expected LABEL:KEY=VALUE[,KEY=VALUE], e.g. 64MiBps:BACKUP_ONLINE_READ_LIMIT_MIBPS=64")
+    };
+    let (label, pairs) = text.split_once(':').ok_or_else(bad)?;
+    let env = pairs
+        .split(',')
+        .map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect::<Option<Vec<_>>>()
+        .filter(|e| !label.is_empty() && e.iter().all(|(k, _)| !k.is_empty()))
+        .ok_or_else(bad)?;
+    Ok(Variant {
+        label: label.to_owned(),
+        env,
+    })
+}
 
 /// Options of `bench torrust`.
 #[derive(Debug, clap::Args)]
@@ -55,6 +81,11 @@ pub struct TorrustOpts {
     /// after the first and as long a quiet phase, in the same run.
     #[arg(long)]
     baseline_sidecar: Option<PathBuf>,
+    /// Another online backup by this build with settings of its own, in the
+    /// same run: `LABEL:KEY=VALUE[,KEY=VALUE]`, e.g. `64MiBps:BACKUP_ONLINE_READ_LIMIT_MIBPS=64`
+    /// (repeatable; each after the others, with its own quiet phase).
+    #[arg(long = "variant", value_parser = parse_variant)]
+    variants: Vec<Variant>,
     /// Run the baseline's online backup first (order effects: the second
     /// read may find the host's cache warm).
     #[arg(long)]
@@ -267,15 +298,19 @@ pub fn run(o: TorrustOpts) {
         range
     };
     quiet_ranges.push(quiet(&load));
-    let mut sidecars = vec![("this build", maintenance_e2e::bin("maintenance-sidecar"))];
+    let this_build = maintenance_e2e::bin("maintenance-sidecar");
+    let mut sidecars = vec![("this build".to_owned(), this_build.clone(), Vec::new())];
     if let Some(b) = &o.baseline_sidecar {
-        sidecars.push(("baseline", b.clone()));
+        sidecars.push(("baseline".to_owned(), b.clone(), Vec::new()));
     }
     if o.baseline_first {
         sidecars.reverse();
     }
+    for v in &o.variants {
+        sidecars.push((v.label.clone(), this_build.clone(), v.env.clone()));
+    }
     let mut onlines = Vec::new();
-    for (i, (label, binary)) in sidecars.iter().enumerate() {
+    for (i, (label, binary, extra_env)) in sidecars.iter().enumerate() {
         if o.drop_caches {
             let st = Command::new("sh")
                 .args(["-c", "sync && echo 1 > /proc/sys/vm/drop_caches"])
@@ -294,6 +329,7 @@ pub fn run(o: TorrustOpts) {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .envs(stack.env.iter().map(|(k, v)| (k, v)))
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .stdout(std::fs::File::create(work.join(format!("online-{i}.log"))).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
             .status()
@@ -303,7 +339,7 @@ pub fn run(o: TorrustOpts) {
         let log = std::fs::read_to_string(&err).unwrap_or_default();
         assert!(st.success(), "the online backup ({label}) failed:\n{log}");
         drop_artifacts(&backups);
-        onlines.push((*label, from, to, secs, log));
+        onlines.push((label.as_str(), from, to, secs, log));
         quiet_ranges.push(quiet(&load));
     }
     let pid_after_online = pid();
