@@ -292,13 +292,6 @@ fn zstd_workers_follow_the_affinity_mask_unless_set() {
     let db = dir.path().join("tracker.db");
     make_sqlite(&db, 2000);
     let cfg = sqlite_config(dir.path(), &db, "");
-    let workers_line = |out: &std::process::Output| {
-        let text = text(out);
-        text.lines()
-            .find(|l| l.contains("zstd workers: "))
-            .map(|l| l[l.find("zstd workers: ").unwrap()..].to_owned())
-            .unwrap_or_else(|| panic!("no zstd workers line in:\n{text}"))
-    };
     let sidecar_cmd = sidecar(Some(&cfg));
     let mut pinned = std::process::Command::new("taskset");
     pinned
@@ -312,22 +305,101 @@ fn zstd_workers_follow_the_affinity_mask_unless_set() {
     let out = run(&mut pinned);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        workers_line(&out).starts_with("zstd workers: 1 (1 cores usable"),
+        zstd_workers_line(&out).starts_with("zstd workers: 1 (1 cores usable"),
         "{}",
-        workers_line(&out)
+        zstd_workers_line(&out)
     );
     let out = run(sidecar(Some(&cfg))
         .env("BACKUP_ZSTD_WORKERS", "3")
         .arg("once"));
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        workers_line(&out).starts_with("zstd workers: 3 (BACKUP_ZSTD_WORKERS"),
+        zstd_workers_line(&out).starts_with("zstd workers: 3 (BACKUP_ZSTD_WORKERS"),
         "{}",
-        workers_line(&out)
+        zstd_workers_line(&out)
     );
     let restored = dir.path().join("restored.db");
     let out =
         run(sidecar(Some(&cfg)).args(["restore", "latest", "--to", restored.to_str().unwrap()]));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(sqlite_rows(&restored), sqlite_rows(&db));
+}
+
+/// The sidecar's `zstd workers: …` log line, from that text on.
+fn zstd_workers_line(out: &std::process::Output) -> String {
+    let text = text(out);
+    text.lines()
+        .find(|l| l.contains("zstd workers: "))
+        .map(|l| l[l.find("zstd workers: ").unwrap()..].to_owned())
+        .unwrap_or_else(|| panic!("no zstd workers line in:\n{text}"))
+}
+
+/// A CPU cgroup made for one test process: a quota of `cpus` CPUs, removed
+/// on drop. `None` where no CPU controller can be written (not root, no
+/// cgroupfs).
+struct CpuQuota(std::path::PathBuf);
+
+impl CpuQuota {
+    fn new(cpus: u32) -> Option<CpuQuota> {
+        let name = format!("sidecar-test-{}", std::process::id());
+        let v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"));
+        let (dir, file, value) = if v2 {
+            let dir = std::path::Path::new("/sys/fs/cgroup").join(&name);
+            (dir, "cpu.max", format!("{} 100000", cpus * 100_000))
+        } else {
+            let dir = std::path::Path::new("/sys/fs/cgroup/cpu").join(&name);
+            (dir, "cpu.cfs_quota_us", (cpus * 100_000).to_string())
+        };
+        std::fs::create_dir(&dir).ok()?;
+        let quota = CpuQuota(dir);
+        if !v2 {
+            std::fs::write(quota.0.join("cpu.cfs_period_us"), "100000").ok()?;
+        }
+        std::fs::write(quota.0.join(file), value).ok()?;
+        Some(quota)
+    }
+}
+
+impl Drop for CpuQuota {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The zstd workers' default follows a container's CPU quota (a cgroup's
+/// `cpu.max`, or `cpu.cfs_quota_us` under cgroup v1), not only the
+/// affinity mask: a sidecar limited to one CPU on a bigger host compresses
+/// on one worker. Needs a writable CPU controller (root); says SKIPPED
+/// without one.
+#[test]
+fn zstd_workers_follow_a_cgroup_cpu_quota() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(quota) = CpuQuota::new(1) else {
+        eprintln!("SKIPPED: no writable CPU cgroup controller here (needs root)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.db");
+    make_sqlite(&db, 2000);
+    let cfg = sqlite_config(dir.path(), &db, "");
+    let sidecar_cmd = sidecar(Some(&cfg));
+    // The shell moves itself into the cgroup, then becomes the sidecar.
+    let out = run(std::process::Command::new("sh")
+        .arg("-c")
+        .arg("echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"")
+        .arg("sh")
+        .arg(&quota.0)
+        .arg(sidecar_cmd.get_program())
+        .args(sidecar_cmd.get_args())
+        .arg("once")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        zstd_workers_line(&out).starts_with("zstd workers: 1 (1 cores usable"),
+        "under a one-CPU quota on a {cores}-core host: {}",
+        zstd_workers_line(&out)
+    );
 }

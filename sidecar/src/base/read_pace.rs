@@ -6,10 +6,14 @@
 //! WAL fsyncs then queue behind a deep stream of the backup's requests,
 //! and its announces wait. A [`ReadPace`] spreads the reading over time
 //! instead: every reader of the source asks it, after each read, how long
-//! to wait so that the bytes read so far never run ahead of the rate.
-//! The readers are the read pass (through [`PacedReader`]) and SQLite's
-//! own `integrity_check` (which reads through its own connection; it
-//! counts what its thread read with [`thread_bytes_read`]).
+//! to wait so that the bytes fetched from the disk so far never run ahead
+//! of the rate. What counts is what the disk delivered
+//! ([`thread_disk_reads`], the kernel's count for the reading thread), not
+//! what was read: a second reader of the same file mostly hits the page
+//! cache the first one filled, and that costs the tracker nothing. The
+//! readers are the read pass (through [`PacedReader`]) and SQLite's own
+//! `integrity_check` (its own connection; a callback on its thread
+//! counts).
 //!
 //! ```
 //! use maintenance_sidecar::base::read_pace::{PacedReader, ReadPace};
@@ -60,7 +64,9 @@ impl ReadPace {
     }
 }
 
-/// A reader that sleeps as its [`ReadPace`] asks after every read.
+/// A reader that sleeps as its [`ReadPace`] asks after every read; it
+/// counts what the disk delivered for the read, or the bytes read where
+/// the kernel does not say.
 pub struct PacedReader<R> {
     inner: R,
     pace: ReadPace,
@@ -75,8 +81,13 @@ impl<R> PacedReader<R> {
 
 impl<R: Read> Read for PacedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let before = thread_disk_reads();
         let n = self.inner.read(buf)?;
-        let wait = self.pace.add(n as u64);
+        let fetched = match (before, thread_disk_reads()) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            _ => n as u64,
+        };
+        let wait = self.pace.add(fetched);
         if !wait.is_zero() {
             std::thread::sleep(wait);
         }
@@ -84,14 +95,15 @@ impl<R: Read> Read for PacedReader<R> {
     }
 }
 
-/// Bytes the calling thread has read through `read(2)`/`pread(2)` since it
-/// started (`rchar` of `/proc/thread-self/io`), or `None` where the kernel
-/// does not say (no procfs, another OS). Used to pace a reader we do not
-/// own, such as SQLite's, from a callback on its own thread.
-pub fn thread_bytes_read() -> Option<u64> {
+/// Bytes the storage delivered for the calling thread's reads since it
+/// started (`read_bytes` of `/proc/thread-self/io`: page-cache hits do not
+/// count, read-ahead does), or `None` where the kernel does not say (no
+/// procfs, no task I/O accounting, another OS). Used to pace a reader we
+/// do not own, such as SQLite's, from a callback on its own thread.
+pub fn thread_disk_reads() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/thread-self/io").ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix("rchar:"))
+        .find_map(|l| l.strip_prefix("read_bytes:"))
         .and_then(|v| v.trim().parse().ok())
 }
 
@@ -117,28 +129,64 @@ mod tests {
         assert_eq!(pace.add(1 << 30), Duration::ZERO);
     }
 
-    #[test]
-    fn a_paced_reader_takes_as_long_as_its_rate_says() {
-        let data = vec![7u8; 256 << 10];
-        let started = Instant::now();
-        let mut out = Vec::new();
-        PacedReader::new(&data[..], ReadPace::new(1 << 20))
-            .read_to_end(&mut out)
-            .unwrap();
-        assert_eq!(out, data);
-        // 256 KiB at 1 MiB/s: a quarter of a second at least.
-        assert!(started.elapsed() >= Duration::from_millis(240));
+    /// A cold file on a real disk, dropped from the page cache (no root
+    /// needed). (Beside the crate: a tmpfs has no storage to count.)
+    fn cold_file(bytes: usize) -> tempfile::NamedTempFile {
+        use std::os::fd::AsRawFd;
+        let file = tempfile::NamedTempFile::new_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        std::fs::write(file.path(), vec![1u8; bytes]).unwrap();
+        let f = std::fs::File::open(file.path()).unwrap();
+        f.sync_all().unwrap();
+        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+        file
     }
 
     #[test]
-    fn this_thread_counts_what_it_reads() {
-        let before = thread_bytes_read().expect("Linux says what a thread read");
-        let path = std::env::temp_dir().join(format!("read-pace-{}", std::process::id()));
-        std::fs::write(&path, vec![1u8; 100_000]).unwrap();
-        let read = std::fs::read(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(read.len(), 100_000);
-        let after = thread_bytes_read().unwrap();
-        assert!(after - before >= 100_000, "{before} -> {after}");
+    fn a_paced_reader_takes_as_long_as_the_disk_reads_at_its_rate() {
+        let file = cold_file(512 << 10);
+        let started = Instant::now();
+        let mut out = Vec::new();
+        PacedReader::new(
+            std::fs::File::open(file.path()).unwrap(),
+            ReadPace::new(1 << 20),
+        )
+        .read_to_end(&mut out)
+        .unwrap();
+        assert_eq!(out.len(), 512 << 10);
+        // 512 KiB from the disk at 1 MiB/s: half a second at least.
+        assert!(
+            started.elapsed() >= Duration::from_millis(450),
+            "{:?}",
+            started.elapsed()
+        );
+        // The same file again, now in the page cache: no disk, no wait.
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let pace = ReadPace::new(1 << 20);
+        PacedReader::new(std::fs::File::open(file.path()).unwrap(), pace.clone())
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out.len(), 512 << 10);
+        assert!(
+            pace.add(0) < Duration::from_millis(100),
+            "cached reads were counted"
+        );
+        assert!(started.elapsed() < Duration::from_millis(450));
+    }
+
+    /// A file read from the disk counts; read again from the page cache,
+    /// it does not.
+    #[test]
+    fn this_thread_counts_what_the_disk_delivered() {
+        let file = cold_file(4 << 20);
+        let before = thread_disk_reads().expect("Linux counts a thread's disk reads");
+        assert_eq!(std::fs::read(file.path()).unwrap().len(), 4 << 20);
+        let cold = thread_disk_reads().unwrap() - before;
+        assert!(cold >= 4 << 20, "a cold read of 4 MiB counted {cold} bytes");
+        let before = thread_disk_reads().unwrap();
+        assert_eq!(std::fs::read(file.path()).unwrap().len(), 4 << 20);
+        let warm = thread_disk_reads().unwrap() - before;
+        assert!(warm < 1 << 20, "a cached read counted {warm} bytes");
     }
 }

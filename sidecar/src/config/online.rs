@@ -14,7 +14,7 @@ use super::{parse, ConfigError};
 pub const DEFAULT_WAL_LIMIT_MIB: u64 = 1024;
 
 /// Default read rate of an online backup's SQLite file, in MiB a second.
-pub const DEFAULT_READ_LIMIT_MIBPS: u64 = 0;
+pub const DEFAULT_READ_LIMIT_MIBPS: u64 = 32;
 
 /// Default time to get the pin (checkpoint retries included), in seconds.
 pub const DEFAULT_PIN_TIMEOUT_SECS: u64 = 30;
@@ -36,10 +36,10 @@ pub struct OnlineConfig {
     /// (`BACKUP_ONLINE_IO_PRIORITY=idle`, the default) so the tracker's
     /// own I/O goes first, or in the default class (`normal`).
     pub idle_io: bool,
-    /// The most an online backup reads the SQLite file at, in MiB a
-    /// second (`BACKUP_ONLINE_READ_LIMIT_MIBPS`; 0 means no limit): a
-    /// slower read holds the pin longer but leaves the disk to the
-    /// tracker's own I/O.
+    /// The most an online backup reads the SQLite file from the disk at,
+    /// in MiB a second (`BACKUP_ONLINE_READ_LIMIT_MIBPS`; 0 means no
+    /// limit): a slower read holds the pin longer but leaves the disk to
+    /// the tracker's own I/O.
     pub read_limit_mib_per_sec: u64,
 }
 

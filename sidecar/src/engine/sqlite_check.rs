@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::base::cancel::CancelToken;
-use crate::base::read_pace::{thread_bytes_read, ReadPace};
+use crate::base::read_pace::{thread_disk_reads, ReadPace};
 
 /// Opens a private database file read-only with `immutable=1`: no locks and,
 /// above all, no `-wal`/`-shm` files created beside it (a plain read-only
@@ -37,11 +37,18 @@ pub fn open_immutable(path: &Path) -> anyhow::Result<Connection> {
 /// Virtual machine steps of a check between two looks at its cancellation.
 pub const CHECK_STEPS: i32 = 100_000;
 
+/// The same for a paced check. `integrity_check` counts a step per page it
+/// checks, so [`CHECK_STEPS`] would let it read 400 MB of 4 KiB pages at
+/// the disk's full speed between two looks at its pace, in bursts the
+/// tracker's I/O would queue behind; a thousand pages (4 MB) keep it
+/// steady, for one small `/proc` read each.
+pub const PACED_CHECK_STEPS: i32 = 1_000;
+
 /// Runs `PRAGMA <pragma>` on `path`; errors unless "ok". With `cancel`, the
 /// check stops once it is cancelled (looked at every [`CHECK_STEPS`]
 /// steps, or at every step after sleeping `pause`, a test setting); with
-/// `pace`, it waits there too whenever what its thread read runs ahead of
-/// the pace it shares with the other readers of the file.
+/// `pace`, it waits there too whenever what the disk delivered to its
+/// thread runs ahead of the pace it shares with the other readers.
 pub(super) fn pragma_check(
     path: &Path,
     pragma: &str,
@@ -52,15 +59,20 @@ pub(super) fn pragma_check(
     let mut conn = open_immutable(path)?;
     if let Some(cancel) = cancel {
         let watch = cancel.clone();
-        let mut paced = pace.and_then(|pace| Some((pace, thread_bytes_read()?)));
+        let mut paced = pace.and_then(|pace| Some((pace, thread_disk_reads()?)));
+        let steps = match (pause, &paced) {
+            (Some(_), _) => 1,
+            (None, Some(_)) => PACED_CHECK_STEPS,
+            (None, None) => CHECK_STEPS,
+        };
         conn.progress_handler(
-            if pause.is_some() { 1 } else { CHECK_STEPS },
+            steps,
             Some(move || {
                 if let Some(p) = pause {
                     std::thread::sleep(p);
                 }
                 if let Some((pace, counted)) = paced.as_mut() {
-                    let now = thread_bytes_read().unwrap_or(*counted);
+                    let now = thread_disk_reads().unwrap_or(*counted);
                     let wait = pace.add(now.saturating_sub(*counted));
                     *counted = now;
                     watch.sleep(wait);

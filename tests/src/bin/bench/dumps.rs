@@ -11,6 +11,8 @@
 //!
 //! - the dump tool alone: `pg_dump --format=custom --compress=0` (what the
 //!   sidecar runs) to `/dev/null`;
+//! - the same dump piped into `zstd -T0 -3` to `/dev/null`: the dump and
+//!   the compression alone, the floor of any pipeline that compresses;
 //! - `pg_dump -Fc` to a file: its own compression, the hand-made backup;
 //! - `maintenance-sidecar once`: dump → zstd → SHA-256 → file on threads
 //!   of their own, then the verify phase (`pg_restore --list` and a full
@@ -71,6 +73,28 @@ fn timed(mut cmd: Command, what: &str) -> Timed {
         secs: started.elapsed().as_secs_f64(),
         hwm_kib: hwm,
     }
+}
+
+/// Runs `dump | zstd -T0 -3 -q > /dev/null` to its end (the dump and
+/// the compression alone, no hashing, no file); returns the wall time.
+fn dump_into_zstd(mut dump: Command, what: &str) -> f64 {
+    let started = Instant::now();
+    let mut dumper = dump
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let zstd = Command::new("zstd")
+        .args(["-T0", "-3", "-q", "-c"])
+        .stdin(dumper.stdout.take().unwrap())
+        .stdout(std::fs::File::create("/dev/null").unwrap())
+        .status()
+        .expect("zstd on PATH");
+    let dumped = dumper.wait().unwrap();
+    assert!(
+        dumped.success() && zstd.success(),
+        "{what} failed: {dumped}, zstd {zstd}"
+    );
+    started.elapsed().as_secs_f64()
 }
 
 /// One sidecar `once` run: its time, peak RSS, artifact size and the
@@ -230,14 +254,23 @@ fn postgres_rounds(o: &DumpsOpts, pg: &Pg) {
     }
     let fc_file = o.dir.join("pg_dump-Fc.dump");
     let log = o.dir.join("sidecar-pg.log");
-    let (mut alone, mut fc, mut sidecar, mut base) = Default::default();
-    let (alone, fc, sidecar, base): (&mut Rounds, &mut Rounds, &mut Rounds, &mut Rounds) =
-        (&mut alone, &mut fc, &mut sidecar, &mut base);
+    let (mut alone, mut fc, mut sidecar, mut base, mut zstd) = Default::default();
+    let (alone, fc, sidecar, base, zstd): (
+        &mut Rounds,
+        &mut Rounds,
+        &mut Rounds,
+        &mut Rounds,
+        &mut Rounds,
+    ) = (&mut alone, &mut fc, &mut sidecar, &mut base, &mut zstd);
     for round in 1..=o.rounds {
         let mut c = pg_cmd(&["--format=custom", "--compress=0"]);
         c.stdout(std::fs::File::create("/dev/null").unwrap());
         let t = timed(c, "pg_dump to /dev/null");
         alone.secs.push(t.secs);
+        zstd.secs.push(dump_into_zstd(
+            pg_cmd(&["--format=custom", "--compress=0"]),
+            "pg_dump | zstd",
+        ));
         let mut c = pg_cmd(&["-Fc", "-f"]);
         c.arg(&fc_file).stdout(Stdio::null());
         let t = timed(c, "pg_dump -Fc to a file");
@@ -255,8 +288,9 @@ fn postgres_rounds(o: &DumpsOpts, pg: &Pg) {
             base.push_sidecar(sidecar_once(&b, &env, &backups, &log));
         }
         println!(
-            "round {round}: pg_dump alone {:.1} s, pg_dump -Fc {:.1} s, sidecar {:.1} s{}",
+            "round {round}: pg_dump alone {:.1} s, pg_dump | zstd -T0 -3 {:.1} s, pg_dump -Fc {:.1} s, sidecar {:.1} s{}",
             alone.secs[round - 1],
+            zstd.secs[round - 1],
             fc.secs[round - 1],
             sidecar.secs[round - 1],
             base.secs
@@ -269,6 +303,13 @@ fn postgres_rounds(o: &DumpsOpts, pg: &Pg) {
         "{}",
         alone.line("pg_dump --format=custom --compress=0 > /dev/null", mib)
     );
+    println!(
+        "{}",
+        zstd.line(
+            "pg_dump --format=custom --compress=0 | zstd -T0 -3 > /dev/null",
+            mib
+        )
+    );
     println!("{}", fc.line("pg_dump -Fc -f file", mib));
     println!("{}", sidecar.line("maintenance-sidecar once", mib));
     let has_base = !base.secs.is_empty();
@@ -276,11 +317,13 @@ fn postgres_rounds(o: &DumpsOpts, pg: &Pg) {
         println!("{}", base.line("baseline maintenance-sidecar once", mib));
     }
     let (a, f, s) = (alone.median_secs(), fc.median_secs(), sidecar.median_secs());
+    let z = zstd.median_secs();
     println!(
-        "RESULT dumps postgres {mib:.0} MiB: sidecar {s:.1} s = {:.2}x pg_dump -Fc to a file ({f:.1} s; goal >= 0.9x: {}), {:.2}x the dump alone to /dev/null ({a:.1} s){}",
+        "RESULT dumps postgres {mib:.0} MiB: sidecar {s:.1} s = {:.2}x pg_dump -Fc to a file ({f:.1} s; goal >= 0.9x: {}), {:.2}x the dump alone to /dev/null ({a:.1} s), {:.2}x the dump into zstd -T0 -3 alone ({z:.1} s){}",
         f / s,
         if f / s >= 0.9 { "met" } else { "NOT met" },
         a / s,
+        z / s,
         if has_base {
             format!("; baseline sidecar {:.1} s", base.median_secs())
         } else {
