@@ -305,6 +305,14 @@ pub trait EngineKind: Sync {
     /// non-empty without `--force`.
     fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String>;
 
+    /// What killed restores left beside the restore target that `cfg`
+    /// names for this engine (its temporary files, once their process is
+    /// gone), for `prune` to sweep. By default an engine knows no target
+    /// without `--to` and has nothing to sweep.
+    fn leftovers(&self, _cfg: &Config) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
     /// Drills the artifact. By default (a dump, which cannot be restored
     /// without a database server) it is hashed and decoded, then its
     /// content is checked.

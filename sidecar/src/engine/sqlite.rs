@@ -79,6 +79,15 @@ impl EngineKind for Sqlite {
         restore(job.manifest, job.artifact, job.path, job.opts)
     }
 
+    fn leftovers(&self, cfg: &Config) -> Vec<PathBuf> {
+        // The configured database is the one target known without --to.
+        cfg.sqlite
+            .path
+            .as_deref()
+            .map(restore_leftovers)
+            .unwrap_or_default()
+    }
+
     fn drill(&self, job: &DrillJob<'_>) -> anyhow::Result<Drilled> {
         let a = job.artifact;
         let target = job.work.join(sqlite_file_name(&a.path));
@@ -423,6 +432,13 @@ pub struct SqliteRestored {
     pub check: SqliteCheck,
 }
 
+/// The temporary files a killed restore of the database `target` left
+/// beside it (`.restore-<host>-<pid>-<random>-<file name>`, with any SQLite
+/// companions).
+fn restore_leftovers(target: &Path) -> Vec<PathBuf> {
+    crate::base::replace::leftovers(target, crate::base::temp::RESTORE_PREFIX)
+}
+
 /// Restores the SQLite `artifact` (file `path`) into the file `target`
 /// atomically: decoded and hashed in one pass into a temporary file beside
 /// the target, which gets the target's mode and owner, checked, then renamed
@@ -437,7 +453,7 @@ pub fn sqlite_into(
     keys: Option<&Identities>,
 ) -> anyhow::Result<SqliteRestored> {
     let started = Instant::now();
-    crate::base::temp::remove(&crate::retention::restore_leftovers(target));
+    crate::base::temp::remove(&restore_leftovers(target));
     let mut tmp = Replacement::create(target, crate::base::temp::RESTORE_PREFIX)?;
     let mut decoded = Readback::open(path, artifact, keys)?;
     let label = format!("restore {}", artifact.path);
