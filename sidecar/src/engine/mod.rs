@@ -3,7 +3,8 @@
 //! Two small traits cover everything engine-specific. [`EngineKind`] is
 //! what an engine is (registered once, named in manifests): it builds the
 //! configured [`Engine`] from the configuration, and checks, restores and
-//! drills a published artifact. [`Engine`] is one configured source: its
+//! drills a published artifact, and says whether its source can be
+//! copied online. [`Engine`] is one configured source: its
 //! pre-flight checks, snapshot, finish and tool version. Adding an engine
 //! means one file implementing both, plus one line in [`ENGINES`].
 //!
@@ -304,6 +305,14 @@ pub trait EngineKind: Sync {
     /// Puts the artifact back; a summary line. Never overwrites something
     /// non-empty without `--force`.
     fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String>;
+
+    /// Why the source `cfg` configures for this engine cannot be copied
+    /// online (while the tracker serves, with no coordinator to quiesce
+    /// it), each reason with its fix in the message; empty when it can, or
+    /// when `cfg` does not enable this engine. An error when the source
+    /// cannot be inspected. Asked before anything is read
+    /// (`crate::online::qualify`); every engine answers for itself.
+    fn online_refusals(&self, cfg: &Config) -> anyhow::Result<Vec<String>>;
 
     /// What killed restores left beside the restore target that `cfg`
     /// names for this engine (its temporary files, once their process is

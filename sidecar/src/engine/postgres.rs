@@ -93,6 +93,12 @@ impl EngineKind for Postgres {
         "pg_restore read-through"
     }
 
+    fn online_refusals(&self, _cfg: &Config) -> anyhow::Result<Vec<String>> {
+        // pg_dump reads one exported snapshot: consistent whatever the
+        // tables, with or without a coordinator.
+        Ok(Vec::new())
+    }
+
     fn check_artifact(&self, path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
         check_artifact(path, keys)
     }
