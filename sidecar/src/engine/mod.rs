@@ -34,10 +34,9 @@ use std::time::{Duration, Instant};
 use crate::base::cancel::CancelToken;
 use crate::base::progress::CopyOptions;
 use crate::compress::{ArtifactWriter, WrittenFile};
-use anyhow::{ensure, Context};
+use anyhow::Context;
 use maintenance_proto::Artifact;
 
-use crate::base::hashing::sha256_file;
 use crate::config::{Compression, Config};
 use crate::crypt::{Identities, Sealing};
 use crate::manifest::Manifest;
@@ -149,24 +148,6 @@ impl Staged {
             missing: self.missing,
         })
     }
-}
-
-/// `<program> --version` for a known dump tool (one of `known` file names);
-/// a custom command (often a wrapper script) is named, not run twice.
-pub fn dump_tool_version(program: &str, known: &[&str]) -> Option<String> {
-    let base = Path::new(program)
-        .file_name()?
-        .to_string_lossy()
-        .into_owned();
-    if !known.contains(&base.as_str()) {
-        return Some(format!("custom dump command {program}"));
-    }
-    let out = std::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (!text.is_empty()).then_some(text)
 }
 
 /// Result of a finished engine.
@@ -374,16 +355,4 @@ pub fn check_artifact(
     keys: Option<&Identities>,
 ) -> anyhow::Result<String> {
     kind(engine)?.check_artifact(path, keys)
-}
-
-/// Refuses a dump whose SHA-256 differs from the manifest: an import cannot
-/// be undone, so the whole file is hashed before it starts.
-pub fn ensure_intact(path: &Path, artifact: &Artifact) -> anyhow::Result<()> {
-    let (_, sha) = sha256_file(path)?;
-    ensure!(
-        sha == artifact.sha256,
-        "{}: sha256 differs from the manifest; refusing to restore a corrupted artifact",
-        artifact.path
-    );
-    Ok(())
 }

@@ -107,7 +107,7 @@ impl EngineKind for Mysql {
     }
 
     fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String> {
-        super::ensure_intact(job.path, job.artifact)?;
+        process::ensure_intact(job.path, job.artifact)?;
         restore(
             job.path,
             job.opts.database.as_deref(),
@@ -206,7 +206,7 @@ impl Engine for MysqlEngine {
     }
 
     fn tool_version(&self) -> Option<String> {
-        super::dump_tool_version(&self.program().ok()?, &["mariadb-dump", "mysqldump"])
+        process::dump_tool_version(&self.program().ok()?, &["mariadb-dump", "mysqldump"])
     }
 }
 

@@ -104,7 +104,7 @@ impl EngineKind for Postgres {
     }
 
     fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String> {
-        super::ensure_intact(job.path, job.artifact)?;
+        process::ensure_intact(job.path, job.artifact)?;
         restore(
             job.path,
             job.opts.database.as_deref(),
@@ -317,7 +317,7 @@ impl Engine for PostgresEngine {
     }
 
     fn tool_version(&self) -> Option<String> {
-        super::dump_tool_version(&self.program().ok()?, &["pg_dump"])
+        process::dump_tool_version(&self.program().ok()?, &["pg_dump"])
     }
 }
 
