@@ -6,7 +6,11 @@
 //! drills a published artifact, and says whether its source can be
 //! copied online. [`Engine`] is one configured source: its
 //! pre-flight checks, snapshot, finish and tool version. Adding an engine
-//! means one file implementing both, plus one line in [`ENGINES`].
+//! means one file implementing both, one line in [`ENGINES`], and its
+//! configuration section in `config/` (its struct, `any_engine`,
+//! `NO_ENGINE` and `validate` in `mod.rs`, its TOML table in `file.rs`, its
+//! environment variables in `env.rs`); `tests/engine_contract.rs` then
+//! asks for its subject.
 //!
 //! A backup has two phases because the tracker is paused only for the
 //! first: [`Engine::snapshot`] runs while the database is quiesced and must
