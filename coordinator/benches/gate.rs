@@ -9,6 +9,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use maintenance_coordinator::AnnounceGate;
+use maintenance_e2e::median;
 
 fn per_op_ns(iterations: u64, mut op: impl FnMut()) -> f64 {
     let start = Instant::now();
@@ -16,11 +17,6 @@ fn per_op_ns(iterations: u64, mut op: impl FnMut()) -> f64 {
         op();
     }
     start.elapsed().as_nanos() as f64 / iterations as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() {
@@ -47,7 +43,7 @@ fn main() {
             assert!(black_box(&pass).is_some());
         }));
     }
-    let (b, a, w) = (median(baseline), median(admit), median(write));
+    let (b, a, w) = (median(&baseline), median(&admit), median(&write));
     println!("gate cost, median of {rounds} rounds x {iterations} iterations:");
     println!("  empty loop              {b:8.2} ns/op");
     println!(

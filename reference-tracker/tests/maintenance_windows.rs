@@ -27,7 +27,7 @@ async fn complete_many(t: &Tracker, hash: &[u8; 20], first_peer: u32, n: u32) {
         let v = t
             .announce(
                 hash,
-                &id20(9, i),
+                &info_hash(9, i),
                 10_000 + (i % 50_000) as u16,
                 "&left=0&event=completed&compact=1",
             )
@@ -72,7 +72,7 @@ async fn reject_policy_refuses_announces_and_quiesces_a_consistent_db() {
     // written the counts the copy must hold.
     let config = set_flush_interval(&sqlite_config(dir.path(), "reject"), "1h");
     let t = start(dir.path(), &config);
-    let hash = id20(1, 77);
+    let hash = info_hash(1, 77);
     complete_many(&t, &hash, 0, 7).await;
     assert_eq!(t.status().await.state, State::Idle);
 
@@ -86,16 +86,15 @@ async fn reject_policy_refuses_announces_and_quiesces_a_consistent_db() {
     // The file is rewritten just after the state turns `ready` (on the
     // blocking pool), so it may lag the status by a moment.
     let ready_file = dir.path().join("ready.json");
-    eventually(STATE_TIMEOUT, "ready.json saying ready", || {
+    wait_until(STATE_TIMEOUT, "ready.json saying ready", || {
         let ready: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&ready_file).unwrap()).unwrap();
         ready["ready"] == serde_json::json!(true)
-    })
-    .await;
+    });
 
     // Announces are refused with a retry interval until the window's end.
     let v = t
-        .announce(&hash, &id20(9, 100), 7000, "&left=0&event=completed")
+        .announce(&hash, &info_hash(9, 100), 7000, "&left=0&event=completed")
         .await;
     let reason = v
         .get("failure reason")
@@ -121,7 +120,7 @@ async fn reject_policy_refuses_announces_and_quiesces_a_consistent_db() {
     t.abort().await;
     t.wait_state(State::Idle, STATE_TIMEOUT).await;
     let v = t
-        .announce(&hash, &id20(9, 100), 7000, "&left=0&event=completed")
+        .announce(&hash, &info_hash(9, 100), 7000, "&left=0&event=completed")
         .await;
     assert!(v.get("failure reason").is_none(), "{v:?}");
     assert_eq!(int(&v, "complete"), 8);
@@ -138,13 +137,13 @@ async fn reject_policy_refuses_announces_and_quiesces_a_consistent_db() {
 async fn reject_window_that_expires_reopens_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     let t = start(dir.path(), &sqlite_config(dir.path(), "reject"));
-    let hash = id20(1, 78);
+    let hash = info_hash(1, 78);
     t.open_window(2).await;
     t.wait_state(State::Ready, STATE_TIMEOUT).await;
-    let v = t.announce(&hash, &id20(9, 1), 7000, "&left=0").await;
+    let v = t.announce(&hash, &info_hash(9, 1), 7000, "&left=0").await;
     assert!(v.get("failure reason").is_some(), "{v:?}");
     t.wait_state(State::Idle, STATE_TIMEOUT).await;
-    let v = t.announce(&hash, &id20(9, 1), 7000, "&left=0").await;
+    let v = t.announce(&hash, &info_hash(9, 1), 7000, "&left=0").await;
     assert!(v.get("failure reason").is_none(), "{v:?}");
     assert_eq!(int(&v, "complete"), 1);
     let outcome = &t.status().await.last_outcomes[0];
@@ -157,13 +156,12 @@ async fn defer_writes_answers_everything_and_loses_no_count() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     let t = start(dir.path(), &sqlite_config(dir.path(), "defer-writes"));
-    let hash = id20(1, 79);
+    let hash = info_hash(1, 79);
 
     complete_many(&t, &hash, 0, 20).await;
-    eventually(Duration::from_secs(10), "20 counts in the db", || {
+    wait_until(Duration::from_secs(10), "20 counts in the db", || {
         sqlite_counts(&db).get(&hex(&hash)).copied() == Some(20)
-    })
-    .await;
+    });
 
     t.open_window(30).await;
     t.wait_state(State::Ready, STATE_TIMEOUT).await;
@@ -183,22 +181,22 @@ async fn defer_writes_answers_everything_and_loses_no_count() {
 
     t.abort().await;
     t.wait_state(State::Idle, STATE_TIMEOUT).await;
-    eventually(Duration::from_secs(10), "deferred counts in the db", || {
+    wait_until(Duration::from_secs(10), "deferred counts in the db", || {
         sqlite_counts(&db).get(&hex(&hash)).copied() == Some(50)
-    })
-    .await;
+    });
 
     complete_many(&t, &hash, 50, 10).await;
-    eventually(Duration::from_secs(10), "60 counts in the db", || {
+    wait_until(Duration::from_secs(10), "60 counts in the db", || {
         sqlite_counts(&db).get(&hex(&hash)).copied() == Some(60)
-    })
-    .await;
+    });
     t.stop();
 
     // A restart loads the counts back.
     let t = start(dir.path(), &sqlite_config(dir.path(), "defer-writes"));
     assert_eq!(t.scraped_downloaded(&hash).await, 60);
-    let v = t.announce(&hash, &id20(9, 1000), 7000, "&left=5").await;
+    let v = t
+        .announce(&hash, &info_hash(9, 1000), 7000, "&left=5")
+        .await;
     assert_eq!(int(&v, "incomplete"), 1);
     t.stop();
     assert_eq!(sqlite_counts(&db).get(&hex(&hash)).copied(), Some(60));
@@ -209,7 +207,7 @@ async fn sidecar_claim_and_release_resume_the_tracker_early() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     let t = start(dir.path(), &sqlite_config(dir.path(), "reject"));
-    let hash = id20(1, 80);
+    let hash = info_hash(1, 80);
     complete_many(&t, &hash, 0, 3).await;
 
     t.open_window(30).await;
@@ -227,7 +225,7 @@ async fn sidecar_claim_and_release_resume_the_tracker_early() {
     // What a sidecar does while it holds the lease: copy the quiesced file.
     let copy_dir = tempfile::tempdir().unwrap();
     check_copy(&db, copy_dir.path(), &hash, 3);
-    let v = t.announce(&hash, &id20(9, 50), 7000, "&left=0").await;
+    let v = t.announce(&hash, &info_hash(9, 50), 7000, "&left=0").await;
     assert!(v.get("failure reason").is_some(), "{v:?}");
 
     // Release ("snapshot taken"): the tracker serves again before `complete`.
@@ -237,13 +235,12 @@ async fn sidecar_claim_and_release_resume_the_tracker_early() {
     assert_eq!(code, 200, "{body}");
     t.wait_state(State::Idle, STATE_TIMEOUT).await;
     let v = t
-        .announce(&hash, &id20(9, 50), 7000, "&left=0&event=completed")
+        .announce(&hash, &info_hash(9, 50), 7000, "&left=0&event=completed")
         .await;
     assert!(v.get("failure reason").is_none(), "{v:?}");
-    eventually(Duration::from_secs(10), "4 counts in the db", || {
+    wait_until(Duration::from_secs(10), "4 counts in the db", || {
         sqlite_counts(&db).get(&hex(&hash)).copied() == Some(4)
-    })
-    .await;
+    });
     let (code, body) = t
         .post_api(
             "complete",
@@ -271,7 +268,9 @@ async fn a_lost_lease_resumes_the_tracker() {
     assert_eq!(code, 200, "{body}");
     // No heartbeat: the 2 s lease runs out long before the 60 s window.
     t.wait_state(State::Idle, Duration::from_secs(10)).await;
-    let v = t.announce(&id20(1, 81), &id20(9, 1), 7000, "&left=0").await;
+    let v = t
+        .announce(&info_hash(1, 81), &info_hash(9, 1), 7000, "&left=0")
+        .await;
     assert!(v.get("failure reason").is_none(), "{v:?}");
     let outcome = &t.status().await.last_outcomes[0];
     assert_eq!(outcome.outcome, maintenance_proto::Outcome::Expired);
@@ -283,7 +282,7 @@ async fn sigterm_during_a_window_persists_deferred_counts() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tracker.db");
     let t = start(dir.path(), &sqlite_config(dir.path(), "defer-writes"));
-    let hash = id20(1, 82);
+    let hash = info_hash(1, 82);
     complete_many(&t, &hash, 0, 4).await;
     t.open_window(60).await;
     t.wait_state(State::Ready, STATE_TIMEOUT).await;
@@ -307,12 +306,11 @@ async fn sigkill_during_a_window_loses_no_acknowledged_count() {
     let db = dir.path().join("tracker.db");
     let config = sqlite_config(dir.path(), "defer-writes");
     let t = start(dir.path(), &config);
-    let hash = id20(1, 83);
+    let hash = info_hash(1, 83);
     complete_many(&t, &hash, 0, 4).await;
-    eventually(Duration::from_secs(10), "4 counts in the db", || {
+    wait_until(Duration::from_secs(10), "4 counts in the db", || {
         sqlite_counts(&db).get(&hex(&hash)).copied() == Some(4)
-    })
-    .await;
+    });
     t.open_window(60).await;
     t.wait_state(State::Ready, STATE_TIMEOUT).await;
     complete_many(&t, &hash, 4, 25).await;
@@ -327,10 +325,9 @@ async fn sigkill_during_a_window_loses_no_acknowledged_count() {
     let t = start(dir.path(), &config);
     assert_eq!(t.scraped_downloaded(&hash).await, 29);
     assert!(t.logs().contains("replayed completions"), "{}", t.logs());
-    eventually(Duration::from_secs(10), "29 counts in the db", || {
+    wait_until(Duration::from_secs(10), "29 counts in the db", || {
         sqlite_counts(&db).get(&hex(&hash)).copied() == Some(29)
-    })
-    .await;
+    });
     // Killed again once the replayed counts are in the database: they are
     // not counted a second time.
     tokio::time::sleep(Duration::from_millis(300)).await;

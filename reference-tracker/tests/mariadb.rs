@@ -79,7 +79,7 @@ async fn wait_completed(pool: &MySqlPool, hash: &[u8; 20], want: i64) {
 async fn complete_many(t: &Tracker, hash: &[u8; 20], first: u32, n: u32) {
     for i in first..first + n {
         let v = t
-            .announce(hash, &id20(9, i), 20_000, "&left=0&event=completed")
+            .announce(hash, &info_hash(9, i), 20_000, "&left=0&event=completed")
             .await;
         assert!(v.get("failure reason").is_none(), "{v:?}");
     }
@@ -127,7 +127,7 @@ async fn mariadb_counts_survive_a_defer_writes_window_and_a_restart() {
     );
     assert!(config.contains("not-the-password"), "{config}");
     let env = [("TRACKER_DATABASE_PASSWORD", password.as_str())];
-    let hash = id20(1, 90);
+    let hash = info_hash(1, 90);
 
     let t = start_with_env(dir.path(), &config, &env);
     complete_many(&t, &hash, 0, 15).await;
@@ -152,7 +152,7 @@ async fn mariadb_counts_survive_a_defer_writes_window_and_a_restart() {
     let t = start_with_env(dir.path(), &config, &env);
     assert_eq!(t.scraped_downloaded(&hash).await, 40);
     let v = t
-        .announce(&hash, &id20(9, 500), 20_000, "&left=0&event=completed")
+        .announce(&hash, &info_hash(9, 500), 20_000, "&left=0&event=completed")
         .await;
     assert_eq!(v.get("complete").and_then(Value::as_int), Some(1));
     wait_completed(&pool, &hash, 41).await;
@@ -221,7 +221,7 @@ async fn a_second_tracker_on_the_same_journal_refuses_to_start() {
         "the absolute journal path is logged:\n{}",
         first.logs()
     );
-    let refusal = expect_refusal(dir.path(), &env);
+    let refusal = expect_refusal(dir.path(), &config, &env);
     assert!(
         refusal.contains(&journal.display().to_string())
             && refusal.contains("in use by another tracker")
@@ -229,7 +229,7 @@ async fn a_second_tracker_on_the_same_journal_refuses_to_start() {
         "{refusal}"
     );
     // The first one is untouched.
-    let hash = id20(1, 91);
+    let hash = info_hash(1, 91);
     complete_many(&first, &hash, 0, 1).await;
     assert_eq!(first.scraped_downloaded(&hash).await, 1);
     first.stop();

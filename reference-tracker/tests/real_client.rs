@@ -98,15 +98,14 @@ async fn libtorrent_over_udp(mode: &'static str) {
     // The leecher's completion, announced over UDP, reaches the database
     // while the tracker runs (libtorrent 2 may announce the v1 and the
     // truncated v2 hash of its hybrid torrent: each is counted once).
-    eventually(
+    wait_until(
         Duration::from_secs(10),
         "completion in the database",
         || {
             let counts = sqlite_counts(&db);
             !counts.is_empty() && counts.values().all(|&n| n == 1)
         },
-    )
-    .await;
+    );
     t.stop();
 }
 

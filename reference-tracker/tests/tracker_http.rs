@@ -28,9 +28,9 @@ fn failure_reason(v: &Value) -> String {
 async fn announce_returns_dict_and_compact_peers() {
     let dir = tempfile::tempdir().unwrap();
     let t = start(dir.path(), &sqlite_config(dir.path(), "reject"));
-    let hash = id20(1, 1);
-    let seeder = id20(2, 1);
-    let leecher = id20(2, 2);
+    let hash = info_hash(1, 1);
+    let seeder = info_hash(2, 1);
+    let leecher = info_hash(2, 2);
 
     let first = t
         .announce(
@@ -99,16 +99,16 @@ async fn announce_returns_dict_and_compact_peers() {
 async fn scrape_reports_every_requested_torrent() {
     let dir = tempfile::tempdir().unwrap();
     let t = start(dir.path(), &sqlite_config(dir.path(), "reject"));
-    let a = id20(1, 10);
-    let b = id20(1, 11);
-    let unknown = id20(1, 12);
-    t.announce(&a, &id20(2, 1), 1000, "&left=0&event=completed")
+    let a = info_hash(1, 10);
+    let b = info_hash(1, 11);
+    let unknown = info_hash(1, 12);
+    t.announce(&a, &info_hash(2, 1), 1000, "&left=0&event=completed")
         .await;
-    t.announce(&a, &id20(2, 2), 1001, "&left=0&event=completed")
+    t.announce(&a, &info_hash(2, 2), 1001, "&left=0&event=completed")
         .await;
-    t.announce(&a, &id20(2, 3), 1002, "&left=5&event=started")
+    t.announce(&a, &info_hash(2, 3), 1002, "&left=5&event=started")
         .await;
-    t.announce(&b, &id20(2, 4), 1003, "&left=5").await;
+    t.announce(&b, &info_hash(2, 4), 1003, "&left=5").await;
 
     let v = t.scrape(&[a, b, unknown]).await;
     let files = v.get("files").and_then(Value::as_dict).unwrap();
@@ -137,8 +137,8 @@ async fn scrape_reports_every_requested_torrent() {
 async fn bad_announces_get_a_failure_reason() {
     let dir = tempfile::tempdir().unwrap();
     let t = start(dir.path(), &sqlite_config(dir.path(), "reject"));
-    let h = urlencode(&id20(1, 1));
-    let p = urlencode(&id20(2, 1));
+    let h = urlencode(&info_hash(1, 1));
+    let p = urlencode(&info_hash(2, 1));
     let cases = [
         (
             format!("/announce?peer_id={p}&port=1"),
@@ -324,7 +324,7 @@ async fn a_second_tracker_on_the_same_journal_refuses_to_start() {
         "the absolute journal path is logged:\n{}",
         first.logs()
     );
-    let refusal = expect_refusal(dir.path(), &[]);
+    let refusal = expect_refusal(dir.path(), &config, &[]);
     assert!(
         refusal.contains(&journal.display().to_string())
             && refusal.contains("in use by another tracker")

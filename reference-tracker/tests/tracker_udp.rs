@@ -41,11 +41,11 @@ async fn connect_announce_scrape_over_ipv4_and_ipv6_share_http_state() {
         dir.path(),
         &with_udp(&sqlite_config(dir.path(), "reject"), &addrs),
     );
-    let hash = id20(b'U', 1);
+    let hash = info_hash(b'U', 1);
 
     let mut a = UdpClient::new(t.udp[0]);
     let cid_a = a.connect();
-    let r = a.announce(cid_a, &hash, &id20(b'a', 1), 6881, 2, 100);
+    let r = a.announce(cid_a, &hash, &info_hash(b'a', 1), 6881, 2, 100);
     assert_eq!(
         r,
         UdpAnnounce::Peers {
@@ -59,33 +59,34 @@ async fn connect_announce_scrape_over_ipv4_and_ipv6_share_http_state() {
     // A second IPv4 client, a seeder, sees the first one.
     let mut b = UdpClient::new(t.udp[0]);
     let cid_b = b.connect();
-    let (leechers, seeders, peers) = peers_of(b.announce(cid_b, &hash, &id20(b'b', 1), 6882, 1, 0));
+    let (leechers, seeders, peers) =
+        peers_of(b.announce(cid_b, &hash, &info_hash(b'b', 1), 6882, 1, 0));
     assert_eq!((leechers, seeders), (1, 1));
     assert_eq!(peers, vec!["127.0.0.1:6881".parse::<SocketAddr>().unwrap()]);
 
     // HTTP sees the UDP swarm and its completion.
     let v = t
-        .announce(&hash, &id20(b'h', 1), 7000, "&compact=1&left=5")
+        .announce(&hash, &info_hash(b'h', 1), 7000, "&compact=1&left=5")
         .await;
     assert_eq!(v.get("complete").and_then(|x| x.as_int()), Some(1));
     assert_eq!(v.get("incomplete").and_then(|x| x.as_int()), Some(2));
     assert_eq!(t.scraped_downloaded(&hash).await, 1);
 
     // UDP scrape, including an unknown torrent.
-    let s = a.scrape(cid_a, &[hash, id20(b'U', 2)]).unwrap();
+    let s = a.scrape(cid_a, &[hash, info_hash(b'U', 2)]).unwrap();
     assert_eq!(s, vec![(1, 1, 2), (0, 0, 0)]);
 
     if v6 {
         let mut c = UdpClient::new(t.udp[1]);
         let cid = c.connect();
         let (leechers, seeders, peers) =
-            peers_of(c.announce(cid, &hash, &id20(b'c', 1), 6883, 2, 5));
+            peers_of(c.announce(cid, &hash, &info_hash(b'c', 1), 6883, 2, 5));
         // Counts cover every peer; the peer list holds IPv6 peers only.
         assert_eq!((leechers, seeders), (3, 1));
         assert!(peers.is_empty(), "{peers:?}");
         let mut d = UdpClient::new(t.udp[1]);
         let cid = d.connect();
-        let (_, _, peers) = peers_of(d.announce(cid, &hash, &id20(b'd', 1), 6884, 2, 5));
+        let (_, _, peers) = peers_of(d.announce(cid, &hash, &info_hash(b'd', 1), 6884, 2, 5));
         assert_eq!(peers, vec!["[::1]:6883".parse::<SocketAddr>().unwrap()]);
     } else {
         eprintln!("no IPv6 loopback here: IPv6 response format checked by unit tests only");
@@ -93,10 +94,9 @@ async fn connect_announce_scrape_over_ipv4_and_ipv6_share_http_state() {
 
     // The completion reaches the database.
     let db = dir.path().join("tracker.db");
-    eventually(Duration::from_secs(10), "count in the database", || {
+    wait_until(Duration::from_secs(10), "count in the database", || {
         sqlite_counts(&db).get(&hex(&hash)) == Some(&1)
-    })
-    .await;
+    });
     t.stop();
 }
 
@@ -123,8 +123,8 @@ async fn malformed_and_forged_packets_get_errors_or_nothing() {
     assert!(String::from_utf8_lossy(&r[8..]).contains("unknown action 9"));
 
     // Announce and scrape with a connection id the tracker never issued.
-    let hash = id20(b'M', 1);
-    let r = c.announce(0xDEAD_BEEF, &hash, &id20(b'p', 1), 6881, 2, 1);
+    let hash = info_hash(b'M', 1);
+    let r = c.announce(0xDEAD_BEEF, &hash, &info_hash(b'p', 1), 6881, 2, 1);
     assert!(
         matches!(&r, UdpAnnounce::Error(m) if m.contains("connection id")),
         "{r:?}"
@@ -136,18 +136,18 @@ async fn malformed_and_forged_packets_get_errors_or_nothing() {
     // (what stops announces with a spoofed source).
     let mut other = UdpClient::bind(t.udp[0], "127.0.0.2:0".parse().unwrap());
     let stolen = other.connect();
-    let r = c.announce(stolen, &hash, &id20(b'p', 1), 6881, 2, 1);
+    let r = c.announce(stolen, &hash, &info_hash(b'p', 1), 6881, 2, 1);
     assert!(matches!(&r, UdpAnnounce::Error(_)), "{r:?}");
 
     // Truncated announce, bad event, bad scrape length: errors naming them.
     let cid = c.connect();
-    let full = announce_packet(cid, 5, &hash, &id20(b'p', 1), 6881, 0, 1);
+    let full = announce_packet(cid, 5, &hash, &info_hash(b'p', 1), 6881, 0, 1);
     let r = c.exchange(&full[..60], 5).unwrap();
     assert!(
         matches!(decode_announce(&r, false), UdpAnnounce::Error(m) if m.contains("too short")),
         "{r:?}"
     );
-    let bad_event = announce_packet(cid, 6, &hash, &id20(b'p', 1), 6881, 9, 1);
+    let bad_event = announce_packet(cid, 6, &hash, &info_hash(b'p', 1), 6881, 9, 1);
     let r = c.exchange(&bad_event, 6).unwrap();
     assert!(
         matches!(decode_announce(&r, false), UdpAnnounce::Error(m) if m.contains("invalid event 9")),
@@ -185,7 +185,7 @@ async fn unauthenticated_packets_are_never_answered_with_more_bytes() {
     let quiet = Duration::from_millis(200);
     let mut other = UdpClient::bind(t.udp[0], "127.0.0.2:0".parse().unwrap());
     let foreign = other.connect();
-    let hash = id20(b'R', 1);
+    let hash = info_hash(b'R', 1);
     let mut packets = Vec::new();
     for cid in [0xDEAD_BEEF_u64, MAGIC, foreign] {
         for action in [1u32, 2, 3, 9, u32::MAX] {
@@ -200,7 +200,15 @@ async fn unauthenticated_packets_are_never_answered_with_more_bytes() {
             p.extend_from_slice(&[7; 1300]);
             packets.push(p);
         }
-        packets.push(announce_packet(cid, 41, &hash, &id20(b'p', 1), 6881, 2, 1));
+        packets.push(announce_packet(
+            cid,
+            41,
+            &hash,
+            &info_hash(b'p', 1),
+            6881,
+            2,
+            1,
+        ));
     }
     let mut answered = 0;
     for p in &packets {
@@ -220,7 +228,7 @@ async fn unauthenticated_packets_are_never_answered_with_more_bytes() {
     // A client whose id expired still learns why when its request is big
     // enough to carry the answer (every announce, every scrape).
     assert!(answered > 0, "nothing answered");
-    let r = c.announce(0xDEAD_BEEF, &hash, &id20(b'p', 1), 6881, 2, 1);
+    let r = c.announce(0xDEAD_BEEF, &hash, &info_hash(b'p', 1), 6881, 2, 1);
     assert!(
         matches!(&r, UdpAnnounce::Error(m) if m.contains("reconnect")),
         "{r:?}"
@@ -237,17 +245,17 @@ async fn reject_window_refuses_udp_announces_and_keeps_connections() {
         dir.path(),
         &with_udp(&sqlite_config(dir.path(), "reject"), &["127.0.0.1:0"]),
     );
-    let hash = id20(b'R', 1);
+    let hash = info_hash(b'R', 1);
     let mut c = UdpClient::new(t.udp[0]);
     let cid = c.connect();
     assert!(matches!(
-        c.announce(cid, &hash, &id20(b'r', 1), 6881, 2, 1),
+        c.announce(cid, &hash, &info_hash(b'r', 1), 6881, 2, 1),
         UdpAnnounce::Peers { .. }
     ));
 
     t.open_window(60).await;
     t.wait_state(State::Ready, Duration::from_secs(10)).await;
-    let r = c.announce(cid, &hash, &id20(b'r', 1), 6881, 0, 1);
+    let r = c.announce(cid, &hash, &info_hash(b'r', 1), 6881, 0, 1);
     let UdpAnnounce::Error(msg) = r else {
         panic!("announce admitted during a reject window: {r:?}")
     };
@@ -266,7 +274,7 @@ async fn reject_window_refuses_udp_announces_and_keeps_connections() {
     t.wait_state(State::Idle, Duration::from_secs(10)).await;
     // The id from before the window still works.
     assert!(matches!(
-        c.announce(cid, &hash, &id20(b'r', 1), 6881, 0, 1),
+        c.announce(cid, &hash, &info_hash(b'r', 1), 6881, 0, 1),
         UdpAnnounce::Peers { leechers: 1, .. }
     ));
     t.stop();
@@ -280,16 +288,16 @@ async fn defer_writes_window_answers_udp_and_persists_after() {
         dir.path(),
         &with_udp(&sqlite_config(dir.path(), "defer-writes"), &["127.0.0.1:0"]),
     );
-    let hash = id20(b'D', 1);
+    let hash = info_hash(b'D', 1);
     let mut seeder = UdpClient::new(t.udp[0]);
     let cid_s = seeder.connect();
-    seeder.announce(cid_s, &hash, &id20(b's', 1), 6881, 2, 0);
+    seeder.announce(cid_s, &hash, &info_hash(b's', 1), 6881, 2, 0);
 
     t.open_window(60).await;
     t.wait_state(State::Ready, Duration::from_secs(10)).await;
     let mut c = UdpClient::new(t.udp[0]);
     let cid = c.connect();
-    let (_, seeders, peers) = peers_of(c.announce(cid, &hash, &id20(b'l', 1), 6882, 1, 0));
+    let (_, seeders, peers) = peers_of(c.announce(cid, &hash, &info_hash(b'l', 1), 6882, 1, 0));
     assert_eq!(seeders, 2);
     assert_eq!(peers, vec!["127.0.0.1:6881".parse::<SocketAddr>().unwrap()]);
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -300,10 +308,9 @@ async fn defer_writes_window_answers_udp_and_persists_after() {
     );
 
     t.abort().await;
-    eventually(Duration::from_secs(10), "deferred count written", || {
+    wait_until(Duration::from_secs(10), "deferred count written", || {
         sqlite_counts(&db).get(&hex(&hash)) == Some(&1)
-    })
-    .await;
+    });
     t.stop();
 }
 
@@ -320,9 +327,9 @@ async fn flood_of_malformed_and_valid_packets_is_survived() {
     let server = t.udp[0];
     let mut c = UdpClient::new(server);
     let cid = c.connect();
-    let hash = id20(b'F', 1);
-    c.announce(cid, &hash, &id20(b'f', 0), 6881, 2, 1);
-    let rss_before = rss_kib(t.pid());
+    let hash = info_hash(b'F', 1);
+    c.announce(cid, &hash, &info_hash(b'f', 0), 6881, 2, 1);
+    let rss_before = vm_rss_kib(t.pid()).expect("VmRSS in /proc/PID/status");
 
     const PACKETS: u32 = 120_000;
     let started = Instant::now();
@@ -335,14 +342,15 @@ async fn flood_of_malformed_and_valid_packets_is_survived() {
                 0 => vec![0xFF; (i % 16) as usize],
                 1 => header(MAGIC, 0, i),
                 2 => header(i as u64, 7, i),
-                3 => announce_packet(i as u64, i, &hash, &id20(b'x', i), 6881, 2, 1),
+                3 => announce_packet(i as u64, i, &hash, &info_hash(b'x', i), 6881, 2, 1),
                 4 => {
                     let mut p = header(i as u64, 2, i);
                     p.extend(std::iter::repeat_n(0xAB, 1500));
                     p
                 }
                 _ => {
-                    let mut p = announce_packet(cid, i, &hash, &id20(b'v', i % 50), 6881, 0, 1);
+                    let mut p =
+                        announce_packet(cid, i, &hash, &info_hash(b'v', i % 50), 6881, 0, 1);
                     p.truncate(97 - (i % 3) as usize);
                     p
                 }
@@ -366,17 +374,17 @@ async fn flood_of_malformed_and_valid_packets_is_survived() {
 
     // Still serving both protocols.
     let cid = c.connect();
-    let r = c.announce(cid, &hash, &id20(b'f', 1), 6882, 0, 1);
+    let r = c.announce(cid, &hash, &info_hash(b'f', 1), 6882, 0, 1);
     assert!(matches!(r, UdpAnnounce::Peers { .. }), "{r:?}");
     let v = t
-        .announce(&hash, &id20(b'h', 1), 7000, "&compact=1&left=5")
+        .announce(&hash, &info_hash(b'h', 1), 7000, "&compact=1&left=5")
         .await;
     assert!(v.get("failure reason").is_none(), "{v:?}");
     // Truncated and forged announces created no peers: the swarm holds the
     // two UDP peers, the HTTP peer and nothing else.
     assert_eq!(c.scrape(cid, &[hash]).unwrap(), vec![(0, 0, 3)]);
 
-    let rss_after = rss_kib(t.pid());
+    let rss_after = vm_rss_kib(t.pid()).expect("VmRSS in /proc/PID/status");
     eprintln!("tracker RSS: {rss_before} KiB before, {rss_after} KiB after the flood");
     assert!(
         rss_after < rss_before + 32 * 1024,

@@ -382,12 +382,13 @@ fn verify_outputs(
                 size_bytes: file.size_bytes,
                 sha256: file.sha256.clone(),
             };
+            let kind = engine::kind(out.engine)?;
             let (detail, check) = match &file.proof {
                 Some(proof) => (
                     verify_proof(file, proof)?,
-                    // The source passed integrity_check while frozen, and
-                    // the artifact decodes to exactly its bytes.
-                    engine::sqlite::CONTENT_CHECK,
+                    // The source passed the engine's content check while
+                    // frozen, and the artifact decodes to exactly its bytes.
+                    kind.content_check(),
                 ),
                 None => {
                     let (size, sha) = sha256_file(&file.path)?;
@@ -396,7 +397,6 @@ fn verify_outputs(
                         "{}: content on disk differs from what was written",
                         file.path.display()
                     );
-                    let kind = engine::kind(out.engine)?;
                     let detail = kind
                         .check_artifact(&file.path, keys)
                         .with_context(|| format!("verify {}", file.path.display()))?;

@@ -1,7 +1,8 @@
 //! Retention: which backups to keep and which to delete, from manifest
 //! times (never mtimes), plus the sweep of what killed runs left: staging
 //! folders, verify temp files (with their SQLite `-wal`/`-shm`), drill and
-//! remote-download folders, and restore temp files beside a known target.
+//! remote-download folders, and what each engine says a killed restore left
+//! beside a target it knows from the configuration.
 //!
 //! A backup is kept when it is one of the `keep_last` newest, or younger
 //! than `keep_days`, or the newest verified one (always, whatever the
@@ -12,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
-
 use crate::base::temp;
+use crate::config::Config;
+use crate::engine;
 use crate::manifest::Manifest;
 
 /// One folder in the backup dir.
@@ -140,25 +141,6 @@ fn leftovers(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The temporary files a killed restore of the SQLite database `target`
-/// left beside it (`.restore-<host>-<pid>-<random>-<file name>`, with any
-/// SQLite companions).
-pub fn restore_leftovers(target: &Path) -> Vec<PathBuf> {
-    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Vec::new();
-    };
-    temp::abandoned_in(
-        &crate::base::fs::parent_dir(target),
-        temp::RESTORE_PREFIX,
-        |rest| {
-            rest == name
-                || rest
-                    .strip_prefix(name.as_str())
-                    .is_some_and(|s| s.starts_with('-'))
-        },
-    )
-}
-
 /// Carries out a plan; returns how many items were removed. Failures are
 /// logged and skipped.
 pub fn apply(plan: &Plan) -> usize {
@@ -175,12 +157,13 @@ pub fn apply(plan: &Plan) -> usize {
     removed + temp::remove(&plan.leftovers)
 }
 
-/// The retention plan for the backup folder, plus what a killed restore
-/// left beside the configured SQLite database.
+/// The retention plan for the backup folder, plus what killed restores
+/// left beside the targets the engines know from `cfg` (each registered
+/// engine is asked: [`engine::EngineKind::leftovers`]).
 pub fn local_plan(cfg: &Config) -> std::io::Result<Plan> {
     let mut plan = plan(&cfg.backup_dir, cfg.keep_days, cfg.keep_last, Utc::now())?;
-    if let Some(db) = &cfg.sqlite.path {
-        plan.leftovers.extend(restore_leftovers(db));
+    for kind in engine::ENGINES {
+        plan.leftovers.extend(kind.leftovers(cfg));
     }
     Ok(plan)
 }

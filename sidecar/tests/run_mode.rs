@@ -393,16 +393,6 @@ async fn a_foreign_ready_file_never_triggers_a_backup() {
     tracker.coordinator.shutdown().await;
 }
 
-/// Peak resident memory (`VmHWM`) of process `pid`, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_ready_file_neither_hangs_nor_bloats_the_sidecar() {
     let dir = tempfile::tempdir().unwrap();
@@ -430,7 +420,7 @@ async fn a_hostile_ready_file_neither_hangs_nor_bloats_the_sidecar() {
         .unwrap();
     std::fs::rename(&tmp, &hostile).unwrap();
     completed_window(&tracker, dir.path()).await;
-    let peak = peak_rss_kib(child.id());
+    let peak = maintenance_e2e::vm_hwm_kib(child.id()).expect("VmHWM in /proc/PID/status");
     assert!(
         peak < 256 * 1024,
         "the sidecar's peak RSS reached {peak} KiB after the 1 GiB ready file"

@@ -21,7 +21,7 @@ pub mod s3;
 pub use maintenance_proto::{Outcome, State, StatusResponse, WindowOutcome};
 
 pub mod observe;
-pub use observe::{cpu_time, ConnectionCounter};
+pub use observe::{cpu_time, status_kib, vm_hwm_kib, vm_rss_kib, ConnectionCounter};
 pub mod scale;
 pub mod torrust;
 pub mod udp;
@@ -345,19 +345,21 @@ token = "{TOKEN}"
     }
 }
 
-/// A running `reference-tracker`.
-pub struct Tracker {
+/// A running tracker binary and the addresses it said it listens on: the
+/// one process wrapper of every tracker test (the harness's [`Tracker`],
+/// the reference tracker's own tests). Killed on drop (the log is printed
+/// when a test panics).
+pub struct TrackerProcess {
+    /// The process; its stderr goes to `proc.log`.
     pub proc: Proc,
+    /// `[[http_trackers]]` address.
     pub http: SocketAddr,
+    /// `[health_check_api]` address.
     pub health: SocketAddr,
+    /// Maintenance API address, when configured.
     pub maintenance: Option<SocketAddr>,
-    /// The `[[udp_trackers]]` address, when configured.
-    pub udp: Option<SocketAddr>,
-    pub config: TrackerConfig,
-    pub dir: PathBuf,
-    /// Lease ids answered to claims through [`Tracker::api`], shared by
-    /// every `Api` it hands out.
-    pub leases: Arc<Mutex<HashMap<String, String>>>,
+    /// `[[udp_trackers]]` addresses, in the order they were bound.
+    pub udp: Vec<SocketAddr>,
 }
 
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -365,22 +367,30 @@ fn seq() -> u32 {
     SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
 
-impl Tracker {
-    /// Writes the config into `dir` and starts the tracker; returns once it
-    /// printed every listener and `/health_check` answers.
-    pub fn start(dir: &Path, config: &TrackerConfig) -> Tracker {
-        Self::start_with_env(dir, config, &[])
-    }
-
-    pub fn start_with_env(dir: &Path, config: &TrackerConfig, env: &[(&str, &str)]) -> Tracker {
+impl TrackerProcess {
+    /// Writes `toml` into `dir` and starts the tracker binary `bin` on it,
+    /// in `dir` (relative paths in the config resolve there), with `env`
+    /// added (`RUST_LOG` defaults to `info`). Returns once it printed every
+    /// listener the config asks for (`reference-tracker: <kind> listening
+    /// on <addr>`: the HTTP tracker, the health check, the maintenance API
+    /// when `[maintenance]` has a `bind`, one per `[[udp_trackers]]`) and
+    /// `/health_check` answers; panics with its log after `timeout`.
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        toml: &str,
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> TrackerProcess {
         let n = seq();
         let cfg_path = dir.join(format!("tracker-{n}.toml"));
-        std::fs::write(&cfg_path, config.toml()).unwrap();
+        std::fs::write(&cfg_path, toml).unwrap();
         let log = dir.join(format!("tracker-{n}.log"));
         let err = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(bin("reference-tracker"));
+        let mut cmd = Command::new(bin);
         cmd.arg("--config")
             .arg(&cfg_path)
+            .current_dir(dir)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -401,13 +411,15 @@ impl Tracker {
                 let _ = tx.send(line);
             }
         });
+        let want_maintenance = toml.contains("[maintenance]") && toml.contains("bind =");
+        let want_udp = toml.matches("[[udp_trackers]]").count();
         let mut addrs: BTreeMap<String, SocketAddr> = BTreeMap::new();
-        let deadline = Instant::now() + config.start_timeout;
-        let want_m = config.maintenance;
+        let mut udp = Vec::new();
+        let deadline = Instant::now() + timeout;
         while !(addrs.contains_key("http_tracker")
             && addrs.contains_key("health_check_api")
-            && (!want_m || addrs.contains_key("maintenance_api"))
-            && (config.udp_port.is_none() || addrs.contains_key("udp_tracker")))
+            && (!want_maintenance || addrs.contains_key("maintenance_api"))
+            && udp.len() == want_udp)
         {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
@@ -415,7 +427,11 @@ impl Tracker {
                         .strip_prefix("reference-tracker: ")
                         .and_then(|r| r.split_once(" listening on "))
                     {
-                        addrs.insert(kind.to_owned(), addr.trim().parse().unwrap());
+                        let addr: SocketAddr = addr.trim().parse().unwrap();
+                        if kind == "udp_tracker" {
+                            udp.push(addr);
+                        }
+                        addrs.insert(kind.to_owned(), addr);
                     }
                 }
                 Err(_) => panic!(
@@ -424,20 +440,91 @@ impl Tracker {
                 ),
             }
         }
-        let t = Tracker {
+        let t = TrackerProcess {
             proc,
             http: addrs["http_tracker"],
             health: addrs["health_check_api"],
             maintenance: addrs.get("maintenance_api").copied(),
-            udp: addrs.get("udp_tracker").copied(),
+            udp,
+        };
+        wait_until(Duration::from_secs(10), "tracker health check", || {
+            matches!(
+                http(t.health, "GET", "/health_check", None, None),
+                Ok((200, _))
+            )
+        });
+        t
+    }
+
+    /// Sends SIGTERM and waits up to 20 s for the exit, which must be clean.
+    pub fn stop(mut self) {
+        let status = self.proc.terminate(Duration::from_secs(20));
+        assert!(
+            status.success(),
+            "tracker exited with {status:?}; log:\n{}",
+            self.proc.log_text()
+        );
+    }
+
+    /// The process id (to read `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// The tracker's log so far.
+    pub fn logs(&self) -> String {
+        self.proc.log_text()
+    }
+}
+
+/// A running `reference-tracker` of the end-to-end tests, started from a
+/// [`TrackerConfig`].
+pub struct Tracker {
+    pub proc: Proc,
+    pub http: SocketAddr,
+    pub health: SocketAddr,
+    pub maintenance: Option<SocketAddr>,
+    /// The `[[udp_trackers]]` address, when configured.
+    pub udp: Option<SocketAddr>,
+    pub config: TrackerConfig,
+    pub dir: PathBuf,
+    /// Lease ids answered to claims through [`Tracker::api`], shared by
+    /// every `Api` it hands out.
+    pub leases: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Tracker {
+    /// Writes the config into `dir` and starts the tracker; returns once it
+    /// printed every listener and `/health_check` answers.
+    pub fn start(dir: &Path, config: &TrackerConfig) -> Tracker {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    /// Like [`Tracker::start`], with extra environment variables.
+    pub fn start_with_env(dir: &Path, config: &TrackerConfig, env: &[(&str, &str)]) -> Tracker {
+        let TrackerProcess {
+            proc,
+            http,
+            health,
+            maintenance,
+            udp,
+        } = TrackerProcess::start(
+            &bin("reference-tracker"),
+            dir,
+            &config.toml(),
+            env,
+            config.start_timeout,
+        );
+        Tracker {
+            proc,
+            http,
+            health,
+            maintenance,
+            udp: udp.first().copied(),
             config: config.clone(),
             leases: Default::default(),
             dir: dir.to_owned(),
-        };
-        wait_until(Duration::from_secs(10), "tracker health check", || {
-            t.healthy()
-        });
-        t
+        }
     }
 
     pub fn healthy(&self) -> bool {
@@ -1558,15 +1645,6 @@ fn decode_one(b: &[u8]) -> Result<(Value, &[u8]), String> {
         }
         _ => Err("unexpected end or byte".into()),
     }
-}
-
-/// Peak resident set (VmHWM) of a live process, in KiB.
-pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
 }
 
 #[cfg(test)]

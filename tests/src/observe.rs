@@ -1,9 +1,9 @@
 //! Watching a live process from the outside, the way an operator would with
-//! `top` and `ss`: its CPU time from `/proc/<pid>/stat`, and the TCP
-//! connections opened towards one port from `/proc/net/tcp`.
+//! `top` and `ss`: its CPU time from `/proc/<pid>/stat`, its memory from
+//! `/proc/<pid>/status`, and the TCP connections opened towards one port
+//! from `/proc/net/tcp`.
 //!
-//! Used by the idle-sidecar test and by `bench idle`, so both measure the
-//! same thing.
+//! Used by the tests and by the benchmarks, so both measure the same thing.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -22,6 +22,28 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+}
+
+/// A memory figure of a live process, in KiB, from the `<field>:` line of
+/// `/proc/<pid>/status` (`VmRSS`, `VmHWM`, ...); `None` when the process
+/// or the line is gone.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Resident set of a live process now (`VmRSS`), in KiB.
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// Peak resident set of a live process (`VmHWM`), in KiB.
+pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM")
 }
 
 /// Client-side TCP connections to `server` (IPv4) present right now, in any
@@ -108,5 +130,18 @@ impl ConnectionCounter {
 impl Drop for ConnectionCounter {
     fn drop(&mut self) {
         self.halt();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_figures_of_this_process() {
+        let me = std::process::id();
+        let rss = super::vm_rss_kib(me).unwrap();
+        let hwm = super::vm_hwm_kib(me).unwrap();
+        assert!(rss > 0 && hwm >= rss, "VmRSS {rss} KiB, VmHWM {hwm} KiB");
+        assert_eq!(super::status_kib(me, "NoSuchField"), None);
+        assert_eq!(super::vm_rss_kib(u32::MAX), None);
     }
 }

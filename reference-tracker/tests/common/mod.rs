@@ -1,23 +1,23 @@
 //! Shared helpers for the end-to-end tests: run the real `reference-tracker`
-//! binary on loopback with OS-assigned ports, talk to it over HTTP, and read
-//! its database directly.
+//! binary on loopback with OS-assigned ports (through the harness's process
+//! wrapper, [`maintenance_e2e::TrackerProcess`]), talk to it over HTTP, and
+//! read its database directly.
 #![allow(dead_code)]
 
 pub mod udp_client;
 
 /// Shared with the end-to-end harness: percent-encoding, hex, the
-/// `(info_hash, completed)` rows of a SQLite database.
-#[allow(unused_imports)] // not every test binary reads a database
-pub use maintenance_e2e::{hex, sqlite_counts, urlencode};
+/// `(info_hash, completed)` rows of a SQLite database, a 20-byte id with
+/// non-UTF-8 bytes, polling until a condition holds, a process's memory.
+#[allow(unused_imports)] // not every test binary uses each of them
+pub use maintenance_e2e::{hex, info_hash, sqlite_counts, urlencode, vm_rss_kib, wait_until};
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use maintenance_e2e::TrackerProcess;
 use maintenance_proto::{State, StatusResponse};
 use reference_tracker::bencode::{decode, Value};
 use sha2::{Digest, Sha256};
@@ -25,122 +25,50 @@ use sha2::{Digest, Sha256};
 /// Bearer token every test config uses.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
-/// A running tracker process; killed on drop.
+/// A running tracker process (killed on drop) with an HTTP client for its
+/// tracker and maintenance API; its addresses, [`TrackerProcess::pid`] and
+/// [`TrackerProcess::logs`] are the process wrapper's.
 pub struct Tracker {
-    child: Option<Child>,
-    /// `[[http_trackers]]` address.
-    pub http: SocketAddr,
-    /// `[health_check_api]` address.
-    pub health: SocketAddr,
-    /// Maintenance API address, when configured.
-    pub maintenance: Option<SocketAddr>,
-    /// `[[udp_trackers]]` addresses, in the order they were bound.
-    pub udp: Vec<SocketAddr>,
-    /// Captured stderr lines (logs), for failure messages.
-    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    process: TrackerProcess,
+    /// The client every helper here uses.
     pub client: reqwest::Client,
     /// Lease ids answered to claims made through [`Tracker::post_api`].
     leases: std::sync::Mutex<HashMap<String, String>>,
 }
 
-/// Writes `config` into `dir/tracker.toml` and starts the binary on it,
-/// in `dir` (relative paths in the config resolve there).
+impl std::ops::Deref for Tracker {
+    type Target = TrackerProcess;
+
+    fn deref(&self) -> &TrackerProcess {
+        &self.process
+    }
+}
+
+/// Writes `config` into `dir` and starts the binary on it, in `dir`
+/// (relative paths in the config resolve there).
 pub fn start(dir: &Path, config: &str) -> Tracker {
     start_with_env(dir, config, &[])
 }
 
-/// Like [`start`], with extra environment variables.
+/// Like [`start`], with extra environment variables (the tracker logs at
+/// debug level unless `env` sets `RUST_LOG`).
 pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tracker {
-    let path = dir.join("tracker.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reference-tracker"));
-    cmd.arg("--config")
-        .arg(&path)
-        .current_dir(dir)
-        .env("RUST_LOG", "info,reference_tracker=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn reference-tracker");
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let logs2 = logs.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[tracker] {line}");
-            logs2.lock().unwrap().push(line);
-        }
-    });
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let wants_maintenance = config.contains("[maintenance]") && config.contains("bind =");
-    let wants_udp = config.matches("[[udp_trackers]]").count();
-    let mut addrs: HashMap<String, SocketAddr> = HashMap::new();
-    let mut udp = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let done = addrs.contains_key("http_tracker")
-            && addrs.contains_key("health_check_api")
-            && (!wants_maintenance || addrs.contains_key("maintenance_api"))
-            && udp.len() == wants_udp;
-        if done {
-            break;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(rest) = line.strip_prefix("reference-tracker: ") {
-                    if let Some((kind, addr)) = rest.split_once(" listening on ") {
-                        if kind == "udp_tracker" {
-                            udp.push(addr.parse().unwrap());
-                        }
-                        addrs.insert(kind.to_owned(), addr.parse().unwrap());
-                    }
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().unwrap();
-                panic!(
-                    "tracker did not report its listeners (exit {status:?}); logs:\n{}",
-                    logs.lock().unwrap().join("\n")
-                );
-            }
-        }
-    }
+    let mut all = vec![("RUST_LOG", "info,reference_tracker=debug")];
+    all.extend_from_slice(env);
     Tracker {
-        child: Some(child),
-        http: addrs["http_tracker"],
-        health: addrs["health_check_api"],
-        maintenance: addrs.get("maintenance_api").copied(),
-        udp,
-        stderr: logs,
+        process: TrackerProcess::start(
+            Path::new(env!("CARGO_BIN_EXE_reference-tracker")),
+            dir,
+            config,
+            &all,
+            Duration::from_secs(30),
+        ),
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
         leases: Default::default(),
     }
-}
-
-/// A 20-byte id made from a number, including non-UTF-8 bytes.
-pub fn id20(tag: u8, n: u32) -> [u8; 20] {
-    let mut id = [0xF0u8; 20];
-    id[0] = tag;
-    id[1] = 0x00;
-    id[2] = 0xFF;
-    id[16..].copy_from_slice(&n.to_be_bytes());
-    id
 }
 
 impl Tracker {
@@ -277,53 +205,20 @@ impl Tracker {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    pub fn stop(mut self) {
-        let mut child = self.child.take().unwrap();
-        let ok = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "tracker exited with {status:?}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "tracker did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The process id (to read `/proc/PID/status`).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    /// The tracker's log so far.
-    pub fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+    pub fn stop(self) {
+        self.process.stop();
     }
 }
 
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Runs the binary on `dir/tracker.toml` (already written), in `dir`, and
-/// expects it to refuse to start: returns its stderr once it exited with a
-/// failure within 30 s.
-pub fn expect_refusal(dir: &Path, env: &[(&str, &str)]) -> String {
+/// Writes `config` into `dir/refused.toml` and runs the binary on it, in
+/// `dir`, expecting it to refuse to start: returns its stderr once it
+/// exited with a failure within 30 s.
+pub fn expect_refusal(dir: &Path, config: &str, env: &[(&str, &str)]) -> String {
+    let path = dir.join("refused.toml");
+    std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reference-tracker"));
     cmd.arg("--config")
-        .arg(dir.join("tracker.toml"))
+        .arg(&path)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -390,16 +285,6 @@ pub fn with_udp(config: &str, addrs: &[&str]) -> String {
     out
 }
 
-/// Resident memory of a process in KiB, from `/proc/PID/status`.
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
-}
-
 /// Size, mtime and sha256 of a file, or `None` when absent.
 pub fn fingerprint(path: &Path) -> Option<(u64, std::time::SystemTime, String)> {
     let meta = std::fs::metadata(path).ok()?;
@@ -415,13 +300,4 @@ pub fn fingerprint(path: &Path) -> Option<(u64, std::time::SystemTime, String)> 
 pub fn db_files(db: &Path) -> Vec<PathBuf> {
     let name = db.file_name().unwrap().to_str().unwrap();
     vec![db.to_path_buf(), db.with_file_name(format!("{name}-wal"))]
-}
-
-/// Polls `f` until it returns true, or panics with `what` after `timeout`.
-pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut f: F) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -19,6 +19,21 @@ use anyhow::{bail, Context};
 
 use crate::base::fs::parent_dir;
 
+/// The temporaries a killed replacement of `target` under `prefix` left
+/// beside it (`<prefix><host>-<pid>-<random>-<file name>`, with any
+/// companions such as SQLite's `-wal`), once their process is gone; sorted.
+pub fn leftovers(target: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    crate::base::temp::abandoned_in(&parent_dir(target), prefix, |rest| {
+        rest == name
+            || rest
+                .strip_prefix(name.as_str())
+                .is_some_and(|s| s.starts_with('-'))
+    })
+}
+
 /// A file being written that will atomically replace `target`.
 pub struct Replacement {
     tmp: tempfile::NamedTempFile,

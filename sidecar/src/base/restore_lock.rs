@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-/// Suffix of the lock file's name, after `.<target name>`.
-pub const LOCK_SUFFIX: &str = ".restore-lock";
+use super::temp::LOCK_SUFFIX;
 
 /// A held lock on a restore target; released (and its file removed) on
 /// drop.

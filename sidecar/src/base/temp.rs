@@ -1,15 +1,17 @@
 //! Temporary names that carry their owner, and the sweep of those a killed
 //! process left.
 //!
-//! Every temporary file or folder the sidecar makes outside a staging
-//! folder (verify copies, restore temp files beside the target, drill and
-//! remote download folders) is named `<kind><host>-<pid>-<random>[...]`.
+//! Every temporary name the sidecar uses outside a staging folder is
+//! defined here. Temporary files and folders (verify copies, restore temp
+//! files beside the target, drill and remote download folders) are named
+//! `<kind><host>-<pid>-<random>[...]`.
 //! A later `prune`, or the next restore of the same target, can then tell
 //! debris of a process that is gone (on this host: its pid no longer
 //! exists) from a file still in use, without guessing from ages. A name
 //! from another host (another container sharing the volume) or without an
 //! owner is only swept after a day, since its process cannot be checked
-//! from here.
+//! from here. (A restore's lock file, [`LOCK_SUFFIX`], is the one name
+//! whose owner is a lock instead.)
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +44,14 @@ pub const RESTORE_PREFIX: &str = ".restore-";
 
 /// Prefix of the temporary file `keygen` writes the identity through.
 pub const IDENTITY_PREFIX: &str = ".age-identity-";
+
+/// Suffix of a restore's lock file, `.<target name>.restore-lock` beside
+/// the target ([`crate::base::restore_lock`]). It carries no owner: its
+/// owner is whoever holds its `flock`. `prune` does not sweep it, since
+/// taking the lock to see that nobody holds it could refuse a restore
+/// starting at that moment; the next restore of the same target takes a
+/// lock file a killed restore left and removes it when it ends.
+pub const LOCK_SUFFIX: &str = ".restore-lock";
 
 /// Prefixes of the owned temporaries that commands leave in the backup
 /// folder's root while they run.

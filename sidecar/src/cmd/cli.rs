@@ -95,13 +95,15 @@ pub enum Command {
     Restore {
         /// Backup folder path, name inside the backup dir, or `latest`.
         backup: String,
-        /// Which engine's artifact (sqlite, mysql, files) when there are several.
+        /// Which engine's artifact (sqlite, mysql, postgres, files) when
+        /// there are several.
         #[arg(long)]
         engine: Option<String>,
         /// Target: SQLite database file, or folder for files.
         #[arg(long)]
         to: Option<PathBuf>,
-        /// Target MySQL database (default: MYSQL_DATABASE).
+        /// Target MySQL or PostgreSQL database (default: MYSQL_DATABASE,
+        /// POSTGRES_DATABASE).
         #[arg(long)]
         database: Option<String>,
         /// Overwrite a non-empty target.

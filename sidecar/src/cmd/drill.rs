@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{identities, EXIT_FAILED};
+use super::shared::identities;
+use super::EXIT_FAILED;
 use crate::base::temp;
 use crate::config::Config;
 use crate::ops;

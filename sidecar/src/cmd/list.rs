@@ -104,6 +104,6 @@ pub async fn remote(cfg: &Config) -> ExitCode {
     .await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => super::failed("list --remote", e),
+        Err(e) => super::shared::failed("list --remote", e),
     }
 }

@@ -1,5 +1,6 @@
 //! The entry points: one file per subcommand, each returning the process
-//! exit code. This is the top layer: a command may use every service and
+//! exit code; this file dispatches to them and defines the exit codes,
+//! `shared.rs` holds what several commands do alike. This is the top layer: a command may use every service and
 //! primitive below it, and nothing below imports from here (see the
 //! layering rule in ARCHITECTURE.md).
 
@@ -14,15 +15,14 @@ pub mod prune;
 pub mod push;
 pub mod restore;
 pub mod run;
+pub mod shared;
 pub mod sqlite_wal;
 pub mod status;
 pub mod verify;
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::crypt::Identities;
 use crate::ops::restore::RestoreOptions;
 use cli::Command;
 
@@ -94,35 +94,4 @@ pub async fn dispatch(cfg: &Config, command: Command) -> ExitCode {
         Command::Prune { dry_run, .. } => prune::local(cfg, dry_run),
         Command::OpenWindow { duration } => open_window::open_window(cfg, duration).await,
     }
-}
-
-/// The configuration error when no engine is enabled (exit 2 from `once`
-/// and `run`).
-pub fn require_engine(cfg: &Config, command: &str) -> Result<(), ExitCode> {
-    if cfg.any_engine() {
-        return Ok(());
-    }
-    eprintln!(
-        "maintenance-sidecar {command}: {}",
-        crate::config::NO_ENGINE
-    );
-    Err(ExitCode::from(EXIT_USAGE))
-}
-
-/// The identity for reading encrypted artifacts: `--identity`, else
-/// `BACKUP_AGE_IDENTITY_FILE`.
-pub fn identities(cfg: &Config, flag: Option<&Path>) -> anyhow::Result<Option<Identities>> {
-    flag.or(cfg.encryption.identity_file.as_deref())
-        .map(Identities::load)
-        .transpose()
-}
-
-/// Prints `<what> failed: <error>` (with the hint for a remote error); exit
-/// code 1.
-pub fn failed(what: &str, e: anyhow::Error) -> ExitCode {
-    eprintln!(
-        "{what} failed: {}",
-        crate::remote::store::describe_error(&e)
-    );
-    ExitCode::from(EXIT_FAILED)
 }

@@ -6,7 +6,8 @@
 
 use std::process::ExitCode;
 
-use super::{require_engine, EXIT_FAILED};
+use super::shared::require_engine;
+use super::EXIT_FAILED;
 use crate::base::cancel::CancelToken;
 use crate::config::Config;
 use crate::online::{online_backup, Outcome, EXIT_NOT_ONLINE};

@@ -62,6 +62,6 @@ pub async fn remote(cfg: &Config, dry_run: bool) -> ExitCode {
     .await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => super::failed("prune --remote", e),
+        Err(e) => super::shared::failed("prune --remote", e),
     }
 }

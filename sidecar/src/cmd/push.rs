@@ -45,6 +45,6 @@ pub async fn push(cfg: &Config, backup: &str) -> ExitCode {
             eprintln!("push failed: the upload did not finish (its error is above)");
             ExitCode::from(super::EXIT_FAILED)
         }
-        Err(e) => super::failed("push", e),
+        Err(e) => super::shared::failed("push", e),
     }
 }

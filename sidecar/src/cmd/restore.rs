@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{identities, EXIT_FAILED};
+use super::shared::identities;
+use super::EXIT_FAILED;
 use crate::base::temp;
 use crate::config::Config;
 use crate::ops::{self, restore::RestoreOptions};
@@ -78,6 +79,6 @@ pub async fn remote(
             println!("{line} (from {backup} on the remote)");
             ExitCode::SUCCESS
         }
-        Err(e) => super::failed("restore --remote", e),
+        Err(e) => super::shared::failed("restore --remote", e),
     }
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{require_engine, EXIT_USAGE};
+use super::shared::require_engine;
+use super::EXIT_USAGE;
 use crate::client::Coordinators;
 use crate::config::{Config, Resolve};
 use crate::retention::prune_quietly;

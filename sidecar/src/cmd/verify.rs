@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{identities, EXIT_FAILED};
+use super::shared::identities;
+use super::EXIT_FAILED;
 use crate::base::temp;
 use crate::config::Config;
 use crate::ops;
@@ -77,6 +78,6 @@ pub async fn remote(cfg: &Config, backup: &str, identity: Option<&Path>) -> Exit
             ExitCode::SUCCESS
         }
         Ok(false) => ExitCode::from(EXIT_FAILED),
-        Err(e) => super::failed("verify --remote", e),
+        Err(e) => super::shared::failed("verify --remote", e),
     }
 }

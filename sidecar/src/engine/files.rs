@@ -48,6 +48,12 @@ impl EngineKind for Files {
         "tar listing"
     }
 
+    fn online_refusals(&self, _cfg: &Config) -> anyhow::Result<Vec<String>> {
+        // The listed files are archived as they are read, with or without
+        // a coordinator: the online mode has nothing more to refuse.
+        Ok(Vec::new())
+    }
+
     fn check_artifact(&self, path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
         check_artifact(path, keys)
     }

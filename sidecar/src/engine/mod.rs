@@ -3,9 +3,14 @@
 //! Two small traits cover everything engine-specific. [`EngineKind`] is
 //! what an engine is (registered once, named in manifests): it builds the
 //! configured [`Engine`] from the configuration, and checks, restores and
-//! drills a published artifact. [`Engine`] is one configured source: its
+//! drills a published artifact, and says whether its source can be
+//! copied online. [`Engine`] is one configured source: its
 //! pre-flight checks, snapshot, finish and tool version. Adding an engine
-//! means one file implementing both, plus one line in [`ENGINES`].
+//! means one file implementing both, one line in [`ENGINES`], and its
+//! configuration section in `config/` (its struct, `any_engine`,
+//! `NO_ENGINE` and `validate` in `mod.rs`, its TOML table in `file.rs`, its
+//! environment variables in `env.rs`); `tests/engine_contract.rs` then
+//! asks for its subject.
 //!
 //! A backup has two phases because the tracker is paused only for the
 //! first: [`Engine::snapshot`] runs while the database is quiesced and must
@@ -33,10 +38,9 @@ use std::time::{Duration, Instant};
 use crate::base::cancel::CancelToken;
 use crate::base::progress::CopyOptions;
 use crate::compress::{ArtifactWriter, WrittenFile};
-use anyhow::{ensure, Context};
+use anyhow::Context;
 use maintenance_proto::Artifact;
 
-use crate::base::hashing::sha256_file;
 use crate::config::{Compression, Config};
 use crate::crypt::{Identities, Sealing};
 use crate::manifest::Manifest;
@@ -148,24 +152,6 @@ impl Staged {
             missing: self.missing,
         })
     }
-}
-
-/// `<program> --version` for a known dump tool (one of `known` file names);
-/// a custom command (often a wrapper script) is named, not run twice.
-pub fn dump_tool_version(program: &str, known: &[&str]) -> Option<String> {
-    let base = Path::new(program)
-        .file_name()?
-        .to_string_lossy()
-        .into_owned();
-    if !known.contains(&base.as_str()) {
-        return Some(format!("custom dump command {program}"));
-    }
-    let out = std::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (!text.is_empty()).then_some(text)
 }
 
 /// Result of a finished engine.
@@ -305,6 +291,22 @@ pub trait EngineKind: Sync {
     /// non-empty without `--force`.
     fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String>;
 
+    /// Why the source `cfg` configures for this engine cannot be copied
+    /// online (while the tracker serves, with no coordinator to quiesce
+    /// it), each reason with its fix in the message; empty when it can, or
+    /// when `cfg` does not enable this engine. An error when the source
+    /// cannot be inspected. Asked before anything is read
+    /// (`crate::online::qualify`); every engine answers for itself.
+    fn online_refusals(&self, cfg: &Config) -> anyhow::Result<Vec<String>>;
+
+    /// What killed restores left beside the restore target that `cfg`
+    /// names for this engine (its temporary files, once their process is
+    /// gone), for `prune` to sweep. By default an engine knows no target
+    /// without `--to` and has nothing to sweep.
+    fn leftovers(&self, _cfg: &Config) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
     /// Drills the artifact. By default (a dump, which cannot be restored
     /// without a database server) it is hashed and decoded, then its
     /// content is checked.
@@ -357,16 +359,4 @@ pub fn check_artifact(
     keys: Option<&Identities>,
 ) -> anyhow::Result<String> {
     kind(engine)?.check_artifact(path, keys)
-}
-
-/// Refuses a dump whose SHA-256 differs from the manifest: an import cannot
-/// be undone, so the whole file is hashed before it starts.
-pub fn ensure_intact(path: &Path, artifact: &Artifact) -> anyhow::Result<()> {
-    let (_, sha) = sha256_file(path)?;
-    ensure!(
-        sha == artifact.sha256,
-        "{}: sha256 differs from the manifest; refusing to restore a corrupted artifact",
-        artifact.path
-    );
-    Ok(())
 }

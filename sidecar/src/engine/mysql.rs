@@ -14,6 +14,14 @@
 //! zero exit status *and* a stderr without error lines *and* the dump's own
 //! `-- Dump completed` trailer; anything else fails the backup, and the
 //! partial file dies with the staging folder.
+//!
+//! Online (no coordinator), the same dump is consistent only if every table
+//! is transactional: a MyISAM (or Aria, MEMORY, ...) table is read at
+//! whatever moment the dump reaches it, so a backup taken while the tracker
+//! writes could pair rows from different moments. Such tables are listed
+//! from `information_schema` before anything is read, and the online backup
+//! is refused with the `ALTER TABLE` that fixes it
+//! ([`non_transactional_tables`], [`online_refusal`]).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -78,6 +86,18 @@ impl EngineKind for Mysql {
             .then(|| Box::new(MysqlEngine::new(cfg.mysql.clone())) as Box<dyn Engine>)
     }
 
+    fn online_refusals(&self, cfg: &Config) -> anyhow::Result<Vec<String>> {
+        if !cfg.mysql.enabled {
+            return Ok(Vec::new());
+        }
+        let tables = non_transactional_tables(&cfg.mysql)?;
+        Ok(if tables.is_empty() {
+            Vec::new()
+        } else {
+            vec![online_refusal(&cfg.mysql, &tables)]
+        })
+    }
+
     fn content_check(&self) -> &'static str {
         "dump trailer"
     }
@@ -87,7 +107,7 @@ impl EngineKind for Mysql {
     }
 
     fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String> {
-        super::ensure_intact(job.path, job.artifact)?;
+        process::ensure_intact(job.path, job.artifact)?;
         restore(
             job.path,
             job.opts.database.as_deref(),
@@ -186,7 +206,7 @@ impl Engine for MysqlEngine {
     }
 
     fn tool_version(&self) -> Option<String> {
-        super::dump_tool_version(&self.program().ok()?, &["mariadb-dump", "mysqldump"])
+        process::dump_tool_version(&self.program().ok()?, &["mariadb-dump", "mysqldump"])
     }
 }
 
@@ -355,6 +375,60 @@ pub fn restore(
     Ok(format!(
         "restored MySQL dump into database {db} ({bytes} bytes of SQL)"
     ))
+}
+
+/// The query listing the tables `--single-transaction` does not cover.
+const QUERY: &str = "SELECT TABLE_NAME, IFNULL(ENGINE, '') FROM information_schema.TABLES \
+    WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' \
+    AND IFNULL(ENGINE, '') <> 'InnoDB' ORDER BY TABLE_NAME";
+
+/// `(table, engine)` of every base table of the configured database that
+/// is not InnoDB (listed with the server's own client, `mariadb` or
+/// `mysql`).
+pub fn non_transactional_tables(cfg: &MysqlConfig) -> anyhow::Result<Vec<(String, String)>> {
+    let database = cfg
+        .database
+        .as_deref()
+        .context("mysql.database is not set")?;
+    let program = match &cfg.client_command {
+        Some(c) => c.clone(),
+        None => find_program(&["mariadb", "mysql"])
+            .context("neither mariadb nor mysql (the client) is on PATH, needed to check the table engines before an online dump")?,
+    };
+    let out = tool_command(cfg, &program)
+        .args(["--batch", "--skip-column-names", "-e", QUERY, database])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {program:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "listing the table engines of {database} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (table, engine) = l.split_once('\t')?;
+            Some((table.to_owned(), engine.to_owned()))
+        })
+        .collect())
+}
+
+/// The online refusal naming the tables and the fix.
+pub fn online_refusal(cfg: &MysqlConfig, tables: &[(String, String)]) -> String {
+    let list: Vec<String> = tables.iter().map(|(t, e)| format!("{t} ({e})")).collect();
+    let fix: Vec<String> = tables
+        .iter()
+        .map(|(t, _)| format!("ALTER TABLE `{t}` ENGINE=InnoDB;"))
+        .collect();
+    format!(
+        "database {} has tables an online dump cannot copy consistently, because --single-transaction only covers InnoDB: {}. Convert them once (a quiet moment is enough: {}), or keep the stop-copy-start fallback (compose/maintenance-backup.sh --force-stop)",
+        cfg.database.as_deref().unwrap_or("?"),
+        list.join(", "),
+        fix.join(" ")
+    )
 }
 
 #[cfg(test)]

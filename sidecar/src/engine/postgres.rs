@@ -93,12 +93,18 @@ impl EngineKind for Postgres {
         "pg_restore read-through"
     }
 
+    fn online_refusals(&self, _cfg: &Config) -> anyhow::Result<Vec<String>> {
+        // pg_dump reads one exported snapshot: consistent whatever the
+        // tables, with or without a coordinator.
+        Ok(Vec::new())
+    }
+
     fn check_artifact(&self, path: &Path, keys: Option<&Identities>) -> anyhow::Result<String> {
         check_artifact(path, keys)
     }
 
     fn restore(&self, job: &RestoreJob<'_>) -> anyhow::Result<String> {
-        super::ensure_intact(job.path, job.artifact)?;
+        process::ensure_intact(job.path, job.artifact)?;
         restore(
             job.path,
             job.opts.database.as_deref(),
@@ -311,7 +317,7 @@ impl Engine for PostgresEngine {
     }
 
     fn tool_version(&self) -> Option<String> {
-        super::dump_tool_version(&self.program().ok()?, &["pg_dump"])
+        process::dump_tool_version(&self.program().ok()?, &["pg_dump"])
     }
 }
 

@@ -5,7 +5,9 @@
 //!
 //! The MySQL and PostgreSQL engines and the restore command all run their
 //! tools the same way; this keeps the pipe, reaping and kill logic in one
-//! place while each caller words its own errors.
+//! place while each caller words its own errors. Also what the dump engines
+//! share around their tools: the version for the manifest, and the whole
+//! artifact hashed before an import that cannot be undone.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -16,8 +18,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{ensure, Context};
+use maintenance_proto::Artifact;
 
+use crate::base::hashing::sha256_file;
 use crate::base::progress;
 use crate::base::read_ahead::ReadAhead;
 use crate::compress::open_decoded;
@@ -262,4 +266,34 @@ pub fn feed(
             .map(|h| h.join().unwrap_or_default())
             .unwrap_or_default(),
     })
+}
+
+/// `<program> --version` for a known dump tool (one of `known` file names);
+/// a custom command (often a wrapper script) is named, not run twice.
+pub fn dump_tool_version(program: &str, known: &[&str]) -> Option<String> {
+    let base = Path::new(program)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    if !known.contains(&base.as_str()) {
+        return Some(format!("custom dump command {program}"));
+    }
+    let out = std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Refuses a dump whose SHA-256 differs from the manifest: an import cannot
+/// be undone, so the whole file is hashed before it starts.
+pub fn ensure_intact(path: &Path, artifact: &Artifact) -> anyhow::Result<()> {
+    let (_, sha) = sha256_file(path)?;
+    ensure!(
+        sha == artifact.sha256,
+        "{}: sha256 differs from the manifest; refusing to restore a corrupted artifact",
+        artifact.path
+    );
+    Ok(())
 }

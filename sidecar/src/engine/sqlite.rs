@@ -29,11 +29,17 @@
 //! `-wal` or `-journal` file shows the database was *not* checkpointed, the
 //! online backup API is used instead, in one step, which reads through
 //! SQLite and is consistent by construction.
+//!
+//! **Online** (no coordinator: `once --online`, `BACKUP_WINDOW`). Only a
+//! WAL file the sidecar can write qualifies: the online mode pins it
+//! itself (`crate::online::sqlite_pin`) and then reads it as under a
+//! coordinator's pin. A rollback-journal file is refused with the
+//! conversion that fixes it ([`rollback_refusal`]).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use maintenance_proto::Artifact;
@@ -79,6 +85,22 @@ impl EngineKind for Sqlite {
         restore(job.manifest, job.artifact, job.path, job.opts)
     }
 
+    fn online_refusals(&self, cfg: &Config) -> anyhow::Result<Vec<String>> {
+        match cfg.sqlite.path.as_deref().filter(|_| cfg.sqlite.enabled) {
+            Some(db) => online_refusals(db),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn leftovers(&self, cfg: &Config) -> Vec<PathBuf> {
+        // The configured database is the one target known without --to.
+        cfg.sqlite
+            .path
+            .as_deref()
+            .map(restore_leftovers)
+            .unwrap_or_default()
+    }
+
     fn drill(&self, job: &DrillJob<'_>) -> anyhow::Result<Drilled> {
         let a = job.artifact;
         let target = job.work.join(sqlite_file_name(&a.path));
@@ -93,6 +115,70 @@ impl EngineKind for Sqlite {
             bytes: r.bytes,
         })
     }
+}
+
+/// Why the SQLite file `db` cannot be copied online: rollback-journal
+/// mode (a reader held for the whole copy would block the tracker's
+/// writes), or a file or folder this process cannot write (the self-pin
+/// checkpoints, and every reader of a WAL database writes its `-shm`).
+fn online_refusals(db: &Path) -> anyhow::Result<Vec<String>> {
+    anyhow::ensure!(
+        db.is_file(),
+        "sqlite database {} does not exist",
+        db.display()
+    );
+    let mode = journal_mode(db)?;
+    if mode != "wal" {
+        return Ok(vec![rollback_refusal(db, &mode)]);
+    }
+    Ok(not_writable(db)
+        .map(|path| {
+            format!(
+                "{} is not writable by this process (uid {}): the online pin checkpoints the database and, like every reader of a WAL database, writes its -shm. Mount the database folder read-write into the backup container (compose: backup-once and backup-online do)",
+                path.display(),
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                unsafe { libc::geteuid() }
+            )
+        })
+        .into_iter()
+        .collect())
+}
+
+/// The refusal of a SQLite file in rollback-journal mode, with the fix
+/// (also the online self-pin's, `crate::online::sqlite_pin`).
+pub fn rollback_refusal(db: &Path, mode: &str) -> String {
+    format!(
+        "{} is in rollback-journal mode (journal_mode={mode}), which cannot be copied online: a reader held for the whole copy would block the tracker's writes (each one waits out its busy timeout). Convert it once to WAL, with the tracker stopped: `maintenance-sidecar sqlite-wal {}` (or compose/maintenance-backup.sh --convert-to-wal); from then on backups are online",
+        db.display(),
+        db.display()
+    )
+}
+
+/// The journal mode recorded in the file (`wal`, `delete`, ...), read
+/// without changing anything.
+pub fn journal_mode(db: &Path) -> anyhow::Result<String> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("open {}", db.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .with_context(|| format!("read the journal mode of {}", db.display()))?;
+    Ok(mode.to_ascii_lowercase())
+}
+
+/// The database file or its folder, whichever this process cannot write.
+fn not_writable(db: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    [db, dir].into_iter().find_map(|p| {
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
+        let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
+        (!ok).then(|| p.to_owned())
+    })
 }
 
 /// Backs up one SQLite database file.
@@ -423,6 +509,13 @@ pub struct SqliteRestored {
     pub check: SqliteCheck,
 }
 
+/// The temporary files a killed restore of the database `target` left
+/// beside it (`.restore-<host>-<pid>-<random>-<file name>`, with any SQLite
+/// companions).
+fn restore_leftovers(target: &Path) -> Vec<PathBuf> {
+    crate::base::replace::leftovers(target, crate::base::temp::RESTORE_PREFIX)
+}
+
 /// Restores the SQLite `artifact` (file `path`) into the file `target`
 /// atomically: decoded and hashed in one pass into a temporary file beside
 /// the target, which gets the target's mode and owner, checked, then renamed
@@ -437,7 +530,7 @@ pub fn sqlite_into(
     keys: Option<&Identities>,
 ) -> anyhow::Result<SqliteRestored> {
     let started = Instant::now();
-    crate::base::temp::remove(&crate::retention::restore_leftovers(target));
+    crate::base::temp::remove(&restore_leftovers(target));
     let mut tmp = Replacement::create(target, crate::base::temp::RESTORE_PREFIX)?;
     let mut decoded = Readback::open(path, artifact, keys)?;
     let label = format!("restore {}", artifact.path);
@@ -520,4 +613,31 @@ fn restore(
         r.decompress_secs,
         r.check_secs
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_wal_file_qualifies_for_an_online_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE t(x);").unwrap();
+        let refusals = online_refusals(&db).unwrap();
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert!(
+            refusals[0].contains("journal_mode=delete")
+                && refusals[0].contains("maintenance-sidecar sqlite-wal"),
+            "{refusals:?}"
+        );
+        conn.execute_batch("PRAGMA journal_mode=WAL;").unwrap();
+        assert_eq!(journal_mode(&db).unwrap(), "wal");
+        assert_eq!(online_refusals(&db).unwrap(), Vec::<String>::new());
+        let e = online_refusals(&dir.path().join("missing.db"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
 }

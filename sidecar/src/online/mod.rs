@@ -5,31 +5,33 @@
 //!   ([`sqlite_pin`]) and streams the frozen main file exactly as under a
 //!   coordinator's pin (same artifact, `integrity_check`, verify).
 //! * MySQL/MariaDB: the `--single-transaction` dump is consistent for
-//!   InnoDB tables; any other engine is refused ([`mysql_engines`]).
+//!   InnoDB tables; any other engine is refused.
 //! * PostgreSQL: `pg_dump` is always consistent.
 //!
 //! What cannot be copied online is refused before anything is read, with
 //! the fix in the message and exit code [`EXIT_NOT_ONLINE`]: SQLite in
 //! rollback-journal mode (a long read there blocks the tracker's writes;
 //! [`sqlite_wal`] converts it once, with the tracker stopped) and
-//! non-InnoDB tables. The host fallback uses that exit code to fall back
+//! non-InnoDB tables. Each engine judges its own source
+//! ([`crate::engine::EngineKind::online_refusals`], in `engine/<engine>.rs`); [`qualify`]
+//! asks every registered one. The host fallback uses that exit code to fall back
 //! to stop-copy-start. The manifest records `consistency: online`; what
 //! the tracker held in memory and had not written is not in the backup.
 //!
 //! Entry points (in `cmd/`): `once --online` and `run` without
 //! `MAINTENANCE_URL` but with `BACKUP_WINDOW` ([`schedule_loop`]).
 
-pub mod mysql_engines;
 pub mod schedule_loop;
 pub mod sqlite_pin;
 pub mod sqlite_wal;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::backup::Release;
 use crate::base::cancel::CancelToken;
 use crate::config::{Config, OnlineConfig};
+use crate::engine::ENGINES;
 use crate::manifest::Consistency;
 use crate::single::single_backup;
 
@@ -37,62 +39,18 @@ use crate::single::single_backup;
 /// (nothing was read; the message says how to make it qualify).
 pub const EXIT_NOT_ONLINE: u8 = 4;
 
-/// The refusal of a SQLite file in rollback-journal mode, with the fix.
-pub fn rollback_refusal(db: &Path, mode: &str) -> String {
-    format!(
-        "{} is in rollback-journal mode (journal_mode={mode}), which cannot be copied online: a reader held for the whole copy would block the tracker's writes (each one waits out its busy timeout). Convert it once to WAL, with the tracker stopped: `maintenance-sidecar sqlite-wal {}` (or compose/maintenance-backup.sh --convert-to-wal); from then on backups are online",
-        db.display(),
-        db.display()
-    )
-}
-
-/// Why the configured databases cannot be copied online, or `Ok`.
+/// Why the configured databases cannot be copied online, or `Ok`: every
+/// registered engine answers for its own source
+/// ([`crate::engine::EngineKind::online_refusals`]), in backup order.
 pub fn qualify(cfg: &Config) -> anyhow::Result<Result<(), Vec<String>>> {
     let mut problems = Vec::new();
-    if cfg.sqlite.enabled {
-        if let Some(db) = &cfg.sqlite.path {
-            anyhow::ensure!(
-                db.is_file(),
-                "sqlite database {} does not exist",
-                db.display()
-            );
-            let mode = sqlite_pin::journal_mode(db)?;
-            if mode != "wal" {
-                problems.push(rollback_refusal(db, &mode));
-            } else if let Some(path) = not_writable(db) {
-                problems.push(format!(
-                    "{} is not writable by this process (uid {}): the online pin checkpoints the database and, like every reader of a WAL database, writes its -shm. Mount the database folder read-write into the backup container (compose: backup-once and backup-online do)",
-                    path.display(),
-                    unsafe { libc::geteuid() }
-                ));
-            }
-        }
-    }
-    if cfg.mysql.enabled {
-        let tables = mysql_engines::non_transactional_tables(&cfg.mysql)?;
-        if !tables.is_empty() {
-            problems.push(mysql_engines::refusal(&cfg.mysql, &tables));
-        }
+    for kind in ENGINES {
+        problems.extend(kind.online_refusals(cfg)?);
     }
     Ok(if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
-    })
-}
-
-/// The database file or its folder, whichever this process cannot write.
-fn not_writable(db: &Path) -> Option<PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = db
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    [db, dir].into_iter().find_map(|p| {
-        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
-        // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
-        let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
-        (!ok).then(|| p.to_owned())
     })
 }
 

@@ -37,6 +37,7 @@ use anyhow::{bail, Context};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::base::cancel::CancelToken;
+use crate::engine::sqlite::rollback_refusal;
 
 /// How long one checkpoint attempt may wait for the tracker's writer; the
 /// tracker's announces wait at most this long for the checkpoint.
@@ -80,18 +81,6 @@ fn wal_len(db: &Path) -> u64 {
     std::fs::metadata(wal_path(db))
         .map(|m| m.len())
         .unwrap_or(0)
-}
-
-/// The journal mode recorded in the file (`wal`, `delete`, ...), read
-/// without changing anything.
-pub fn journal_mode(db: &Path) -> anyhow::Result<String> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| format!("open {}", db.display()))?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .with_context(|| format!("read the journal mode of {}", db.display()))?;
-    Ok(mode.to_ascii_lowercase())
 }
 
 /// A held pin: the read transaction on the main file alone, and the
@@ -141,7 +130,7 @@ impl SelfPin {
         conn.busy_timeout(CHECKPOINT_BUSY)?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            bail!("{}", super::rollback_refusal(db, &mode));
+            bail!("{}", rollback_refusal(db, &mode));
         }
         let started = Instant::now();
         let deadline = started + timeout;
@@ -384,6 +373,7 @@ mod tests {
 
     #[test]
     fn rollback_journal_files_are_refused_with_the_conversion() {
+        use crate::engine::sqlite::journal_mode;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("r.db");
         Connection::open(&db)

@@ -35,7 +35,7 @@ pub fn convert(db: &Path) -> anyhow::Result<Converted> {
             db.display()
         );
     }
-    let from = super::sqlite_pin::journal_mode(db)?;
+    let from = crate::engine::sqlite::journal_mode(db)?;
     if from == "wal" {
         return Ok(Converted::AlreadyWal);
     }
@@ -84,7 +84,7 @@ mod tests {
                 from: "delete".into()
             }
         );
-        assert_eq!(super::super::sqlite_pin::journal_mode(&db).unwrap(), "wal");
+        assert_eq!(crate::engine::sqlite::journal_mode(&db).unwrap(), "wal");
         assert_eq!(convert(&db).unwrap(), Converted::AlreadyWal);
         let x: i64 = Connection::open(&db)
             .unwrap()

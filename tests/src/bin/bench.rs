@@ -263,6 +263,8 @@ fn baseline_tracker(o: &Opts, name: &str, maintenance: bool, udp_port: Option<u1
     Tracker::start(&d, &c)
 }
 
+/// The `p` quantile of `v` by nearest rank (`0.99` for a p99, `1.0` for the
+/// maximum); for a p50, use [`median`].
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
@@ -569,7 +571,7 @@ fn latency_ms(ev: &[Event], from: Instant, to: Instant) -> (f64, f64) {
     if ms.is_empty() {
         return (f64::NAN, f64::NAN);
     }
-    (percentile(&mut ms, 0.5), percentile(&mut ms, 0.99))
+    (median(&ms), percentile(&mut ms, 0.99))
 }
 
 /// The pin time the sidecar logs at the unpin (`pin held for X s`).
@@ -992,7 +994,7 @@ fn claim_latency(o: &Opts) {
         .collect();
     println!("distribution: {}", hist.join(", "));
     let (p50, p99, max) = (
-        percentile(&mut lat, 0.5),
+        median(&lat),
         percentile(&mut lat, 0.99),
         percentile(&mut lat, 1.0),
     );

@@ -49,17 +49,6 @@ pub struct FootprintOpts {
     dir: PathBuf,
 }
 
-/// A process's resident set now (VmRSS), KiB.
-fn vm_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// CPU use of a few processes over a phase, in % of one core.
 struct CpuMeter {
     pids: Vec<u32>,
@@ -164,7 +153,7 @@ pub fn run(o: FootprintOpts) {
     let meter = CpuMeter::start(&[tp, sp]);
     std::thread::sleep(Duration::from_secs(o.idle_secs));
     let idle_cpu = meter.percent();
-    let idle_rss = (vm_rss_kib(tp), vm_rss_kib(sp));
+    let idle_rss = (vm_rss_kib(tp).unwrap_or(0), vm_rss_kib(sp).unwrap_or(0));
     println!(
         "RESULT footprint at rest ({} s): tracker CPU {:.3} % of a core, RSS {:.1} MiB; sidecar CPU {:.3} %, RSS {:.1} MiB",
         o.idle_secs,
@@ -181,7 +170,7 @@ pub fn run(o: FootprintOpts) {
     let load_cpu = meter.percent();
     let wall = began.elapsed().as_secs_f64();
     let served_before_window = load.served.load(Ordering::Relaxed);
-    let load_rss = vm_rss_kib(tp);
+    let load_rss = vm_rss_kib(tp).unwrap_or(0);
     println!(
         "RESULT footprint under load: {:.0} announces/s served for {:.0} s ({} peers over {} torrents): tracker CPU {:.1} % of a core, RSS {:.1} MiB (peak {:.1} MiB)",
         served_before_window as f64 / wall,
