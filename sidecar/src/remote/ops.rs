@@ -153,8 +153,17 @@ async fn manifest_state(remote: &Remote, name: &str) -> anyhow::Result<Option<Re
             return Err(anyhow::Error::from(e).context(format!("read the manifest of {name}")))
         }
     };
-    let text = got.bytes().await?;
     let what = format!("{name}/{}", manifest::FILE_NAME);
+    if got.meta.size > manifest::MAX_BYTES {
+        // Never read into memory: a manifest is a few KiB.
+        return Ok(Some(RemoteState::Invalid(format!(
+            "{what} is {} bytes, more than the {} bytes a manifest may have; \
+             it was not written by maintenance-sidecar, so this backup cannot be trusted",
+            got.meta.size,
+            manifest::MAX_BYTES
+        ))));
+    }
+    let text = got.bytes().await?;
     Ok(Some(match Manifest::from_json(&text, &what) {
         Ok(m) if m.name != name => RemoteState::Invalid(format!(
             "{what} names the backup {:?}, not the folder it lies in; \
