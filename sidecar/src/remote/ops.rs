@@ -453,3 +453,43 @@ pub async fn put_bytes(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incomplete(name: &str, last_modified: Option<DateTime<Utc>>) -> RemoteEntry {
+        RemoteEntry {
+            name: name.to_owned(),
+            state: RemoteState::Incomplete {
+                objects: 0,
+                bytes: 0,
+                last_modified,
+            },
+        }
+    }
+
+    fn names(list: &[(String, String)]) -> Vec<&str> {
+        list.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn an_incomplete_upload_whose_age_cannot_be_told_is_kept() {
+        let now = Utc::now();
+        let hours = |h| now - chrono::Duration::hours(h);
+        let entries = [
+            incomplete("unknown", None),
+            incomplete("old", Some(hours(25))),
+            incomplete("recent", Some(hours(1))),
+        ];
+        let p = plan(&entries, 7, 3, 24, now);
+        assert_eq!(names(&p.delete), ["old"], "{p:?}");
+        assert_eq!(names(&p.keep), ["unknown", "recent"], "{p:?}");
+        assert!(p.keep[0].1.contains("its age cannot be told"), "{p:?}");
+        // Even without any grace period: an upload that may be running
+        // right now is never taken for an old one.
+        let p = plan(&entries, 7, 3, 0, now);
+        assert_eq!(names(&p.delete), ["old", "recent"], "{p:?}");
+        assert_eq!(names(&p.keep), ["unknown"], "{p:?}");
+    }
+}
