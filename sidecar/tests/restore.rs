@@ -2,11 +2,12 @@
 //! tarballs: nothing but the restored file remains, the replaced file's mode
 //! and owner are kept, a failed restore (corrupted, truncated, unreadable or
 //! mismatched artifact) changes nothing, a missing `--to` folder is refused
-//! before any work, a second restore of the same target (a SQLite file, a
-//! files folder) is refused while the first runs, a tar entry leaving the
-//! target or a special file fails a files restore with nothing restored,
-//! the full integrity_check is skipped only when the manifest records that
-//! it passed, and a drill cleans up after itself.
+//! before any work (and, from a remote, before any download), a second
+//! restore of the same target (a SQLite file, a files folder) is refused
+//! while the first runs, a tar entry leaving the target or a special file
+//! fails a files restore with nothing restored, the full integrity_check is
+//! skipped only when the manifest records that it passed, and a drill
+//! cleans up after itself.
 
 mod common;
 
@@ -383,6 +384,44 @@ fn a_missing_target_folder_is_refused_before_any_work() {
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(debris.is_empty(), "{debris:?}");
+}
+
+#[test]
+fn a_missing_target_folder_is_refused_before_any_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("tracker.db");
+    make_sqlite(&db, 50);
+    let remote = d.join("remote");
+    let cfg = sqlite_config(
+        d,
+        &db,
+        &format!("[remote]\nurl = \"file://{}\"\n", remote.display()),
+    );
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    let backups = d.join("backups");
+    let before = names_in(&backups);
+    let name = published(&backups).remove(0);
+    let name = name.file_name().unwrap();
+    // The remote keeps the manifest but loses the artifact: a download
+    // would fail on it, naming it.
+    std::fs::remove_file(remote.join(name).join("sqlite-tracker.db.zst")).unwrap();
+    let target = format!("{}/missing/", d.display());
+    let out = run(sidecar(Some(&cfg))
+        .args(["restore", "--remote", "latest", "--to"])
+        .arg(&target));
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!("--to {target}")) && log.contains("no such folder"),
+        "the error should name the missing folder: {log}"
+    );
+    assert!(
+        !log.contains("sqlite-tracker.db.zst"),
+        "it downloaded before checking the target: {log}"
+    );
+    assert!(!d.join("missing").exists());
+    assert_eq!(names_in(&backups), before, "a temporary folder was left");
 }
 
 /// Waits until a `.restore-` temporary file exists in `folder`.
