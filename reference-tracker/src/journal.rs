@@ -77,7 +77,10 @@ impl JournalLock {
             Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!(
-                    "completion journal {} is in use by another tracker process (it holds {});                      every tracker instance needs a journal of its own: set                      [core.database] completion_journal to a different file for each instance                      (or start each from its own folder), or stop the other process",
+                    "completion journal {} is in use by another tracker process (it holds {}); \
+                     every tracker instance needs a journal of its own: set \
+                     [core.database] completion_journal to a different file for each instance \
+                     (or start each from its own folder), or stop the other process",
                     journal.display(),
                     path.display()
                 ),

@@ -325,11 +325,22 @@ async fn a_second_tracker_on_the_same_journal_refuses_to_start() {
         first.logs()
     );
     let refusal = expect_refusal(dir.path(), &config, &[]);
-    assert!(
-        refusal.contains(&journal.display().to_string())
-            && refusal.contains("in use by another tracker")
-            && refusal.contains("completion_journal"),
-        "{refusal}"
+    // The whole message, single-spaced, as the README quotes it.
+    let j = journal.display();
+    let message = format!(
+        "completion journal {j} is in use by another tracker process (it holds {j}.lock); \
+         every tracker instance needs a journal of its own: set [core.database] \
+         completion_journal to a different file for each instance (or start each from \
+         its own folder), or stop the other process"
     );
+    assert!(
+        refusal.contains(&message),
+        "expected {message:?} in:\n{refusal}"
+    );
+    let line = refusal
+        .lines()
+        .find(|l| l.contains("is in use by another tracker"))
+        .unwrap();
+    assert!(!line.contains("  "), "a run of spaces in {line:?}");
     first.stop();
 }

@@ -3,6 +3,11 @@
 //! Retention and `list` read ages from here, never from mtimes (a restore
 //! from off-site copy or a `cp -r` resets mtimes), and `verify` re-checks
 //! the artifacts it lists.
+//!
+//! The file is read like the artifacts and the ready file
+//! (`base/regular_file.rs`): a symbolic link in its place is not followed,
+//! a FIFO does not block the reader, and a file above [`MAX_BYTES`] is
+//! refused before it is read into memory.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +22,27 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// File name of the manifest inside a backup folder.
 pub const FILE_NAME: &str = "manifest.json";
+
+/// The largest manifest read, locally or from a remote. One holds an entry
+/// per artifact and is a few KiB, so this leaves room for thousands of
+/// artifacts while a planted huge file is never read into memory.
+pub const MAX_BYTES: u64 = 1 << 20;
+
+/// The bytes of `dir/manifest.json`, which must be a regular file of at
+/// most [`MAX_BYTES`]: a symbolic link, a FIFO, a device or a larger file
+/// is refused with an error that names it.
+pub fn read_file(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join(FILE_NAME);
+    crate::base::regular_file::read_small(&path, MAX_BYTES).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => anyhow::anyhow!(
+            "{e}; the sidecar writes a backup's manifest as a plain file of a few KiB, so this \
+             folder was changed after the backup: take the backup from another copy \
+             (`restore --remote`), or remove the folder"
+        ),
+        // Names the path already ("open …/manifest.json: …").
+        _ => anyhow::Error::new(e),
+    })
+}
 
 /// Everything known about one backup.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,15 +125,15 @@ impl Consistency {
 }
 
 impl Manifest {
-    /// Reads `dir/manifest.json`, and checks that every artifact path is
-    /// a plain file name inside `dir` (see [`check_artifact_path`]), so no
-    /// command reads or restores a file outside the backup folder.
+    /// Reads `dir/manifest.json` ([`read_file`]), and checks that every
+    /// artifact path is a plain file name inside `dir` (see
+    /// [`check_artifact_path`]), so no command reads or restores a file
+    /// outside the backup folder.
     pub fn load(dir: &Path) -> anyhow::Result<Manifest> {
         let path = dir.join(FILE_NAME);
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let text = read_file(dir)?;
         let manifest: Manifest =
-            serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+            serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?;
         manifest.check_paths(&path.display().to_string())?;
         Ok(manifest)
     }

@@ -36,9 +36,10 @@ pub async fn single_backup(
             println!("{}", p.path.display());
             prune_quietly(cfg);
             let copy = crate::offsite::upload_published(cfg, &p, mode, None).await;
-            if let Some(err) = copy.and_then(|c| c.error) {
+            if copy.is_some_and(|c| c.error.is_some()) {
+                // Its `upload finished` line holds the error: said once.
                 eprintln!(
-                    "off-site upload failed (the local backup {} is intact): {err}",
+                    "off-site upload failed (its error is above); the local backup {} is intact",
                     p.path.display()
                 );
                 return Err(());

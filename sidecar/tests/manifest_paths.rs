@@ -8,7 +8,8 @@
 //! manifest naming the backup `../../evil` made it fetch into that folder.
 //! An artifact replaced by a symbolic link is not followed (verify once
 //! printed the size of the file it pointed at), and a FIFO in its place
-//! does not hang the command.
+//! does not hang the command. The manifest itself is read the same way,
+//! with a size bound, locally and from a remote.
 
 mod common;
 
@@ -133,6 +134,68 @@ fn verify_and_restore_refuse_an_artifact_replaced_by_a_link_or_a_fifo() {
         assert!(log.contains("a FIFO"), "{args:?}: {log}");
     }
     assert!(!target.exists());
+}
+
+#[test]
+fn a_manifest_replaced_by_a_link_a_fifo_or_a_huge_file_is_refused() {
+    let r = RemoteBackup::new();
+    let d = r.dir.path();
+    let backup = d.join("backups").join(&r.name);
+    let manifest = backup.join("manifest.json");
+    let original = std::fs::read(&manifest).unwrap();
+    // A valid manifest elsewhere, and one grown past the limit with
+    // whitespace (still valid JSON, so only the size bound refuses it).
+    let outside = d.join("outside.json");
+    std::fs::write(&outside, &original).unwrap();
+    let mut huge = original.clone();
+    huge.resize(original.len() + (2 << 20), b' ');
+    let limit = std::time::Duration::from_secs(10);
+    for problem in [
+        "a symbolic link",
+        "a FIFO",
+        "more than the 1048576 bytes allowed",
+    ] {
+        std::fs::remove_file(&manifest).unwrap();
+        match problem {
+            "a symbolic link" => std::os::unix::fs::symlink(&outside, &manifest).unwrap(),
+            "a FIFO" => {
+                let c = std::ffi::CString::new(manifest.to_str().unwrap()).unwrap();
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            }
+            _ => std::fs::write(&manifest, &huge).unwrap(),
+        }
+        // `list` reads every manifest: the backup shows as invalid, and a
+        // FIFO does not hang it.
+        let (out, _) = run_within(sidecar(Some(&r.cfg)).arg("list"), limit);
+        let log = text(&out);
+        let line = log.lines().find(|l| l.starts_with(&r.name)).unwrap();
+        assert!(
+            line.contains("invalid") && line.contains(problem),
+            "{problem}: {log}"
+        );
+        assert!(log.contains("take the backup from another copy"), "{log}");
+        for args in [&["verify"][..], &["push"]] {
+            let (out, _) = run_within(sidecar(Some(&r.cfg)).args(args).arg(&r.name), limit);
+            let log = text(&out);
+            assert_eq!(out.status.code(), Some(1), "{args:?} {problem}: {log}");
+            assert!(log.contains(problem), "{args:?} {problem}: {log}");
+            assert!(!log.contains("backup verified"), "{log}");
+        }
+    }
+    std::fs::remove_file(&manifest).unwrap();
+    std::fs::write(&manifest, &original).unwrap();
+    assert!(run(sidecar(Some(&r.cfg)).arg("verify").arg(&r.name))
+        .status
+        .success());
+
+    // A remote manifest past the limit is not read either.
+    r.put(&r.name, "manifest.json", &huge);
+    let out = run(sidecar(Some(&r.cfg)).args(["list", "--remote"]));
+    let log = text(&out);
+    assert!(
+        log.contains("more than the 1048576 bytes a manifest may have"),
+        "{log}"
+    );
 }
 
 /// A SQLite backup made with a `file://` remote, as the remote holds it.

@@ -1,5 +1,6 @@
 //! MySQL/MariaDB engine against the real throwaway server
-//! (`TEST_MARIADB_URL`): round trip into a new database, and dumps that die
+//! (`TEST_MARIADB_URL`): round trip into a new database, a second restore
+//! into the same database refused while the first runs, and dumps that die
 //! midway publish nothing.
 
 mod common;
@@ -71,6 +72,59 @@ fn mariadb_backup_restore_into_new_database_gives_same_rows() {
         .args(["restore", "latest", "--database", &target]));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+
+    m.sql(&format!("DROP DATABASE `{db}`"));
+    m.sql(&format!("DROP DATABASE `{target}`"));
+}
+
+#[test]
+fn a_second_restore_into_the_same_database_is_refused_while_the_first_runs() {
+    let Some(m) = maria() else { return };
+    let db = unique_db("sidecar_src");
+    let target = unique_db("sidecar_race");
+    seed(&m, &db, 3000);
+    let dir = tempfile::tempdir().unwrap();
+    let (reached, gate) = (dir.path().join("reached"), dir.path().join("gate"));
+    // The real client; its import into the target waits at the gate.
+    let client = script(
+        dir.path(),
+        "client.sh",
+        &gate_script_body("mariadb", &target, &reached, &gate),
+    );
+    let cfg = config(
+        dir.path(),
+        &m,
+        &db,
+        &format!("client_command = \"{}\"\n", client.display()),
+    );
+    assert!(run(sidecar(Some(&cfg))
+        .env("MYSQL_PASSWORD", &m.password)
+        .arg("once"))
+    .status
+    .success());
+    let restore = || {
+        let mut c = sidecar(Some(&cfg));
+        c.env("MYSQL_PASSWORD", &m.password)
+            .args(["restore", "latest", "--database", &target]);
+        c
+    };
+    let (a, b) = gated_restores(&mut restore(), &mut restore(), &reached, &gate);
+    assert!(a.status.success(), "{}", text(&a));
+    let log = text(&b);
+    assert_eq!(b.status.code(), Some(1), "both restores ran: {log}");
+    assert!(
+        log.contains(&format!("another restore into database {target} on"))
+            && log.contains("IS_USED_LOCK"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("already has"),
+        "checked without the lock: {log}"
+    );
+    assert_eq!(rows(&m, &target), rows(&m, &db));
+    // The lock ended with the first restore.
+    let name = maintenance_sidecar::engine::db_lock::mysql_lock_name(&target);
+    assert_eq!(m.sql(&format!("SELECT IS_FREE_LOCK('{name}')")).trim(), "1");
 
     m.sql(&format!("DROP DATABASE `{db}`"));
     m.sql(&format!("DROP DATABASE `{target}`"));

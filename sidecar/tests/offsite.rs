@@ -1,8 +1,8 @@
 //! Encryption at rest and off-site copies, against a real S3-compatible
 //! server on loopback (moto's server mode, with authentication on): the
-//! encrypted round trip, the server killed mid-upload, wrong credentials, a
-//! missing bucket, a wrong identity, tampered ciphertext, and remote
-//! retention.
+//! encrypted round trip, the server killed mid-upload, wrong credentials
+//! (not retried, said once), a missing bucket, a wrong identity, tampered
+//! ciphertext, and remote retention.
 
 mod common;
 
@@ -164,6 +164,18 @@ fn wrong_credentials_missing_bucket_wrong_identity_and_tampering_fail_clearly() 
         "{t}"
     );
     assert!(!t.contains("not-the-secret"), "the secret leaked: {t}");
+    // A 403 is not retried, and its error is said once: in the `upload
+    // finished` line, which `once` and `push` point to.
+    for out in [&out, &sidecar(&bad, &["push", "latest"])] {
+        let t = text(out);
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        assert!(t.contains("not retried"), "{t}");
+        assert!(!t.contains("retrying in"), "a 403 was retried: {t}");
+        for said_once in ["SignatureDoesNotMatch", "check AWS_ACCESS_KEY_ID"] {
+            assert_eq!(t.matches(said_once).count(), 1, "{said_once:?} in:\n{t}");
+        }
+        assert!(t.contains("its error is above"), "{t}");
+    }
     let local = only_published(&s.backups);
     let out = sidecar(&env, &["verify", "latest"]);
     assert!(out.status.success(), "the local backup is intact");

@@ -1,6 +1,7 @@
 //! PostgreSQL engine against the real throwaway cluster
 //! (`TEST_POSTGRES_URL`): round trip into a new database, the password
-//! never on argv, dumps that fail or die midway publish nothing, a wrong
+//! never on argv, a second restore into the same database refused while
+//! the first runs, dumps that fail or die midway publish nothing, a wrong
 //! password fails with a clear error.
 
 mod common;
@@ -103,6 +104,63 @@ fn postgres_backup_restore_into_new_database_gives_same_rows() {
         .args(["restore", "latest", "--database", &target, "--force"]));
     assert!(out.status.success());
     assert_eq!(rows(&pg, &target).lines().count(), 3000);
+}
+
+#[test]
+fn a_second_restore_into_the_same_database_is_refused_while_the_first_runs() {
+    let Some(pg) = postgres() else { return };
+    let src = seed(&pg, 3000);
+    let target = unique_db("sidecar_race");
+    let dir = tempfile::tempdir().unwrap();
+    let (reached, gate) = (dir.path().join("reached"), dir.path().join("gate"));
+    // The real pg_restore, waiting at the gate first.
+    let client = script(
+        dir.path(),
+        "pg_restore.sh",
+        &gate_script_body("pg_restore", &format!("--dbname={target}"), &reached, &gate),
+    );
+    let cfg = config(
+        dir.path(),
+        &pg,
+        &src.name,
+        &format!("client_command = \"{}\"\n", client.display()),
+    );
+    assert!(run(sidecar(Some(&cfg))
+        .env("POSTGRES_PASSWORD", &pg.password)
+        .arg("once"))
+    .status
+    .success());
+    let restore = || {
+        let mut c = sidecar(Some(&cfg));
+        c.env("POSTGRES_PASSWORD", &pg.password)
+            .args(["restore", "latest", "--database", &target]);
+        c
+    };
+    let (a, b) = gated_restores(&mut restore(), &mut restore(), &reached, &gate);
+    let _guard = PgDb {
+        pg: pg.clone(),
+        name: target.clone(),
+    };
+    assert!(a.status.success(), "{}", text(&a));
+    let log = text(&b);
+    assert_eq!(b.status.code(), Some(1), "both restores ran: {log}");
+    assert!(
+        log.contains(&format!("another restore into database {target} on"))
+            && log.contains("advisory lock"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("already has"),
+        "checked without the lock: {log}"
+    );
+    assert_eq!(rows(&pg, &target), rows(&pg, &src.name));
+    // The lock ended with the first restore.
+    let key = maintenance_sidecar::engine::db_lock::postgres_lock_key(&target);
+    let free = pg.sql_in(
+        "postgres",
+        &format!("SELECT pg_try_advisory_lock({key}), pg_advisory_unlock({key})"),
+    );
+    assert_eq!(free.trim(), "t|t", "the advisory lock outlived the restore");
 }
 
 #[test]

@@ -2,11 +2,12 @@
 //! tarballs: nothing but the restored file remains, the replaced file's mode
 //! and owner are kept, a failed restore (corrupted, truncated, unreadable or
 //! mismatched artifact) changes nothing, a missing `--to` folder is refused
-//! before any work, a second restore of the same target is refused while
-//! the first runs, a tar entry leaving the target or a special file fails a
-//! files restore with nothing restored, the full
-//! integrity_check is skipped only when the manifest records that it passed,
-//! and a drill cleans up after itself.
+//! before any work (and, from a remote, before any download), a second
+//! restore of the same target (a SQLite file, a files folder) is refused
+//! while the first runs, a tar entry leaving the target or a special file
+//! fails a files restore with nothing restored, the full integrity_check is
+//! skipped only when the manifest records that it passed, and a drill
+//! cleans up after itself.
 
 mod common;
 
@@ -385,6 +386,44 @@ fn a_missing_target_folder_is_refused_before_any_work() {
     assert!(debris.is_empty(), "{debris:?}");
 }
 
+#[test]
+fn a_missing_target_folder_is_refused_before_any_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("tracker.db");
+    make_sqlite(&db, 50);
+    let remote = d.join("remote");
+    let cfg = sqlite_config(
+        d,
+        &db,
+        &format!("[remote]\nurl = \"file://{}\"\n", remote.display()),
+    );
+    assert!(run(sidecar(Some(&cfg)).arg("once")).status.success());
+    let backups = d.join("backups");
+    let before = names_in(&backups);
+    let name = published(&backups).remove(0);
+    let name = name.file_name().unwrap();
+    // The remote keeps the manifest but loses the artifact: a download
+    // would fail on it, naming it.
+    std::fs::remove_file(remote.join(name).join("sqlite-tracker.db.zst")).unwrap();
+    let target = format!("{}/missing/", d.display());
+    let out = run(sidecar(Some(&cfg))
+        .args(["restore", "--remote", "latest", "--to"])
+        .arg(&target));
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!("--to {target}")) && log.contains("no such folder"),
+        "the error should name the missing folder: {log}"
+    );
+    assert!(
+        !log.contains("sqlite-tracker.db.zst"),
+        "it downloaded before checking the target: {log}"
+    );
+    assert!(!d.join("missing").exists());
+    assert_eq!(names_in(&backups), before, "a temporary folder was left");
+}
+
 /// Waits until a `.restore-` temporary file exists in `folder`.
 fn wait_for_restore_temp(folder: &Path, child: &mut std::process::Child) {
     let t = std::time::Instant::now();
@@ -444,6 +483,62 @@ fn a_second_restore_of_the_same_target_is_refused_while_the_first_runs() {
         ["tracker.db"],
         "a lock file or temp file was left"
     );
+}
+
+#[test]
+fn a_second_files_restore_into_the_same_folder_is_refused_while_the_first_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("backups");
+    let tar_of = |files: &[(String, Vec<u8>)]| {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, path, &data[..]).unwrap();
+        }
+        tar.into_inner().unwrap()
+    };
+    let big: Vec<(String, Vec<u8>)> = (0..64u8)
+        .map(|i| (format!("data/{i:02}.bin"), vec![i; 1 << 20]))
+        .collect();
+    let first = hand_made_backup(&root, "big", &tar_of(&big), "files", false);
+    let other = [("other.toml".to_owned(), b"a = 1\n".to_vec())];
+    let second = hand_made_backup(&root, "small", &tar_of(&other), "files", false);
+
+    let live = dir.path().join("live");
+    let target = live.join("etc");
+    std::fs::create_dir_all(&target).unwrap();
+    let restore = |backup: &Path| {
+        let mut c = sidecar(None);
+        c.env("BACKUP_DIR", &root)
+            .arg("restore")
+            .arg(backup)
+            .arg("--to")
+            .arg(&target);
+        c
+    };
+    let mut a = restore(&first)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_restore_temp(&target, &mut a);
+    // Hold the first restore mid-way while the second one starts.
+    unsafe { libc::kill(a.id() as i32, libc::SIGSTOP) };
+    let b = run(&mut restore(&second));
+    unsafe { libc::kill(a.id() as i32, libc::SIGCONT) };
+    let a = a.wait_with_output().unwrap();
+    assert!(a.status.success(), "{}", text(&a));
+    let log = text(&b);
+    assert_eq!(b.status.code(), Some(1), "both restores ran: {log}");
+    assert!(
+        log.contains(&format!("another restore into {}", target.display())),
+        "{log}"
+    );
+    assert_eq!(names_in(&target), ["data"], "the second restore wrote");
+    assert_eq!(names_in(&target.join("data")).len(), 64);
+    assert_eq!(names_in(&live), ["etc"], "a lock file was left");
 }
 
 /// One tar entry: path, kind, data.

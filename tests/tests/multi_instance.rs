@@ -10,7 +10,9 @@
 //! announce is either acknowledged and flushed by the quiesce, or refused).
 //! The failure rules too: an instance killed mid-window, one whose quiesce
 //! fails (its database user loses its writes), windows opening within and
-//! beyond the skew tolerance (`gather_timeout_secs`), under both policies.
+//! beyond the skew tolerance (`gather_timeout_secs`), under both policies;
+//! and every failed round's one `backup finished` line (an instance never
+//! ready under `all`, a shutdown while gathering).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -829,6 +831,119 @@ fn mariadb_windows_apart_beyond_the_tolerance_require_all_every_round_fails_noth
     }
     assert_nothing_published(&f.backups);
     assert!(!log.contains("published"), "{log}");
+    // Each failed round ends with its summary line, naming the missing.
+    let finished = finished_lines(&log);
+    assert_eq!(finished.len(), 2, "one line per round:\n{log}");
+    for line in finished {
+        assert!(
+            line.contains("outcome=\"failed\"")
+                && line.contains("instance(s) missing, require = all"),
+            "{line}"
+        );
+    }
+}
+
+/// The sidecar's `backup finished` lines.
+fn finished_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("backup finished"))
+        .collect()
+}
+
+/// Two SQLite trackers (their own databases: no backup is taken) behind
+/// one sidecar with `require = all` and a gather timeout of `gather` s.
+fn two_trackers_require_all(
+    gather: &str,
+) -> (tempfile::TempDir, Vec<Tracker>, Vec<(String, String)>) {
+    let dir = tempdir();
+    let trackers: Vec<Tracker> = (0..2)
+        .map(|i| {
+            let d = dir.path().join(format!("t{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            Tracker::start(&d, &TrackerConfig::sqlite(&d, "reject"))
+        })
+        .collect();
+    let mut env = sidecar_env(&trackers[0], &dir.path().join("backups"));
+    let urls: Vec<String> = trackers
+        .iter()
+        .map(|t| format!("http://{}", t.maintenance.unwrap()))
+        .collect();
+    set_env(&mut env, "MAINTENANCE_URL", &urls.join(","));
+    set_env(&mut env, "MAINTENANCE_REQUIRE", "all");
+    set_env(&mut env, "MAINTENANCE_GATHER_TIMEOUT", gather);
+    (dir, trackers, env)
+}
+
+/// `require = all` with an instance that never becomes ready: the round
+/// fails at the gather deadline, the claimed instance resumes with a
+/// failure, nothing is published, and the round ends with one `backup
+/// finished` line.
+#[test]
+fn an_instance_never_ready_under_require_all_ends_the_round_with_one_failed_summary_line() {
+    let (dir, trackers, env) = two_trackers_require_all("2");
+    let sidecar = spawn_sidecar(dir.path(), "never-ready", &env);
+    wait_until(Duration::from_secs(10), "sidecar waiting", || {
+        sidecar
+            .log_text()
+            .contains("waiting for maintenance windows")
+    });
+    let id = trackers[0].api().open_window(60);
+    let o = trackers[0].wait_outcome(&id, Duration::from_secs(20));
+    let log = sidecar.log_text();
+    assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{log}");
+    assert_eq!(trackers[1].status().state, State::Idle);
+    assert_nothing_published(&dir.path().join("backups"));
+    let finished = finished_lines(&log);
+    assert_eq!(finished.len(), 1, "{log}");
+    assert!(
+        finished[0].contains("outcome=\"failed\"")
+            && finished[0].contains(&format!("window_id=\"{id}\""))
+            && finished[0].contains("instance(s) missing, require = all")
+            && finished[0].contains("not ready within 2 s"),
+        "{}",
+        finished[0]
+    );
+}
+
+/// A shutdown while the round gathers (one window claimed, the other
+/// instance not ready yet) cancels the claimed window and ends the round
+/// with one `backup finished` line. An idle sidecar's shutdown, with
+/// nothing claimed, is no backup and writes none.
+#[test]
+fn a_shutdown_while_gathering_ends_the_round_with_one_failed_summary_line() {
+    let (dir, trackers, env) = two_trackers_require_all("60");
+    let mut idle = spawn_sidecar(dir.path(), "idle", &env);
+    wait_until(Duration::from_secs(10), "sidecar waiting", || {
+        idle.log_text().contains("waiting for maintenance windows")
+    });
+    assert!(idle.terminate(Duration::from_secs(20)).success());
+    let log = idle.log_text();
+    assert!(finished_lines(&log).is_empty(), "{log}");
+
+    let mut sidecar = spawn_sidecar(dir.path(), "gathering", &env);
+    wait_until(Duration::from_secs(10), "sidecar waiting", || {
+        sidecar
+            .log_text()
+            .contains("waiting for maintenance windows")
+    });
+    let id = trackers[0].api().open_window(60);
+    wait_until(Duration::from_secs(20), "the window claimed", || {
+        sidecar.log_text().contains(&format!("claimed window {id}"))
+    });
+    assert!(sidecar.terminate(Duration::from_secs(20)).success());
+    let o = trackers[0].wait_outcome(&id, Duration::from_secs(5));
+    let log = sidecar.log_text();
+    assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{log}");
+    assert_nothing_published(&dir.path().join("backups"));
+    let finished = finished_lines(&log);
+    assert_eq!(finished.len(), 1, "{log}");
+    assert!(
+        finished[0].contains("outcome=\"failed\"")
+            && finished[0].contains(&format!("window_id=\"{id}\""))
+            && finished[0].contains("the sidecar is shutting down"),
+        "{}",
+        finished[0]
+    );
 }
 
 /// The same under `reachable`: two partial backups, each naming the

@@ -22,6 +22,7 @@
 //! content, per engine ([`check_artifact`], or the streamed-content check
 //! of an artifact whose source was hashed while it was read).
 
+pub mod db_lock;
 pub mod files;
 pub mod mysql;
 mod pinned_passes;

@@ -328,7 +328,8 @@ fn mysql_query(cfg: &MysqlConfig, sql: &str) -> anyhow::Result<String> {
 
 /// Imports the dump into `database` (default: the configured one) with the
 /// `mysql` client, creating the database if needed; a database that
-/// already has tables needs `force`.
+/// already has tables needs `force`. Another restore into the same
+/// database is refused (see `db_lock.rs`).
 pub fn restore(
     artifact: &Path,
     database: Option<&str>,
@@ -344,6 +345,9 @@ pub fn restore(
         valid_db_name(&db),
         "database name {db:?} is not allowed (letters, digits, _ $ - only)"
     );
+    // Held until the import has ended: the table count runs under it.
+    let server = format!("{}:{}", cfg.host, cfg.port);
+    let _lock = super::db_lock::mysql(tool_command(cfg, &client_program(cfg)?), &db, &server)?;
     let tables: u64 = mysql_query(
         cfg,
         &format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='{db}'"),

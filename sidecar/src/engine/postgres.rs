@@ -406,6 +406,7 @@ fn valid_db_name(name: &str) -> bool {
 /// Restores the archive into `database` with `pg_restore`, creating the
 /// database if needed; a database that already has tables needs `force`
 /// (then existing objects are dropped first: `--clean --if-exists`).
+/// Another restore into the same database is refused (see `db_lock.rs`).
 pub fn restore(
     artifact: &Path,
     database: Option<&str>,
@@ -421,6 +422,10 @@ pub fn restore(
         valid_db_name(&db),
         "database name {db:?} is not allowed (letters, digits, _ - only, at most 63)"
     );
+    // Held until pg_restore has ended: the table count runs under it.
+    let server = format!("{}:{}", cfg.host, cfg.port);
+    let admin = connect_options(cfg, "postgres", "restore lock");
+    let _lock = super::db_lock::postgres(admin, &db, &server)?;
     let admin = connect_options(cfg, "postgres", "restore");
     let target = connect_options(cfg, &db, "restore");
     let db2 = db.clone();

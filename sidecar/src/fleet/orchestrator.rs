@@ -333,11 +333,16 @@ impl<'a> Fleet<'a> {
     /// resumes), with the same report. `before_backup`: the round ends
     /// before its backup started, so this writes the round's `backup
     /// finished` line (a running backup writes its own when it stops).
+    ///
+    /// A round in which nothing was claimed is no backup: that is an idle
+    /// sidecar shutting down (a failed `require` decision and a lost lease
+    /// need a claimed window). It ends nothing and writes no line, or every
+    /// restart would add a failed backup to the log's history.
     async fn abandon(&mut self, round: &SharedRound, why: &str, before_backup: bool) {
         let (report, targets, window) = {
             let mut r = lock(round);
             if r.slots.iter().all(Option::is_none) {
-                return; // nothing was claimed: nothing to end
+                return;
             }
             let window = r.name_window();
             r.cancelled.get_or_insert_with(|| why.to_owned());

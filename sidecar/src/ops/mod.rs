@@ -7,11 +7,18 @@ pub mod verify;
 
 use std::path::{Path, PathBuf};
 
+/// True when `dir` holds something named `manifest.json`, of any kind: a
+/// link or a FIFO there is refused by name when the manifest is read, not
+/// taken for a missing manifest.
+fn has_manifest(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(crate::manifest::FILE_NAME)).is_ok()
+}
+
 /// Resolves a backup argument: a folder path, a folder name inside the
 /// backup dir, or `latest`.
 pub fn resolve_backup(backup_dir: &Path, arg: &str) -> anyhow::Result<PathBuf> {
     let direct = PathBuf::from(arg);
-    let candidate = if direct.join(crate::manifest::FILE_NAME).is_file() {
+    let candidate = if has_manifest(&direct) {
         direct
     } else {
         backup_dir.join(arg)
@@ -24,7 +31,7 @@ pub fn resolve_backup(backup_dir: &Path, arg: &str) -> anyhow::Result<PathBuf> {
         )
     })?;
     anyhow::ensure!(
-        resolved.join(crate::manifest::FILE_NAME).is_file(),
+        has_manifest(&resolved),
         "{} has no {}",
         resolved.display(),
         crate::manifest::FILE_NAME

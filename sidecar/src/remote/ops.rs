@@ -153,8 +153,17 @@ async fn manifest_state(remote: &Remote, name: &str) -> anyhow::Result<Option<Re
             return Err(anyhow::Error::from(e).context(format!("read the manifest of {name}")))
         }
     };
-    let text = got.bytes().await?;
     let what = format!("{name}/{}", manifest::FILE_NAME);
+    if got.meta.size > manifest::MAX_BYTES {
+        // Never read into memory: a manifest is a few KiB.
+        return Ok(Some(RemoteState::Invalid(format!(
+            "{what} is {} bytes, more than the {} bytes a manifest may have; \
+             it was not written by maintenance-sidecar, so this backup cannot be trusted",
+            got.meta.size,
+            manifest::MAX_BYTES
+        ))));
+    }
+    let text = got.bytes().await?;
     Ok(Some(match Manifest::from_json(&text, &what) {
         Ok(m) if m.name != name => RemoteState::Invalid(format!(
             "{what} names the backup {:?}, not the folder it lies in; \
@@ -443,4 +452,44 @@ pub async fn put_bytes(
         .put(&remote.key(backup, file), PutPayload::from(data))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incomplete(name: &str, last_modified: Option<DateTime<Utc>>) -> RemoteEntry {
+        RemoteEntry {
+            name: name.to_owned(),
+            state: RemoteState::Incomplete {
+                objects: 0,
+                bytes: 0,
+                last_modified,
+            },
+        }
+    }
+
+    fn names(list: &[(String, String)]) -> Vec<&str> {
+        list.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn an_incomplete_upload_whose_age_cannot_be_told_is_kept() {
+        let now = Utc::now();
+        let hours = |h| now - chrono::Duration::hours(h);
+        let entries = [
+            incomplete("unknown", None),
+            incomplete("old", Some(hours(25))),
+            incomplete("recent", Some(hours(1))),
+        ];
+        let p = plan(&entries, 7, 3, 24, now);
+        assert_eq!(names(&p.delete), ["old"], "{p:?}");
+        assert_eq!(names(&p.keep), ["unknown", "recent"], "{p:?}");
+        assert!(p.keep[0].1.contains("its age cannot be told"), "{p:?}");
+        // Even without any grace period: an upload that may be running
+        // right now is never taken for an old one.
+        let p = plan(&entries, 7, 3, 0, now);
+        assert_eq!(names(&p.delete), ["old", "recent"], "{p:?}");
+        assert_eq!(names(&p.keep), ["unknown"], "{p:?}");
+    }
 }

@@ -150,3 +150,80 @@ pub fn is_permanent(e: &anyhow::Error) -> bool {
         .iter()
         .any(|t| text.contains(t))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose text embeds its source's, as `object_store`'s do.
+    fn generic(xml: &str) -> anyhow::Error {
+        anyhow::Error::new(object_store::Error::Generic {
+            store: "S3",
+            source: xml.to_owned().into(),
+        })
+        .context("upload of b/a.zst failed")
+    }
+
+    #[test]
+    fn refused_keys_and_requests_are_permanent_and_passing_trouble_is_not() {
+        let permanent = [
+            anyhow::Error::new(object_store::Error::PermissionDenied {
+                path: "b/a.zst".into(),
+                source: "403 Forbidden".into(),
+            })
+            .context("start the multipart upload"),
+            anyhow::Error::new(object_store::Error::Unauthenticated {
+                path: "b/a.zst".into(),
+                source: "401".into(),
+            }),
+            generic("<Error><Code>NoSuchBucket</Code></Error>"),
+            generic("<Error><Code>SignatureDoesNotMatch</Code></Error>"),
+            generic("<Error><Code>InvalidAccessKeyId</Code></Error>"),
+            generic("Server returned non-2xx status code: 403 Forbidden: AccessDenied"),
+            anyhow::anyhow!("a.zst: not uploading a corrupted artifact: sha256 differs"),
+        ];
+        for e in &permanent {
+            assert!(is_permanent(e), "{e:#}");
+        }
+        let passing = [
+            generic("Server returned non-2xx status code: 503 Service Unavailable: SlowDown"),
+            generic("error sending request: Connection refused"),
+            anyhow::Error::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "operation timed out",
+            ))
+            .context("upload part 3"),
+            anyhow::Error::new(object_store::Error::NotFound {
+                path: "b/manifest.json".into(),
+                source: "404".into(),
+            }),
+        ];
+        for e in &passing {
+            assert!(!is_permanent(e), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn chain_text_says_each_cause_once() {
+        let xml = "<Error><Code>NoSuchBucket</Code></Error>";
+        let e = generic(xml);
+        // `{e:#}` repeats the source the object_store error already holds.
+        assert_eq!(format!("{e:#}").matches(xml).count(), 2, "{e:#}");
+        let text = chain_text(&e);
+        assert_eq!(text.matches(xml).count(), 1, "{text}");
+        assert!(text.starts_with("upload of b/a.zst failed: "), "{text}");
+        // Causes with text of their own are all kept, in order.
+        let e = anyhow::anyhow!("connection reset")
+            .context("upload part 2")
+            .context("push 20261208T0300Z");
+        assert_eq!(
+            chain_text(&e),
+            "push 20261208T0300Z: upload part 2: connection reset"
+        );
+        // The hint goes first, once, also when described twice.
+        let once = describe_error(&e.context(xml));
+        assert!(once.starts_with("the bucket does not exist"), "{once}");
+        let again = describe_error(&anyhow::anyhow!(once.clone()));
+        assert_eq!(again, once);
+    }
+}

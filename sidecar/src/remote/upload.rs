@@ -78,8 +78,7 @@ async fn upload_all(remote: &Remote, dir: &Path, manifest: &Manifest) -> anyhow:
         .await?;
         bytes += a.size_bytes;
     }
-    let text = std::fs::read(dir.join(manifest::FILE_NAME))
-        .with_context(|| format!("read the manifest of {}", dir.display()))?;
+    let text = manifest::read_file(dir)?;
     let manifest_len = text.len() as u64;
     let key = remote.key(name, manifest::FILE_NAME);
     let payload = PutPayload::from(text);

@@ -284,3 +284,64 @@ pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> (Output, std
         }
     }
 }
+
+/// Two restores into one database, the first held at a gate: a wrapper
+/// script of the test's stands in for the import tool, touches `reached`
+/// and waits until `gate` exists. `first` runs until `reached` appears,
+/// then `second` runs to its end (or for 30 s: then the gate opens anyway,
+/// so a second restore that got past the lock fails the test instead of
+/// hanging it), then the gate opens and `first` ends. Returns both outputs.
+pub fn gated_restores(
+    first: &mut Command,
+    second: &mut Command,
+    reached: &Path,
+    gate: &Path,
+) -> (Output, Output) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut a = first
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !reached.exists() {
+        if a.try_wait().unwrap().is_some() {
+            let out = a.wait_with_output().unwrap();
+            panic!("the first restore ended before its import:\n{}", text(&out));
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no import started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::remove_file(reached).unwrap();
+    let mut b = second
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while b.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(gate, "").unwrap();
+    let b = b.wait_with_output().unwrap();
+    let a = a.wait_with_output().unwrap();
+    eprintln!("--- first:\n{}\n--- second:\n{}", text(&a), text(&b));
+    (a, b)
+}
+
+/// The body of a wrapper around `tool` that, when its last argument is
+/// `last`, touches `reached` and waits for `gate` before running it (see
+/// [`gated_restores`]); any other call runs `tool` at once.
+pub fn gate_script_body(tool: &str, last: &str, reached: &Path, gate: &Path) -> String {
+    format!(
+        "for a; do final=$a; done\n\
+         if [ \"$final\" = \"{last}\" ]; then\n\
+         touch '{r}'\n\
+         while [ ! -e '{g}' ]; do sleep 0.05; done\n\
+         fi\n\
+         exec {tool} \"$@\"",
+        r = reached.display(),
+        g = gate.display()
+    )
+}
