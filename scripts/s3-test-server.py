@@ -25,12 +25,18 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bootstrap")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bootstrap")
 
 import boto3  # noqa: E402
+from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
+from moto.s3.models import s3_backends  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 
 def main():
     port = int(sys.argv[1])
     bucket = sys.argv[2]
+    # The bucket exists before the port answers: a client retrying against
+    # a restarted server must never see it missing (a missing bucket is an
+    # error no retry can fix, and the sidecar does not retry it).
+    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].create_bucket(bucket, "us-east-1")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -41,14 +47,6 @@ def main():
         }
     else:
         key = create_user(endpoint)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"],
-    )
-    s3.create_bucket(Bucket=bucket)
     print(
         json.dumps(
             {
