@@ -358,6 +358,15 @@ fn a_files_restore_that_fails_restores_nothing() {
     assert!(names_in(&outside).is_empty(), "wrote outside the target");
 }
 
+/// `restore --to TARGET/` failed (exit 1) naming the missing folder.
+fn assert_refused_missing_folder(out: &std::process::Output, log: &str, target: &str) {
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!("--to {target}")) && log.contains("no such folder"),
+        "the error should name the missing folder: {log}"
+    );
+}
+
 #[test]
 fn a_missing_target_folder_is_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -368,11 +377,7 @@ fn a_missing_target_folder_is_refused_before_any_work() {
             .args(["restore", "latest", "--to"])
             .arg(&target));
         let log = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{log}");
-        assert!(
-            log.contains(&format!("--to {target}")) && log.contains("no such folder"),
-            "the error should name the missing folder: {log}"
-        );
+        assert_refused_missing_folder(&out, &log, &target);
         assert!(
             !log.contains("decompress") && !log.contains("rename"),
             "it worked before checking the target: {log}"
@@ -411,11 +416,7 @@ fn a_missing_target_folder_is_refused_before_any_download() {
         .args(["restore", "--remote", "latest", "--to"])
         .arg(&target));
     let log = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{log}");
-    assert!(
-        log.contains(&format!("--to {target}")) && log.contains("no such folder"),
-        "the error should name the missing folder: {log}"
-    );
+    assert_refused_missing_folder(&out, &log, &target);
     assert!(
         !log.contains("sqlite-tracker.db.zst"),
         "it downloaded before checking the target: {log}"

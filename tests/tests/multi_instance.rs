@@ -850,19 +850,25 @@ fn finished_lines(log: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Two SQLite trackers under `dir` (`t0`, `t1`), `reject` policy, each on
+/// a database of its own.
+fn two_sqlite_trackers(dir: &std::path::Path) -> Vec<Tracker> {
+    (0..2)
+        .map(|i| {
+            let d = dir.join(format!("t{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            Tracker::start(&d, &TrackerConfig::sqlite(&d, "reject"))
+        })
+        .collect()
+}
+
 /// Two SQLite trackers (their own databases: no backup is taken) behind
 /// one sidecar with `require = all` and a gather timeout of `gather` s.
 fn two_trackers_require_all(
     gather: &str,
 ) -> (tempfile::TempDir, Vec<Tracker>, Vec<(String, String)>) {
     let dir = tempdir();
-    let trackers: Vec<Tracker> = (0..2)
-        .map(|i| {
-            let d = dir.path().join(format!("t{i}"));
-            std::fs::create_dir_all(&d).unwrap();
-            Tracker::start(&d, &TrackerConfig::sqlite(&d, "reject"))
-        })
-        .collect();
+    let trackers = two_sqlite_trackers(dir.path());
     let mut env = sidecar_env(&trackers[0], &dir.path().join("backups"));
     let urls: Vec<String> = trackers
         .iter()
@@ -984,13 +990,7 @@ fn mariadb_windows_apart_beyond_the_tolerance_require_reachable_partial_backups_
 #[test]
 fn idle_sidecar_holds_one_long_poll_connection_per_coordinator() {
     let dir = tempdir();
-    let trackers: Vec<Tracker> = (0..2)
-        .map(|i| {
-            let d = dir.path().join(format!("t{i}"));
-            std::fs::create_dir_all(&d).unwrap();
-            Tracker::start(&d, &TrackerConfig::sqlite(&d, "reject"))
-        })
-        .collect();
+    let trackers = two_sqlite_trackers(dir.path());
     let config = dir.path().join("sidecar.toml");
     std::fs::write(&config, "[coordinator]\nlong_poll_secs = 2\n").unwrap();
     let mut env = sidecar_env(&trackers[0], &dir.path().join("backups"));
