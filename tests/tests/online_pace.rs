@@ -1,5 +1,5 @@
 //! An online backup reads the tracker's SQLite file from the disk no
-//! faster than `BACKUP_ONLINE_READ_LIMIT_MIBPS` (default 32 MiB/s), so the
+//! faster than `BACKUP_ONLINE_READ_LIMIT_MIBPS` (default 64 MiB/s), so the
 //! tracker's own reads and fsyncs are not queued behind it; `0` reads as
 //! fast as the disk gives. The file is a real WAL-mode SQLite file on a
 //! real disk (the target folder: a tmpfs has no disk reads to count),
@@ -59,7 +59,7 @@ fn an_online_backup_reads_the_disk_no_faster_than_its_limit() {
 
     // Unset: the default pace.
     let (log, _) = online_backup(&db, &backups, None);
-    assert!(log.contains("online read paced at 32 MiB/s"), "{log}");
+    assert!(log.contains("online read paced at 64 MiB/s"), "{log}");
 
     // 0: no pace at all.
     let (log, _) = online_backup(&db, &backups, Some("0"));

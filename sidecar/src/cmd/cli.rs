@@ -25,7 +25,7 @@ Without MAINTENANCE_URL, `run` takes online backups in the sidecar's own
 window: BACKUP_WINDOW=\"HH:MM-HH:MM\", BACKUP_TIMEZONE (IANA, default UTC);
 the SQLite pin is bounded by BACKUP_SQLITE_WAL_LIMIT_MIB (1024) and
 BACKUP_SQLITE_PIN_TIMEOUT (30 s); the file is read from the disk at most at
-BACKUP_ONLINE_READ_LIMIT_MIBPS (32 MiB/s; 0 = no limit).
+BACKUP_ONLINE_READ_LIMIT_MIBPS (64 MiB/s; 0 = no limit).
 
 Exit codes: 0 success, 1 backup/verify/restore failed, 2 usage or configuration error,
 4 `once --online` refused: a database cannot be copied online (nothing read).";

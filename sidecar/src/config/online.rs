@@ -14,7 +14,7 @@ use super::{parse, ConfigError};
 pub const DEFAULT_WAL_LIMIT_MIB: u64 = 1024;
 
 /// Default read rate of an online backup's SQLite file, in MiB a second.
-pub const DEFAULT_READ_LIMIT_MIBPS: u64 = 32;
+pub const DEFAULT_READ_LIMIT_MIBPS: u64 = 64;
 
 /// Default time to get the pin (checkpoint retries included), in seconds.
 pub const DEFAULT_PIN_TIMEOUT_SECS: u64 = 30;
