@@ -810,6 +810,16 @@ impl Api {
 // ---------------------------------------------------------------------------
 // Sidecar
 
+/// `MAINTENANCE_URL` for one sidecar serving every tracker in `trackers`:
+/// their maintenance APIs, comma-separated.
+pub fn maintenance_urls(trackers: &[Tracker]) -> String {
+    trackers
+        .iter()
+        .map(|t| format!("http://{}", t.maintenance.unwrap()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Environment of a sidecar pointed at `tracker` (SQLite engine when the
 /// tracker uses SQLite), backing up into `backups`.
 pub fn sidecar_env(tracker: &Tracker, backups: &Path) -> Vec<(String, String)> {

@@ -194,11 +194,7 @@ fn fleet_of(
     let backups = dir.path().join("backups");
     let mut env = sidecar_env(&trackers[0], &backups);
     env.extend(server.sidecar_env());
-    let urls: Vec<String> = trackers
-        .iter()
-        .map(|t| format!("http://{}", t.maintenance.unwrap()))
-        .collect();
-    set_env(&mut env, "MAINTENANCE_URL", &urls.join(","));
+    set_env(&mut env, "MAINTENANCE_URL", &maintenance_urls(&trackers));
     set_env(&mut env, "MAINTENANCE_REQUIRE", require);
     set_env(&mut env, "MAINTENANCE_GATHER_TIMEOUT", "10");
     for (k, v) in extra {
@@ -870,11 +866,7 @@ fn two_trackers_require_all(
     let dir = tempdir();
     let trackers = two_sqlite_trackers(dir.path());
     let mut env = sidecar_env(&trackers[0], &dir.path().join("backups"));
-    let urls: Vec<String> = trackers
-        .iter()
-        .map(|t| format!("http://{}", t.maintenance.unwrap()))
-        .collect();
-    set_env(&mut env, "MAINTENANCE_URL", &urls.join(","));
+    set_env(&mut env, "MAINTENANCE_URL", &maintenance_urls(&trackers));
     set_env(&mut env, "MAINTENANCE_REQUIRE", "all");
     set_env(&mut env, "MAINTENANCE_GATHER_TIMEOUT", gather);
     (dir, trackers, env)
@@ -994,11 +986,7 @@ fn idle_sidecar_holds_one_long_poll_connection_per_coordinator() {
     let config = dir.path().join("sidecar.toml");
     std::fs::write(&config, "[coordinator]\nlong_poll_secs = 2\n").unwrap();
     let mut env = sidecar_env(&trackers[0], &dir.path().join("backups"));
-    let urls: Vec<String> = trackers
-        .iter()
-        .map(|t| format!("http://{}", t.maintenance.unwrap()))
-        .collect();
-    set_env(&mut env, "MAINTENANCE_URL", &urls.join(","));
+    set_env(&mut env, "MAINTENANCE_URL", &maintenance_urls(&trackers));
     set_env(&mut env, "SIDECAR_CONFIG", &config.display().to_string());
     let conns: Vec<ConnectionCounter> = trackers
         .iter()
@@ -1012,7 +1000,8 @@ fn idle_sidecar_holds_one_long_poll_connection_per_coordinator() {
     });
     // Three long-polls of 2 s on each coordinator.
     std::thread::sleep(Duration::from_secs(7));
-    for (c, url) in conns.into_iter().zip(&urls) {
+    for (c, t) in conns.into_iter().zip(&trackers) {
+        let url = t.maintenance.unwrap();
         assert_eq!(c.finish(), 1, "connections opened to {url}");
     }
     assert!(

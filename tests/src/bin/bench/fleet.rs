@@ -70,11 +70,7 @@ fn one_size(m: &Maria, dir: &Path, n: usize, windows: usize) -> Figures {
     let backups = dir.join("backups");
     let mut env = sidecar_env(&trackers[0], &backups);
     env.extend(m.sidecar_env(&db.name));
-    let urls: Vec<String> = trackers
-        .iter()
-        .map(|t| format!("http://{}", t.maintenance.unwrap()))
-        .collect();
-    set_env(&mut env, "MAINTENANCE_URL", &urls.join(","));
+    set_env(&mut env, "MAINTENANCE_URL", &maintenance_urls(&trackers));
     set_env(&mut env, "BACKUP_KEEP_LAST", "1");
     set_env(&mut env, "BACKUP_RETENTION_DAYS", "0");
     let sidecar = spawn_sidecar(dir, "fleet", &env);
