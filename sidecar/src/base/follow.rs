@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+/// What a follower's read says when the writer was dropped unfinished: a
+/// consequence of the writer's own failure, which that writer reports.
+pub const ABANDONED: &str = "its writing stopped before the end";
+
 use crate::base::cancel::CancelToken;
 use crate::base::writeback::WritebackPacer;
 
@@ -165,7 +169,7 @@ impl Follower {
                 End::Finished => return Ok(0),
                 End::Abandoned => {
                     return Err(io::Error::other(format!(
-                        "{}: its writing stopped before the end",
+                        "{}: {ABANDONED}",
                         self.path.display()
                     )))
                 }

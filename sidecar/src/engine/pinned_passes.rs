@@ -33,7 +33,7 @@ use anyhow::Context;
 use super::sqlite_check::pragma_check;
 use super::EngineContext;
 use crate::base::cancel::CancelToken;
-use crate::base::follow::Follower;
+use crate::base::follow::{Follower, ABANDONED};
 use crate::base::hashing::{sha256_reader, HashingReader};
 use crate::base::read_ahead::ReadAhead;
 use crate::base::read_pace::{PacedReader, ReadPace};
@@ -155,7 +155,11 @@ impl Pass<'_> {
         let secs = started.elapsed().as_secs_f64();
         match &result {
             Ok(_) => tracing::info!("pinned pass {}: done in {secs:.1} s", self.name),
-            Err(e) if self.passes.is_cancelled() => {
+            // A follower whose writer was dropped unfinished only echoes
+            // the writer's failure (a full disk, say): the pass that wrote
+            // reports the cause and stops the others, however the threads
+            // raced.
+            Err(e) if self.passes.is_cancelled() || format!("{e:#}").contains(ABANDONED) => {
                 tracing::info!(
                     "pinned pass {}: stopped after {secs:.1} s ({e:#})",
                     self.name
