@@ -243,12 +243,7 @@ impl Fleet {
 /// restore holds exactly the completions acknowledged before the windows.
 fn three_instances_one_backup(server: &Server, require: &str) {
     let f = fleet(server, require, &[]);
-    let sidecar = spawn_sidecar(f.d(), "fleet", &f.env);
-    wait_until(Duration::from_secs(10), "sidecar waiting", || {
-        sidecar
-            .log_text()
-            .contains("waiting for maintenance windows")
-    });
+    let sidecar = spawn_waiting_sidecar(f.d(), "fleet", &f.env);
     let loads: Vec<Load> = f
         .trackers
         .iter()
@@ -566,12 +561,7 @@ fn quiesce_fails_on_one(server: &Server, require: &str) -> (Fleet, Proc, Vec<Str
         "reject",
     ));
     let f = fleet_of(dir, trackers, server, require, &[]);
-    let sidecar = spawn_sidecar(f.d(), "fleet", &f.env);
-    wait_until(Duration::from_secs(10), "sidecar waiting", || {
-        sidecar
-            .log_text()
-            .contains("waiting for maintenance windows")
-    });
+    let sidecar = spawn_waiting_sidecar(f.d(), "fleet", &f.env);
     let h = info_hash(18, 1);
     for (i, t) in f.trackers.iter().enumerate() {
         complete_n(t, &h, 1 + 100 * i as u32, 1);
@@ -713,12 +703,7 @@ fn mariadb_windows_opening_seconds_apart_within_the_tolerance_make_one_backup() 
     let Some(m) = maria() else { return };
     let server = Server::maria(m);
     let f = fleet(&server, "all", &[]);
-    let sidecar = spawn_sidecar(f.d(), "fleet", &f.env);
-    wait_until(Duration::from_secs(10), "sidecar waiting", || {
-        sidecar
-            .log_text()
-            .contains("waiting for maintenance windows")
-    });
+    let sidecar = spawn_waiting_sidecar(f.d(), "fleet", &f.env);
     let mut ids = Vec::new();
     for (i, t) in f.trackers.iter().enumerate() {
         if i > 0 {
@@ -756,12 +741,7 @@ fn windows_apart_beyond_the_tolerance(
     require: &str,
 ) -> (Fleet, Proc, Vec<String>, Vec<WindowOutcome>) {
     let f = fleet(server, require, &[("MAINTENANCE_GATHER_TIMEOUT", "2")]);
-    let sidecar = spawn_sidecar(f.d(), "fleet", &f.env);
-    wait_until(Duration::from_secs(10), "sidecar waiting", || {
-        sidecar
-            .log_text()
-            .contains("waiting for maintenance windows")
-    });
+    let sidecar = spawn_waiting_sidecar(f.d(), "fleet", &f.env);
     let mut ids: Vec<String> = f.trackers[..2]
         .iter()
         .map(|t| t.api().open_window(60))
@@ -839,6 +819,18 @@ fn mariadb_windows_apart_beyond_the_tolerance_require_all_every_round_fails_noth
     }
 }
 
+/// `maintenance-sidecar run` (see `spawn_sidecar`), once it is waiting
+/// for maintenance windows.
+fn spawn_waiting_sidecar(dir: &std::path::Path, name: &str, env: &[(String, String)]) -> Proc {
+    let sidecar = spawn_sidecar(dir, name, env);
+    wait_until(Duration::from_secs(10), "sidecar waiting", || {
+        sidecar
+            .log_text()
+            .contains("waiting for maintenance windows")
+    });
+    sidecar
+}
+
 /// The sidecar's `backup finished` lines.
 fn finished_lines(log: &str) -> Vec<&str> {
     log.lines()
@@ -879,12 +871,7 @@ fn two_trackers_require_all(
 #[test]
 fn an_instance_never_ready_under_require_all_ends_the_round_with_one_failed_summary_line() {
     let (dir, trackers, env) = two_trackers_require_all("2");
-    let sidecar = spawn_sidecar(dir.path(), "never-ready", &env);
-    wait_until(Duration::from_secs(10), "sidecar waiting", || {
-        sidecar
-            .log_text()
-            .contains("waiting for maintenance windows")
-    });
+    let sidecar = spawn_waiting_sidecar(dir.path(), "never-ready", &env);
     let id = trackers[0].api().open_window(60);
     let o = trackers[0].wait_outcome(&id, Duration::from_secs(20));
     let log = sidecar.log_text();
@@ -910,20 +897,12 @@ fn an_instance_never_ready_under_require_all_ends_the_round_with_one_failed_summ
 #[test]
 fn a_shutdown_while_gathering_ends_the_round_with_one_failed_summary_line() {
     let (dir, trackers, env) = two_trackers_require_all("60");
-    let mut idle = spawn_sidecar(dir.path(), "idle", &env);
-    wait_until(Duration::from_secs(10), "sidecar waiting", || {
-        idle.log_text().contains("waiting for maintenance windows")
-    });
+    let mut idle = spawn_waiting_sidecar(dir.path(), "idle", &env);
     assert!(idle.terminate(Duration::from_secs(20)).success());
     let log = idle.log_text();
     assert!(finished_lines(&log).is_empty(), "{log}");
 
-    let mut sidecar = spawn_sidecar(dir.path(), "gathering", &env);
-    wait_until(Duration::from_secs(10), "sidecar waiting", || {
-        sidecar
-            .log_text()
-            .contains("waiting for maintenance windows")
-    });
+    let mut sidecar = spawn_waiting_sidecar(dir.path(), "gathering", &env);
     let id = trackers[0].api().open_window(60);
     wait_until(Duration::from_secs(20), "the window claimed", || {
         sidecar.log_text().contains(&format!("claimed window {id}"))
@@ -992,12 +971,7 @@ fn idle_sidecar_holds_one_long_poll_connection_per_coordinator() {
         .iter()
         .map(|t| ConnectionCounter::start(t.maintenance.unwrap()))
         .collect();
-    let mut sidecar = spawn_sidecar(dir.path(), "idle", &env);
-    wait_until(Duration::from_secs(10), "the sidecar waiting", || {
-        sidecar
-            .log_text()
-            .contains("waiting for maintenance windows")
-    });
+    let mut sidecar = spawn_waiting_sidecar(dir.path(), "idle", &env);
     // Three long-polls of 2 s on each coordinator.
     std::thread::sleep(Duration::from_secs(7));
     for (c, t) in conns.into_iter().zip(&trackers) {

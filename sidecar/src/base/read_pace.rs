@@ -70,21 +70,33 @@ impl ReadPace {
 pub struct PacedReader<R> {
     inner: R,
     pace: ReadPace,
+    /// The reading thread's disk reads counted so far, taken on the first
+    /// read (the reader may be built on one thread and read on another).
+    counted: Option<u64>,
 }
 
 impl<R> PacedReader<R> {
     /// Wraps `inner`, paced by `pace`.
     pub fn new(inner: R, pace: ReadPace) -> Self {
-        PacedReader { inner, pace }
+        PacedReader {
+            inner,
+            pace,
+            counted: None,
+        }
     }
 }
 
 impl<R: Read> Read for PacedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let before = thread_disk_reads();
+        if self.counted.is_none() {
+            self.counted = thread_disk_reads();
+        }
         let n = self.inner.read(buf)?;
-        let fetched = match (before, thread_disk_reads()) {
-            (Some(before), Some(after)) => after.saturating_sub(before),
+        let fetched = match (self.counted, thread_disk_reads()) {
+            (Some(before), Some(now)) => {
+                self.counted = Some(now);
+                now.saturating_sub(before)
+            }
             _ => n as u64,
         };
         let wait = self.pace.add(fetched);

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use maintenance_e2e::torrust::*;
 use maintenance_e2e::*;
 
-use super::percentile;
+use super::{median, percentile};
 
 /// An online backup by this build with settings of its own (`--variant`).
 #[derive(Debug, Clone)]
@@ -208,7 +208,7 @@ fn phase(samples: &[Sample], ranges: &[(f64, f64)]) -> Phase {
     let (p50_ms, p99_ms) = if served.is_empty() {
         (f64::NAN, f64::NAN)
     } else {
-        (percentile(&mut served, 0.5), percentile(&mut served, 0.99))
+        (median(&served), percentile(&mut served, 0.99))
     };
     Phase {
         announces: within.len(),
