@@ -661,17 +661,8 @@ fn mariadb_quiesce_fails_on_one_instance_require_all_the_others_resume_at_once_n
     let log = sidecar.log_text();
     assert!(!log.contains("published"), "{log}");
     // Like every backup, the failed round ends with one summary line.
-    let finished: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("backup finished"))
-        .collect();
-    assert_eq!(finished.len(), 1, "{log}");
-    assert!(
-        finished[0].contains("outcome=\"failed\"")
-            && finished[0].contains("cancelled on every instance"),
-        "{}",
-        finished[0]
-    );
+    let line = one_failed_summary_line(&log);
+    assert!(line.contains("cancelled on every instance"), "{line}");
 }
 
 #[test]
@@ -838,6 +829,18 @@ fn finished_lines(log: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The log's one `backup finished` line, which says the backup failed.
+fn one_failed_summary_line(log: &str) -> &str {
+    let finished = finished_lines(log);
+    assert_eq!(finished.len(), 1, "{log}");
+    assert!(
+        finished[0].contains("outcome=\"failed\""),
+        "{}",
+        finished[0]
+    );
+    finished[0]
+}
+
 /// Two SQLite trackers under `dir` (`t0`, `t1`), `reject` policy, each on
 /// a database of its own.
 fn two_sqlite_trackers(dir: &std::path::Path) -> Vec<Tracker> {
@@ -878,15 +881,12 @@ fn an_instance_never_ready_under_require_all_ends_the_round_with_one_failed_summ
     assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{log}");
     assert_eq!(trackers[1].status().state, State::Idle);
     assert_nothing_published(&dir.path().join("backups"));
-    let finished = finished_lines(&log);
-    assert_eq!(finished.len(), 1, "{log}");
+    let line = one_failed_summary_line(&log);
     assert!(
-        finished[0].contains("outcome=\"failed\"")
-            && finished[0].contains(&format!("window_id=\"{id}\""))
-            && finished[0].contains("instance(s) missing, require = all")
-            && finished[0].contains("not ready within 2 s"),
-        "{}",
-        finished[0]
+        line.contains(&format!("window_id=\"{id}\""))
+            && line.contains("instance(s) missing, require = all")
+            && line.contains("not ready within 2 s"),
+        "{line}"
     );
 }
 
@@ -912,14 +912,11 @@ fn a_shutdown_while_gathering_ends_the_round_with_one_failed_summary_line() {
     let log = sidecar.log_text();
     assert_eq!(o.outcome, Outcome::Failed, "{o:?}\n{log}");
     assert_nothing_published(&dir.path().join("backups"));
-    let finished = finished_lines(&log);
-    assert_eq!(finished.len(), 1, "{log}");
+    let line = one_failed_summary_line(&log);
     assert!(
-        finished[0].contains("outcome=\"failed\"")
-            && finished[0].contains(&format!("window_id=\"{id}\""))
-            && finished[0].contains("the sidecar is shutting down"),
-        "{}",
-        finished[0]
+        line.contains(&format!("window_id=\"{id}\""))
+            && line.contains("the sidecar is shutting down"),
+        "{line}"
     );
 }
 
